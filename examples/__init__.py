@@ -1,0 +1,1 @@
+"""A reference notifier under test, and its deliberately flawed variant."""
