@@ -1,0 +1,46 @@
+"""Human durations (`500ms`, `30s`, `2m`, `1h30m`) and rates (`20/s`, `120/m`) as typed values."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Return seconds for `30s`, `2m`, `1m30s`, `250ms` or a bare number of seconds."""
+    if isinstance(text, bool):
+        raise ValueError("expected a duration such as 30s, 2m or 500ms")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(text)
+    compact = text.replace(" ", "")
+    parts = _PART.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"expected a duration such as 30s, 2m or 500ms, got {text!r}")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def parse_rate(text: str | float | int) -> float:
+    """Return events per second for `20/s`, `300/m`, `10/h` or a bare number per second."""
+    if isinstance(text, bool):
+        raise ValueError("expected a rate such as 20/s or 300/m")
+    if isinstance(text, int | float):
+        return float(text)
+    match = _RATE.match(text)
+    if match is None:
+        raise ValueError(f"expected a rate such as 20/s or 300/m, got {text!r}")
+    return float(match.group(1)) / _UNIT_SECONDS[match.group(2)]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds, written in a scenario as `30s`, `2m`, `500ms`."""
+
+Rate = Annotated[float, BeforeValidator(parse_rate)]
+"""Events per second, written in a scenario as `20/s` or `300/m`."""

@@ -1,0 +1,198 @@
+"""The run journal: typed events, appended to one JSON-lines file per writing process.
+
+Every process that writes (the harness, the mocks) owns one file, so no lock is shared. Each event
+carries its source, a per-source sequence number and a wall-clock time; reading merges the files
+in time order. A file cut short by a crash loses at most its last, half-written line.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from harness.errors import JournalError
+from harness.scenario import Scenario
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    t: float = 0.0
+    source: str = ""
+    seq: int = 0
+
+
+class RunStarted(_Event):
+    """The run began; it carries the scenario so that the journal alone can be scored."""
+
+    kind: Literal["run.started"] = "run.started"
+    scenario: Scenario
+    toxiproxy_version: str
+
+
+class RunEnded(_Event):
+    """The run stopped: completed, interrupted (Ctrl-C) or failed (with the reason)."""
+
+    kind: Literal["run.ended"] = "run.ended"
+    status: Literal["completed", "interrupted", "failed"]
+    reason: str = ""
+
+
+class ComponentReady(_Event):
+    """A component of the topology is up: its name, process id and address."""
+
+    kind: Literal["component.ready"] = "component.ready"
+    component: str
+    pid: int | None = None
+    address: str = ""
+
+
+class ReminderOwed(_Event):
+    """The ledger made a reminder due: what the borrower must receive, and by when."""
+
+    kind: Literal["reminder.owed"] = "reminder.owed"
+    reminder_id: str
+    ref: str
+    loan_ref: str
+    name: str
+    phone: str
+    amount: str
+    due_date: str
+    remind_at: float
+    send_by: float
+
+
+class SendRecorded(_Event):
+    """A vendor mock accepted a message and the handset received it at `inbox_at`."""
+
+    kind: Literal["send.recorded"] = "send.recorded"
+    vendor: str
+    message_id: str
+    to: str
+    body: str
+    client_ref: str | None = None
+    inbox_at: float
+    request: dict[str, Any] = {}
+
+
+class FaultApplied(_Event):
+    """A timeline step took effect (its real time is `t`)."""
+
+    kind: Literal["fault.applied"] = "fault.applied"
+    step: int
+    fault: str
+    link: str
+    params: dict[str, float | int | str] = {}
+
+
+class FaultReverted(_Event):
+    """A timeline step was undone, at its end or because the run stopped."""
+
+    kind: Literal["fault.reverted"] = "fault.reverted"
+    step: int
+    fault: str
+    link: str
+    error: str | None = None
+
+
+class AlertReceived(_Event):
+    """The notifier posted an alert to the alert sink."""
+
+    kind: Literal["alert.received"] = "alert.received"
+    body: dict[str, Any] | list[Any] | str
+
+
+class LoadFinished(_Event):
+    """Locust ended: its exit code and request totals."""
+
+    kind: Literal["load.finished"] = "load.finished"
+    exit_code: int | None
+    requests: int
+    failures: int
+
+
+Event = Annotated[
+    RunStarted | RunEnded | ComponentReady | ReminderOwed | SendRecorded | FaultApplied
+    | FaultReverted | AlertReceived | LoadFinished,
+    Field(discriminator="kind"),
+]
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+E = TypeVar("E", bound=_Event)
+
+
+class JournalWriter:
+    """Appends events of one source to `<dir>/<source>.jsonl`; safe to share between threads."""
+
+    def __init__(self, directory: Path, source: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"{source}.jsonl"
+        self.source = source
+        self._lock = threading.Lock()
+        self._seq = self._last_seq()
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def _last_seq(self) -> int:
+        # A restarted writer continues its own sequence instead of repeating numbers.
+        if not self.path.exists():
+            return 0
+        return sum(1 for _ in self.path.open(encoding="utf-8"))
+
+    def write(self, event: E) -> E:
+        """Stamp `event` with source, sequence and (unless set) time, append it, and return it."""
+        with self._lock:
+            self._seq += 1
+            stamped = event.model_copy(
+                update={"source": self.source, "seq": self._seq, "t": event.t or time.time()})
+            self._file.write(stamped.model_dump_json(by_alias=True) + "\n")
+            self._file.flush()
+        return stamped
+
+    def close(self) -> None:
+        """Close the file; later writes are an error."""
+        with self._lock:
+            self._file.close()
+
+
+@dataclass(frozen=True)
+class Journal:
+    """All events of a run, merged from every source and ordered by time."""
+
+    events: tuple[Event, ...]
+
+    def of(self, kind: type[E]) -> list[E]:
+        """The events of one type, in time order."""
+        return [event for event in self.events if isinstance(event, kind)]
+
+    def first(self, kind: type[E]) -> E | None:
+        """The earliest event of one type, if any."""
+        return next(iter(self.of(kind)), None)
+
+
+def read_journal(directory: Path) -> Journal:
+    """Merge every `*.jsonl` file under `directory` into one time-ordered Journal."""
+    events: list[Event] = []
+    for path in sorted(directory.glob("*.jsonl")):
+        events.extend(_read_file(path))
+    events.sort(key=lambda event: (event.t, event.source, event.seq))
+    return Journal(tuple(events))
+
+
+def _read_file(path: Path) -> Iterator[Event]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield _EVENT.validate_json(line)
+        except ValidationError as exc:
+            if number == len(lines):
+                return  # the writer died mid-line; everything before it is intact
+            reason = exc.errors()[0]["msg"]
+            raise JournalError(f"{path}:{number}: not a journal event: {reason}") from None
+

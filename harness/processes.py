@@ -1,0 +1,107 @@
+"""Child processes of a run: each in its own process group, logged to a file, always stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from harness.errors import StartupError
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def poll_until(probe: Callable[[], T | None], *, timeout: float, interval: float = 0.1,
+               abort: Callable[[], str | None] = lambda: None) -> T | None:
+    """Call `probe` until it returns something other than None or `timeout` passes.
+
+    `abort` is asked between tries; a message from it ends the wait early (a child died).
+    Returns the probe's value, or None on timeout; raises StartupError on abort.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value is not None:
+            return value
+        reason = abort()
+        if reason is not None:
+            raise StartupError("wait", reason)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+class ManagedProcess:
+    """One child process in a new session (so Ctrl-C reaches only the harness, which stops it)."""
+
+    def __init__(self, name: str, argv: Sequence[str], *, log_path: Path,
+                 env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.name = name
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            try:
+                self._popen = subprocess.Popen(
+                    list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    env=dict(env) if env is not None else None, cwd=cwd,
+                    start_new_session=True)
+            except OSError as exc:
+                raise StartupError(name, f"cannot start {argv[0]!r}: {exc.strerror}") from None
+
+    @property
+    def pid(self) -> int:
+        """The child's process id (also its process group id)."""
+        return self._popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once the child has ended, else None."""
+        return self._popen.poll()
+
+    def exited(self) -> str | None:
+        """A sentence saying the process ended, for `poll_until(abort=...)`; None while alive."""
+        code = self.returncode
+        return None if code is None else f"{self.name} exited with code {code}"
+
+    def wait(self, timeout: float) -> int | None:
+        """Wait up to `timeout` seconds for the child to end; its exit code, or None."""
+        try:
+            return self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, grace: float = 5.0, signum: int = signal.SIGTERM) -> int | None:
+        """Send `signum` to the whole group, then SIGKILL after `grace` seconds."""
+        if self._popen.poll() is None:
+            self._signal_group(signum)
+            if self.wait(grace) is None:
+                self._signal_group(signal.SIGKILL)
+                self.wait(grace)
+        # Children the target forked may outlive it; the group takes them down too.
+        self._signal_group(signal.SIGKILL)
+        return self._popen.poll()
+
+    def _signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._popen.pid, signum)
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last `lines` lines the child wrote."""
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,289 @@
+"""The scenario model: one YAML file loaded into a validated, typed `Scenario`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from harness.durations import Duration, Rate
+from harness.errors import ScenarioError
+from harness.faults import NETWORK_FAULTS, check_params
+from harness.gates import Gate, parse_gate
+from mocks.catalogue import CREDENTIAL_KEYS
+
+GateExpr = Annotated[
+    Gate,
+    Field(json_schema_extra={"type": "string"}),
+    PlainSerializer(lambda gate: gate.expr, return_type=str),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Target(_Model):
+    """How to start the notifier under test and know it is ready (see docs/target-contract.md)."""
+
+    command: list[str] = Field(min_length=1)
+    cwd: str = "."
+    env: dict[str, str] = {}
+    health: str
+    ready_timeout: Duration = 30.0
+
+    @field_validator("health")
+    @classmethod
+    def _health_scheme(cls, value: str) -> str:
+        if not value.startswith(("http://", "tcp://")):
+            raise ValueError("expected an http:// URL or tcp://host:port")
+        return value
+
+
+class Vendor(_Model):
+    """One mock SMS vendor in this run."""
+
+    kind: Literal["twilio", "aliyun"]
+    sign_name: str = "示例银行"
+    templates: dict[str, str] = {}
+    report_url: str | None = None
+
+
+class Population(_Model):
+    """The borrowers Locust draws installments for."""
+
+    borrowers: int = Field(default=1000, ge=1)
+    locale: str = "zh_CN"
+
+
+class Correlation(_Model):
+    """How a delivered message is matched to the reminder it carries."""
+
+    body: str | None = None
+    client_ref: bool = False
+
+    @field_validator("body")
+    @classmethod
+    def _body_regex(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if "ref" not in compiled.groupindex:
+            raise ValueError("the expression needs a named group (?P<ref>...)")
+        return value
+
+    @model_validator(mode="after")
+    def _some_rule(self) -> Correlation:
+        if self.body is None and not self.client_ref:
+            raise ValueError("give a body expression, client_ref: true, or both")
+        return self
+
+
+class Reminders(_Model):
+    """How fast reminders fall due and how long each has to reach the inbox."""
+
+    rate: Rate = Field(gt=0)
+    window: Duration = Field(gt=0)
+    correlate: Correlation
+
+
+class Load(_Model):
+    """The Locust users that make installments fall due."""
+
+    users: int = Field(default=10, ge=1)
+    spawn_rate: Rate = Field(default=10.0, gt=0)
+
+
+class Step(_Model):
+    """One fault on the timeline: when, for how long, what, and where."""
+
+    at: Duration
+    duration: Duration | None = Field(default=None, alias="for")
+    fault: str
+    link: str
+    params: dict[str, float | int | str] = {}
+
+    @field_validator("fault")
+    @classmethod
+    def _known_fault(cls, value: str) -> str:
+        if value not in NETWORK_FAULTS:
+            raise ValueError(f"unknown fault {value!r}; known: {', '.join(NETWORK_FAULTS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _params_fit(self) -> Step:
+        check_params(NETWORK_FAULTS[self.fault], self.params)
+        return self
+
+
+class Scenario(_Model):
+    """A whole rehearsal: the target, its vendors, the load, the fault timeline and the gates."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    about: str = ""
+    seed: int = 0
+    duration: Duration = Field(gt=0)
+    drain: Duration | None = None
+    target: Target
+    vendors: dict[str, Vendor] = Field(min_length=1)
+    population: Population = Population()
+    reminders: Reminders
+    load: Load = Load()
+    timeline: list[Step] = []
+    gates: list[GateExpr] = []
+
+    @field_validator("vendors")
+    @classmethod
+    def _vendor_names(cls, value: dict[str, Vendor]) -> dict[str, Vendor]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+                raise ValueError(f"vendor name {name!r}: use lower-case letters, digits, _ or -")
+        return value
+
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _parse_gates(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [parse_gate(item) if isinstance(item, str) else item for item in value]
+        return value
+
+    @property
+    def drain_seconds(self) -> float:
+        """How long the run keeps watching after load stops: by default one reminder window."""
+        return self.reminders.window if self.drain is None else self.drain
+
+    @property
+    def links(self) -> list[str]:
+        """The Toxiproxy links of this run: the ledger and one per vendor."""
+        return ["ledger", *(f"vendors.{name}" for name in self.vendors)]
+
+    def placeholders(self) -> set[str]:
+        """Every placeholder name a target may use in this scenario."""
+        names = {"ledger.url", "alerts.url", "target.host", "target.port", "target.url",
+                 "run.dir", "run.seed"}
+        for name, vendor in self.vendors.items():
+            names |= {f"vendors.{name}.url", f"vendors.{name}.host", f"vendors.{name}.port"}
+            names |= {f"vendors.{name}.credentials.{key}" for key in CREDENTIAL_KEYS[vendor.kind]}
+        return names
+
+
+_PLACEHOLDER = re.compile(r"(?<!\{)\{([a-zA-Z0-9_.\-]+)\}(?!\})")
+
+
+def placeholders_in(text: str) -> list[str]:
+    """The placeholder names used in `text` (`{{`/`}}` are literal braces)."""
+    return _PLACEHOLDER.findall(text)
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    """Read and validate a scenario file; any problem is a ScenarioError with file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(path, None, f"cannot read the file: {exc.strerror}") from None
+    return parse_scenario(text, path)
+
+
+def parse_scenario(text: str, path: Path | str = "<scenario>") -> Scenario:
+    """Validate scenario YAML `text`; `path` is only used in error messages."""
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ScenarioError(path, line, f"not valid YAML: {exc.problem}") from None
+    if not isinstance(data, dict) or root is None:
+        raise ScenarioError(path, 1, "expected a mapping of scenario keys (name, target, ...)")
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(error["loc"])
+        raise ScenarioError(path, _line_of(root, loc), _describe(loc, error)) from None
+    _check_references(scenario, root, path)
+    return scenario
+
+
+def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> None:
+    """Checks that span sections: links name known vendors, placeholders are known."""
+    for index, step in enumerate(scenario.timeline):
+        if step.link not in scenario.links:
+            raise ScenarioError(
+                path, _line_of(root, ("timeline", index, "link")),
+                f"timeline[{index}].link: unknown link {step.link!r}; "
+                f"known: {', '.join(scenario.links)}")
+        if step.at >= scenario.duration:
+            raise ScenarioError(
+                path, _line_of(root, ("timeline", index, "at")),
+                f"timeline[{index}].at: starts at {step.at:g}s, after the run's "
+                f"{scenario.duration:g}s")
+    known = scenario.placeholders()
+    templated: list[tuple[tuple[str | int, ...], str]] = [
+        (("target", "health"), scenario.target.health),
+        *((("target", "command", i), arg) for i, arg in enumerate(scenario.target.command)),
+        *((("target", "env", key), value) for key, value in scenario.target.env.items()),
+        *((("vendors", name, "report_url"), vendor.report_url)
+          for name, vendor in scenario.vendors.items() if vendor.report_url),
+    ]
+    for loc, text in templated:
+        for name in placeholders_in(text):
+            if name not in known:
+                raise ScenarioError(
+                    path, _line_of(root, loc),
+                    f"{_dotted(loc)}: unknown placeholder {{{name}}}; "
+                    f"known: {', '.join(sorted(known))}")
+
+
+def _describe(loc: tuple[str | int, ...], error: Any) -> str:
+    where = _dotted(loc) or "scenario"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return f"{where}: required key is missing"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key"
+    return f"{where}: {message} (got {error.get('input')!r})"
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(root: yaml.Node, loc: tuple[str | int, ...]) -> int:
+    """The 1-based line of the YAML node at `loc`, or of its deepest existing parent."""
+    node = root
+    line = root.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    line = key.start_mark.line + 1
+                    node = value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

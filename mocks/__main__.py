@@ -1,0 +1,26 @@
+"""`python -m mocks CONFIG MANIFEST`: serve the mocks described in CONFIG, write MANIFEST."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from mocks.manifest import MocksConfig
+from mocks.server import serve
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of the mock process the harness starts."""
+    if len(argv) != 2:
+        print("usage: python -m mocks CONFIG.json MANIFEST.json", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = MocksConfig.model_validate_json(Path(argv[0]).read_text(encoding="utf-8"))
+    asyncio.run(serve(config, Path(argv[1])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

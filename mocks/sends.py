@@ -1,0 +1,50 @@
+"""The record of every send a vendor mock accepted, duplicates included, kept in the journal."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from harness.journal import JournalWriter, SendRecorded
+
+
+async def raw_request(request: web.Request) -> dict[str, object]:
+    """The request as it came over the wire, for the record."""
+    return {
+        "method": request.method,
+        "path": request.path,
+        "query": request.query_string,
+        "headers": dict(request.headers),
+        "body": (await request.read()).decode("utf-8", "replace"),
+    }
+
+
+class SendRecord:
+    """Appends accepted sends to the journal (flushed per send) and keeps them for the control API.
+
+    No vendor de-duplicates sends, so neither does the record.
+    """
+
+    def __init__(self, journal: JournalWriter) -> None:
+        self._journal = journal
+        self.sends: list[SendRecorded] = []
+
+    def add(self, *, vendor: str, message_id: str, to: str, body: str,
+            client_ref: str | None, request: dict[str, object]) -> SendRecorded:
+        """Record one message as received by the handset now."""
+        now = time.time()
+        send = self._journal.write(SendRecorded(
+            t=now, vendor=vendor, message_id=message_id, to=to, body=body,
+            client_ref=client_ref, inbox_at=now, request=request))
+        self.sends.append(send)
+        return send
+
+    def routes(self, vendor: str) -> list[web.RouteDef]:
+        """`GET /__notifychaos/sends`: this vendor's record, for humans and tests."""
+
+        async def listing(_: web.Request) -> web.Response:
+            mine = [s.model_dump(exclude={"request"}) for s in self.sends if s.vendor == vendor]
+            return web.json_response({"vendor": vendor, "sends": mine})
+
+        return [web.get("/__notifychaos/sends", listing)]

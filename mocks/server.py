@@ -1,0 +1,62 @@
+"""Serves every mock of a run in one process, each on its own loopback port; writes the manifest."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from harness.journal import JournalWriter
+from mocks import alerts, aliyun, ledger, twilio
+from mocks.catalogue import issue_credentials
+from mocks.manifest import Manifest, MocksConfig, VendorEndpoint
+from mocks.sends import SendRecord
+
+
+async def _serve(app: web.Application, runners: list[web.AppRunner]) -> str:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    runners.append(runner)
+    host, port = runner.addresses[0][:2]
+    return f"http://{host}:{port}"
+
+
+async def serve(config: MocksConfig, manifest_path: Path) -> None:
+    """Serve until SIGTERM or SIGINT; the manifest appears (atomically) once all ports listen."""
+    journal = JournalWriter(Path(config.journal_dir), "mocks")
+    record = SendRecord(journal)
+    rng = random.Random(config.seed)
+    runners: list[web.AppRunner] = []
+    try:
+        ledger_url = await _serve(
+            ledger.create_app(ledger.Ledger(journal, config.window, config.seed)), runners)
+        alerts_url = await _serve(alerts.create_app(journal), runners) + "/alerts"
+        vendors: dict[str, VendorEndpoint] = {}
+        for name, vendor in config.vendors.items():
+            credentials = issue_credentials(vendor.kind, rng)
+            if vendor.kind == "twilio":
+                app = twilio.create_app(name, credentials, record)
+            else:
+                app = aliyun.create_app(name, vendor, credentials, record, config.seed)
+            vendors[name] = VendorEndpoint(
+                kind=vendor.kind, url=await _serve(app, runners), credentials=credentials)
+        manifest = Manifest(pid=os.getpid(), ledger_url=ledger_url, alerts_url=alerts_url,
+                            vendors=vendors)
+        partial = manifest_path.with_suffix(".tmp")
+        partial.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+        partial.replace(manifest_path)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+        journal.close()
