@@ -33,7 +33,6 @@ class RunStarted(_Event):
 
     kind: Literal["run.started"] = "run.started"
     scenario: Scenario
-    toxiproxy_version: str
 
 
 class RunEnded(_Event):
@@ -45,12 +44,13 @@ class RunEnded(_Event):
 
 
 class ComponentReady(_Event):
-    """A component of the topology is up: its name, process id and address."""
+    """A component of the topology is up: its name, process id, address and version."""
 
     kind: Literal["component.ready"] = "component.ready"
     component: str
     pid: int | None = None
     address: str = ""
+    version: str = ""
 
 
 class ReminderOwed(_Event):

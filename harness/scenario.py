@@ -181,12 +181,13 @@ class Scenario(_Model):
         return names
 
 
-_PLACEHOLDER = re.compile(r"(?<!\{)\{([a-zA-Z0-9_.\-]+)\}(?!\})")
+PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([a-zA-Z0-9_.\-]+)\}")
+"""A `{name}` placeholder (group 1), or an escaped `{{` / `}}` (no group)."""
 
 
 def placeholders_in(text: str) -> list[str]:
     """The placeholder names used in `text` (`{{`/`}}` are literal braces)."""
-    return _PLACEHOLDER.findall(text)
+    return [match.group(1) for match in PLACEHOLDER.finditer(text) if match.group(1)]
 
 
 def load_scenario(path: Path | str) -> Scenario:

@@ -1,0 +1,115 @@
+"""The `notifychaos` command: run, validate and re-score scenarios; exit 0 pass, 1 fail, 2 error."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+import click
+from rich.console import Console
+
+from harness.continuity import Scorecard, score
+from harness.errors import NotifyChaosError, StartupError
+from harness.journal import read_journal
+from harness.report import summary, write_scorecard
+from harness.run import Run, RunOptions, new_run_dir
+from harness.scenario import load_scenario
+
+PASSED, GATE_FAILED, NOT_RUN = 0, 1, 2
+
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(exc: NotifyChaosError, debug: bool) -> NoReturn:
+    if debug:
+        err.print_exception()
+    err.print(f"notifychaos: error: {exc}", markup=False, soft_wrap=True)
+    if isinstance(exc, StartupError) and exc.log_tail:
+        err.print(f"last lines of {exc.component}'s log:", style="dim")
+        err.print(exc.log_tail, markup=False, style="dim", soft_wrap=True)
+    sys.exit(NOT_RUN)
+
+
+def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _progress(message: str) -> None:
+    console.print(f"· {message}", style="dim", markup=False)
+
+
+def _report(run_dir: Path) -> Scorecard:
+    card = score(read_journal(run_dir / "journal"))
+    path = write_scorecard(run_dir, card)
+    console.print(summary(card))
+    console.print(f"scorecard: {path}", style="dim")
+    return card
+
+
+@click.group()
+@click.version_option(package_name="notifychaos")
+def main() -> None:
+    """Rehearse notification failures and score reminder continuity."""
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports"),
+              show_default=True, help="Folder under which the run folder is made.")
+@click.option("--toxiproxy-url", help="Use a running Toxiproxy server instead of starting one.")
+@click.option("--toxiproxy-bin", help="Path of the toxiproxy-server binary to start.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def run(scenario: Path, out: Path, toxiproxy_url: str | None, toxiproxy_bin: str | None,
+        debug: bool) -> None:
+    """Run SCENARIO end to end, score it, and exit with the gates' verdict."""
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        model = load_scenario(scenario)
+        run_dir = new_run_dir(out, model.name)
+    except NotifyChaosError as exc:
+        _fail(exc, debug)
+    console.print(f"run folder: {run_dir}", style="dim")
+    options = RunOptions(out=out, toxiproxy_url=toxiproxy_url, toxiproxy_binary=toxiproxy_bin)
+    try:
+        Run(model, run_dir, options, _progress).execute()
+    except KeyboardInterrupt:
+        err.print("notifychaos: interrupted; everything it started is stopped")
+        _report(run_dir)
+        sys.exit(NOT_RUN)
+    except NotifyChaosError as exc:
+        _fail(exc, debug)
+    card = _report(run_dir)
+    sys.exit(PASSED if card.passed else GATE_FAILED)
+
+
+@main.command()
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate(scenarios: tuple[Path, ...]) -> None:
+    """Check scenario files; print one line per problem, exit 2 if any."""
+    bad = 0
+    for path in scenarios:
+        try:
+            model = load_scenario(path)
+        except NotifyChaosError as exc:
+            err.print(f"notifychaos: error: {exc}", markup=False, soft_wrap=True)
+            bad += 1
+        else:
+            console.print(f"{path}: ok ({model.name}, {len(model.timeline)} fault steps, "
+                      f"{len(model.gates)} gates)", markup=False)
+    sys.exit(NOT_RUN if bad else PASSED)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def report(run_dir: Path, debug: bool) -> None:
+    """Score RUN_DIR again from its journal (also after an interrupted run)."""
+    try:
+        card = _report(run_dir)
+    except NotifyChaosError as exc:
+        _fail(exc, debug)
+    sys.exit(PASSED if card.passed else GATE_FAILED)

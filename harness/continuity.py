@@ -1,0 +1,254 @@
+"""The scorer: a pure function from a run's journal to its reminder-continuity scorecard."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.errors import JournalError
+from harness.journal import (
+    AlertReceived,
+    ComponentReady,
+    FaultApplied,
+    FaultReverted,
+    Journal,
+    LoadFinished,
+    ReminderOwed,
+    RunEnded,
+    RunStarted,
+    SendRecorded,
+)
+from harness.scenario import Correlation
+
+Outcome = Literal["on_time", "late", "missed", "wrong_content", "wrong_recipient"]
+OUTCOMES: tuple[Outcome, ...] = ("on_time", "late", "missed", "wrong_content", "wrong_recipient")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Latency(_Model):
+    """Seconds from "due to be sent" to the inbox, over reminders that arrived correctly."""
+
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class FaultFigures(_Model):
+    """One applied fault: when (seconds from the start of load) and how fast it was noticed."""
+
+    step: int
+    fault: str
+    link: str
+    applied_at: float
+    reverted_at: float | None
+    detection: float | None
+
+
+class LoadFigures(_Model):
+    """What the load generator did."""
+
+    exit_code: int | None
+    requests: int
+    failures: int
+
+
+class GateResult(_Model):
+    """One gate's verdict."""
+
+    expr: str
+    value: float | None
+    passed: bool
+
+
+class Scorecard(_Model):
+    """Everything a run is judged on; `scorecard.json` is this model."""
+
+    scenario: str
+    status: str
+    toxiproxy_version: str
+    started_at: str
+    ended_at: str | None
+    owed: int
+    unsettled: int
+    continuity: float
+    outcomes: dict[Outcome, int]
+    duplicates: int
+    unmatched: int
+    latency: Latency
+    longest_blackout: float
+    alerts: int
+    faults: list[FaultFigures]
+    load: LoadFigures | None
+    gates: list[GateResult]
+    passed: bool
+
+    def metric(self, name: str) -> float | None:
+        """The figure a gate names (see harness.gates.METRICS)."""
+        if name in OUTCOMES:
+            return float(self.outcomes[name])
+        if name.endswith("_latency"):
+            value = getattr(self.latency, name.removesuffix("_latency"))
+            return None if value is None else float(value)
+        return float(getattr(self, name))
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    outcome: Outcome
+    delivered_at: float | None
+    copies: int
+
+
+def _national(phone: str) -> str:
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if digits.startswith("0086"):
+        return digits[4:]
+    if digits.startswith("86") and len(digits) == 13:
+        return digits[2:]
+    return digits
+
+
+def _correlate(send: SendRecorded, rule: Correlation, refs: set[str]) -> tuple[str | None,
+                                                                              re.Match[str] | None]:
+    match = re.search(rule.body, send.body) if rule.body else None
+    if rule.client_ref and send.client_ref in refs:
+        return send.client_ref, match
+    if match is not None and match.group("ref") in refs:
+        return match.group("ref"), match
+    return None, match
+
+
+def _content_ok(reminder: ReminderOwed, match: re.Match[str] | None) -> bool:
+    if match is None:
+        return True  # correlated by client reference alone: the body has nothing to compare
+    groups = match.groupdict()
+    expected = {"amount": reminder.amount, "due_date": reminder.due_date}
+    return all(groups.get(key) in (None, value) for key, value in expected.items())
+
+
+def _judge(reminder: ReminderOwed, copies: Sequence[tuple[SendRecorded, re.Match[str] | None]]
+           ) -> _Verdict:
+    """The first correct delivery decides; wrong ones say why nothing correct came."""
+    wrong: Outcome | None = None
+    for send, match in copies:
+        if _national(send.to) != _national(reminder.phone):
+            wrong = wrong or "wrong_recipient"
+        elif not _content_ok(reminder, match):
+            wrong = wrong or "wrong_content"
+        else:
+            outcome: Outcome = "on_time" if send.inbox_at <= reminder.send_by else "late"
+            return _Verdict(outcome, send.inbox_at, len(copies))
+    return _Verdict(wrong or "missed", None, len(copies))
+
+
+def _percentile(values: Sequence[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[max(0, math.ceil(p * len(ordered)) - 1)], 3)
+
+
+def _longest_blackout(owed: Sequence[ReminderOwed], delivered: dict[str, float],
+                      end: float) -> float:
+    """Longest stretch with some reminder owed and not yet delivered, and no delivery at all."""
+    marks = sorted([(r.remind_at, 1) for r in owed] + [(t, -1) for t in delivered.values()])
+    pending, since, longest = 0, 0.0, 0.0
+    for when, change in marks:
+        if change < 0:
+            if pending > 0:
+                longest = max(longest, when - since)
+            since = when
+        elif pending == 0:
+            since = when
+        pending += change
+    if pending > 0:
+        longest = max(longest, end - since)
+    return round(longest, 3)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+def score(journal: Journal) -> Scorecard:
+    """Score a run from its journal alone; the scenario comes from its `run.started` event."""
+    started = journal.first(RunStarted)
+    if started is None:
+        raise JournalError("the journal has no run.started event: nothing to score")
+    scenario = started.scenario
+    ended = journal.first(RunEnded)
+    toxiproxy = next((c for c in journal.of(ComponentReady) if c.component == "toxiproxy"), None)
+    end = ended.t if ended else max(event.t for event in journal.events)
+
+    reminders = journal.of(ReminderOwed)
+    by_ref = {r.ref: r for r in reminders}
+    copies: dict[str, list[tuple[SendRecorded, re.Match[str] | None]]] = defaultdict(list)
+    unmatched = 0
+    for send in sorted(journal.of(SendRecorded), key=lambda s: s.inbox_at):
+        ref, match = _correlate(send, scenario.reminders.correlate, set(by_ref))
+        if ref is None:
+            unmatched += 1
+        else:
+            copies[ref].append((send, match))
+
+    verdicts = {r.ref: _judge(r, copies[r.ref]) for r in reminders}
+    # A reminder whose window outlasts the run and that has not arrived is not yet decided.
+    settled = [r for r in reminders
+               if verdicts[r.ref].delivered_at is not None or r.send_by <= end]
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for reminder in settled:
+        counts[verdicts[reminder.ref].outcome] += 1
+    delivered = {ref: v.delivered_at for ref, v in verdicts.items() if v.delivered_at is not None}
+    latencies = [delivered[r.ref] - r.remind_at for r in settled if r.ref in delivered]
+    duplicates = sum(max(0, len(sends) - 1) for ref, sends in copies.items())
+
+    alerts = journal.of(AlertReceived)
+    reverted = {event.step: event.t for event in journal.of(FaultReverted)}
+    t0 = started.t
+    faults = [
+        FaultFigures(
+            step=fault.step, fault=fault.fault, link=fault.link,
+            applied_at=round(fault.t - t0, 3),
+            reverted_at=round(reverted[fault.step] - t0, 3) if fault.step in reverted else None,
+            detection=next((round(a.t - fault.t, 3) for a in alerts if a.t >= fault.t), None))
+        for fault in journal.of(FaultApplied)
+    ]
+    load = journal.first(LoadFinished)
+    card = Scorecard(
+        scenario=scenario.name,
+        status=ended.status if ended else "unfinished",
+        toxiproxy_version=toxiproxy.version if toxiproxy else "",
+        started_at=_iso(started.t),
+        ended_at=_iso(ended.t) if ended else None,
+        owed=len(settled),
+        unsettled=len(reminders) - len(settled),
+        # No owed reminders means the run proved nothing: it must not pass a continuity gate.
+        continuity=round(counts["on_time"] / len(settled), 6) if settled else 0.0,
+        outcomes=counts,
+        duplicates=duplicates,
+        unmatched=unmatched,
+        latency=Latency(p50=_percentile(latencies, 0.50), p95=_percentile(latencies, 0.95),
+                        p99=_percentile(latencies, 0.99)),
+        longest_blackout=_longest_blackout(settled, delivered, end),
+        alerts=len(alerts),
+        faults=faults,
+        load=LoadFigures(exit_code=load.exit_code, requests=load.requests,
+                         failures=load.failures) if load else None,
+        gates=[],
+        passed=False,
+    )
+    values = [card.metric(gate.metric) for gate in scenario.gates]
+    gates = [GateResult(expr=gate.expr, value=value, passed=gate.holds(value))
+             for gate, value in zip(scenario.gates, values, strict=True)]
+    passed = card.status == "completed" and all(gate.passed for gate in gates)
+    return card.model_copy(update={"gates": gates, "passed": passed})

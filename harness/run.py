@@ -1,0 +1,187 @@
+"""One run of a scenario: bring up the topology, play faults and load, record, tear down, always."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from harness.errors import LoadError, NotifyChaosError, StartupError
+from harness.journal import (
+    ComponentReady,
+    JournalWriter,
+    LoadFinished,
+    RunEnded,
+    RunStarted,
+)
+from harness.loadgen import LoadGenerator
+from harness.processes import ManagedProcess, free_port, poll_until
+from harness.scenario import Scenario
+from harness.target import AddressBook, start_target
+from harness.timeline import NetworkInjector, TimelinePlayer
+from harness.toxiproxy import Link, ToxiproxyControl, ToxiproxyServer, find_server
+from mocks.manifest import Manifest, MocksConfig, VendorConfig
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: where reports go and which Toxiproxy server to use."""
+
+    out: Path = Path("reports")
+    toxiproxy_url: str | None = None
+    toxiproxy_binary: str | None = None
+
+
+def new_run_dir(out: Path, name: str) -> Path:
+    """A fresh folder `<out>/<name>-<timestamp>` with `journal/` and `logs/` inside."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for suffix in ("", *(f"-{n}" for n in range(2, 100))):
+        run_dir = out / f"{name}-{stamp}{suffix}"
+        with contextlib.suppress(FileExistsError):
+            run_dir.mkdir(parents=True)
+            (run_dir / "journal").mkdir()
+            (run_dir / "logs").mkdir()
+            return run_dir.resolve()
+    raise StartupError("run", f"cannot make a run folder under {out}")
+
+
+class Run:
+    """A rehearsal in progress. `execute()` returns when the run is over and everything stopped.
+
+    Whatever happens (a gate-worthy failure, a component that never starts, Ctrl-C), the journal
+    ends with `run.ended` and every process, proxy and toxic is gone.
+    """
+
+    def __init__(self, scenario: Scenario, run_dir: Path, options: RunOptions, say: Say) -> None:
+        self.scenario = scenario
+        self.run_dir = run_dir
+        self.options = options
+        self.say = say
+        self.journal = JournalWriter(run_dir / "journal", "harness")
+        self.logs = run_dir / "logs"
+
+    def execute(self) -> None:
+        """Run the scenario to its end; errors and Ctrl-C are re-raised after the teardown."""
+        self.journal.write(RunStarted(scenario=self.scenario))
+        status: Literal["completed", "interrupted", "failed"] = "failed"
+        reason = ""
+        try:
+            with contextlib.ExitStack() as teardown:
+                try:
+                    self._rehearse(teardown)
+                    status = "completed"
+                except KeyboardInterrupt:
+                    status, reason = "interrupted", "interrupted by the user"
+                    raise
+                except NotifyChaosError as exc:
+                    reason = str(exc)
+                    raise
+                finally:
+                    self.journal.write(RunEnded(status=status, reason=reason))
+                    self.say("tearing down")
+        finally:
+            self.journal.close()
+
+    def _rehearse(self, teardown: contextlib.ExitStack) -> None:
+        control = self._toxiproxy(teardown)
+        target_port = free_port()
+        known = {
+            "target.host": "127.0.0.1", "target.port": str(target_port),
+            "target.url": f"http://127.0.0.1:{target_port}",
+            "run.dir": str(self.run_dir), "run.seed": str(self.scenario.seed),
+        }
+        manifest = self._mocks(teardown, AddressBook(known))
+        links = {name: control.create_link(name, upstream)
+                 for name, upstream in self._upstreams(manifest).items()}
+        teardown.callback(control.remove_links)
+        book = AddressBook({**known, **self._addresses(manifest, links)})
+
+        target = start_target(self.scenario.target, book, self.logs / "target.log")
+        teardown.callback(target.stop)
+        self._ready("target", target, book.render(self.scenario.target.health))
+
+        load = LoadGenerator(self.scenario, manifest.ledger_url, self.run_dir / "load")
+        teardown.callback(self._finish_load, load)
+        timeline = TimelinePlayer(self.scenario.timeline, NetworkInjector(control), self.journal)
+        teardown.callback(timeline.stop)
+        self.say(f"load for {self.scenario.duration:g}s, {len(self.scenario.timeline)} fault(s)")
+        timeline.start(time.monotonic())
+        if load.wait(self.scenario.duration + 60.0) is None:
+            raise LoadError(f"locust did not end within {self.scenario.duration + 60:g}s "
+                            f"(log: {load.process.log_path})")
+        self.say(f"load done; watching {self.scenario.drain_seconds:g}s more for late reminders")
+        time.sleep(self.scenario.drain_seconds)
+
+    def _finish_load(self, load: LoadGenerator) -> None:
+        totals = load.stop()
+        self.journal.write(LoadFinished(
+            exit_code=totals.exit_code, requests=totals.requests, failures=totals.failures))
+
+    def _ready(self, component: str, process: ManagedProcess | None, address: str,
+               version: str = "") -> None:
+        self.journal.write(ComponentReady(component=component, address=address, version=version,
+                                          pid=process.pid if process else None))
+        self.say(f"{component} ready at {address}" + (f" (version {version})" if version else ""))
+
+    def _toxiproxy(self, teardown: contextlib.ExitStack) -> ToxiproxyControl:
+        if self.options.toxiproxy_url:
+            control = ToxiproxyControl(self.options.toxiproxy_url)
+            self._ready("toxiproxy", None, control.url, control.version())
+            return control
+        server = ToxiproxyServer(find_server(self.options.toxiproxy_binary),
+                                 self.logs / "toxiproxy.log")
+        teardown.callback(server.stop)
+        control = ToxiproxyControl(server.url)
+        self._ready("toxiproxy", server.process, server.url, server.version)
+        return control
+
+    def _mocks(self, teardown: contextlib.ExitStack, book: AddressBook) -> Manifest:
+        config = MocksConfig(
+            seed=self.scenario.seed, window=self.scenario.reminders.window,
+            journal_dir=str(self.run_dir / "journal"),
+            vendors={name: VendorConfig(
+                kind=vendor.kind, sign_name=vendor.sign_name, templates=vendor.templates,
+                report_url=book.render(vendor.report_url) if vendor.report_url else None)
+                for name, vendor in self.scenario.vendors.items()})
+        config_path = self.run_dir / "mocks-config.json"
+        config_path.write_text(config.model_dump_json(indent=2), encoding="utf-8")
+        manifest_path = self.run_dir / "mocks-manifest.json"
+        process = ManagedProcess("mocks", [sys.executable, "-m", "mocks", str(config_path),
+                                           str(manifest_path)],
+                                 log_path=self.logs / "mocks.log", env=os.environ)
+        teardown.callback(process.stop)
+        try:
+            found = poll_until(lambda: manifest_path if manifest_path.exists() else None,
+                               timeout=15.0, abort=process.exited)
+        except StartupError as exc:
+            raise StartupError("mocks", str(exc), process.log_tail()) from None
+        if found is None:
+            raise StartupError("mocks", "no manifest within 15s", process.log_tail())
+        manifest = Manifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
+        self._ready("mocks", process, manifest.ledger_url)
+        return manifest
+
+    def _upstreams(self, manifest: Manifest) -> dict[str, str]:
+        upstreams = {"ledger": urlsplit(manifest.ledger_url).netloc}
+        for name, vendor in manifest.vendors.items():
+            upstreams[f"vendors.{name}"] = urlsplit(vendor.url).netloc
+        return upstreams
+
+    def _addresses(self, manifest: Manifest, links: dict[str, Link]) -> dict[str, str]:
+        values = {"ledger.url": links["ledger"].url, "alerts.url": manifest.alerts_url}
+        for name, vendor in manifest.vendors.items():
+            link = links[f"vendors.{name}"]
+            values |= {f"vendors.{name}.url": link.url, f"vendors.{name}.host": link.listen_host,
+                       f"vendors.{name}.port": str(link.listen_port)}
+            values |= {f"vendors.{name}.credentials.{key}": value
+                       for key, value in vendor.credentials.items()}
+        return values

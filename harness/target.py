@@ -1,0 +1,77 @@
+"""The notifier under test: placeholders filled with this run's addresses, started, made ready."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from harness.errors import StartupError
+from harness.processes import ManagedProcess, poll_until
+from harness.scenario import PLACEHOLDER, Target
+
+
+@dataclass(frozen=True)
+class AddressBook:
+    """The values of every placeholder of one run (`ledger.url`, `vendors.x.url`, ...)."""
+
+    values: Mapping[str, str]
+
+    def render(self, text: str) -> str:
+        """`text` with each `{name}` replaced; `{{` and `}}` become literal braces."""
+
+        def fill(match: re.Match[str]) -> str:
+            token, name = match.group(0), match.group(1)
+            if name is None:
+                return token[0]
+            if name not in self.values:
+                raise StartupError("target", f"unknown placeholder {{{name}}} in {text!r}")
+            return self.values[name]
+
+        return PLACEHOLDER.sub(fill, text)
+
+
+def _healthy(health: str) -> bool | None:
+    """True when the health URL answers 2xx (or the tcp:// port accepts); None otherwise."""
+    if health.startswith("tcp://"):
+        parts = urlsplit(health)
+        try:
+            with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), 1.0):
+                return True
+        except OSError:
+            return None
+    try:
+        response = httpx.get(health, timeout=1.0)
+    except httpx.HTTPError:
+        return None
+    return True if response.is_success else None
+
+
+def start_target(target: Target, book: AddressBook, log_path: Path) -> ManagedProcess:
+    """Start the target with its rendered command and environment, and wait until it is healthy."""
+    argv = [book.render(arg) for arg in target.command]
+    env = {**os.environ, **{key: book.render(value) for key, value in target.env.items()}}
+    # `python` in a scenario means the interpreter running the harness.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    process = ManagedProcess("target", argv, log_path=log_path, env=env,
+                             cwd=Path(book.render(target.cwd)))
+    health = book.render(target.health)
+    try:
+        ready = poll_until(lambda: _healthy(health), timeout=target.ready_timeout,
+                           interval=0.2, abort=process.exited)
+    except StartupError as exc:
+        process.stop()
+        raise StartupError("target", f"{exc.args[0].removeprefix('wait: ')} before {health} "
+                           "answered", process.log_tail()) from None
+    if ready is None:
+        process.stop()
+        raise StartupError("target", f"{health} did not answer within "
+                           f"{target.ready_timeout:g}s", process.log_tail())
+    return process

@@ -1,0 +1,121 @@
+"""Plays the fault timeline: applies each step at its time, undoes it at its end, always."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from harness.errors import FaultInjectionError
+from harness.faults import NETWORK_FAULTS
+from harness.journal import FaultApplied, FaultReverted, JournalWriter
+from harness.scenario import Step
+from harness.toxiproxy import ToxiproxyControl
+
+
+class Injector(Protocol):
+    """Carries out faults of some family (network, vendor, data, process)."""
+
+    def apply(self, index: int, step: Step) -> None:
+        """Make the fault take effect now."""
+
+    def revert(self, index: int, step: Step) -> None:
+        """Undo the fault."""
+
+
+class NetworkInjector:
+    """Network faults on Toxiproxy links: `proxy.down` disables a link, the rest add a toxic."""
+
+    def __init__(self, control: ToxiproxyControl) -> None:
+        self._control = control
+
+    def apply(self, index: int, step: Step) -> None:
+        kind = NETWORK_FAULTS[step.fault]
+        if kind.toxic is None:
+            self._control.disable(step.link)
+            return
+        self._control.add_toxic(
+            step.link, f"step{index}", type=kind.toxic,
+            stream=str(step.params.get("stream", "downstream")),
+            toxicity=float(step.params.get("toxicity", 1.0)),
+            attributes={name: int(step.params.get(name, 0)) for name in kind.attributes})
+
+    def revert(self, index: int, step: Step) -> None:
+        if NETWORK_FAULTS[step.fault].toxic is None:
+            self._control.enable(step.link)
+        else:
+            self._control.remove_toxic(step.link, f"step{index}")
+
+
+@dataclass(frozen=True)
+class _Action:
+    at: float
+    apply: bool
+    index: int
+    step: Step
+
+
+class TimelinePlayer:
+    """Runs the steps in a background thread against `t0`; `stop()` undoes whatever is active."""
+
+    def __init__(self, steps: list[Step], injector: Injector, journal: JournalWriter) -> None:
+        self._injector = injector
+        self._journal = journal
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._active: dict[int, Step] = {}
+        actions = [_Action(step.at, True, i, step) for i, step in enumerate(steps)]
+        actions += [_Action(step.at + step.duration, False, i, step)
+                    for i, step in enumerate(steps) if step.duration is not None]
+        # At equal times, undo before applying so back-to-back steps on one link do not clash.
+        self._actions = sorted(actions, key=lambda a: (a.at, a.apply, a.index))
+        self._thread = threading.Thread(target=self._play, name="timeline", daemon=True)
+        self._t0 = 0.0
+        self.errors: list[str] = []
+
+    def start(self, t0: float) -> None:
+        """Begin playing; step times count from `t0` (a time.monotonic() value)."""
+        self._t0 = t0
+        self._thread.start()
+
+    def _play(self) -> None:
+        for action in self._actions:
+            if self._stop.wait(max(0.0, self._t0 + action.at - time.monotonic())):
+                return
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                if action.apply:
+                    self._apply(action.index, action.step)
+                elif action.index in self._active:
+                    self._revert(action.index)
+
+    def _apply(self, index: int, step: Step) -> None:
+        try:
+            self._injector.apply(index, step)
+        except FaultInjectionError as exc:
+            self.errors.append(f"step {index} ({step.fault} on {step.link}): {exc}")
+            return
+        self._active[index] = step
+        self._journal.write(FaultApplied(step=index, fault=step.fault, link=step.link,
+                                         params=step.params))
+
+    def _revert(self, index: int) -> None:
+        step = self._active.pop(index)
+        error = None
+        try:
+            self._injector.revert(index, step)
+        except FaultInjectionError as exc:
+            error = str(exc)
+            self.errors.append(f"undo step {index} ({step.fault} on {step.link}): {exc}")
+        self._journal.write(FaultReverted(step=index, fault=step.fault, link=step.link,
+                                          error=error))
+
+    def stop(self) -> None:
+        """Stop playing and undo every step still in effect (the run is ending)."""
+        self._stop.set()
+        with self._lock:
+            for index in list(self._active):
+                self._revert(index)
+        self._thread.join(timeout=30)
