@@ -141,7 +141,8 @@ class JournalWriter:
         # A restarted writer continues its own sequence instead of repeating numbers.
         if not self.path.exists():
             return 0
-        return sum(1 for _ in self.path.open(encoding="utf-8"))
+        with self.path.open(encoding="utf-8") as lines:
+            return sum(1 for _ in lines)
 
     def write(self, event: E) -> E:
         """Stamp `event` with source, sequence and (unless set) time, append it, and return it."""

@@ -9,10 +9,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -23,9 +25,13 @@ from harness.faults import NETWORK_FAULTS, check_params
 from harness.gates import Gate, parse_gate
 from mocks.catalogue import CREDENTIAL_KEYS
 
+def _gate(value: Any) -> Any:
+    return parse_gate(value) if isinstance(value, str) else value
+
+
 GateExpr = Annotated[
     Gate,
-    Field(json_schema_extra={"type": "string"}),
+    BeforeValidator(_gate),
     PlainSerializer(lambda gate: gate.expr, return_type=str),
 ]
 
@@ -124,10 +130,14 @@ class Step(_Model):
             raise ValueError(f"unknown fault {value!r}; known: {', '.join(NETWORK_FAULTS)}")
         return value
 
-    @model_validator(mode="after")
-    def _params_fit(self) -> Step:
-        check_params(NETWORK_FAULTS[self.fault], self.params)
-        return self
+    @field_validator("params")
+    @classmethod
+    def _params_fit(cls, value: dict[str, float | int | str],
+                    info: ValidationInfo) -> dict[str, float | int | str]:
+        fault = info.data.get("fault")
+        if fault is not None:  # else the fault itself was wrong and is reported
+            check_params(NETWORK_FAULTS[fault], value)
+        return value
 
 
 class Scenario(_Model):
@@ -152,13 +162,6 @@ class Scenario(_Model):
         for name in value:
             if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
                 raise ValueError(f"vendor name {name!r}: use lower-case letters, digits, _ or -")
-        return value
-
-    @field_validator("gates", mode="before")
-    @classmethod
-    def _parse_gates(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [parse_gate(item) if isinstance(item, str) else item for item in value]
         return value
 
     @property

@@ -1,0 +1,104 @@
+"""The scenario loader: valid files become typed models; mistakes name file, line and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ScenarioError
+from harness.scenario import load_scenario, parse_scenario
+
+MINIMAL = """\
+name: tiny
+duration: 1m
+target:
+  command: [python, -m, examples.reminder_service]
+  env:
+    LEDGER_URL: "{ledger.url}"
+  health: "http://{target.host}:{target.port}/healthz"
+vendors:
+  twilio: {kind: twilio}
+reminders:
+  rate: 120/m
+  window: 20s
+  correlate: {body: 'ref:(?P<ref>[A-Z0-9]{8})'}
+timeline:
+  - at: 10s
+    for: 500ms
+    fault: proxy.latency
+    link: vendors.twilio
+    params: {latency: 300, jitter: 50}
+gates:
+  - continuity >= 0.99
+  - p95_latency <= 15s
+"""
+
+
+def error_for(text: str) -> ScenarioError:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "s.yaml")
+    return caught.value
+
+
+def test_the_demo_scenarios_load(demo_scenario: Path) -> None:
+    for path in sorted(demo_scenario.parent.glob("*.yaml")):
+        scenario = load_scenario(path)
+        assert scenario.timeline[0].fault == "proxy.down"
+        assert scenario.links == ["ledger", "vendors.twilio", "vendors.aliyun"]
+
+
+def test_durations_rates_and_gates_are_typed() -> None:
+    scenario = parse_scenario(MINIMAL)
+    assert scenario.duration == 60.0
+    assert scenario.reminders.rate == 2.0
+    assert scenario.timeline[0].duration == 0.5
+    assert scenario.drain_seconds == 20.0
+    assert [(g.metric, g.op, g.threshold) for g in scenario.gates] == [
+        ("continuity", ">=", 0.99), ("p95_latency", "<=", 15.0)]
+
+
+def test_a_scenario_round_trips_through_json() -> None:
+    scenario = parse_scenario(MINIMAL)
+    again = type(scenario).model_validate_json(scenario.model_dump_json(by_alias=True))
+    assert again == scenario
+
+
+@pytest.mark.parametrize(("change", "line", "words"), [
+    (("duration: 1m", "duration: soon"), 2, "duration: expected a duration"),
+    (("  twilio: {kind: twilio}", "  twilio: {kind: twillio}"), 9, "vendors.twilio.kind"),
+    (("  window: 20s", "  window: 20s\n  windw: 3s"), 13, "reminders.windw: unknown key"),
+    (("    fault: proxy.latency", "    fault: proxy.melt"), 17, "unknown fault 'proxy.melt'"),
+    (("    link: vendors.twilio", "    link: vendors.sinch"), 18, "unknown link 'vendors.sinch'"),
+    (("jitter: 50}", "jitter: 50, bytes: 3}"), 19, "does not take bytes"),
+    (("  - continuity >= 0.99", "  - continuity >= lots"), 21, "expected a duration"),
+    (("  - continuity >= 0.99", "  - happiness >= 1"), 21, "unknown metric 'happiness'"),
+    (('"{ledger.url}"', '"{ledger.uri}"'), 6, "unknown placeholder {ledger.uri}"),
+    (("(?P<ref>[A-Z0-9]{8})", "(?P<id>[A-Z0-9]{8})"), 13, "named group (?P<ref>"),
+    (("  - at: 10s", "  - at: 2m"), 15, "after the run's 60s"),
+    (("name: tiny\n", ""), 1, "name: required key is missing"),
+])
+def test_mistakes_name_the_line_and_what_was_expected(
+        change: tuple[str, str], line: int, words: str) -> None:
+    old, new = change
+    assert old in MINIMAL
+    error = error_for(MINIMAL.replace(old, new))
+    assert error.line == line, str(error)
+    assert words in str(error)
+    assert str(error).startswith(f"s.yaml:{line}: ")
+    assert "\n" not in str(error)
+
+
+def test_broken_yaml_gives_the_line_of_the_problem() -> None:
+    error = error_for("name: x\ntarget: [unclosed\nvendors: {}\n")
+    assert error.line == 3
+    assert "not valid YAML" in str(error)
+
+
+def test_a_file_that_is_not_a_mapping_is_refused() -> None:
+    assert "expected a mapping" in str(error_for("- just\n- a list\n"))
+
+
+def test_a_missing_file_is_a_scenario_error(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read the file"):
+        load_scenario(tmp_path / "absent.yaml")
