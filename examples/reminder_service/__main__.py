@@ -1,0 +1,99 @@
+"""Entry point: read the settings, wire the parts, serve until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sqlite3
+import sys
+
+import aiohttp
+from aiohttp import web
+
+from .alerts import Alerter
+from .dispatch import Dispatcher
+from .ledger import LedgerClient
+from .outbox import Outbox
+from .service import ReminderService
+from .settings import ConfigError, Settings
+from .vendors import build_vendor
+from .web import build_app
+
+log = logging.getLogger("reminder_service")
+
+LEDGER_TIMEOUT = 5.0
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"reminder-service: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        outbox = Outbox(settings.outbox_path)
+    except sqlite3.Error as exc:
+        print(
+            f"reminder-service: cannot open outbox {settings.outbox_path}: {exc}", file=sys.stderr
+        )
+        return 2
+    try:
+        asyncio.run(serve(settings, outbox))
+    finally:
+        outbox.close()
+    return 0
+
+
+async def serve(settings: Settings, outbox: Outbox) -> None:
+    requeued = outbox.requeue_interrupted()
+    if requeued:
+        log.warning("requeued %d reminders interrupted mid-send by the last shutdown", requeued)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    async with aiohttp.ClientSession() as session:
+        alerter = Alerter(session, settings.alert_url)
+        vendors = [
+            build_vendor(
+                config, session, timeout=settings.vendor_timeout, public_url=settings.public_url
+            )
+            for config in (settings.primary, settings.secondary)
+            if config is not None
+        ]
+        service = ReminderService(
+            LedgerClient(session, settings.ledger_url, LEDGER_TIMEOUT),
+            outbox,
+            Dispatcher(vendors, settings.mode, outbox, alerter),
+            alerter,
+            poll_interval=settings.poll_interval,
+            workers=settings.workers,
+        )
+        runner = web.AppRunner(
+            build_app(outbox, settings.mode), access_log=None, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", settings.port).start()
+            log.info(
+                "listening on 127.0.0.1:%d, mode %s, vendors %s",
+                settings.port,
+                settings.mode.value,
+                ", ".join(vendor.name for vendor in vendors),
+            )
+            await service.run(stop)
+        finally:
+            await alerter.drain(timeout=1.0)
+            await runner.cleanup()
+    log.info("stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

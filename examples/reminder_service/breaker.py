@@ -1,0 +1,57 @@
+"""Consecutive-failure tracking: when to alert, and when to skip a vendor for a cool-down."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+THRESHOLD = 3
+
+
+class FailureStreak:
+    def __init__(self, threshold: int = THRESHOLD) -> None:
+        self._threshold = threshold
+        self.failures = 0
+
+    def record_success(self) -> None:
+        self.failures = 0
+
+    def record_failure(self) -> bool:
+        """Count a failure; True exactly once per streak, when it reaches the threshold."""
+        self.failures += 1
+        return self.failures == self._threshold
+
+    @property
+    def tripped(self) -> bool:
+        return self.failures >= self._threshold
+
+
+class Breaker:
+    """A tripped streak opens the breaker for a cool-down; every further failure re-opens it.
+
+    After the cool-down the next call is a trial: a success closes it, a failure re-opens it.
+    """
+
+    def __init__(
+        self,
+        threshold: int = THRESHOLD,
+        cooldown: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.streak = FailureStreak(threshold)
+        self._cooldown = cooldown
+        self._clock = clock
+        self._open_until = 0.0
+
+    def is_open(self) -> bool:
+        return self.streak.tripped and self._clock() < self._open_until
+
+    def record_success(self) -> None:
+        self.streak.record_success()
+
+    def record_failure(self) -> bool:
+        """Count a failure; True exactly once per streak, when the breaker first opens."""
+        first = self.streak.record_failure()
+        if self.streak.tripped:
+            self._open_until = self._clock() + self._cooldown
+        return first

@@ -1,0 +1,78 @@
+"""Sends one claimed outbox row: resilient failover with retries, or the naive single shot."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from .alerts import Alerter
+from .breaker import Breaker
+from .outbox import Outbox, OutboxRow
+from .settings import Mode
+from .vendors import Vendor
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 5.0
+
+
+def backoff(attempts: int) -> float:
+    return min(BACKOFF_FIRST * 2.0 ** (attempts - 1), BACKOFF_MAX)
+
+
+class Dispatcher:
+    def __init__(
+        self, vendors: Sequence[Vendor], mode: Mode, outbox: Outbox, alerter: Alerter
+    ) -> None:
+        self._vendors = tuple(vendors)
+        self._mode = mode
+        self._outbox = outbox
+        self._alerter = alerter
+        # Naive mode never skips a vendor but still counts failures, to alert.
+        self._breakers = {vendor.name: Breaker() for vendor in self._vendors}
+
+    async def deliver(self, row: OutboxRow) -> None:
+        reminder = row.reminder
+        errors: list[str] = []
+        for vendor in self._route():
+            if self._mode is Mode.RESILIENT and self._breakers[vendor.name].is_open():
+                errors.append(f"{vendor.name}: circuit open")
+                continue
+            if errors:
+                log.info(
+                    "failover %s to %s after %s", reminder.reminder_id, vendor.name, errors[-1]
+                )
+            # A timed-out send may still have gone out, so failing over can duplicate it;
+            # a duplicate is the lesser harm next to a missed reminder.
+            result = await vendor.send(reminder)
+            if result.message_id is not None:
+                self._breakers[vendor.name].record_success()
+                self._outbox.mark_sent(reminder.reminder_id, vendor.name, result.message_id)
+                log.info(
+                    "sent %s via %s id=%s attempt=%d",
+                    reminder.reminder_id,
+                    vendor.name,
+                    result.message_id,
+                    row.attempts,
+                )
+                return
+            errors.append(f"{vendor.name}: {result.error}")
+            self._count_failure(vendor.name)
+        error = "; ".join(errors)
+        if self._mode is Mode.NAIVE:
+            self._outbox.mark_failed(reminder.reminder_id, error)
+            log.warning("failed %s, not retrying: %s", reminder.reminder_id, error)
+            return
+        delay = backoff(row.attempts)
+        self._outbox.retry_later(reminder.reminder_id, delay, error)
+        log.warning("retry %s in %.1fs: %s", reminder.reminder_id, delay, error)
+
+    def _route(self) -> tuple[Vendor, ...]:
+        return self._vendors if self._mode is Mode.RESILIENT else self._vendors[:1]
+
+    def _count_failure(self, vendor: str) -> None:
+        breaker = self._breakers[vendor]
+        if breaker.record_failure():
+            log.error("vendor %s failing: %d consecutive failures", vendor, breaker.streak.failures)
+            self._alerter.fire(f"vendor {vendor} failing", vendor=vendor)

@@ -1,0 +1,162 @@
+"""Service configuration read from environment variables."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ConfigError(ValueError):
+    """A missing or malformed environment variable."""
+
+
+class Mode(StrEnum):
+    RESILIENT = "resilient"
+    NAIVE = "naive"
+
+
+@dataclass(frozen=True)
+class TwilioConfig:
+    name: str
+    base_url: str
+    account_sid: str
+    auth_token: str
+    from_number: str
+
+
+@dataclass(frozen=True)
+class AliyunConfig:
+    name: str
+    base_url: str
+    access_key_id: str
+    access_key_secret: str
+    sign_name: str
+    template_code: str
+
+
+VendorConfig = TwilioConfig | AliyunConfig
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int
+    ledger_url: str
+    alert_url: str
+    outbox_path: str
+    public_url: str
+    primary: VendorConfig
+    secondary: VendorConfig | None
+    mode: Mode
+    vendor_timeout: float
+    poll_interval: float
+    workers: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        env = _Env(environ)
+        port = env.integer("PORT")
+        if port > 65535:
+            raise ConfigError(f"PORT must be 0..65535, got {port}")
+        settings = cls(
+            port=port,
+            ledger_url=env.url("LEDGER_URL"),
+            alert_url=env.required("ALERT_URL"),
+            outbox_path=env.required("OUTBOX_PATH"),
+            public_url=env.url("PUBLIC_URL"),
+            primary=_vendor(env, env.required("PRIMARY_VENDOR")),
+            secondary=_secondary(env),
+            mode=_mode(env.optional("NOTIFIER_MODE") or Mode.RESILIENT.value),
+            vendor_timeout=env.positive("VENDOR_TIMEOUT", 2.0),
+            poll_interval=env.positive("POLL_INTERVAL", 0.5),
+            workers=env.integer("WORKERS", 4, minimum=1),
+        )
+        if settings.secondary is not None and settings.secondary.name == settings.primary.name:
+            raise ConfigError("SECONDARY_VENDOR must differ from PRIMARY_VENDOR")
+        return settings
+
+
+class _Env:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def optional(self, key: str) -> str:
+        return self._environ.get(key, "").strip()
+
+    def required(self, key: str) -> str:
+        value = self.optional(key)
+        if not value:
+            raise ConfigError(f"missing required environment variable {key}")
+        return value
+
+    def url(self, key: str) -> str:
+        return self.required(key).rstrip("/")
+
+    def integer(self, key: str, default: int | None = None, minimum: int = 0) -> int:
+        raw = self.optional(key)
+        if not raw:
+            if default is None:
+                raise ConfigError(f"missing required environment variable {key}")
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{key} must be at least {minimum}, got {value}")
+        return value
+
+    def positive(self, key: str, default: float) -> float:
+        raw = self.optional(key)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be a number of seconds, got {raw!r}") from None
+        if not value > 0:
+            raise ConfigError(f"{key} must be positive, got {raw!r}")
+        return value
+
+
+def env_prefix(vendor_name: str) -> str:
+    """`aliyun-backup` -> `ALIYUN_BACKUP`: env names cannot hold dashes or dots."""
+    return re.sub(r"[^A-Z0-9]", "_", vendor_name.upper())
+
+
+def _secondary(env: _Env) -> VendorConfig | None:
+    name = env.optional("SECONDARY_VENDOR")
+    return _vendor(env, name) if name else None
+
+
+def _mode(value: str) -> Mode:
+    try:
+        return Mode(value)
+    except ValueError:
+        raise ConfigError(f"NOTIFIER_MODE must be 'resilient' or 'naive', got {value!r}") from None
+
+
+def _vendor(env: _Env, name: str) -> VendorConfig:
+    prefix = env_prefix(name)
+    kind = env.optional(f"{prefix}_KIND") or name
+    base_url = env.url(f"{prefix}_BASE_URL")
+    if kind == "twilio":
+        return TwilioConfig(
+            name=name,
+            base_url=base_url,
+            account_sid=env.required(f"{prefix}_ACCOUNT_SID"),
+            auth_token=env.required(f"{prefix}_AUTH_TOKEN"),
+            from_number=env.required(f"{prefix}_FROM"),
+        )
+    if kind == "aliyun":
+        return AliyunConfig(
+            name=name,
+            base_url=base_url,
+            access_key_id=env.required(f"{prefix}_ACCESS_KEY_ID"),
+            access_key_secret=env.required(f"{prefix}_ACCESS_KEY_SECRET"),
+            sign_name=env.required(f"{prefix}_SIGN_NAME"),
+            template_code=env.required(f"{prefix}_TEMPLATE_CODE"),
+        )
+    raise ConfigError(f"{prefix}_KIND must be 'twilio' or 'aliyun', got {kind!r}")

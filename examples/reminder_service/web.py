@@ -1,0 +1,81 @@
+"""HTTP endpoints: the health check and the vendors' delivery-report callbacks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from .outbox import Outbox
+from .settings import Mode
+
+log = logging.getLogger(__name__)
+
+
+def build_app(outbox: Outbox, mode: Mode) -> web.Application:
+    routes = _Routes(outbox, mode)
+    app = web.Application()
+    app.add_routes(
+        [
+            web.get("/healthz", routes.healthz),
+            web.post("/dlr/twilio", routes.twilio_report),
+            web.post("/dlr/aliyun", routes.aliyun_report),
+        ]
+    )
+    return app
+
+
+class _Routes:
+    def __init__(self, outbox: Outbox, mode: Mode) -> None:
+        self._outbox = outbox
+        self._mode = mode
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        return web.json_response(
+            {"status": "ok", "mode": self._mode.value, "outbox": self._outbox.counts()}
+        )
+
+    async def twilio_report(self, request: web.Request) -> web.Response:
+        try:
+            form = await request.post()
+        except ValueError:
+            return _bad_request("body is not a form")
+        sid, status = form.get("MessageSid"), form.get("MessageStatus")
+        if not (isinstance(sid, str) and sid and isinstance(status, str) and status):
+            return _bad_request("MessageSid and MessageStatus are required")
+        matched = self._outbox.record_delivery(status.lower(), message_id=sid)
+        log.info("dlr twilio %s %s%s", sid, status, "" if matched else " (no match)")
+        return web.Response()
+
+    async def aliyun_report(self, request: web.Request) -> web.Response:
+        try:
+            items: Any = await request.json()
+        except ValueError:
+            return _bad_request("body is not JSON")
+        if not isinstance(items, list) or not all(_is_aliyun_report(item) for item in items):
+            return _bad_request("expected an array of reports with success and biz_id or out_id")
+        for item in items:
+            status = "delivered" if item["success"] else "undelivered"
+            matched = self._outbox.record_delivery(
+                status, message_id=item.get("biz_id"), ref=item.get("out_id")
+            )
+            log.info(
+                "dlr aliyun %s %s %s%s",
+                item.get("out_id"),
+                status,
+                item.get("err_code", ""),
+                "" if matched else " (no match)",
+            )
+        return web.json_response({"code": 0})
+
+
+def _is_aliyun_report(item: object) -> bool:
+    if not isinstance(item, dict) or not isinstance(item.get("success"), bool):
+        return False
+    ids = [item.get("biz_id"), item.get("out_id")]
+    return all(value is None or isinstance(value, str) for value in ids) and any(ids)
+
+
+def _bad_request(reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=400)

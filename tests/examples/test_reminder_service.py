@@ -1,0 +1,530 @@
+"""The reference notifier run as a real process against fake ledger, vendors and alert sink."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from examples.reminder_service.vendors import aliyun_signature
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TWILIO_SID = "AC0123456789abcdef0123456789abcdef"
+TWILIO_TOKEN = "twilio-test-token"
+TWILIO_FROM = "+15005550006"
+ALIYUN_KEY_ID = "LTAI-test-key"
+ALIYUN_SECRET = "aliyun-test-secret"
+ALIYUN_SIGN = "示例银行"
+ALIYUN_TEMPLATE = "SMS_000001"
+
+
+def async_test(
+    test: Callable[..., Coroutine[Any, Any, None]],
+) -> Callable[..., None]:
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+async def eventually(check: Callable[[], bool], what: str, timeout: float = 8.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def reminder(n: int) -> dict[str, Any]:
+    return {
+        "reminder_id": f"rem-{n:06d}",
+        "ref": f"REF{n:05d}",
+        "loan_ref": f"ML-20240117-{n:04d}",
+        "borrower": {"name": "王秀英", "phone": f"+86139{n:08d}"},
+        "installment": {"amount": f"{5000 + n}.00", "currency": "CNY", "due_date": "2026-12-05"},
+        "remind_at": "2026-11-28T17:50:00.123Z",
+        "send_by": "2026-11-28T17:50:20.123Z",
+    }
+
+
+def expected_aliyun_signature(params: dict[str, str], secret: str, method: str = "POST") -> str:
+    """Signature V1 written out from Alibaba's description, independent of the service's code."""
+    canonical = urlencode(sorted(params.items()), quote_via=quote, safe="~")
+    string_to_sign = method + "&%2F&" + quote(canonical, safe="~")
+    mac = hmac.new((secret + "&").encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1)
+    return base64.b64encode(mac.digest()).decode("ascii")
+
+
+class FakeLedger:
+    def __init__(self, reminders: list[dict[str, Any]], page_size: int = 2) -> None:
+        self.reminders = reminders
+        self.page_size = page_size
+        # A ledger that ignores the cursor re-serves every reminder on every poll.
+        self.ignore_cursor = False
+        self.failures_left = 0
+        self.polls = 0
+
+    async def due(self, request: web.Request) -> web.Response:
+        self.polls += 1
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            return web.json_response({"error": "injected"}, status=500)
+        cursor = 0 if self.ignore_cursor else int(request.query.get("cursor", "0"))
+        size = len(self.reminders) if self.ignore_cursor else self.page_size
+        page = self.reminders[cursor : cursor + size]
+        next_cursor = cursor + len(page)
+        return web.json_response(
+            {
+                "reminders": page,
+                "next_cursor": next_cursor,
+                "has_more": next_cursor < len(self.reminders),
+            }
+        )
+
+
+class FakeVendor:
+    """Answers per a script of behaviours, then "ok" once it runs out.
+
+    "error" fails at once; "hang" waits for `release`, then fails; "hold" waits, then accepts.
+    """
+
+    def __init__(self) -> None:
+        self.script: list[str] = []
+        self.always: str | None = None
+        self.requests: list[dict[str, str]] = []
+        self.accepted: list[dict[str, str]] = []
+        self.release = asyncio.Event()
+
+    def next_behaviour(self) -> str:
+        if self.always is not None:
+            return self.always
+        return self.script.pop(0) if self.script else "ok"
+
+    def refs(self) -> list[str]:
+        return [message["ref"] for message in self.accepted]
+
+
+class FakeTwilio(FakeVendor):
+    async def messages(self, request: web.Request) -> web.Response:
+        form = {key: str(value) for key, value in (await request.post()).items()}
+        form["ref"] = form.get("Body", "").rpartition("ref:")[2]
+        self.requests.append(form)
+        auth = aiohttp.BasicAuth.decode(request.headers.get("Authorization", ""))
+        if request.match_info["sid"] != TWILIO_SID or auth.password != TWILIO_TOKEN:
+            return web.json_response({"code": 20003}, status=401)
+        behaviour = self.next_behaviour()
+        if behaviour in ("hang", "hold"):
+            await self.release.wait()
+        if behaviour not in ("ok", "hold"):
+            return web.json_response({"code": 20500, "message": "injected"}, status=500)
+        self.accepted.append(form)
+        return web.json_response({"sid": f"SM{len(self.accepted):032d}"}, status=201)
+
+
+class FakeAliyun(FakeVendor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bad_signatures = 0
+
+    async def send_sms(self, request: web.Request) -> web.Response:
+        params = dict(request.query)
+        params["ref"] = params.get("OutId", "")
+        self.requests.append(params)
+        signature = params.pop("Signature", "")
+        signed = {key: value for key, value in params.items() if key != "ref"}
+        if signature != expected_aliyun_signature(signed, ALIYUN_SECRET) or await request.read():
+            self.bad_signatures += 1
+            return web.json_response({"Code": "SignatureDoesNotMatch"}, status=400)
+        if self.next_behaviour() != "ok":
+            return web.json_response({"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "limit"})
+        self.accepted.append(params)
+        return web.json_response({"Code": "OK", "BizId": f"biz-{len(self.accepted)}"})
+
+
+class AlertSink:
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+
+    async def post(self, request: web.Request) -> web.Response:
+        self.alerts.append(await request.json())
+        return web.Response(status=202)
+
+
+class Service:
+    def __init__(self, process: asyncio.subprocess.Process, url: str, log: Path) -> None:
+        self.process = process
+        self.url = url
+        self.log = log
+
+    async def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), 5.0)
+
+    async def kill(self) -> None:
+        self.process.kill()
+        await self.process.wait()
+
+
+class World:
+    """The fakes on loopback port 0, and any notifier processes started against them."""
+
+    def __init__(self, tmp_path: Path, reminders: int = 3) -> None:
+        self.tmp_path = tmp_path
+        self.outbox_path = tmp_path / "outbox.db"
+        self.ledger = FakeLedger([reminder(n) for n in range(1, reminders + 1)])
+        self.twilio = FakeTwilio()
+        self.aliyun = FakeAliyun()
+        self.sink = AlertSink()
+        self._runners: list[web.AppRunner] = []
+        self._services: list[Service] = []
+        self._logs: list[Path] = []
+        self.urls: dict[str, str] = {}
+
+    async def __aenter__(self) -> World:
+        routes = {
+            "ledger": [web.get("/v1/reminders/due", self.ledger.due)],
+            "twilio": [web.post("/2010-04-01/Accounts/{sid}/Messages.json", self.twilio.messages)],
+            "aliyun": [web.post("/", self.aliyun.send_sms)],
+            "alerts": [web.post("/alerts", self.sink.post)],
+        }
+        for name, table in routes.items():
+            app = web.Application()
+            app.add_routes(table)
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            self._runners.append(runner)
+            host, port = runner.addresses[0][:2]
+            self.urls[name] = f"http://{host}:{port}"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        for service in self._services:
+            if service.process.returncode is None:
+                await service.kill()
+        self.twilio.release.set()
+        self.aliyun.release.set()
+        for runner in self._runners:
+            await runner.cleanup()
+        for log in self._logs:
+            print(f"--- {log.name}\n{log.read_text()}")
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {
+            "LEDGER_URL": self.urls["ledger"],
+            "ALERT_URL": f"{self.urls['alerts']}/alerts",
+            "OUTBOX_PATH": str(self.outbox_path),
+            "PRIMARY_VENDOR": "twilio",
+            "SECONDARY_VENDOR": "ali-backup",
+            "TWILIO_BASE_URL": self.urls["twilio"],
+            "TWILIO_ACCOUNT_SID": TWILIO_SID,
+            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "TWILIO_FROM": TWILIO_FROM,
+            "ALI_BACKUP_KIND": "aliyun",
+            "ALI_BACKUP_BASE_URL": self.urls["aliyun"],
+            "ALI_BACKUP_ACCESS_KEY_ID": ALIYUN_KEY_ID,
+            "ALI_BACKUP_ACCESS_KEY_SECRET": ALIYUN_SECRET,
+            "ALI_BACKUP_SIGN_NAME": ALIYUN_SIGN,
+            "ALI_BACKUP_TEMPLATE_CODE": ALIYUN_TEMPLATE,
+            "POLL_INTERVAL": "0.05",
+            "VENDOR_TIMEOUT": "1",
+            "WORKERS": "1",
+        }
+        env.update(overrides)
+        return env
+
+    async def start(self, **overrides: str) -> Service:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, **self.env(PORT=str(port), PUBLIC_URL=url, **overrides)}
+        log = self.tmp_path / f"service-{len(self._logs) + 1}.log"
+        self._logs.append(log)
+        with log.open("wb") as output:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "examples.reminder_service",
+                cwd=ROOT,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        service = Service(process, url, log)
+        self._services.append(service)
+        await self._until_healthy(service)
+        return service
+
+    async def _until_healthy(self, service: Service) -> None:
+        deadline = asyncio.get_running_loop().time() + 10.0
+        async with aiohttp.ClientSession() as session:
+            while True:
+                assert service.process.returncode is None, "service exited during start-up"
+                try:
+                    async with session.get(f"{service.url}/healthz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass
+                assert asyncio.get_running_loop().time() < deadline, "service never got healthy"
+                await asyncio.sleep(0.05)
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        with sqlite3.connect(self.outbox_path) as db:
+            db.row_factory = sqlite3.Row
+            return {row["reminder_id"]: dict(row) for row in db.execute("SELECT * FROM outbox")}
+
+    def statuses(self) -> dict[str, str]:
+        if not self.outbox_path.exists():
+            return {}
+        return {rid: row["status"] for rid, row in self.rows().items()}
+
+    def all_sent(self) -> bool:
+        statuses = self.statuses()
+        return len(statuses) == len(self.ledger.reminders) and set(statuses.values()) == {"sent"}
+
+
+def test_missing_variable_exits_2_with_one_line() -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "PORT": "8080"}
+    result = subprocess.run(
+        [sys.executable, "-m", "examples.reminder_service"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "reminder-service: missing required environment variable LEDGER_URL"
+    ]
+
+
+def test_aliyun_signature_matches_alibabas_published_example() -> None:
+    # The worked example of Alibaba Cloud's SMS signature documentation (a GET request).
+    params = {
+        "AccessKeyId": "testId",
+        "Action": "SendSms",
+        "Format": "XML",
+        "OutId": "123",
+        "PhoneNumbers": "15300000001",
+        "RegionId": "cn-hangzhou",
+        "SignName": "阿里云短信测试专用",
+        "SignatureMethod": "HMAC-SHA1",
+        "SignatureNonce": "45e25e9b-0a6f-4070-8c85-2956eda1b466",
+        "SignatureVersion": "1.0",
+        "TemplateCode": "SMS_71390007",
+        "TemplateParam": '{"customer":"test"}',
+        "Timestamp": "2017-07-12T02:42:19Z",
+        "Version": "2017-05-25",
+    }
+    assert aliyun_signature(params, "testSecret", http_method="GET") == (
+        "zJDF+Lrzhj/ThnlvIToysFRq6t4="
+    )
+
+
+def test_aliyun_signature_of_a_post_matches_an_independent_computation() -> None:
+    params = {
+        "Action": "SendSms",
+        "AccessKeyId": ALIYUN_KEY_ID,
+        "SignName": ALIYUN_SIGN,
+        "TemplateParam": '{"name":"王 秀*英~","ref":"K7Q2M9XA"}',
+        "Timestamp": "2026-11-28T17:50:00Z",
+    }
+    assert aliyun_signature(params, ALIYUN_SECRET) == expected_aliyun_signature(
+        params, ALIYUN_SECRET
+    )
+
+
+@async_test
+async def test_sends_each_reminder_once_and_records_delivery_reports(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=5) as world:
+        service = await world.start(WORKERS="3")
+        await eventually(world.all_sent, "all five reminders sent")
+        assert sorted(world.twilio.refs()) == [f"REF{n:05d}" for n in range(1, 6)]
+        first = world.twilio.accepted[0]
+        n = int(first["ref"][3:])
+        assert first["To"] == f"+86139{n:08d}"
+        assert first["From"] == TWILIO_FROM
+        assert first["StatusCallback"] == f"{service.url}/dlr/twilio"
+        assert first["Body"] == (
+            f"【示例银行】尊敬的王秀英，您的房贷本期还款{5000 + n}.00元将于2026-12-05到期，"
+            f"请按时还款。ref:REF{n:05d}"
+        )
+        row = world.rows()[f"rem-{n:06d}"]
+        assert (row["vendor"], row["message_id"]) == ("twilio", "SM" + "1".zfill(32))
+
+        async with aiohttp.ClientSession() as session:
+            dlr = {"MessageSid": row["message_id"], "MessageStatus": "delivered"}
+            async with session.post(f"{service.url}/dlr/twilio", data=dlr) as response:
+                assert response.status == 200
+            stale = {"MessageSid": row["message_id"], "MessageStatus": "sent"}
+            async with session.post(f"{service.url}/dlr/twilio", data=stale) as response:
+                assert response.status == 200
+            report = [{"out_id": "REF00002", "biz_id": "unknown", "success": False}]
+            async with session.post(f"{service.url}/dlr/aliyun", json=report) as response:
+                assert await response.json() == {"code": 0}
+            bad_inputs = [
+                ("/dlr/twilio", b"MessageSid=SM1"),
+                ("/dlr/twilio", b"\xff\xfe=\x00"),
+                ("/dlr/aliyun", b"{not json"),
+                ("/dlr/aliyun", b'{"out_id": "REF00001"}'),
+                ("/dlr/aliyun", b'[{"out_id": "REF00001", "success": "yes"}]'),
+                ("/dlr/aliyun", b"\xff\xfe"),
+            ]
+            for path, body in bad_inputs:
+                headers = {"Content-Type": "application/x-www-form-urlencoded"}
+                async with session.post(service.url + path, data=body, headers=headers) as resp:
+                    assert resp.status == 400, (path, body)
+            async with session.get(f"{service.url}/healthz") as response:
+                health = await response.json()
+        assert health == {"status": "ok", "mode": "resilient", "outbox": {"sent": 5}}
+        rows = world.rows()
+        assert rows[f"rem-{n:06d}"]["delivery"] == "delivered"
+        assert rows["rem-000002"]["delivery"] == "undelivered"
+        assert await service.stop() == 0
+
+
+@pytest.mark.parametrize("failure", ["http-500", "refused", "timeout"])
+@async_test
+async def test_resilient_fails_over_to_the_secondary(tmp_path: Path, failure: str) -> None:
+    async with World(tmp_path) as world:
+        overrides = {"VENDOR_TIMEOUT": "0.3"} if failure == "timeout" else {}
+        if failure == "refused":
+            overrides["TWILIO_BASE_URL"] = f"http://127.0.0.1:{free_port()}"
+        world.twilio.always = "hang" if failure == "timeout" else "error"
+        await world.start(**overrides)
+        await eventually(world.all_sent, "all reminders sent")
+        assert world.twilio.accepted == []
+        assert sorted(world.aliyun.refs()) == ["REF00001", "REF00002", "REF00003"]
+        assert {row["vendor"] for row in world.rows().values()} == {"ali-backup"}
+        sent = world.aliyun.accepted[0]
+        assert sent["PhoneNumbers"] == "13900000001"
+        assert (sent["SignName"], sent["TemplateCode"]) == (ALIYUN_SIGN, ALIYUN_TEMPLATE)
+        assert json.loads(sent["TemplateParam"]) == {
+            "name": "王秀英",
+            "amount": "5001.00",
+            "due_date": "2026-12-05",
+            "ref": "REF00001",
+        }
+        assert world.aliyun.bad_signatures == 0
+
+
+@async_test
+async def test_resilient_fails_over_when_aliyun_refuses_inside_http_200(tmp_path: Path) -> None:
+    async with World(tmp_path) as world:
+        world.aliyun.always = "error"
+        await world.start(PRIMARY_VENDOR="ali-backup", SECONDARY_VENDOR="twilio")
+        await eventually(world.all_sent, "all reminders sent")
+        assert world.aliyun.accepted == []
+        assert len(world.aliyun.requests) >= 1
+        assert sorted(world.twilio.refs()) == ["REF00001", "REF00002", "REF00003"]
+
+
+@async_test
+async def test_resilient_retries_a_lone_vendor_with_backoff(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=1) as world:
+        world.twilio.script = ["error", "error"]
+        await world.start(SECONDARY_VENDOR="")
+        await eventually(world.all_sent, "the reminder sent after two failures")
+        assert [r["ref"] for r in world.twilio.requests] == ["REF00001"] * 3
+        assert world.twilio.refs() == ["REF00001"]
+
+
+@async_test
+async def test_naive_marks_failed_and_neither_retries_nor_fails_over(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=2) as world:
+        world.twilio.script = ["error"]
+        await world.start(NOTIFIER_MODE="naive")
+        await eventually(
+            lambda: world.statuses() == {"rem-000001": "failed", "rem-000002": "sent"},
+            "first reminder failed, second sent",
+        )
+        # Absence needs a window: longer than the resilient first backoff (0.5 s).
+        await asyncio.sleep(1.0)
+        assert [r["ref"] for r in world.twilio.requests] == ["REF00001", "REF00002"]
+        assert world.aliyun.requests == []
+        assert world.statuses()["rem-000001"] == "failed"
+
+
+@async_test
+async def test_restart_neither_loses_nor_repeats_reminders(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=3) as world:
+        world.ledger.ignore_cursor = True
+        world.twilio.script = ["ok", "ok", "hang"]
+        first = await world.start(SECONDARY_VENDOR="")
+        await eventually(lambda: len(world.twilio.requests) == 3, "third send in flight")
+        await first.kill()
+
+        world.ledger.reminders.append(reminder(4))
+        second = await world.start(SECONDARY_VENDOR="")
+        await eventually(world.all_sent, "all four reminders sent")
+        assert sorted(world.twilio.refs()) == ["REF00001", "REF00002", "REF00003", "REF00004"]
+        assert await second.stop() == 0
+        # The killed send is the one documented window; nothing else was asked for twice.
+        asked = [r["ref"] for r in world.twilio.requests]
+        assert sorted(asked) == ["REF00001", "REF00002", "REF00003", "REF00003", "REF00004"]
+
+
+@async_test
+async def test_sigterm_lets_the_in_flight_send_finish(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=1) as world:
+        world.twilio.script = ["hold"]
+        service = await world.start()
+        await eventually(lambda: len(world.twilio.requests) == 1, "send in flight")
+        service.process.send_signal(signal.SIGTERM)
+        await eventually(lambda: "stopping" in service.log.read_text(), "shutdown begun")
+        world.twilio.release.set()
+        assert await asyncio.wait_for(service.process.wait(), 5.0) == 0
+        assert world.statuses() == {"rem-000001": "sent"}
+        assert world.twilio.refs() == ["REF00001"]
+
+
+@async_test
+async def test_alerts_once_per_failing_streak(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=6) as world:
+        world.twilio.always = "error"
+        world.ledger.failures_left = 3
+        await world.start()
+        await eventually(world.all_sent, "all reminders sent via the secondary")
+        await eventually(lambda: len(world.sink.alerts) >= 2, "ledger and vendor alerts")
+        assert sorted(world.sink.alerts, key=lambda alert: alert["summary"]) == [
+            {
+                "severity": "critical",
+                "summary": "ledger poll failing",
+                "source": "reminder-service",
+                "component": "ledger",
+            },
+            {
+                "severity": "critical",
+                "summary": "vendor twilio failing",
+                "source": "reminder-service",
+                "vendor": "twilio",
+            },
+        ]
+        # The breaker opened after three failures, so the rest went straight to the secondary.
+        assert len(world.twilio.requests) == 3
