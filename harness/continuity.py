@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -20,6 +20,7 @@ from harness.journal import (
     FaultReverted,
     Journal,
     LoadFinished,
+    LoadStarted,
     ReminderOwed,
     RunEnded,
     RunStarted,
@@ -44,7 +45,8 @@ class Latency(_Model):
 
 
 class FaultFigures(_Model):
-    """One applied fault: when (seconds from the start of load) and how fast it was noticed."""
+    """One applied fault: when (seconds from the start of load), how fast it was noticed, and
+    what became of the reminders that fell due while it lasted."""
 
     step: int
     fault: str
@@ -52,6 +54,8 @@ class FaultFigures(_Model):
     applied_at: float
     reverted_at: float | None
     detection: float | None
+    owed_during: int
+    outcomes_during: dict[Outcome, int]
 
 
 class LoadFigures(_Model):
@@ -176,6 +180,13 @@ def _longest_blackout(owed: Sequence[ReminderOwed], delivered: dict[str, float],
     return round(longest, 3)
 
 
+def _count(outcomes: Iterable[Outcome]) -> dict[Outcome, int]:
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for outcome in outcomes:
+        counts[outcome] += 1
+    return counts
+
+
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
@@ -205,24 +216,26 @@ def score(journal: Journal) -> Scorecard:
     # A reminder whose window outlasts the run and that has not arrived is not yet decided.
     settled = [r for r in reminders
                if verdicts[r.ref].delivered_at is not None or r.send_by <= end]
-    counts = dict.fromkeys(OUTCOMES, 0)
-    for reminder in settled:
-        counts[verdicts[reminder.ref].outcome] += 1
+    counts = _count(verdicts[r.ref].outcome for r in settled)
     delivered = {ref: v.delivered_at for ref, v in verdicts.items() if v.delivered_at is not None}
     latencies = [delivered[r.ref] - r.remind_at for r in settled if r.ref in delivered]
     duplicates = sum(max(0, len(sends) - 1) for ref, sends in copies.items())
 
     alerts = journal.of(AlertReceived)
+    load_started = journal.first(LoadStarted)
+    t0 = load_started.t if load_started else started.t
     reverted = {event.step: event.t for event in journal.of(FaultReverted)}
-    t0 = started.t
-    faults = [
-        FaultFigures(
+    faults = []
+    for fault in journal.of(FaultApplied):
+        until = reverted.get(fault.step, end)
+        during = [r for r in settled if fault.t <= r.remind_at <= until]
+        faults.append(FaultFigures(
             step=fault.step, fault=fault.fault, link=fault.link,
             applied_at=round(fault.t - t0, 3),
             reverted_at=round(reverted[fault.step] - t0, 3) if fault.step in reverted else None,
-            detection=next((round(a.t - fault.t, 3) for a in alerts if a.t >= fault.t), None))
-        for fault in journal.of(FaultApplied)
-    ]
+            detection=next((round(a.t - fault.t, 3) for a in alerts if a.t >= fault.t), None),
+            owed_during=len(during),
+            outcomes_during=_count(verdicts[r.ref].outcome for r in during)))
     load = journal.first(LoadFinished)
     card = Scorecard(
         scenario=scenario.name,

@@ -108,6 +108,13 @@ class AlertReceived(_Event):
     body: dict[str, Any] | list[Any] | str
 
 
+class LoadStarted(_Event):
+    """Load began; the timeline's step times count from here."""
+
+    kind: Literal["load.started"] = "load.started"
+    pid: int
+
+
 class LoadFinished(_Event):
     """Locust ended: its exit code and request totals."""
 
@@ -119,7 +126,7 @@ class LoadFinished(_Event):
 
 Event = Annotated[
     RunStarted | RunEnded | ComponentReady | ReminderOwed | SendRecorded | FaultApplied
-    | FaultReverted | AlertReceived | LoadFinished,
+    | FaultReverted | AlertReceived | LoadStarted | LoadFinished,
     Field(discriminator="kind"),
 ]
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)

@@ -18,6 +18,7 @@ from harness.journal import (
     ComponentReady,
     JournalWriter,
     LoadFinished,
+    LoadStarted,
     RunEnded,
     RunStarted,
 )
@@ -114,6 +115,7 @@ class Run:
         timeline = TimelinePlayer(self.scenario.timeline, NetworkInjector(control), self.journal)
         teardown.callback(timeline.stop)
         self.say(f"load for {self.scenario.duration:g}s, {len(self.scenario.timeline)} fault(s)")
+        self.journal.write(LoadStarted(pid=load.process.pid))
         timeline.start(time.monotonic())
         if load.wait(self.scenario.duration + 60.0) is None:
             raise LoadError(f"locust did not end within {self.scenario.duration + 60:g}s "

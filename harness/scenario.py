@@ -25,6 +25,7 @@ from harness.faults import NETWORK_FAULTS, check_params
 from harness.gates import Gate, parse_gate
 from mocks.catalogue import CREDENTIAL_KEYS
 
+
 def _gate(value: Any) -> Any:
     return parse_gate(value) if isinstance(value, str) else value
 

@@ -13,6 +13,7 @@ from harness.journal import (
     FaultApplied,
     FaultReverted,
     Journal,
+    LoadStarted,
     ReminderOwed,
     RunEnded,
     RunStarted,
@@ -146,6 +147,22 @@ def test_detection_time_is_the_first_alert_after_the_fault() -> None:
     assert card.alerts == 2
 
 
+def test_reminders_due_during_a_fault_are_counted_against_it() -> None:
+    card = score(journal(
+        LoadStarted(t=T0 + 10, pid=1),
+        owed("AAAAAAAA", 20), sent("AAAAAAAA", 21),
+        FaultApplied(t=T0 + 30, step=0, fault="proxy.down", link="vendors.sms"),
+        owed("BBBBBBBB", 35), owed("CCCCCCCC", 40), sent("CCCCCCCC", 41),
+        FaultReverted(t=T0 + 60, step=0, fault="proxy.down", link="vendors.sms"),
+        owed("DDDDDDDD", 61),
+    ))
+    [fault] = card.faults
+    assert (fault.applied_at, fault.reverted_at) == (20.0, 50.0)
+    assert fault.owed_during == 2
+    assert fault.outcomes_during["on_time"] == 1
+    assert fault.outcomes_during["missed"] == 1
+
+
 def test_longest_blackout_spans_owed_but_undelivered_time_without_deliveries() -> None:
     card = score(journal(
         owed("AAAAAAAA", 0), sent("AAAAAAAA", 1),
@@ -156,5 +173,5 @@ def test_longest_blackout_spans_owed_but_undelivered_time_without_deliveries() -
 
 
 def test_a_journal_without_a_start_cannot_be_scored() -> None:
-    with pytest.raises(JournalError, match="no run.started"):
+    with pytest.raises(JournalError, match=r"no run\.started"):
         score(Journal((owed("AAAAAAAA", 0),)))

@@ -48,5 +48,5 @@ def test_a_target_that_exits_early_fails_with_its_log_tail(tmp_path: Path) -> No
 def test_a_target_that_never_gets_ready_times_out(tmp_path: Path) -> None:
     target = Target(command=[sys.executable, "-c", "import time; time.sleep(30)"],
                     health=f"tcp://127.0.0.1:{free_port()}", ready_timeout=0.5)
-    with pytest.raises(StartupError, match="did not answer within 0.5s"):
+    with pytest.raises(StartupError, match=r"did not answer within 0\.5s"):
         start_target(target, AddressBook({}), tmp_path / "t.log")
