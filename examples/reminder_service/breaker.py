@@ -29,7 +29,8 @@ class FailureStreak:
 class Breaker:
     """A tripped streak opens the breaker for a cool-down; every further failure re-opens it.
 
-    After the cool-down the next call is a trial: a success closes it, a failure re-opens it.
+    After the cool-down one caller gets a trial call while the breaker stays open for the
+    others: its success closes the breaker, its failure re-opens it.
     """
 
     def __init__(
@@ -43,8 +44,14 @@ class Breaker:
         self._clock = clock
         self._open_until = 0.0
 
-    def is_open(self) -> bool:
-        return self.streak.tripped and self._clock() < self._open_until
+    def allow(self) -> bool:
+        if not self.streak.tripped:
+            return True
+        now = self._clock()
+        if now < self._open_until:
+            return False
+        self._open_until = now + self._cooldown
+        return True
 
     def record_success(self) -> None:
         self.streak.record_success()

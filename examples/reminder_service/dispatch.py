@@ -36,7 +36,7 @@ class Dispatcher:
         reminder = row.reminder
         errors: list[str] = []
         for vendor in self._route():
-            if self._mode is Mode.RESILIENT and self._breakers[vendor.name].is_open():
+            if self._mode is Mode.RESILIENT and not self._breakers[vendor.name].allow():
                 errors.append(f"{vendor.name}: circuit open")
                 continue
             if errors:

@@ -12,6 +12,9 @@ from .settings import Mode
 
 log = logging.getLogger(__name__)
 
+# Undecodable bytes, an unknown charset, JSON nested past the recursion limit.
+_UNREADABLE = (ValueError, LookupError, RecursionError)
+
 
 def build_app(outbox: Outbox, mode: Mode) -> web.Application:
     routes = _Routes(outbox, mode)
@@ -39,7 +42,7 @@ class _Routes:
     async def twilio_report(self, request: web.Request) -> web.Response:
         try:
             form = await request.post()
-        except ValueError:
+        except _UNREADABLE:
             return _bad_request("body is not a form")
         sid, status = form.get("MessageSid"), form.get("MessageStatus")
         if not (isinstance(sid, str) and sid and isinstance(status, str) and status):
@@ -51,7 +54,7 @@ class _Routes:
     async def aliyun_report(self, request: web.Request) -> web.Response:
         try:
             items: Any = await request.json()
-        except ValueError:
+        except _UNREADABLE:
             return _bad_request("body is not JSON")
         if not isinstance(items, list) or not all(_is_aliyun_report(item) for item in items):
             return _bad_request("expected an array of reports with success and biz_id or out_id")

@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from examples.reminder_service.breaker import Breaker
 from examples.reminder_service.vendors import aliyun_signature
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -388,18 +389,21 @@ async def test_sends_each_reminder_once_and_records_delivery_reports(tmp_path: P
             report = [{"out_id": "REF00002", "biz_id": "unknown", "success": False}]
             async with session.post(f"{service.url}/dlr/aliyun", json=report) as response:
                 assert await response.json() == {"code": 0}
+            form, json_type = "application/x-www-form-urlencoded", "application/json"
             bad_inputs = [
-                ("/dlr/twilio", b"MessageSid=SM1"),
-                ("/dlr/twilio", b"\xff\xfe=\x00"),
-                ("/dlr/aliyun", b"{not json"),
-                ("/dlr/aliyun", b'{"out_id": "REF00001"}'),
-                ("/dlr/aliyun", b'[{"out_id": "REF00001", "success": "yes"}]'),
-                ("/dlr/aliyun", b"\xff\xfe"),
+                ("/dlr/twilio", form, b"MessageSid=SM1"),
+                ("/dlr/twilio", form + "; charset=bogus", b"MessageSid=SM1&MessageStatus=sent"),
+                ("/dlr/twilio", "multipart/form-data; boundary=x", b"garbage"),
+                ("/dlr/aliyun", json_type, b"{not json"),
+                ("/dlr/aliyun", json_type, b'{"out_id": "REF00001"}'),
+                ("/dlr/aliyun", json_type, b'[{"out_id": "REF00001", "success": "yes"}]'),
+                ("/dlr/aliyun", json_type, b"\xff\xfe"),
+                ("/dlr/aliyun", json_type, b"[" * 100_000),
             ]
-            for path, body in bad_inputs:
-                headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            for path, content_type, body in bad_inputs:
+                headers = {"Content-Type": content_type}
                 async with session.post(service.url + path, data=body, headers=headers) as resp:
-                    assert resp.status == 400, (path, body)
+                    assert resp.status == 400, (path, content_type, body[:40])
             async with session.get(f"{service.url}/healthz") as response:
                 health = await response.json()
         assert health == {"status": "ok", "mode": "resilient", "outbox": {"sent": 5}}
@@ -528,3 +532,20 @@ async def test_alerts_once_per_failing_streak(tmp_path: Path) -> None:
         ]
         # The breaker opened after three failures, so the rest went straight to the secondary.
         assert len(world.twilio.requests) == 3
+
+
+def test_breaker_lets_one_trial_through_after_the_cooldown() -> None:
+    now = [0.0]
+    breaker = Breaker(threshold=3, cooldown=5.0, clock=lambda: now[0])
+    assert [breaker.record_failure() for _ in range(4)] == [False, False, True, False]
+    assert not breaker.allow()
+    now[0] = 5.1
+    assert breaker.allow()
+    assert not breaker.allow(), "a second caller must wait for the trial's verdict"
+    breaker.record_failure()
+    now[0] = 10.0
+    assert not breaker.allow(), "a failed trial re-opens the breaker for a full cool-down"
+    now[0] = 10.2
+    assert breaker.allow()
+    breaker.record_success()
+    assert breaker.allow() and breaker.allow()
