@@ -25,20 +25,20 @@ def free_port() -> int:
 
 
 def poll_until(probe: Callable[[], T | None], *, timeout: float, interval: float = 0.1,
-               abort: Callable[[], str | None] = lambda: None) -> T | None:
+               watch: ManagedProcess | None = None) -> T | None:
     """Call `probe` until it returns something other than None or `timeout` passes.
 
-    `abort` is asked between tries; a message from it ends the wait early (a child died).
-    Returns the probe's value, or None on timeout; raises StartupError on abort.
+    Returns the probe's value, or None on timeout. If the `watch`ed process ends first, raises
+    StartupError with its exit code and the tail of its log.
     """
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
         if value is not None:
             return value
-        reason = abort()
-        if reason is not None:
-            raise StartupError("wait", reason)
+        if watch is not None and watch.returncode is not None:
+            raise StartupError(watch.name, f"exited with code {watch.returncode} before it was "
+                               "ready", watch.log_tail())
         if time.monotonic() >= deadline:
             return None
         time.sleep(interval)
@@ -70,11 +70,6 @@ class ManagedProcess:
     def returncode(self) -> int | None:
         """The exit code once the child has ended, else None."""
         return self._popen.poll()
-
-    def exited(self) -> str | None:
-        """A sentence saying the process ended, for `poll_until(abort=...)`; None while alive."""
-        code = self.returncode
-        return None if code is None else f"{self.name} exited with code {code}"
 
     def wait(self, timeout: float) -> int | None:
         """Wait up to `timeout` seconds for the child to end; its exit code, or None."""

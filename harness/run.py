@@ -161,11 +161,8 @@ class Run:
                                            str(manifest_path)],
                                  log_path=self.logs / "mocks.log", env=os.environ)
         teardown.callback(process.stop)
-        try:
-            found = poll_until(lambda: manifest_path if manifest_path.exists() else None,
-                               timeout=15.0, abort=process.exited)
-        except StartupError as exc:
-            raise StartupError("mocks", str(exc), process.log_tail()) from None
+        found = poll_until(lambda: manifest_path if manifest_path.exists() else None,
+                           timeout=15.0, watch=process)
         if found is None:
             raise StartupError("mocks", "no manifest within 15s", process.log_tail())
         manifest = Manifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))

@@ -65,11 +65,10 @@ def start_target(target: Target, book: AddressBook, log_path: Path) -> ManagedPr
     health = book.render(target.health)
     try:
         ready = poll_until(lambda: _healthy(health), timeout=target.ready_timeout,
-                           interval=0.2, abort=process.exited)
-    except StartupError as exc:
+                           interval=0.2, watch=process)
+    except StartupError:
         process.stop()
-        raise StartupError("target", f"{exc.args[0].removeprefix('wait: ')} before {health} "
-                           "answered", process.log_tail()) from None
+        raise
     if ready is None:
         process.stop()
         raise StartupError("target", f"{health} did not answer within "

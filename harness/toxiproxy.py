@@ -81,7 +81,7 @@ class ToxiproxyServer:
             log_path=log_path)
         # A busy API port does not make the server exit, so readiness is /version answering.
         version = poll_until(lambda: _version_of(self.url), timeout=ready_timeout,
-                             abort=self.process.exited)
+                             watch=self.process)
         if version is None:
             self.process.stop()
             raise StartupError("toxiproxy", f"no answer on {self.url}/version "
