@@ -46,7 +46,7 @@ class Latency(_Model):
 
 class FaultFigures(_Model):
     """One applied fault: when (seconds from the start of load), how fast it was noticed, and
-    what became of the reminders that fell due while it lasted."""
+    what became of the reminders exposed to it (their window overlapped the fault)."""
 
     step: int
     fault: str
@@ -54,8 +54,8 @@ class FaultFigures(_Model):
     applied_at: float
     reverted_at: float | None
     detection: float | None
-    owed_during: int
-    outcomes_during: dict[Outcome, int]
+    exposed: int
+    outcomes_exposed: dict[Outcome, int]
 
 
 class LoadFigures(_Model):
@@ -228,14 +228,14 @@ def score(journal: Journal) -> Scorecard:
     faults = []
     for fault in journal.of(FaultApplied):
         until = reverted.get(fault.step, end)
-        during = [r for r in settled if fault.t <= r.remind_at <= until]
+        exposed = [r for r in settled if r.remind_at <= until and r.send_by >= fault.t]
         faults.append(FaultFigures(
             step=fault.step, fault=fault.fault, link=fault.link,
             applied_at=round(fault.t - t0, 3),
             reverted_at=round(reverted[fault.step] - t0, 3) if fault.step in reverted else None,
             detection=next((round(a.t - fault.t, 3) for a in alerts if a.t >= fault.t), None),
-            owed_during=len(during),
-            outcomes_during=_count(verdicts[r.ref].outcome for r in during)))
+            exposed=len(exposed),
+            outcomes_exposed=_count(verdicts[r.ref].outcome for r in exposed)))
     load = journal.first(LoadFinished)
     card = Scorecard(
         scenario=scenario.name,

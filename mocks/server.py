@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import signal
@@ -15,6 +16,8 @@ from mocks import alerts, aliyun, ledger, twilio
 from mocks.catalogue import issue_credentials
 from mocks.manifest import Manifest, MocksConfig, VendorEndpoint
 from mocks.sends import SendRecord
+
+log = logging.getLogger("mocks")
 
 
 async def _serve(app: web.Application, runners: list[web.AppRunner]) -> str:
@@ -46,6 +49,9 @@ async def serve(config: MocksConfig, manifest_path: Path) -> None:
                 app = aliyun.create_app(name, vendor, credentials, record, config.seed)
             vendors[name] = VendorEndpoint(
                 kind=vendor.kind, url=await _serve(app, runners), credentials=credentials)
+        log.info("ledger %s, alert sink %s", ledger_url, alerts_url)
+        for name, endpoint in vendors.items():
+            log.info("vendor %s (%s) %s", name, endpoint.kind, endpoint.url)
         manifest = Manifest(pid=os.getpid(), ledger_url=ledger_url, alerts_url=alerts_url,
                             vendors=vendors)
         partial = manifest_path.with_suffix(".tmp")

@@ -38,8 +38,8 @@ def test_the_reference_notifier_passes_the_gate(demo_runs: dict[str, Finished]) 
     assert card["outcomes"]["missed"] == 0
     assert [gate["passed"] for gate in card["gates"]] == [True, True, True]
     [fault] = card["faults"]
-    assert fault["owed_during"] > 0
-    assert fault["outcomes_during"]["on_time"] == fault["owed_during"]
+    assert fault["exposed"] > 0
+    assert fault["outcomes_exposed"]["on_time"] == fault["exposed"]
     assert "PASSED" in run.stdout
 
 
@@ -54,9 +54,9 @@ def test_the_naive_notifier_fails_the_gate_by_missing_reminders_during_the_outag
     assert continuity_gate["passed"] is False
     [fault] = card["faults"]
     assert fault["fault"] == "proxy.down" and fault["link"] == "vendors.twilio"
-    # The misses are the outage's: every missed reminder fell due while Twilio was down.
+    # The misses are the outage's: every missed reminder was owed while Twilio was down.
     assert card["outcomes"]["missed"] > 0
-    assert fault["outcomes_during"]["missed"] == card["outcomes"]["missed"]
+    assert fault["outcomes_exposed"]["missed"] == card["outcomes"]["missed"]
     assert "FAILED" in run.stdout
 
 

@@ -147,10 +147,11 @@ def test_detection_time_is_the_first_alert_after_the_fault() -> None:
     assert card.alerts == 2
 
 
-def test_reminders_due_during_a_fault_are_counted_against_it() -> None:
+def test_reminders_whose_window_overlaps_a_fault_are_exposed_to_it() -> None:
     card = score(journal(
         LoadStarted(t=T0 + 10, pid=1),
-        owed("AAAAAAAA", 20), sent("AAAAAAAA", 21),
+        owed("ZZZZZZZZ", 10), sent("ZZZZZZZZ", 11),
+        owed("AAAAAAAA", 25), sent("AAAAAAAA", 29),
         FaultApplied(t=T0 + 30, step=0, fault="proxy.down", link="vendors.sms"),
         owed("BBBBBBBB", 35), owed("CCCCCCCC", 40), sent("CCCCCCCC", 41),
         FaultReverted(t=T0 + 60, step=0, fault="proxy.down", link="vendors.sms"),
@@ -158,9 +159,9 @@ def test_reminders_due_during_a_fault_are_counted_against_it() -> None:
     ))
     [fault] = card.faults
     assert (fault.applied_at, fault.reverted_at) == (20.0, 50.0)
-    assert fault.owed_during == 2
-    assert fault.outcomes_during["on_time"] == 1
-    assert fault.outcomes_during["missed"] == 1
+    assert fault.exposed == 3
+    assert fault.outcomes_exposed["on_time"] == 2
+    assert fault.outcomes_exposed["missed"] == 1
 
 
 def test_longest_blackout_spans_owed_but_undelivered_time_without_deliveries() -> None:
