@@ -28,8 +28,9 @@ from harness.journal import (
 )
 from harness.scenario import Correlation
 
-Outcome = Literal["on_time", "late", "missed", "wrong_content", "wrong_recipient"]
-OUTCOMES: tuple[Outcome, ...] = ("on_time", "late", "missed", "wrong_content", "wrong_recipient")
+Outcome = Literal["on_time", "late", "missed", "filtered", "wrong_content", "wrong_recipient"]
+OUTCOMES: tuple[Outcome, ...] = ("on_time", "late", "missed", "filtered", "wrong_content",
+                                 "wrong_recipient")
 
 
 class _Model(BaseModel):
@@ -142,13 +143,17 @@ def _content_ok(reminder: ReminderOwed, match: re.Match[str] | None) -> bool:
 
 def _judge(reminder: ReminderOwed, copies: Sequence[tuple[SendRecorded, re.Match[str] | None]]
            ) -> _Verdict:
-    """The first correct delivery decides; wrong ones say why nothing correct came."""
+    """The first correct arrival in the inbox decides; the others say why none came."""
     wrong: Outcome | None = None
     for send, match in copies:
+        if send.inbox_at is None:
+            continue
         if _national(send.to) != _national(reminder.phone):
             wrong = wrong or "wrong_recipient"
         elif not _content_ok(reminder, match):
             wrong = wrong or "wrong_content"
+        elif send.handset == "spam":
+            wrong = "filtered" if wrong in (None, "filtered") else wrong
         else:
             outcome: Outcome = "on_time" if send.inbox_at <= reminder.send_by else "late"
             return _Verdict(outcome, send.inbox_at, len(copies))
@@ -205,7 +210,9 @@ def score(journal: Journal) -> Scorecard:
     by_ref = {r.ref: r for r in reminders}
     copies: dict[str, list[tuple[SendRecorded, re.Match[str] | None]]] = defaultdict(list)
     unmatched = 0
-    for send in sorted(journal.of(SendRecorded), key=lambda s: s.inbox_at):
+    # Only what reached a handset counts; a send the vendor dropped or nobody received is lost.
+    arrived = [send for send in journal.of(SendRecorded) if send.inbox_at is not None]
+    for send in sorted(arrived, key=lambda s: s.inbox_at or 0.0):
         ref, match = _correlate(send, scenario.reminders.correlate, set(by_ref))
         if ref is None:
             unmatched += 1

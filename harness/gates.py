@@ -15,6 +15,7 @@ METRICS: dict[str, str] = {
     "on_time": "reminders delivered within their window",
     "late": "reminders delivered after their window",
     "missed": "reminders never delivered",
+    "filtered": "reminders that reached only the spam folder",
     "wrong_content": "reminders delivered only with wrong amount or due date",
     "wrong_recipient": "reminders delivered only to a wrong number",
     "duplicates": "extra copies of reminders already delivered",

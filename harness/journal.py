@@ -69,7 +69,11 @@ class ReminderOwed(_Event):
 
 
 class SendRecorded(_Event):
-    """A vendor mock accepted a message and the handset received it at `inbox_at`."""
+    """A vendor mock accepted a message; `handset` says where it went, `inbox_at` when it arrived.
+
+    `handset` is `delivered` (the inbox), `spam` (the spam folder), `absent` (the phone was
+    off: never arrived) or `dropped` (the vendor accepted it and never delivered it).
+    """
 
     kind: Literal["send.recorded"] = "send.recorded"
     vendor: str
@@ -77,8 +81,17 @@ class SendRecorded(_Event):
     to: str
     body: str
     client_ref: str | None = None
-    inbox_at: float
+    handset: Literal["delivered", "spam", "absent", "dropped"] = "delivered"
+    inbox_at: float | None
     request: dict[str, Any] = {}
+
+
+class VendorFaultsChanged(_Event):
+    """A vendor mock put new application-level faults in force (only those not at default)."""
+
+    kind: Literal["vendor.faults"] = "vendor.faults"
+    vendor: str
+    faults: dict[str, Any]
 
 
 class FaultApplied(_Event):
@@ -125,7 +138,8 @@ class LoadFinished(_Event):
 
 
 Event = Annotated[
-    RunStarted | RunEnded | ComponentReady | ReminderOwed | SendRecorded | FaultApplied
+    RunStarted | RunEnded | ComponentReady | ReminderOwed | SendRecorded | VendorFaultsChanged
+    | FaultApplied
     | FaultReverted | AlertReceived | LoadStarted | LoadFinished,
     Field(discriminator="kind"),
 ]

@@ -28,7 +28,7 @@ from harness.scenario import Scenario
 from harness.target import AddressBook, start_target
 from harness.timeline import NetworkInjector, TimelinePlayer
 from harness.toxiproxy import Link, ToxiproxyControl, ToxiproxyServer, find_server
-from mocks.manifest import Manifest, MocksConfig, VendorConfig
+from mocks.manifest import Manifest, MocksConfig
 
 Say = Callable[[str], None]
 
@@ -150,10 +150,10 @@ class Run:
         config = MocksConfig(
             seed=self.scenario.seed, window=self.scenario.reminders.window,
             journal_dir=str(self.run_dir / "journal"),
-            vendors={name: VendorConfig(
-                kind=vendor.kind, sign_name=vendor.sign_name, templates=vendor.templates,
-                report_url=book.render(vendor.report_url) if vendor.report_url else None)
-                for name, vendor in self.scenario.vendors.items()})
+            handsets=self.scenario.handsets,
+            vendors={name: vendor.model_copy(update={"report_url": book.render(vendor.report_url)})
+                     if vendor.report_url else vendor
+                     for name, vendor in self.scenario.vendors.items()})
         config_path = self.run_dir / "mocks-config.json"
         config_path.write_text(config.model_dump_json(indent=2), encoding="utf-8")
         manifest_path = self.run_dir / "mocks-manifest.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
@@ -23,7 +23,9 @@ from harness.durations import Duration, Rate
 from harness.errors import ScenarioError
 from harness.faults import NETWORK_FAULTS, check_params
 from harness.gates import Gate, parse_gate
-from mocks.catalogue import CREDENTIAL_KEYS
+from mocks.catalogue import credential_keys
+from mocks.handsets import HandsetConfig
+from mocks.manifest import VendorConfig
 
 
 def _gate(value: Any) -> Any:
@@ -56,15 +58,6 @@ class Target(_Model):
         if not value.startswith(("http://", "tcp://")):
             raise ValueError("expected an http:// URL or tcp://host:port")
         return value
-
-
-class Vendor(_Model):
-    """One mock SMS vendor in this run."""
-
-    kind: Literal["twilio", "aliyun"]
-    sign_name: str = "示例银行"
-    templates: dict[str, str] = {}
-    report_url: str | None = None
 
 
 class Population(_Model):
@@ -150,7 +143,8 @@ class Scenario(_Model):
     duration: Duration = Field(gt=0)
     drain: Duration | None = None
     target: Target
-    vendors: dict[str, Vendor] = Field(min_length=1)
+    vendors: dict[str, VendorConfig] = Field(min_length=1)
+    handsets: HandsetConfig = HandsetConfig()
     population: Population = Population()
     reminders: Reminders
     load: Load = Load()
@@ -159,7 +153,7 @@ class Scenario(_Model):
 
     @field_validator("vendors")
     @classmethod
-    def _vendor_names(cls, value: dict[str, Vendor]) -> dict[str, Vendor]:
+    def _vendor_names(cls, value: dict[str, VendorConfig]) -> dict[str, VendorConfig]:
         for name in value:
             if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
                 raise ValueError(f"vendor name {name!r}: use lower-case letters, digits, _ or -")
@@ -181,7 +175,7 @@ class Scenario(_Model):
                  "run.dir", "run.seed"}
         for name, vendor in self.vendors.items():
             names |= {f"vendors.{name}.url", f"vendors.{name}.host", f"vendors.{name}.port"}
-            names |= {f"vendors.{name}.credentials.{key}" for key in CREDENTIAL_KEYS[vendor.kind]}
+            names |= {f"vendors.{name}.credentials.{key}" for key in credential_keys(vendor.kind)}
         return names
 
 

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
-import logging
 import random
 import re
+import string
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
 
-from mocks.manifest import VendorConfig
-from mocks.sends import SendRecord, raw_request
+from mocks.catalogue import pick
+from mocks.sends import raw_request
+from mocks.vendor import Report, ReportQueue, ResponseLost, VendorMock
 
-log = logging.getLogger("mocks.aliyun")
 _MOBILE = re.compile(r"^(?:\+86|0086|86)?(1\d{10})$")
 _CHINA = timezone(timedelta(hours=8))
 
@@ -57,35 +54,70 @@ def _business(code: str, message: str, biz_id: str = "") -> web.Response:
     return web.json_response(body)
 
 
-class _Reports:
-    """Batches SmsReport items and pushes them as JSON arrays, once a second."""
-
-    def __init__(self, url: str | None) -> None:
-        self.url = url
-        self.pending: list[dict[str, object]] = []
-
-    async def pusher(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=5)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            while True:
-                await asyncio.sleep(1.0)
-                if not self.url or not self.pending:
-                    continue
-                batch, self.pending = self.pending, []
-                try:
-                    async with session.post(self.url, json=batch) as response:
-                        await response.read()
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    log.info("SmsReport push to %s failed: %s", self.url, exc)
+CREDENTIAL_KEYS = ("access_key_id", "access_key_secret")
 
 
-def create_app(name: str, config: VendorConfig, credentials: dict[str, str],
-               record: SendRecord, seed: int) -> web.Application:
-    """A Dysmsapi-compatible endpoint for one AccessKey, recording sends under vendor `name`."""
-    key_id, secret = credentials["access_key_id"], credentials["access_key_secret"]
+def issue_credentials(rng: random.Random) -> dict[str, str]:
+    """An AccessKey pair."""
+    alphabet = string.ascii_letters + string.digits
+    return {"access_key_id": "LTAI" + pick(rng, alphabet, 20),
+            "access_key_secret": pick(rng, alphabet, 30)}
+
+
+class _Style:
+    """Alibaba's way of failing: gateway errors over HTTP, business errors inside a 200."""
+
+    def outage(self, status: int) -> web.Response:
+        if status == 503:
+            return _platform_error(503, "ServiceUnavailable",
+                                   "The request has failed due to a temporary failure.")
+        return _platform_error(status, "InternalError",
+                               "The request processing has failed due to some unknown error.")
+
+    def throttled(self) -> web.Response:
+        return _business("isv.BUSINESS_LIMIT_CONTROL", "触发号码天级流控Permits:10")
+
+
+_FATE_CODES = {
+    "invalid": ("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号"),
+    "barred": ("isv.BLACK_KEY_CONTROL_LIMIT", "黑名单管控"),
+    "failed": ("isp.SYSTEM_ERROR", "系统错误"),
+}
+
+
+async def _push(session: aiohttp.ClientSession, reports: list[Report]) -> None:
+    """One SmsReport push: a JSON array of receipts to the configured URL."""
+    by_url: dict[str, list[dict[str, object]]] = {}
+    for report in reports:
+        send = report.send
+        stamp = datetime.fromtimestamp(send.t, _CHINA).strftime("%Y-%m-%d %H:%M:%S")
+        by_url.setdefault(report.callback, []).append({
+            "phone_number": send.to.removeprefix("+86"), "send_time": stamp,
+            "report_time": datetime.now(_CHINA).strftime("%Y-%m-%d %H:%M:%S"),
+            "success": report.delivered,
+            "err_code": "DELIVERED" if report.delivered else "MK:0001",
+            "err_msg": "用户接收成功" if report.delivered else "用户不在服务区",
+            "sms_size": "1", "biz_id": send.message_id, "out_id": send.client_ref or "",
+        })
+    for url, batch in by_url.items():
+        async with session.post(url, json=batch) as response:
+            await response.read()
+
+
+def create_app(vendor: VendorMock) -> web.Application:
+    """A Dysmsapi-compatible endpoint for one AccessKey."""
+    key_id, secret = vendor.credentials["access_key_id"], vendor.credentials["access_key_secret"]
+    config = vendor.config
     used_nonces: set[str] = set()
-    reports = _Reports(config.report_url)
-    rng = random.Random(seed)
+    style = _Style()
+    timeout = aiohttp.ClientTimeout(total=5)
+
+    async def deliver(reports: list[Report]) -> None:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            await _push(session, reports)
+
+    reports = ReportQueue(deliver, batch=True, rng=vendor.rng, faults=lambda: vendor.faults,
+                          interval=1.0)
 
     async def rpc(request: web.Request) -> web.Response:
         params = {**request.query, **{k: str(v) for k, v in (await request.post()).items()}}
@@ -101,7 +133,7 @@ def create_app(name: str, config: VendorConfig, credentials: dict[str, str],
             return _platform_error(400, "InvalidSignatureMethod",
                                    "Specified signature method is not supported.")
         expected = rpc_signature(secret, request.method, params)
-        if not hmac.compare_digest(expected, params["Signature"]):
+        if not hmac.compare_digest(expected.encode(), params["Signature"].encode()):
             return _platform_error(400, "SignatureDoesNotMatch",
                                    "Specified signature is not matched with our calculation.")
         nonce = params.get("SignatureNonce", "")
@@ -109,7 +141,8 @@ def create_app(name: str, config: VendorConfig, credentials: dict[str, str],
             return _platform_error(400, "SignatureNonceUsed",
                                    "Specified signature nonce was used already.")
         used_nonces.add(nonce)
-        return await _send(request, params)
+        refused = await vendor.admit(style)
+        return refused or await _send(request, params)
 
     async def _send(request: web.Request, params: dict[str, str]) -> web.Response:
         if params.get("SignName") != config.sign_name:
@@ -120,39 +153,31 @@ def create_app(name: str, config: VendorConfig, credentials: dict[str, str],
         try:
             values = json.loads(params.get("TemplateParam") or "{}")
         except json.JSONDecodeError:
-            return _business("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+            values = None
         if not isinstance(values, dict):
             return _business("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
         numbers = [n.strip() for n in params.get("PhoneNumbers", "").split(",") if n.strip()]
-        phones = [m.group(1) for m in map(_MOBILE.match, numbers) if m]
+        phones = ["+86" + m.group(1) for m in map(_MOBILE.match, numbers) if m]
         if not numbers or len(phones) != len(numbers):
             return _business("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
+        fates = [vendor.fate(phone, len(phones)) for phone in phones]
+        # Alibaba refuses the whole request when any number is refused.
+        refused = next((fate for fate in fates if fate != "ok"), None)
+        if refused is not None:
+            return _business(*_FATE_CODES[refused])
         text = f"【{config.sign_name}】" + re.sub(
             r"\$\{(\w+)\}", lambda m: str(values.get(m.group(1), "")), template)
-        biz_id = f"{rng.randrange(10**17, 10**18)}^0"
-        out_id = params.get("OutId") or None
+        biz_id = f"{vendor.rng.randrange(10**17, 10**18)}^0"
         raw = await raw_request(request)
-        sent_at = datetime.now(_CHINA).strftime("%Y-%m-%d %H:%M:%S")
         for phone in phones:
-            record.add(vendor=name, message_id=biz_id, to="+86" + phone, body=text,
-                       client_ref=out_id, request=raw)
-            reports.pending.append({
-                "phone_number": phone, "send_time": sent_at, "report_time": sent_at,
-                "success": True, "err_code": "DELIVERED", "err_msg": "用户接收成功",
-                "sms_size": "1", "biz_id": biz_id, "out_id": out_id or "",
-            })
+            vendor.accept(message_id=biz_id, to=phone, sender=config.sign_name, body=text,
+                          client_ref=params.get("OutId") or None, request=raw,
+                          reports=reports)
+        if vendor.lose_response():
+            raise ResponseLost
         return _business("OK", "OK", biz_id)
 
-    async def run_pusher(_: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(reports.pusher())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    app = web.Application()
+    app = vendor.application(reports)
     app.router.add_route("POST", "/", rpc)
     app.router.add_route("GET", "/", rpc)
-    app.router.add_routes(record.routes(name))
-    app.cleanup_ctx.append(run_pusher)
     return app

@@ -1,32 +1,36 @@
-"""Which vendor wire formats the mocks speak, and the credentials each issues per run."""
+"""Which vendor wire formats the mocks speak: kind → module, and each kind's credentials.
+
+A vendor module defines `CREDENTIAL_KEYS`, `issue_credentials(rng)` and `create_app(vendor)`.
+"""
 
 from __future__ import annotations
 
+import importlib
 import random
-import string
+from types import ModuleType
 
-CREDENTIAL_KEYS: dict[str, tuple[str, ...]] = {
-    "twilio": ("account_sid", "auth_token", "from"),
-    "aliyun": ("access_key_id", "access_key_secret"),
+MODULES: dict[str, str] = {
+    "twilio": "mocks.twilio",
+    "aliyun": "mocks.aliyun",
 }
+
+def vendor_module(kind: str) -> ModuleType:
+    """The module that speaks vendor `kind`'s wire format."""
+    return importlib.import_module(MODULES[kind])
+
+
+def credential_keys(kind: str) -> tuple[str, ...]:
+    """The names of the credentials vendor `kind` issues (placeholders may use them)."""
+    keys: tuple[str, ...] = vendor_module(kind).CREDENTIAL_KEYS
+    return keys
+
+
+def pick(rng: random.Random, alphabet: str, n: int) -> str:
+    """`n` characters of `alphabet` drawn from `rng` (so a seed repeats credentials)."""
+    return "".join(rng.choice(alphabet) for _ in range(n))
 
 
 def issue_credentials(kind: str, rng: random.Random) -> dict[str, str]:
-    """Fresh credentials in the vendor's own shape, drawn from `rng` (so a seed repeats them)."""
-
-    def pick(alphabet: str, n: int) -> str:
-        return "".join(rng.choice(alphabet) for _ in range(n))
-
-    hexdigits = "0123456789abcdef"
-    if kind == "twilio":
-        return {
-            "account_sid": "AC" + pick(hexdigits, 32),
-            "auth_token": pick(hexdigits, 32),
-            "from": "+1500555" + pick(string.digits, 4),
-        }
-    if kind == "aliyun":
-        return {
-            "access_key_id": "LTAI" + pick(string.ascii_letters + string.digits, 20),
-            "access_key_secret": pick(string.ascii_letters + string.digits, 30),
-        }
-    raise ValueError(f"unknown vendor kind {kind!r}")
+    """Fresh credentials in vendor `kind`'s own shape."""
+    credentials: dict[str, str] = vendor_module(kind).issue_credentials(rng)
+    return credentials

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from mocks.catalogue import MODULES
+from mocks.handsets import HandsetConfig
 
 
 class _Model(BaseModel):
@@ -10,12 +13,19 @@ class _Model(BaseModel):
 
 
 class VendorConfig(_Model):
-    """One vendor mock to serve."""
+    """One vendor mock to serve: its wire format and what the vendor's console would hold."""
 
     kind: str
     sign_name: str = "示例银行"
     templates: dict[str, str] = {}
     report_url: str | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in MODULES:
+            raise ValueError(f"unknown vendor kind {value!r}; known: {', '.join(MODULES)}")
+        return value
 
 
 class MocksConfig(_Model):
@@ -25,14 +35,17 @@ class MocksConfig(_Model):
     window: float = 20.0
     journal_dir: str
     vendors: dict[str, VendorConfig]
+    handsets: HandsetConfig = HandsetConfig()
 
 
 class VendorEndpoint(_Model):
-    """Where a vendor mock listens and the credentials it accepts."""
+    """Where a vendor mock listens, the credentials it accepts, and its control API."""
 
     kind: str
     url: str
     credentials: dict[str, str]
+    control_url: str
+    sends_url: str
 
 
 class Manifest(_Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 from aiohttp import web
 
@@ -31,12 +32,16 @@ class SendRecord:
         self.sends: list[SendRecorded] = []
 
     def add(self, *, vendor: str, message_id: str, to: str, body: str,
-            client_ref: str | None, request: dict[str, object]) -> SendRecorded:
-        """Record one message as received by the handset now."""
+            client_ref: str | None, request: dict[str, object],
+            handset: Literal["delivered", "spam", "absent", "dropped"] = "delivered",
+            ) -> SendRecorded:
+        """Record one accepted message; if the handset got it, it arrived now."""
         now = time.time()
+        arrived = handset in ("delivered", "spam")
         send = self._journal.write(SendRecorded(
             t=now, vendor=vendor, message_id=message_id, to=to, body=body,
-            client_ref=client_ref, inbox_at=now, request=request))
+            client_ref=client_ref, handset=handset, inbox_at=now if arrived else None,
+            request=request))
         self.sends.append(send)
         return send
 

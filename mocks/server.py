@@ -12,10 +12,12 @@ from pathlib import Path
 from aiohttp import web
 
 from harness.journal import JournalWriter
-from mocks import alerts, aliyun, ledger, twilio
-from mocks.catalogue import issue_credentials
+from mocks import alerts, ledger
+from mocks.catalogue import issue_credentials, vendor_module
+from mocks.handsets import Handsets
 from mocks.manifest import Manifest, MocksConfig, VendorEndpoint
 from mocks.sends import SendRecord
+from mocks.vendor import VendorMock
 
 log = logging.getLogger("mocks")
 
@@ -41,14 +43,15 @@ async def serve(config: MocksConfig, manifest_path: Path) -> None:
             ledger.create_app(ledger.Ledger(journal, config.window, config.seed)), runners)
         alerts_url = await _serve(alerts.create_app(journal), runners) + "/alerts"
         vendors: dict[str, VendorEndpoint] = {}
+        handsets = Handsets(config.handsets, config.seed)
         for name, vendor in config.vendors.items():
-            credentials = issue_credentials(vendor.kind, rng)
-            if vendor.kind == "twilio":
-                app = twilio.create_app(name, credentials, record)
-            else:
-                app = aliyun.create_app(name, vendor, credentials, record, config.seed)
-            vendors[name] = VendorEndpoint(
-                kind=vendor.kind, url=await _serve(app, runners), credentials=credentials)
+            mock = VendorMock(name, vendor, issue_credentials(vendor.kind, rng), record, journal,
+                              handsets, config.seed)
+            url = await _serve(vendor_module(vendor.kind).create_app(mock), runners)
+            vendors[name] = VendorEndpoint(kind=vendor.kind, url=url,
+                                           credentials=mock.credentials,
+                                           control_url=f"{url}/__notifychaos/faults",
+                                           sends_url=f"{url}/__notifychaos/sends")
         log.info("ledger %s, alert sink %s", ledger_url, alerts_url)
         for name, endpoint in vendors.items():
             log.info("vendor %s (%s) %s", name, endpoint.kind, endpoint.url)

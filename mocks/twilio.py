@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-import logging
+import random
 import re
+import string
 import uuid
 from email.utils import formatdate
 
 import aiohttp
 from aiohttp import web
 
-from mocks.sends import SendRecord, raw_request
+from mocks.catalogue import pick
+from mocks.sends import raw_request
+from mocks.vendor import Report, ReportQueue, ResponseLost, VendorMock
 
-log = logging.getLogger("mocks.twilio")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
@@ -27,17 +28,46 @@ def signature(auth_token: str, url: str, params: dict[str, str]) -> str:
     return base64.b64encode(digest).decode()
 
 
+CREDENTIAL_KEYS = ("account_sid", "auth_token", "from")
+
+
+def issue_credentials(rng: random.Random) -> dict[str, str]:
+    """An account SID, its auth token and a sender number."""
+    return {"account_sid": "AC" + pick(rng, "0123456789abcdef", 32),
+            "auth_token": pick(rng, "0123456789abcdef", 32),
+            "from": "+1500555" + pick(rng, string.digits, 4)}
+
+
 def _error(status: int, code: int, message: str) -> web.Response:
     return web.json_response(
         {"code": code, "message": message, "status": status,
          "more_info": f"https://www.twilio.com/docs/errors/{code}"}, status=status)
 
 
-def create_app(name: str, credentials: dict[str, str], record: SendRecord) -> web.Application:
-    """A Twilio-compatible API for one account, recording sends under vendor `name`."""
-    sid, token = credentials["account_sid"], credentials["auth_token"]
+class _Style:
+    """Twilio's way of failing: HTTP status plus a JSON error with a numeric code."""
+
+    def outage(self, status: int) -> web.Response:
+        codes = {500: (20500, "An internal server error has occurred"),
+                 503: (20503, "Service unavailable")}
+        code, message = codes.get(status, (20500 if status >= 500 else 20001, "Error"))
+        return _error(status, code, message)
+
+    def throttled(self) -> web.Response:
+        return _error(429, 20429, "Too Many Requests")
+
+
+def create_app(vendor: VendorMock) -> web.Application:
+    """A Twilio-compatible API for one account."""
+    sid, token = vendor.credentials["account_sid"], vendor.credentials["auth_token"]
     expected_auth = "Basic " + base64.b64encode(f"{sid}:{token}".encode()).decode()
-    callbacks: set[asyncio.Task[None]] = set()
+    style = _Style()
+
+    async def deliver(reports: list[Report]) -> None:
+        for report in reports:
+            await _callback(report, sid, token)
+
+    reports = ReportQueue(deliver, batch=False, rng=vendor.rng, faults=lambda: vendor.faults)
 
     async def create_message(request: web.Request) -> web.Response:
         authorization = request.headers.get("Authorization")
@@ -46,27 +76,28 @@ def create_app(name: str, credentials: dict[str, str], record: SendRecord) -> we
                 {"code": 20003, "detail": "Your AccountSid or AuthToken was incorrect.",
                  "message": "Authenticate", "status": 401,
                  "more_info": "https://www.twilio.com/docs/errors/20003"}, status=401)
+        refused = await vendor.admit(style)
+        if refused is not None:
+            return refused
         form = await request.post()
         to, sender, body = (str(form.get(key, "")) for key in ("To", "From", "Body"))
         if not to:
             return _error(400, 21604, "A 'To' phone number is required.")
-        if not _E164.match(to):
+        if not _E164.match(to) or vendor.fate(to) == "invalid":
             return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if vendor.fate(to) == "barred":
+            return _error(400, 21610, "Attempt to send to unsubscribed recipient")
         if not sender and "MessagingServiceSid" not in form:
             return _error(400, 21603, "A 'From' phone number is required.")
         if not body:
             return _error(400, 21602, "Message body is required.")
         message_sid = "SM" + uuid.uuid4().hex
-        record.add(vendor=name, message_id=message_sid, to=to, body=body, client_ref=None,
-                   request=await raw_request(request))
         callback = str(form.get("StatusCallback", ""))
-        if callback:
-            task = asyncio.create_task(
-                _report(callback, token, {"MessageSid": message_sid, "SmsSid": message_sid,
-                                          "AccountSid": sid, "From": sender, "To": to,
-                                          "ApiVersion": "2010-04-01"}))
-            callbacks.add(task)
-            task.add_done_callback(callbacks.discard)
+        vendor.accept(message_id=message_sid, to=to, sender=sender, body=body, client_ref=None,
+                      request=await raw_request(request),
+                      reports=reports if callback else None, callback=callback)
+        if vendor.lose_response():
+            raise ResponseLost
         now = formatdate(usegmt=True).replace("GMT", "+0000")
         return web.json_response({
             "account_sid": sid, "api_version": "2010-04-01", "body": body,
@@ -79,23 +110,25 @@ def create_app(name: str, credentials: dict[str, str], record: SendRecord) -> we
             "to": to, "uri": f"/2010-04-01/Accounts/{sid}/Messages/{message_sid}.json",
         }, status=201)
 
-    app = web.Application()
+    app = vendor.application(reports)
     app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", create_message)
-    app.router.add_routes(record.routes(name))
     return app
 
 
-async def _report(url: str, token: str, base: dict[str, str]) -> None:
-    """Post `sent`, then `delivered`, as Twilio does (no callback for `queued`)."""
+async def _callback(report: Report, sid: str, token: str) -> None:
+    """Post `sent`, then the final status, as Twilio does (no callback for `queued`)."""
+    send = report.send
+    url = report.callback
+    final = "delivered" if report.delivered else "undelivered"
+    base = {"MessageSid": send.message_id, "SmsSid": send.message_id, "AccountSid": sid,
+            "From": report.sender, "To": send.to, "ApiVersion": "2010-04-01"}
     timeout = aiohttp.ClientTimeout(total=5)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        for status in ("sent", "delivered"):
+        for status in ("sent", final):
             params = {**base, "MessageStatus": status, "SmsStatus": status}
+            if status == "undelivered":
+                params["ErrorCode"] = "30003" if report.status == "absent" else "30008"
             headers = {"X-Twilio-Signature": signature(token, url, params),
                        "I-Twilio-Idempotency-Token": uuid.uuid4().hex}
-            try:
-                async with session.post(url, data=params, headers=headers) as response:
-                    await response.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                log.info("status callback to %s failed: %s", url, exc)
-                return
+            async with session.post(url, data=params, headers=headers) as response:
+                await response.read()

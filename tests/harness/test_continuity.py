@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 
 from harness.continuity import score
@@ -42,10 +44,14 @@ def owed(ref: str, at: float, phone: str = "+8613800000001") -> ReminderOwed:
 
 
 def sent(ref: str, at: float, to: str = "+8613800000001", amount: str = "100.00",
-         client_ref: str | None = None, body: str | None = None) -> SendRecorded:
+         client_ref: str | None = None, body: str | None = None,
+         handset: Literal["delivered", "spam", "absent", "dropped"] = "delivered",
+         ) -> SendRecorded:
     text = f"ref:{ref} amount:{amount}" if body is None else body
+    arrived = handset in ("delivered", "spam")
     return SendRecorded(t=T0 + at, vendor="sms", message_id=f"m{at}", to=to, body=text,
-                        client_ref=client_ref, inbox_at=T0 + at)
+                        client_ref=client_ref, handset=handset,
+                        inbox_at=T0 + at if arrived else None)
 
 
 def journal(*events: Event, end: float = 100.0, status: str = "completed") -> Journal:
@@ -66,8 +72,8 @@ def test_each_outcome_is_counted_once_per_owed_reminder() -> None:
         owed("EEEEEEEE", 0), sent("EEEEEEEE", 3, amount="99.00"),      # wrong content
     ))
     assert card.owed == 5
-    assert card.outcomes == {"on_time": 1, "late": 1, "missed": 1, "wrong_content": 1,
-                             "wrong_recipient": 1}
+    assert card.outcomes == {"on_time": 1, "late": 1, "missed": 1, "filtered": 0,
+                             "wrong_content": 1, "wrong_recipient": 1}
     assert card.continuity == pytest.approx(0.2)
     assert card.toxiproxy_version == "2.12.0"
 
@@ -79,6 +85,22 @@ def test_the_first_correct_copy_decides_and_extra_copies_are_duplicates() -> Non
     assert card.outcomes["on_time"] == 1
     assert card.duplicates == 3
     assert card.latency.p50 == pytest.approx(4.0)
+
+
+def test_the_spam_folder_is_not_the_inbox() -> None:
+    card = score(journal(owed("AAAAAAAA", 0), sent("AAAAAAAA", 1, handset="spam"),
+                         owed("BBBBBBBB", 0), sent("BBBBBBBB", 1, handset="spam"),
+                         sent("BBBBBBBB", 3)))
+    assert card.outcomes["filtered"] == 1
+    assert card.outcomes["on_time"] == 1
+    assert card.duplicates == 1
+
+
+def test_sends_that_never_reached_a_handset_are_not_deliveries() -> None:
+    card = score(journal(owed("AAAAAAAA", 0), sent("AAAAAAAA", 1, handset="dropped"),
+                         owed("BBBBBBBB", 0), sent("BBBBBBBB", 1, handset="absent")))
+    assert card.outcomes["missed"] == 2
+    assert card.duplicates == 0
 
 
 def test_client_reference_correlates_when_the_body_does_not() -> None:

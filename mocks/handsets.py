@@ -1,0 +1,49 @@
+"""Handsets and carriers: what happens to a message once a vendor accepted it."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Arrival = Literal["delivered", "spam", "absent"]
+"""Delivered to the inbox, delivered into the spam folder, or never (the phone is off)."""
+
+
+class SpamRules(BaseModel):
+    """User-side spam filtering: a message matching a rule lands in the spam folder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    senders: list[str] = []
+    content: list[str] = Field(default=[], description="regular expressions over the text")
+
+
+class HandsetConfig(BaseModel):
+    """How the borrowers' phones behave in this run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    absent: float = Field(default=0.0, ge=0, le=1,
+                          description="fraction of messages whose recipient's phone is off")
+    spam: SpamRules = SpamRules()
+
+
+class Handsets:
+    """Decides, per message, whether it reaches the inbox, the spam folder, or nobody."""
+
+    def __init__(self, config: HandsetConfig, seed: int) -> None:
+        self._absent = config.absent
+        self._senders = set(config.spam.senders)
+        self._content = [re.compile(rule) for rule in config.spam.content]
+        self._rng = random.Random(f"{seed}:handsets")
+
+    def receive(self, to: str, sender: str, body: str) -> Arrival:
+        """Where the message to `to` ends up."""
+        if self._rng.random() < self._absent:
+            return "absent"
+        if sender in self._senders or any(rule.search(body) for rule in self._content):
+            return "spam"
+        return "delivered"

@@ -1,0 +1,233 @@
+"""What every vendor mock shares: its identity, faults switched at run time, handsets, reports.
+
+A vendor module (twilio.py, aliyun.py, ...) speaks one wire format. It asks `VendorMock` what
+happens to each request (`admit`) and to each recipient (`fate`), records accepted sends with
+`accept`, and hands delivery reports to its `ReportQueue`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.journal import JournalWriter, SendRecorded, VendorFaultsChanged
+from mocks.handsets import Handsets
+from mocks.manifest import VendorConfig
+from mocks.sends import SendRecord
+
+log = logging.getLogger("mocks.vendor")
+
+Fate = Literal["ok", "invalid", "barred", "failed"]
+"""What the vendor API says of one recipient: accepted, or which kind of refusal."""
+
+
+class VendorFaults(BaseModel):
+    """Application-level faults of one vendor, switched by the control API; all off at first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    outage: int | None = Field(default=None, ge=400, le=599,
+                               description="answer every send with this HTTP status, vendor-style")
+    throttle: bool = Field(default=False, description="answer every send with the vendor's "
+                           "rate-limit error")
+    latency: float = Field(default=0.0, ge=0, description="seconds before answering")
+    drop: float = Field(default=0.0, ge=0, le=1,
+                        description="fraction of accepted sends never delivered")
+    response_lost: float = Field(default=0.0, ge=0, le=1, description="fraction of sends "
+                                 "recorded, then the connection closed with no answer")
+    invalid_numbers: frozenset[str] = frozenset()
+    barred_numbers: frozenset[str] = frozenset()
+    partial: float = Field(default=0.0, ge=0, le=1, description="fraction of the recipients of "
+                           "a multi-recipient send that fail")
+    dlr_delay: float = Field(default=0.0, ge=0, description="seconds before each report")
+    dlr_loss: float = Field(default=0.0, ge=0, le=1)
+    dlr_duplicate: float = Field(default=0.0, ge=0, le=1)
+    dlr_reorder: bool = False
+
+
+class Style(Protocol):
+    """The vendor's own way of saying it is down or throttling."""
+
+    def outage(self, status: int) -> web.Response: ...
+
+    def throttled(self) -> web.Response: ...
+
+
+class ResponseLost(Exception):
+    """The send was recorded but the answer must never reach the client."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """A delivery report to send: the record it is about, the handset's final status, and
+    where it goes (the message's own callback URL, or the vendor's configured one)."""
+
+    send: SendRecorded
+    delivered: bool
+    status: str
+    sender: str
+    callback: str
+
+
+Deliver = Callable[[list[Report]], Awaitable[None]]
+
+
+@dataclass
+class ReportQueue:
+    """Delivery reports with their faults (delay, loss, duplication, reordering).
+
+    `deliver` posts a batch in the vendor's format: per-message vendors get batches of one.
+    """
+
+    deliver: Deliver
+    batch: bool
+    rng: random.Random
+    faults: Callable[[], VendorFaults]
+    interval: float = 0.5
+    _pending: list[tuple[float, Report]] = field(default_factory=list)
+
+    def put(self, report: Report) -> None:
+        """Queue one report, applying the loss, duplication and delay faults in force now."""
+        faults = self.faults()
+        if self.rng.random() < faults.dlr_loss:
+            return
+        due = time.time() + faults.dlr_delay
+        copies = 2 if self.rng.random() < faults.dlr_duplicate else 1
+        self._pending.extend((due, report) for _ in range(copies))
+
+    async def run(self) -> None:
+        """Send what is due every `interval`, until cancelled."""
+        while True:
+            await asyncio.sleep(self.interval)
+            now = time.time()
+            due = [report for when, report in self._pending if when <= now]
+            if not due:
+                continue
+            self._pending = [(when, r) for when, r in self._pending if when > now]
+            if self.faults().dlr_reorder:
+                self.rng.shuffle(due)
+            for chunk in ([due] if self.batch else [[report] for report in due]):
+                try:
+                    await self.deliver(chunk)
+                except Exception as exc:  # a receiver's failure must not stop the others
+                    log.info("delivery report failed: %s", exc)
+
+
+class VendorMock:
+    """One vendor of the fleet: the shared machinery its wire-format module builds on."""
+
+    def __init__(self, name: str, config: VendorConfig, credentials: dict[str, str],
+                 record: SendRecord, journal: JournalWriter, handsets: Handsets,
+                 seed: int) -> None:
+        self.name = name
+        self.config = config
+        self.credentials = credentials
+        self.record = record
+        self.handsets = handsets
+        self.faults = VendorFaults()
+        self.rng = random.Random(f"{seed}:{name}")
+        self._journal = journal
+
+    def switch(self, faults: VendorFaults) -> None:
+        """Put `faults` in force now, and journal when they took effect."""
+        self.faults = faults
+        self._journal.write(VendorFaultsChanged(
+            vendor=self.name, faults=faults.model_dump(mode="json", exclude_defaults=True)))
+
+    async def admit(self, style: Style) -> web.Response | None:
+        """Apply latency, then outage or throttling: a response to send instead, or None."""
+        if self.faults.latency:
+            await asyncio.sleep(self.faults.latency)
+        if self.faults.outage is not None:
+            return style.outage(self.faults.outage)
+        if self.faults.throttle:
+            return style.throttled()
+        return None
+
+    def fate(self, number: str, recipients: int = 1) -> Fate:
+        """What the API says of one recipient: invalid, barred, failed (partial) or ok."""
+        if number in self.faults.invalid_numbers:
+            return "invalid"
+        if number in self.faults.barred_numbers:
+            return "barred"
+        if recipients > 1 and self.rng.random() < self.faults.partial:
+            return "failed"
+        return "ok"
+
+    def accept(self, *, message_id: str, to: str, sender: str, body: str,
+               client_ref: str | None, request: dict[str, object],
+               reports: ReportQueue | None, callback: str | None = None) -> SendRecorded:
+        """Record an accepted send, let the handset decide its delivery, queue its report."""
+        dropped = self.rng.random() < self.faults.drop
+        outcome = "dropped" if dropped else self.handsets.receive(to, sender, body)
+        send = self.record.add(vendor=self.name, message_id=message_id, to=to, body=body,
+                               client_ref=client_ref, request=request, handset=outcome)
+        callback = callback or self.config.report_url
+        if reports is not None and callback and not dropped:
+            delivered = outcome in ("delivered", "spam")
+            reports.put(Report(send, delivered, outcome, sender, callback))
+        return send
+
+    def lose_response(self) -> bool:
+        """Whether this send's answer is to be lost (the record is kept)."""
+        return self.rng.random() < self.faults.response_lost
+
+    def control_routes(self) -> list[web.RouteDef]:
+        """`/__notifychaos/faults`: GET the faults in force, PUT new ones, DELETE to clear."""
+
+        async def show(_: web.Request) -> web.Response:
+            return web.json_response(self.faults.model_dump(mode="json"))
+
+        async def put(request: web.Request) -> web.Response:
+            try:
+                faults = VendorFaults.model_validate_json(await request.read())
+            except ValueError as exc:
+                return web.json_response({"error": str(exc).splitlines()[0:3]}, status=400)
+            self.switch(faults)
+            return web.json_response(faults.model_dump(mode="json"))
+
+        async def clear(_: web.Request) -> web.Response:
+            self.switch(VendorFaults())
+            return web.json_response(self.faults.model_dump(mode="json"))
+
+        return [web.get("/__notifychaos/faults", show), web.put("/__notifychaos/faults", put),
+                web.delete("/__notifychaos/faults", clear), *self.record.routes(self.name)]
+
+    def application(self, reports: ReportQueue | None = None) -> web.Application:
+        """A fresh aiohttp app with the control routes and the report queue's lifetime."""
+        app = web.Application(middlewares=[_response_lost])
+        app.router.add_routes(self.control_routes())
+        if reports is not None:
+
+            async def run_reports(_: web.Application) -> AsyncIterator[None]:
+                task = asyncio.create_task(reports.run())
+                yield
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+            app.cleanup_ctx.append(run_reports)
+        return app
+
+
+@web.middleware
+async def _response_lost(request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ResponseLost:
+        # The send is recorded; the client sees the connection close with no answer, which is
+        # what makes SDKs and notifiers send it again.
+        if request.transport is not None:
+            request.transport.close()
+        raise asyncio.CancelledError from None
