@@ -176,11 +176,18 @@ class Run:
         return upstreams
 
     def _addresses(self, manifest: Manifest, links: dict[str, Link]) -> dict[str, str]:
-        values = {"ledger.url": links["ledger"].url, "alerts.url": manifest.alerts_url}
+        values = {"ledger.url": _through(links["ledger"], manifest.ledger_url),
+                  "alerts.url": manifest.alerts_url, "mocks.ca_bundle": manifest.ca_bundle}
         for name, vendor in manifest.vendors.items():
             link = links[f"vendors.{name}"]
-            values |= {f"vendors.{name}.url": link.url, f"vendors.{name}.host": link.listen_host,
+            values |= {f"vendors.{name}.url": _through(link, vendor.url),
+                       f"vendors.{name}.host": link.listen_host,
                        f"vendors.{name}.port": str(link.listen_port)}
             values |= {f"vendors.{name}.credentials.{key}": value
                        for key, value in vendor.credentials.items()}
         return values
+
+
+def _through(link: Link, url: str) -> str:
+    """`url` with its host and port replaced by the link's listen address (scheme kept)."""
+    return urlsplit(url)._replace(netloc=f"{link.listen_host}:{link.listen_port}").geturl()

@@ -171,8 +171,8 @@ class Scenario(_Model):
 
     def placeholders(self) -> set[str]:
         """Every placeholder name a target may use in this scenario."""
-        names = {"ledger.url", "alerts.url", "target.host", "target.port", "target.url",
-                 "run.dir", "run.seed"}
+        names = {"ledger.url", "alerts.url", "mocks.ca_bundle", "target.host", "target.port",
+                 "target.url", "run.dir", "run.seed"}
         for name, vendor in self.vendors.items():
             names |= {f"vendors.{name}.url", f"vendors.{name}.host", f"vendors.{name}.port"}
             names |= {f"vendors.{name}.credentials.{key}" for key in credential_keys(vendor.kind)}

@@ -102,11 +102,6 @@ class Link:
     listen_port: int
     upstream: str
 
-    @property
-    def url(self) -> str:
-        """The link's address as an http base URL."""
-        return f"http://{self.listen_host}:{self.listen_port}"
-
 
 class ToxiproxyControl:
     """The control API of one server, through toxiproxy-python, every call bounded in time."""

@@ -1,6 +1,7 @@
 """Which vendor wire formats the mocks speak: kind → module, and each kind's credentials.
 
-A vendor module defines `CREDENTIAL_KEYS`, `issue_credentials(rng)` and `create_app(vendor)`.
+A vendor module defines `CREDENTIAL_KEYS`, `issue_credentials(rng)` and `create_app(vendor)`,
+and `TLS = True` if the vendor's SDK only speaks HTTPS (the mock then serves a per-run test CA).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from types import ModuleType
 
 MODULES: dict[str, str] = {
     "twilio": "mocks.twilio",
+    "vonage": "mocks.vonage",
     "aliyun": "mocks.aliyun",
+    "tencent": "mocks.tencent",
+    "sns": "mocks.sns",
 }
 
 def vendor_module(kind: str) -> ModuleType:
@@ -34,3 +38,8 @@ def issue_credentials(kind: str, rng: random.Random) -> dict[str, str]:
     """Fresh credentials in vendor `kind`'s own shape."""
     credentials: dict[str, str] = vendor_module(kind).issue_credentials(rng)
     return credentials
+
+
+def serves_tls(kind: str) -> bool:
+    """Whether vendor `kind`'s mock must be reached over HTTPS."""
+    return bool(getattr(vendor_module(kind), "TLS", False))

@@ -49,9 +49,11 @@ class VendorEndpoint(_Model):
 
 
 class Manifest(_Model):
-    """The served topology: one base URL per mock, plus each vendor's credentials."""
+    """The served topology: one base URL per mock, each vendor's credentials, and the PEM file
+    of the test CA that signed the certificate of every HTTPS vendor mock."""
 
     pid: int
     ledger_url: str
     alerts_url: str
+    ca_bundle: str
     vendors: dict[str, VendorEndpoint]

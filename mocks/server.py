@@ -7,13 +7,15 @@ import logging
 import os
 import random
 import signal
+import ssl
 from pathlib import Path
 
+import trustme
 from aiohttp import web
 
 from harness.journal import JournalWriter
 from mocks import alerts, ledger
-from mocks.catalogue import issue_credentials, vendor_module
+from mocks.catalogue import issue_credentials, serves_tls, vendor_module
 from mocks.handsets import Handsets
 from mocks.manifest import Manifest, MocksConfig, VendorEndpoint
 from mocks.sends import SendRecord
@@ -22,14 +24,25 @@ from mocks.vendor import VendorMock
 log = logging.getLogger("mocks")
 
 
-async def _serve(app: web.Application, runners: list[web.AppRunner]) -> str:
+async def _serve(app: web.Application, runners: list[web.AppRunner],
+                 tls: ssl.SSLContext | None = None) -> str:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
     runners.append(runner)
     host, port = runner.addresses[0][:2]
-    return f"http://{host}:{port}"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
+def _test_ca(path: Path) -> ssl.SSLContext:
+    """A CA made for this run, its certificate written to `path` for clients to trust, and a
+    server context with a certificate it issued for 127.0.0.1 and localhost."""
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(str(path))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return context
 
 
 async def serve(config: MocksConfig, manifest_path: Path) -> None:
@@ -44,10 +57,13 @@ async def serve(config: MocksConfig, manifest_path: Path) -> None:
         alerts_url = await _serve(alerts.create_app(journal), runners) + "/alerts"
         vendors: dict[str, VendorEndpoint] = {}
         handsets = Handsets(config.handsets, config.seed)
+        ca_path = manifest_path.with_name("mocks-ca.pem")
+        tls = _test_ca(ca_path)
         for name, vendor in config.vendors.items():
             mock = VendorMock(name, vendor, issue_credentials(vendor.kind, rng), record, journal,
                               handsets, config.seed)
-            url = await _serve(vendor_module(vendor.kind).create_app(mock), runners)
+            url = await _serve(vendor_module(vendor.kind).create_app(mock), runners,
+                               tls if serves_tls(vendor.kind) else None)
             vendors[name] = VendorEndpoint(kind=vendor.kind, url=url,
                                            credentials=mock.credentials,
                                            control_url=f"{url}/__notifychaos/faults",
@@ -56,7 +72,7 @@ async def serve(config: MocksConfig, manifest_path: Path) -> None:
         for name, endpoint in vendors.items():
             log.info("vendor %s (%s) %s", name, endpoint.kind, endpoint.url)
         manifest = Manifest(pid=os.getpid(), ledger_url=ledger_url, alerts_url=alerts_url,
-                            vendors=vendors)
+                            ca_bundle=str(ca_path), vendors=vendors)
         partial = manifest_path.with_suffix(".tmp")
         partial.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
         partial.replace(manifest_path)
