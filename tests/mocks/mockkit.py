@@ -1,0 +1,206 @@
+"""Helpers for the mock tests: a webhook receiver, deadline polling, and the vendors' signatures
+computed here from the vendors' documentation (never by importing the mocks' own code)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from mocks.manifest import Manifest, VendorEndpoint
+
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[2]
+WINDOW = 20.0
+SIGN_NAME = "示例银行"
+TEMPLATES = {"SMS_T1": "尊敬的${name}，还款${amount}元，ref:${ref}"}
+REPORT_PATH = "/aliyun/report"
+
+
+@dataclass(frozen=True)
+class Mocks:
+    """A running mock process: what it serves (its manifest) and where it journals."""
+
+    manifest: Manifest
+    journal_dir: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def wait_until(probe: Callable[[], T | None], what: str, timeout: float = 10.0) -> T:
+    """Call `probe` until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request that reached a Receiver."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class Receiver:
+    """A tiny threaded HTTP server on 127.0.0.1 that records every request and answers 200
+    with `{"code": 0}` (what an Alibaba SmsReport receiver answers; Twilio ignores the body)."""
+
+    def __init__(self) -> None:
+        self.requests: list[Received] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                with receiver._lock:
+                    receiver.requests.append(Received(
+                        self.command, self.path, dict(self.headers.items()), body))
+                answer = b'{"code": 0}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def on(self, path: str) -> list[Received]:
+        """The requests received so far on `path` (query string included), in arrival order."""
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def wait_for(self, path: str, count: int, timeout: float = 10.0) -> list[Received]:
+        """The first `count` requests on `path`, once that many have arrived."""
+        wait_until(lambda: len(self.on(path)) >= count, f"{count} request(s) on {path}", timeout)
+        return self.on(path)[:count]
+
+
+@contextmanager
+def receiver() -> Iterator[Receiver]:
+    server = Receiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def marker() -> str:
+    """A unique tag to find this test's traffic among what other tests sent to the same mock."""
+    return uuid.uuid4().hex[:8].upper()
+
+
+# --- Twilio -------------------------------------------------------------------------------------
+
+def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
+    """`X-Twilio-Signature` as Twilio documents it: base64(HMAC-SHA1(auth_token,
+    full URL + every POST param name and value, sorted by name, concatenated))."""
+    payload = url
+    for name in sorted(params):
+        payload += name + params[name]
+    mac = hmac.new(auth_token.encode("utf-8"), payload.encode("utf-8"), hashlib.sha1)
+    return base64.b64encode(mac.digest()).decode("ascii")
+
+
+def twilio_send(client: httpx.Client, vendor: VendorEndpoint, form: dict[str, str],
+                auth_token: str | None = None) -> httpx.Response:
+    """POST Messages.json for the vendor's account with HTTP Basic auth."""
+    sid = vendor.credentials["account_sid"]
+    token = vendor.credentials["auth_token"] if auth_token is None else auth_token
+    return client.post(f"{vendor.url}/2010-04-01/Accounts/{sid}/Messages.json",
+                       data=form, auth=(sid, token))
+
+
+# --- Alibaba Cloud ------------------------------------------------------------------------------
+
+def _encode(text: str) -> str:
+    return quote(text, safe="~")
+
+
+def aliyun_v1_signature(secret: str, params: dict[str, str], method: str = "POST") -> str:
+    """The RPC V1 signature of a request to `/`: HMAC-SHA1 with key secret + '&' over
+    METHOD + '&%2F&' + encode(sorted 'k=v' pairs joined by '&'), base64."""
+    canonical = "&".join(f"{_encode(k)}={_encode(params[k])}" for k in sorted(params))
+    string_to_sign = f"{method}&%2F&" + _encode(canonical)
+    mac = hmac.new((secret + "&").encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1)
+    return base64.b64encode(mac.digest()).decode("ascii")
+
+
+def aliyun_signed(vendor: VendorEndpoint, business: dict[str, str], *,
+                  key_id: str | None = None, secret: str | None = None,
+                  nonce: str | None = None) -> dict[str, str]:
+    """SendSms parameters as a V1-signing client builds them, `Signature` included."""
+    params = {
+        "Action": "SendSms",
+        "Version": "2017-05-25",
+        "Format": "JSON",
+        "AccessKeyId": key_id or vendor.credentials["access_key_id"],
+        "SignatureMethod": "HMAC-SHA1",
+        "SignatureVersion": "1.0",
+        "SignatureNonce": nonce or uuid.uuid4().hex,
+        "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **business,
+    }
+    params["Signature"] = aliyun_v1_signature(
+        secret or vendor.credentials["access_key_secret"], params)
+    return params
+
+
+def aliyun_post(client: httpx.Client, vendor: VendorEndpoint,
+                params: dict[str, str]) -> httpx.Response:
+    """`POST /` with every parameter in the query string and an empty body, as the SDK does."""
+    query = "&".join(f"{_encode(k)}={_encode(v)}" for k, v in params.items())
+    return client.post(f"{vendor.url}/?{query}")
+
+
+def aliyun_send(client: httpx.Client, vendor: VendorEndpoint, business: dict[str, str], *,
+                key_id: str | None = None, secret: str | None = None,
+                nonce: str | None = None) -> httpx.Response:
+    """Sign SendSms and post it."""
+    params = aliyun_signed(vendor, business, key_id=key_id, secret=secret, nonce=nonce)
+    return aliyun_post(client, vendor, params)
+
+
+def template_param(**values: str) -> str:
+    """TemplateParam: a JSON string, as the SDK sends it."""
+    return json.dumps(values, ensure_ascii=False)
