@@ -20,7 +20,8 @@ from harness.scenario import load_scenario
 
 PASSED, GATE_FAILED, NOT_RUN = 0, 1, 2
 
-console = Console(highlight=False, soft_wrap=True)
+# Wide enough for the summary's tables when the output is a file or a CI log.
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

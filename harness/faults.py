@@ -1,49 +1,111 @@
-"""The catalogue of fault kinds a timeline step may name, and how their parameters are checked."""
+"""The catalogue of fault kinds a timeline step may name, and how their parameters are checked.
+
+Two families today: network faults, carried out by the real Toxiproxy server on a link, and
+vendor faults, switched in a vendor mock through its control API.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from mocks.control import VendorFaults
+
+Params = Mapping[str, float | int | str]
 
 
 @dataclass(frozen=True)
 class FaultKind:
-    """A fault the harness knows: its name, what carries it out, and its parameters."""
+    """A fault the harness knows: its name, its family, and its parameters."""
 
     name: str
     about: str
+    family: Literal["network", "vendor"]
     attributes: tuple[str, ...] = ()
-    toxic: str | None = None  # the Toxiproxy toxic type; None for `proxy.down`
+    toxic: str | None = None  # network: the Toxiproxy toxic type; None for `proxy.down`
+    switches: Callable[[Params], dict[str, Any]] | None = None  # vendor: VendorFaults fields
 
 
-# Network faults are carried out by the real Toxiproxy server on one link.
-NETWORK_FAULTS: dict[str, FaultKind] = {
-    kind.name: kind
-    for kind in (
-        FaultKind("proxy.down", "the link refuses connections and drops open ones"),
-        FaultKind("proxy.latency", "delay each chunk (ms), with jitter (ms)",
-                  ("latency", "jitter"), "latency"),
-        FaultKind("proxy.bandwidth", "limit throughput to rate KB/s", ("rate",), "bandwidth"),
-        FaultKind("proxy.slow_close", "delay the close by delay ms", ("delay",), "slow_close"),
-        FaultKind("proxy.timeout", "swallow all data; close after timeout ms (0: never)",
-                  ("timeout",), "timeout"),
-        FaultKind("proxy.reset_peer", "reset the connection after timeout ms", ("timeout",),
-                  "reset_peer"),
-        FaultKind("proxy.slicer", "cut data into small chunks",
-                  ("average_size", "size_variation", "delay"), "slicer"),
-        FaultKind("proxy.limit_data", "close after bytes have passed", ("bytes",), "limit_data"),
-    )
-}
-
-COMMON_PARAMS = ("stream", "toxicity")
+def _network(name: str, about: str, attributes: tuple[str, ...] = (),
+             toxic: str | None = None) -> FaultKind:
+    return FaultKind(name, about, "network", attributes, toxic)
 
 
-def check_params(kind: FaultKind, params: dict[str, float | str]) -> None:
+def _vendor(name: str, about: str, attributes: tuple[str, ...],
+            switches: Callable[[Params], dict[str, Any]]) -> FaultKind:
+    return FaultKind(name, about, "vendor", attributes, switches=switches)
+
+
+def _numbers(params: Params) -> frozenset[str]:
+    return frozenset(n.strip() for n in str(params.get("numbers", "")).split(",") if n.strip())
+
+
+FAULTS: dict[str, FaultKind] = {kind.name: kind for kind in (
+    _network("proxy.down", "the link refuses connections and drops open ones"),
+    _network("proxy.latency", "delay each chunk (ms), with jitter (ms)", ("latency", "jitter"),
+             "latency"),
+    _network("proxy.bandwidth", "limit throughput to rate KB/s", ("rate",), "bandwidth"),
+    _network("proxy.slow_close", "delay the close by delay ms", ("delay",), "slow_close"),
+    _network("proxy.timeout", "swallow all data; close after timeout ms (0: never)",
+             ("timeout",), "timeout"),
+    _network("proxy.reset_peer", "reset the connection after timeout ms", ("timeout",),
+             "reset_peer"),
+    _network("proxy.slicer", "cut data into small chunks",
+             ("average_size", "size_variation", "delay"), "slicer"),
+    _network("proxy.limit_data", "close after bytes have passed", ("bytes",), "limit_data"),
+    _vendor("vendor.outage", "every send fails with HTTP status (default 503), vendor-style",
+            ("status",), lambda p: {"outage": int(p.get("status", 503))}),
+    _vendor("vendor.throttle", "every send gets the vendor's rate-limit error", (),
+            lambda p: {"throttle": True}),
+    _vendor("vendor.latency", "the vendor answers after latency ms", ("latency",),
+            lambda p: {"latency": float(p.get("latency", 0)) / 1000}),
+    _vendor("vendor.drop", "a fraction of accepted sends is never delivered", ("fraction",),
+            lambda p: {"drop": p.get("fraction", 1.0)}),
+    _vendor("vendor.response_lost", "a fraction of sends is recorded, then the connection "
+            "closes with no answer", ("fraction",),
+            lambda p: {"response_lost": p.get("fraction", 1.0)}),
+    _vendor("vendor.partial", "a fraction of the recipients of multi-recipient sends fail",
+            ("fraction",), lambda p: {"partial": p.get("fraction", 1.0)}),
+    _vendor("vendor.invalid_numbers", "these numbers (comma-separated) are refused as invalid",
+            ("numbers",), lambda p: {"invalid_numbers": _numbers(p)}),
+    _vendor("vendor.barred_numbers", "these numbers (comma-separated) are refused as barred",
+            ("numbers",), lambda p: {"barred_numbers": _numbers(p)}),
+    _vendor("vendor.dlr", "delivery reports delayed (ms), lost, duplicated (fractions) or "
+            "reordered (0/1)", ("delay", "loss", "duplicate", "reorder"),
+            lambda p: {"dlr_delay": float(p.get("delay", 0)) / 1000,
+                       "dlr_loss": p.get("loss", 0.0), "dlr_duplicate": p.get("duplicate", 0.0),
+                       "dlr_reorder": bool(p.get("reorder", 0))}),
+)}
+
+NETWORK_COMMON = ("stream", "toxicity")
+
+
+def check_params(kind: FaultKind, params: Params) -> None:
     """Raise ValueError when `params` do not fit `kind` (unknown names, bad values)."""
-    allowed = kind.attributes + (COMMON_PARAMS if kind.toxic else ())
+    allowed = kind.attributes + (NETWORK_COMMON if kind.toxic else ())
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         expected = ", ".join(allowed) or "no parameters"
         raise ValueError(f"{kind.name} does not take {', '.join(unknown)} (expected {expected})")
+    if kind.family == "vendor":
+        _check_vendor(kind, params)
+    else:
+        _check_network(kind, params)
+
+
+def _check_vendor(kind: FaultKind, params: Params) -> None:
+    assert kind.switches is not None
+    try:
+        VendorFaults.model_validate(kind.switches(params))
+    except (ValidationError, ValueError, TypeError) as exc:
+        detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        raise ValueError(f"{kind.name}: {detail}") from None
+
+
+def _check_network(kind: FaultKind, params: Params) -> None:
     stream = params.get("stream", "downstream")
     if stream not in ("upstream", "downstream"):
         raise ValueError(f"stream must be upstream or downstream, got {stream!r}")

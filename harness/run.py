@@ -26,7 +26,7 @@ from harness.loadgen import LoadGenerator
 from harness.processes import ManagedProcess, free_port, poll_until
 from harness.scenario import Scenario
 from harness.target import AddressBook, start_target
-from harness.timeline import NetworkInjector, TimelinePlayer
+from harness.timeline import FamilyInjector, NetworkInjector, TimelinePlayer, VendorInjector
 from harness.toxiproxy import Link, ToxiproxyControl, ToxiproxyServer, find_server
 from mocks.manifest import Manifest, MocksConfig
 
@@ -112,7 +112,11 @@ class Run:
 
         load = LoadGenerator(self.scenario, manifest.ledger_url, self.run_dir / "load")
         teardown.callback(self._finish_load, load)
-        timeline = TimelinePlayer(self.scenario.timeline, NetworkInjector(control), self.journal)
+        injector = FamilyInjector({
+            "network": NetworkInjector(control),
+            "vendor": VendorInjector({name: vendor.control_url
+                                      for name, vendor in manifest.vendors.items()})})
+        timeline = TimelinePlayer(self.scenario.timeline, injector, self.journal)
         teardown.callback(timeline.stop)
         self.say(f"load for {self.scenario.duration:g}s, {len(self.scenario.timeline)} fault(s)")
         self.journal.write(LoadStarted(pid=load.process.pid))

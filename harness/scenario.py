@@ -21,7 +21,7 @@ from pydantic import (
 
 from harness.durations import Duration, Rate
 from harness.errors import ScenarioError
-from harness.faults import NETWORK_FAULTS, check_params
+from harness.faults import FAULTS, check_params
 from harness.gates import Gate, parse_gate
 from mocks.catalogue import credential_keys
 from mocks.handsets import HandsetConfig
@@ -120,8 +120,8 @@ class Step(_Model):
     @field_validator("fault")
     @classmethod
     def _known_fault(cls, value: str) -> str:
-        if value not in NETWORK_FAULTS:
-            raise ValueError(f"unknown fault {value!r}; known: {', '.join(NETWORK_FAULTS)}")
+        if value not in FAULTS:
+            raise ValueError(f"unknown fault {value!r}; known: {', '.join(FAULTS)}")
         return value
 
     @field_validator("params")
@@ -130,7 +130,7 @@ class Step(_Model):
                     info: ValidationInfo) -> dict[str, float | int | str]:
         fault = info.data.get("fault")
         if fault is not None:  # else the fault itself was wrong and is reported
-            check_params(NETWORK_FAULTS[fault], value)
+            check_params(FAULTS[fault], value)
         return value
 
 
@@ -226,6 +226,11 @@ def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> 
                 path, _line_of(root, ("timeline", index, "link")),
                 f"timeline[{index}].link: unknown link {step.link!r}; "
                 f"known: {', '.join(scenario.links)}")
+        if FAULTS[step.fault].family == "vendor" and not step.link.startswith("vendors."):
+            raise ScenarioError(
+                path, _line_of(root, ("timeline", index, "link")),
+                f"timeline[{index}].link: {step.fault} needs a vendor link (vendors.<name>), "
+                f"got {step.link!r}")
         if step.at >= scenario.duration:
             raise ScenarioError(
                 path, _line_of(root, ("timeline", index, "at")),

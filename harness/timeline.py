@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+import httpx
 
 from harness.errors import FaultInjectionError
-from harness.faults import NETWORK_FAULTS
+from harness.faults import FAULTS
 from harness.journal import FaultApplied, FaultReverted, JournalWriter
 from harness.scenario import Step
 from harness.toxiproxy import ToxiproxyControl
+from mocks.control import VendorFaults
 
 
 class Injector(Protocol):
@@ -31,7 +35,7 @@ class NetworkInjector:
         self._control = control
 
     def apply(self, index: int, step: Step) -> None:
-        kind = NETWORK_FAULTS[step.fault]
+        kind = FAULTS[step.fault]
         if kind.toxic is None:
             self._control.disable(step.link)
             return
@@ -42,10 +46,58 @@ class NetworkInjector:
             attributes={name: int(step.params.get(name, 0)) for name in kind.attributes})
 
     def revert(self, index: int, step: Step) -> None:
-        if NETWORK_FAULTS[step.fault].toxic is None:
+        if FAULTS[step.fault].toxic is None:
             self._control.enable(step.link)
         else:
             self._control.remove_toxic(step.link, f"step{index}")
+
+
+class VendorInjector:
+    """Vendor faults, switched through each vendor mock's control API.
+
+    Steps on one vendor may overlap: the mock gets the union of all steps in force, so ending
+    one step leaves the others as they were.
+    """
+
+    def __init__(self, control_urls: Mapping[str, str], timeout: float = 5.0) -> None:
+        self._urls = dict(control_urls)
+        self._timeout = timeout
+        self._active: dict[str, dict[int, dict[str, Any]]] = {}
+
+    def apply(self, index: int, step: Step) -> None:
+        switches = FAULTS[step.fault].switches
+        assert switches is not None
+        self._active.setdefault(step.link, {})[index] = switches(step.params)
+        self._push(step.link)
+
+    def revert(self, index: int, step: Step) -> None:
+        self._active.get(step.link, {}).pop(index, None)
+        self._push(step.link)
+
+    def _push(self, link: str) -> None:
+        merged: dict[str, Any] = {}
+        for switches in self._active.get(link, {}).values():
+            merged |= switches
+        faults = VendorFaults.model_validate(merged)
+        url = self._urls[link.removeprefix("vendors.")]
+        try:
+            response = httpx.put(url, content=faults.model_dump_json(), timeout=self._timeout)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise FaultInjectionError(f"{link}: control API {url}: {exc}") from None
+
+
+class FamilyInjector:
+    """Sends each step to the injector of its fault's family."""
+
+    def __init__(self, injectors: Mapping[str, Injector]) -> None:
+        self._injectors = dict(injectors)
+
+    def apply(self, index: int, step: Step) -> None:
+        self._injectors[FAULTS[step.fault].family].apply(index, step)
+
+    def revert(self, index: int, step: Step) -> None:
+        self._injectors[FAULTS[step.fault].family].revert(index, step)
 
 
 @dataclass(frozen=True)
