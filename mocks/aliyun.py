@@ -137,7 +137,9 @@ def create_app(vendor: VendorMock) -> web.Application:
             return _platform_error(400, "SignatureDoesNotMatch",
                                    "Specified signature is not matched with our calculation.")
         nonce = params.get("SignatureNonce", "")
-        if not nonce or nonce in used_nonces:
+        if not nonce:
+            return _platform_error(400, "MissingSignatureNonce", "SignatureNonce is mandatory.")
+        if nonce in used_nonces:
             return _platform_error(400, "SignatureNonceUsed",
                                    "Specified signature nonce was used already.")
         used_nonces.add(nonce)

@@ -15,7 +15,7 @@ async def raw_request(request: web.Request) -> dict[str, object]:
     return {
         "method": request.method,
         "path": request.path,
-        "query": request.query_string,
+        "query": request.rel_url.raw_query_string,
         "headers": dict(request.headers),
         "body": (await request.read()).decode("utf-8", "replace"),
     }

@@ -51,6 +51,10 @@ async def serve(config: MocksConfig, manifest_path: Path) -> None:
     record = SendRecord(journal)
     rng = random.Random(config.seed)
     runners: list[web.AppRunner] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     try:
         ledger_url = await _serve(
             ledger.create_app(ledger.Ledger(journal, config.window, config.seed)), runners)
@@ -76,10 +80,6 @@ async def serve(config: MocksConfig, manifest_path: Path) -> None:
         partial = manifest_path.with_suffix(".tmp")
         partial.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
         partial.replace(manifest_path)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
         await stop.wait()
     finally:
         for runner in runners:
