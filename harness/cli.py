@@ -13,6 +13,7 @@ from rich.console import Console
 
 from harness.continuity import Scorecard, score
 from harness.errors import NotifyChaosError, StartupError
+from harness.fleet import mocks_up
 from harness.journal import read_journal
 from harness.report import summary, write_scorecard
 from harness.run import Run, RunOptions, new_run_dir
@@ -114,3 +115,22 @@ def report(run_dir: Path, debug: bool) -> None:
     except NotifyChaosError as exc:
         _fail(exc, debug)
     sys.exit(PASSED if card.passed else GATE_FAILED)
+
+
+@main.group()
+def mocks() -> None:
+    """The mock fleet on its own."""
+
+
+@mocks.command("up")
+@click.option("--state", type=click.Path(path_type=Path), default=Path("mocks-state"),
+              show_default=True, help="Folder for the manifest, the test CA and the record.")
+@click.option("--scenario", type=click.Path(path_type=Path),
+              help="Serve this scenario's vendors (default: one of each kind).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for credentials.")
+def mocks_up_command(state: Path, scenario: Path | None, seed: int) -> None:
+    """Serve the vendor mocks, ledger and alert sink in the foreground; write a manifest."""
+    try:
+        mocks_up(state, scenario, seed, console)
+    except NotifyChaosError as exc:
+        _fail(exc, debug=False)

@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import trustme
@@ -45,8 +46,10 @@ def _test_ca(path: Path) -> ssl.SSLContext:
     return context
 
 
-async def serve(config: MocksConfig, manifest_path: Path) -> None:
-    """Serve until SIGTERM or SIGINT; the manifest appears (atomically) once all ports listen."""
+async def serve(config: MocksConfig, manifest_path: Path,
+                on_ready: Callable[[Manifest], None] = lambda manifest: None) -> None:
+    """Serve until SIGTERM or SIGINT; the manifest appears (atomically) once all ports listen,
+    and then `on_ready` is called with it."""
     journal = JournalWriter(Path(config.journal_dir), "mocks")
     record = SendRecord(journal)
     rng = random.Random(config.seed)
@@ -80,6 +83,7 @@ async def serve(config: MocksConfig, manifest_path: Path) -> None:
         partial = manifest_path.with_suffix(".tmp")
         partial.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
         partial.replace(manifest_path)
+        on_ready(manifest)
         await stop.wait()
     finally:
         for runner in runners:
