@@ -57,6 +57,7 @@ class FaultFigures(_Model):
     detection: float | None
     exposed: int
     outcomes_exposed: dict[Outcome, int]
+    duplicates_exposed: int
 
 
 class LoadFigures(_Model):
@@ -226,7 +227,8 @@ def score(journal: Journal) -> Scorecard:
     counts = _count(verdicts[r.ref].outcome for r in settled)
     delivered = {ref: v.delivered_at for ref, v in verdicts.items() if v.delivered_at is not None}
     latencies = [delivered[r.ref] - r.remind_at for r in settled if r.ref in delivered]
-    duplicates = sum(max(0, len(sends) - 1) for ref, sends in copies.items())
+    extra_copies = {ref: max(0, len(sends) - 1) for ref, sends in copies.items()}
+    duplicates = sum(extra_copies.values())
 
     alerts = journal.of(AlertReceived)
     load_started = journal.first(LoadStarted)
@@ -242,7 +244,8 @@ def score(journal: Journal) -> Scorecard:
             reverted_at=round(reverted[fault.step] - t0, 3) if fault.step in reverted else None,
             detection=next((round(a.t - fault.t, 3) for a in alerts if a.t >= fault.t), None),
             exposed=len(exposed),
-            outcomes_exposed=_count(verdicts[r.ref].outcome for r in exposed)))
+            outcomes_exposed=_count(verdicts[r.ref].outcome for r in exposed),
+            duplicates_exposed=sum(extra_copies.get(r.ref, 0) for r in exposed)))
     load = journal.first(LoadFinished)
     card = Scorecard(
         scenario=scenario.name,

@@ -175,7 +175,7 @@ def test_reminders_whose_window_overlaps_a_fault_are_exposed_to_it() -> None:
         owed("ZZZZZZZZ", 10), sent("ZZZZZZZZ", 11),
         owed("AAAAAAAA", 25), sent("AAAAAAAA", 29),
         FaultApplied(t=T0 + 30, step=0, fault="proxy.down", link="vendors.sms"),
-        owed("BBBBBBBB", 35), owed("CCCCCCCC", 40), sent("CCCCCCCC", 41),
+        owed("BBBBBBBB", 35), owed("CCCCCCCC", 40), sent("CCCCCCCC", 41), sent("CCCCCCCC", 42),
         FaultReverted(t=T0 + 60, step=0, fault="proxy.down", link="vendors.sms"),
         owed("DDDDDDDD", 61),
     ))
@@ -184,6 +184,7 @@ def test_reminders_whose_window_overlaps_a_fault_are_exposed_to_it() -> None:
     assert fault.exposed == 3
     assert fault.outcomes_exposed["on_time"] == 2
     assert fault.outcomes_exposed["missed"] == 1
+    assert fault.duplicates_exposed == 1
 
 
 def test_longest_blackout_spans_owed_but_undelivered_time_without_deliveries() -> None:
