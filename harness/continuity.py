@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from harness.errors import JournalError
 from harness.journal import (
     AlertReceived,
+    BorrowerOptedOut,
     ComponentReady,
     FaultApplied,
     FaultReverted,
@@ -90,6 +91,8 @@ class Scorecard(_Model):
     outcomes: dict[Outcome, int]
     duplicates: int
     unmatched: int
+    opted_out: int
+    sent_to_opted_out: int
     latency: Latency
     longest_blackout: float
     alerts: int
@@ -207,14 +210,18 @@ def score(journal: Journal) -> Scorecard:
     toxiproxy = next((c for c in journal.of(ComponentReady) if c.component == "toxiproxy"), None)
     end = ended.t if ended else max(event.t for event in journal.events)
 
-    reminders = journal.of(ReminderOwed)
-    by_ref = {r.ref: r for r in reminders}
+    # A borrower who replied STOP is owed nothing from then on, and any send after is a defect.
+    opted_out = {_national(e.phone): e.t for e in journal.of(BorrowerOptedOut)}
+    every_reminder = journal.of(ReminderOwed)
+    reminders = [r for r in every_reminder
+                 if opted_out.get(_national(r.phone), math.inf) > r.remind_at]
+    refs = {r.ref for r in every_reminder}
     copies: dict[str, list[tuple[SendRecorded, re.Match[str] | None]]] = defaultdict(list)
     unmatched = 0
     # Only what reached a handset counts; a send the vendor dropped or nobody received is lost.
     arrived = [send for send in journal.of(SendRecorded) if send.inbox_at is not None]
     for send in sorted(arrived, key=lambda s: s.inbox_at or 0.0):
-        ref, match = _correlate(send, scenario.reminders.correlate, set(by_ref))
+        ref, match = _correlate(send, scenario.reminders.correlate, refs)
         if ref is None:
             unmatched += 1
         else:
@@ -227,6 +234,8 @@ def score(journal: Journal) -> Scorecard:
     counts = _count(verdicts[r.ref].outcome for r in settled)
     delivered = {ref: v.delivered_at for ref, v in verdicts.items() if v.delivered_at is not None}
     latencies = [delivered[r.ref] - r.remind_at for r in settled if r.ref in delivered]
+    sent_to_opted_out = sum(1 for send in journal.of(SendRecorded)
+                            if send.t > opted_out.get(_national(send.to), math.inf))
     extra_copies = {ref: max(0, len(sends) - 1) for ref, sends in copies.items()}
     duplicates = sum(extra_copies.values())
 
@@ -260,6 +269,8 @@ def score(journal: Journal) -> Scorecard:
         outcomes=counts,
         duplicates=duplicates,
         unmatched=unmatched,
+        opted_out=len(opted_out),
+        sent_to_opted_out=sent_to_opted_out,
         latency=Latency(p50=_percentile(latencies, 0.50), p95=_percentile(latencies, 0.95),
                         p99=_percentile(latencies, 0.99)),
         longest_blackout=_longest_blackout(settled, delivered, end),

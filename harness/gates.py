@@ -20,6 +20,8 @@ METRICS: dict[str, str] = {
     "wrong_recipient": "reminders delivered only to a wrong number",
     "duplicates": "extra copies of reminders already delivered",
     "unmatched": "messages that correlate with no reminder",
+    "opted_out": "borrowers who replied STOP during the run",
+    "sent_to_opted_out": "messages sent to a borrower after they replied STOP",
     "p50_latency": "median seconds from due-to-send to inbox",
     "p95_latency": "95th percentile seconds from due-to-send to inbox",
     "p99_latency": "99th percentile seconds from due-to-send to inbox",

@@ -86,6 +86,14 @@ class SendRecorded(_Event):
     request: dict[str, Any] = {}
 
 
+class BorrowerOptedOut(_Event):
+    """A borrower replied STOP: from now on the ledger's truth says send them nothing."""
+
+    kind: Literal["borrower.opted_out"] = "borrower.opted_out"
+    phone: str
+    vendor: str
+
+
 class VendorFaultsChanged(_Event):
     """A vendor mock put new application-level faults in force (only those not at default)."""
 
@@ -138,7 +146,8 @@ class LoadFinished(_Event):
 
 
 Event = Annotated[
-    RunStarted | RunEnded | ComponentReady | ReminderOwed | SendRecorded | VendorFaultsChanged
+    RunStarted | RunEnded | ComponentReady | ReminderOwed | SendRecorded | BorrowerOptedOut
+    | VendorFaultsChanged
     | FaultApplied
     | FaultReverted | AlertReceived | LoadStarted | LoadFinished,
     Field(discriminator="kind"),

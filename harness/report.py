@@ -36,6 +36,7 @@ def summary(card: Scorecard) -> Group:
         outcomes.add_row(name.replace("_", " "), str(count))
     outcomes.add_row("duplicates", str(card.duplicates))
     outcomes.add_row("unmatched sends", str(card.unmatched))
+    outcomes.add_row("sent after STOP", f"{card.sent_to_opted_out} (of {card.opted_out} opted out)")
     faults = Table("fault", "link", "from", "to", "detected after", "exposed", "on time",
                    "missed", "duplicates", box=None, pad_edge=False)
     for fault in card.faults:

@@ -119,6 +119,18 @@ def create_app(vendor: VendorMock) -> web.Application:
     reports = ReportQueue(deliver, batch=True, rng=vendor.rng, faults=lambda: vendor.faults,
                           interval=1.0)
 
+    async def forward_reply(url: str, borrower: str, sender: str) -> None:
+        # SmsUp: replies come as a JSON array too; "TD" (退订) is how borrowers unsubscribe.
+        reply = [{"phone_number": borrower.removeprefix("+86"), "content": "TD",
+                  "send_time": datetime.now(_CHINA).strftime("%Y-%m-%d %H:%M:%S"),
+                  "sign_name": sender, "dest_code": "",
+                  "sequence_id": vendor.rng.randrange(10**9)}]
+        async with (aiohttp.ClientSession(timeout=timeout) as session,
+                    session.post(url, json=reply) as response):
+            await response.read()
+
+    vendor.forward_reply = forward_reply
+
     async def rpc(request: web.Request) -> web.Response:
         params = {**request.query, **{k: str(v) for k, v in (await request.post()).items()}}
         if params.get("Action") != "SendSms" or params.get("Version") != "2017-05-25":

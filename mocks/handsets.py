@@ -29,6 +29,8 @@ class HandsetConfig(BaseModel):
     absent: float = Field(default=0.0, ge=0, le=1,
                           description="fraction of messages whose recipient's phone is off")
     spam: SpamRules = SpamRules()
+    stop: float = Field(default=0.0, ge=0, le=1, description="fraction of borrowers who reply "
+                        "STOP to a message in their inbox (once; they are then opted out)")
 
 
 class Handsets:
@@ -38,7 +40,9 @@ class Handsets:
         self._absent = config.absent
         self._senders = set(config.spam.senders)
         self._content = [re.compile(rule) for rule in config.spam.content]
+        self._stop = config.stop
         self._rng = random.Random(f"{seed}:handsets")
+        self._opted_out: set[str] = set()
 
     def receive(self, to: str, sender: str, body: str) -> Arrival:
         """Where the message to `to` ends up."""
@@ -47,3 +51,10 @@ class Handsets:
         if sender in self._senders or any(rule.search(body) for rule in self._content):
             return "spam"
         return "delivered"
+
+    def replies_stop(self, to: str) -> bool:
+        """Whether the borrower at `to` answers the message in their inbox with STOP (once)."""
+        if to in self._opted_out or self._rng.random() >= self._stop:
+            return False
+        self._opted_out.add(to)
+        return True

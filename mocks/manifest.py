@@ -19,6 +19,7 @@ class VendorConfig(_Model):
     sign_name: str = "示例银行"
     templates: dict[str, str] = {}
     report_url: str | None = None
+    inbound_url: str | None = None  # where replies (STOP) are forwarded, as the vendor does
 
     @field_validator("kind")
     @classmethod

@@ -69,6 +69,15 @@ def create_app(vendor: VendorMock) -> web.Application:
 
     reports = ReportQueue(deliver, batch=False, rng=vendor.rng, faults=lambda: vendor.faults)
 
+    async def forward_reply(url: str, borrower: str, sender: str) -> None:
+        message_sid = "SM" + uuid.uuid4().hex
+        params = {"MessageSid": message_sid, "SmsSid": message_sid, "AccountSid": sid,
+                  "From": borrower, "To": sender, "Body": "STOP", "NumMedia": "0",
+                  "ApiVersion": "2010-04-01"}
+        await _post_signed(url, params, token)
+
+    vendor.forward_reply = forward_reply
+
     async def create_message(request: web.Request) -> web.Response:
         authorization = request.headers.get("Authorization")
         if request.match_info["sid"] != sid or authorization != expected_auth:
@@ -122,13 +131,17 @@ async def _callback(report: Report, sid: str, token: str) -> None:
     final = "delivered" if report.delivered else "undelivered"
     base = {"MessageSid": send.message_id, "SmsSid": send.message_id, "AccountSid": sid,
             "From": report.sender, "To": send.to, "ApiVersion": "2010-04-01"}
-    timeout = aiohttp.ClientTimeout(total=5)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        for status in ("sent", final):
-            params = {**base, "MessageStatus": status, "SmsStatus": status}
-            if status == "undelivered":
-                params["ErrorCode"] = "30003" if report.status == "absent" else "30008"
-            headers = {"X-Twilio-Signature": signature(token, url, params),
-                       "I-Twilio-Idempotency-Token": uuid.uuid4().hex}
-            async with session.post(url, data=params, headers=headers) as response:
-                await response.read()
+    for status in ("sent", final):
+        params = {**base, "MessageStatus": status, "SmsStatus": status}
+        if status == "undelivered":
+            params["ErrorCode"] = "30003" if report.status == "absent" else "30008"
+        await _post_signed(url, params, token)
+
+
+async def _post_signed(url: str, params: dict[str, str], token: str) -> None:
+    """A webhook request as Twilio makes it: a form POST signed with the account's token."""
+    headers = {"X-Twilio-Signature": signature(token, url, params),
+               "I-Twilio-Idempotency-Token": uuid.uuid4().hex}
+    async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+                session.post(url, data=params, headers=headers) as response):
+        await response.read()

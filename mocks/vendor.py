@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 
 from aiohttp import web
 
-from harness.journal import JournalWriter, SendRecorded, VendorFaultsChanged
+from harness.journal import BorrowerOptedOut, JournalWriter, SendRecorded, VendorFaultsChanged
 from mocks.control import VendorFaults
 from mocks.handsets import Handsets
 from mocks.manifest import VendorConfig
@@ -55,6 +55,8 @@ class Report:
 
 
 Deliver = Callable[[list[Report]], Awaitable[None]]
+Forward = Callable[[str, str, str], Awaitable[None]]
+"""Forwards a borrower's reply (url, from the borrower's number, to the sender) vendor-style."""
 
 
 @dataclass
@@ -111,7 +113,9 @@ class VendorMock:
         self.handsets = handsets
         self.faults = VendorFaults()
         self.rng = random.Random(f"{seed}:{name}")
+        self.forward_reply: Forward | None = None
         self._journal = journal
+        self._replies: set[asyncio.Task[None]] = set()
 
     def switch(self, faults: VendorFaults) -> None:
         """Put `faults` in force now, and journal when they took effect."""
@@ -151,7 +155,25 @@ class VendorMock:
         if reports is not None and callback and not dropped:
             delivered = outcome in ("delivered", "spam")
             reports.put(Report(send, delivered, outcome, sender, callback))
+        if outcome == "delivered" and self.handsets.replies_stop(to):
+            self._opt_out(to, sender)
         return send
+
+    def _opt_out(self, phone: str, sender: str) -> None:
+        """The borrower replied STOP: the truth changes now; the reply goes to the notifier."""
+        self._journal.write(BorrowerOptedOut(phone=phone, vendor=self.name))
+        url = self.config.inbound_url
+        if url and self.forward_reply is not None:
+            task = asyncio.create_task(self._forward(self.forward_reply, url, phone, sender))
+            self._replies.add(task)
+            task.add_done_callback(self._replies.discard)
+
+    @staticmethod
+    async def _forward(forward: Forward, url: str, phone: str, sender: str) -> None:
+        try:
+            await forward(url, phone, sender)
+        except Exception as exc:  # the receiver's failure is the notifier's problem to notice
+            log.info("forwarding a STOP reply to %s failed: %s", url, exc)
 
     def lose_response(self) -> bool:
         """Whether this send's answer is to be lost (the record is kept)."""

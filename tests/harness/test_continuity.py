@@ -10,6 +10,7 @@ from harness.continuity import score
 from harness.errors import JournalError
 from harness.journal import (
     AlertReceived,
+    BorrowerOptedOut,
     ComponentReady,
     Event,
     FaultApplied,
@@ -101,6 +102,19 @@ def test_sends_that_never_reached_a_handset_are_not_deliveries() -> None:
                          owed("BBBBBBBB", 0), sent("BBBBBBBB", 1, handset="absent")))
     assert card.outcomes["missed"] == 2
     assert card.duplicates == 0
+
+
+def test_after_stop_a_borrower_is_owed_nothing_and_sends_are_defects() -> None:
+    card = score(journal(
+        owed("AAAAAAAA", 0), sent("AAAAAAAA", 1),
+        BorrowerOptedOut(t=T0 + 2, phone="+8613800000001", vendor="sms"),
+        owed("BBBBBBBB", 5), sent("BBBBBBBB", 6),
+        owed("CCCCCCCC", 7, phone="+8613900000002"),
+    ))
+    assert card.owed == 2
+    assert card.outcomes["on_time"] == 1 and card.outcomes["missed"] == 1
+    assert card.unmatched == 0
+    assert (card.opted_out, card.sent_to_opted_out) == (1, 1)
 
 
 def test_client_reference_correlates_when_the_body_does_not() -> None:
