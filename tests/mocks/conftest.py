@@ -23,6 +23,7 @@ from mockkit import (
     wait_until,
 )
 
+from mocks.handsets import HandsetConfig
 from mocks.manifest import Manifest, MocksConfig, VendorConfig
 
 
@@ -31,15 +32,16 @@ def _log_tail(log: Path) -> str:
 
 
 @contextmanager
-def running_mocks(workdir: Path, report_url: str) -> Iterator[Mocks]:
+def running_mocks(workdir: Path, report_url: str, *, inbound_url: str | None = None,
+                  handsets: HandsetConfig = HandsetConfig()) -> Iterator[Mocks]:
     """Write a MocksConfig, start the mock process, wait for its manifest; stop it afterwards."""
     journal_dir = workdir / "journal"
     config = MocksConfig(
-        seed=7, window=WINDOW, journal_dir=str(journal_dir),
+        seed=7, window=WINDOW, journal_dir=str(journal_dir), handsets=handsets,
         vendors={
-            "twilio": VendorConfig(kind="twilio"),
+            "twilio": VendorConfig(kind="twilio", inbound_url=inbound_url),
             "aliyun": VendorConfig(kind="aliyun", sign_name=SIGN_NAME, templates=TEMPLATES,
-                                   report_url=report_url),
+                                   report_url=report_url, inbound_url=inbound_url),
         })
     config_path, manifest_path = workdir / "mocks.json", workdir / "manifest.json"
     config_path.write_text(config.model_dump_json(), encoding="utf-8")
