@@ -33,11 +33,12 @@ def _log_tail(log: Path) -> str:
 
 @contextmanager
 def running_mocks(workdir: Path, report_url: str, *, inbound_url: str | None = None,
-                  handsets: HandsetConfig = HandsetConfig()) -> Iterator[Mocks]:
+                  handsets: HandsetConfig | None = None) -> Iterator[Mocks]:
     """Write a MocksConfig, start the mock process, wait for its manifest; stop it afterwards."""
     journal_dir = workdir / "journal"
     config = MocksConfig(
-        seed=7, window=WINDOW, journal_dir=str(journal_dir), handsets=handsets,
+        seed=7, window=WINDOW, journal_dir=str(journal_dir),
+        handsets=handsets or HandsetConfig(),
         vendors={
             "twilio": VendorConfig(kind="twilio", inbound_url=inbound_url),
             "aliyun": VendorConfig(kind="aliyun", sign_name=SIGN_NAME, templates=TEMPLATES,
