@@ -45,8 +45,8 @@ class OutboxRow:
 class Outbox:
     """Single-connection store used from the event loop thread only.
 
-    Every call is a short local transaction, so it runs inline rather than in a thread:
-    that keeps claim-then-mark free of races between worker tasks.
+    Every call is a short local transaction, so it runs inline on the event loop rather than
+    in a thread; with no await inside a call, worker tasks never interleave within one.
     """
 
     def __init__(self, path: str) -> None:

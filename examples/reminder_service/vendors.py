@@ -94,7 +94,7 @@ class TwilioVendor:
         sid = body.get("sid")
         if 200 <= status < 300 and isinstance(sid, str) and sid:
             return SendResult(message_id=sid)
-        return SendResult(error=f"HTTP {status} code={body.get('code')}")
+        return SendResult(error=_rejection(status, body.get("code")))
 
 
 class AliyunVendor:
@@ -142,7 +142,7 @@ class AliyunVendor:
         code = body.get("Code")
         if status == 200 and code == "OK":
             return SendResult(message_id=str(body.get("BizId", "")))
-        return SendResult(error=f"HTTP {status} Code={code}")
+        return SendResult(error=_rejection(status, code))
 
 
 def aliyun_phone(phone: str) -> str:
@@ -184,3 +184,7 @@ async def _post(
     except ValueError:
         return response.status, {}
     return response.status, body if isinstance(body, dict) else {}
+
+
+def _rejection(status: int, code: object) -> str:
+    return f"HTTP {status} {code}" if code else f"HTTP {status}"
