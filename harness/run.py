@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from harness.errors import LoadError, NotifyChaosError, StartupError
+from harness.errors import FaultInjectionError, LoadError, NotifyChaosError, StartupError
 from harness.journal import (
     ComponentReady,
     JournalWriter,
@@ -22,7 +22,7 @@ from harness.journal import (
     RunEnded,
     RunStarted,
 )
-from harness.loadgen import LoadGenerator
+from harness.loadgen import LoadGenerator, LoadTotals
 from harness.processes import ManagedProcess, free_port, poll_until
 from harness.scenario import Scenario
 from harness.target import AddressBook, start_target
@@ -69,6 +69,7 @@ class Run:
         self.say = say
         self.journal = JournalWriter(run_dir / "journal", "harness")
         self.logs = run_dir / "logs"
+        self._load_totals: LoadTotals | None = None
 
     def execute(self) -> None:
         """Run the scenario to its end; errors and Ctrl-C are re-raised after the teardown."""
@@ -124,13 +125,24 @@ class Run:
         if load.wait(self.scenario.duration + 60.0) is None:
             raise LoadError(f"locust did not end within {self.scenario.duration + 60:g}s "
                             f"(log: {load.process.log_path})")
+        totals = self._finish_load(load)
+        # Locust exits 1 when some requests failed, which a fault may cause; anything else, or
+        # no request at all, means the load never ran and the run proves nothing.
+        if totals.exit_code not in (0, 1) or totals.requests == 0:
+            raise LoadError(f"locust ran no load (exit code {totals.exit_code}, "
+                            f"{totals.requests} requests; log: {load.process.log_path})")
+        if timeline.errors:
+            raise FaultInjectionError("; ".join(timeline.errors))
         self.say(f"load done; watching {self.scenario.drain_seconds:g}s more for late reminders")
         time.sleep(self.scenario.drain_seconds)
 
-    def _finish_load(self, load: LoadGenerator) -> None:
-        totals = load.stop()
-        self.journal.write(LoadFinished(
-            exit_code=totals.exit_code, requests=totals.requests, failures=totals.failures))
+    def _finish_load(self, load: LoadGenerator) -> LoadTotals:
+        """Stop Locust (if it still runs) and journal its totals, once."""
+        if self._load_totals is None:
+            totals = self._load_totals = load.stop()
+            self.journal.write(LoadFinished(
+                exit_code=totals.exit_code, requests=totals.requests, failures=totals.failures))
+        return self._load_totals
 
     def _ready(self, component: str, process: ManagedProcess | None, address: str,
                version: str = "") -> None:
