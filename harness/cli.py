@@ -15,7 +15,7 @@ from harness.continuity import Scorecard, score
 from harness.errors import NotifyChaosError, StartupError
 from harness.fleet import mocks_up
 from harness.journal import read_journal
-from harness.report import summary, write_scorecard
+from harness.report import summary, write_reports
 from harness.run import Run, RunOptions, new_run_dir
 from harness.scenario import load_scenario
 
@@ -46,9 +46,9 @@ def _progress(message: str) -> None:
 
 def _report(run_dir: Path) -> Scorecard:
     card = score(read_journal(run_dir / "journal"))
-    path = write_scorecard(run_dir, card)
+    path = write_reports(run_dir, card)
     console.print(summary(card))
-    console.print(f"scorecard: {path}", style="dim")
+    console.print(f"scorecard: {path} (also report.html, junit.xml)", style="dim")
     return card
 
 

@@ -1,4 +1,4 @@
-"""Reports of a scored run: `scorecard.json` in the run folder and a short console summary."""
+"""Reports of a scored run: the files in the run folder and a short console summary."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.continuity import Scorecard
+from harness.html import html_report
+from harness.junit import junit_xml
 
-SCORECARD = "scorecard.json"
 
-
-def write_scorecard(run_dir: Path, card: Scorecard) -> Path:
-    """Write `scorecard.json` into the run folder and return its path."""
-    path = run_dir / SCORECARD
-    path.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    return path
+def write_reports(run_dir: Path, card: Scorecard) -> Path:
+    """Write `scorecard.json`, `report.html` and `junit.xml` into the run folder; returns the
+    scorecard's path."""
+    scorecard = run_dir / "scorecard.json"
+    scorecard.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    (run_dir / "report.html").write_text(html_report(card), encoding="utf-8")
+    (run_dir / "junit.xml").write_text(junit_xml(card), encoding="utf-8")
+    return scorecard
 
 
 def _seconds(value: float | None) -> str:
