@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -59,6 +61,7 @@ class FaultFigures(_Model):
     exposed: int
     outcomes_exposed: dict[Outcome, int]
     duplicates_exposed: int
+    recovery: float | None
 
 
 class LoadFigures(_Model):
@@ -171,6 +174,31 @@ def _percentile(values: Sequence[float], p: float) -> float | None:
     return round(ordered[max(0, math.ceil(p * len(ordered)) - 1)], 3)
 
 
+class _Backlog:
+    """How many owed reminders are waiting at any moment: fallen due, not yet delivered, and
+    either still deliverable or late but delivered later (a missed one leaves at its deadline)."""
+
+    def __init__(self, owed: Sequence[ReminderOwed], delivered: dict[str, float]) -> None:
+        self._due = sorted(r.remind_at for r in owed)
+        self._out = sorted([delivered[r.ref] for r in owed if r.ref in delivered]
+                           + [r.send_by for r in owed if r.ref not in delivered])
+
+    def at(self, t: float) -> int:
+        """The backlog just after time `t`."""
+        return bisect.bisect_right(self._due, t) - bisect.bisect_right(self._out, t)
+
+    def recovery(self, start: float, end: float) -> float | None:
+        """Seconds after `end` until the backlog is back to its typical size before `start`
+        (its median at the moments reminders fell due before the fault); None if never."""
+        before = [self.at(t) for t in self._due if t < start]
+        steady = statistics.median(before) if before else 0
+        if self.at(end) <= steady:
+            return 0.0
+        later = (t for t in self._out if t > end and self.at(t) <= steady)
+        back = next(later, None)
+        return None if back is None else round(back - end, 3)
+
+
 def _longest_blackout(owed: Sequence[ReminderOwed], delivered: dict[str, float],
                       end: float) -> float:
     """Longest stretch with some reminder owed and not yet delivered, and no delivery at all."""
@@ -243,6 +271,7 @@ def score(journal: Journal) -> Scorecard:
     load_started = journal.first(LoadStarted)
     t0 = load_started.t if load_started else started.t
     reverted = {event.step: event.t for event in journal.of(FaultReverted)}
+    backlog = _Backlog(settled, delivered)
     faults = []
     for fault in journal.of(FaultApplied):
         until = reverted.get(fault.step, end)
@@ -254,7 +283,8 @@ def score(journal: Journal) -> Scorecard:
             detection=next((round(a.t - fault.t, 3) for a in alerts if a.t >= fault.t), None),
             exposed=len(exposed),
             outcomes_exposed=_count(verdicts[r.ref].outcome for r in exposed),
-            duplicates_exposed=sum(extra_copies.get(r.ref, 0) for r in exposed)))
+            duplicates_exposed=sum(extra_copies.get(r.ref, 0) for r in exposed),
+            recovery=backlog.recovery(fault.t, until) if fault.step in reverted else None))
     load = journal.first(LoadFinished)
     card = Scorecard(
         scenario=scenario.name,

@@ -41,12 +41,13 @@ def summary(card: Scorecard) -> Group:
     outcomes.add_row("unmatched sends", str(card.unmatched))
     outcomes.add_row("sent after STOP", f"{card.sent_to_opted_out} (of {card.opted_out} opted out)")
     faults = Table("fault", "link", "from", "to", "detected after", "exposed", "on time",
-                   "missed", "duplicates", box=None, pad_edge=False)
+                   "missed", "duplicates", "recovered after", box=None, pad_edge=False)
     for fault in card.faults:
         faults.add_row(fault.fault, fault.link, _seconds(fault.applied_at),
                        _seconds(fault.reverted_at), _seconds(fault.detection),
                        str(fault.exposed), str(fault.outcomes_exposed["on_time"]),
-                       str(fault.outcomes_exposed["missed"]), str(fault.duplicates_exposed))
+                       str(fault.outcomes_exposed["missed"]), str(fault.duplicates_exposed),
+                       _seconds(fault.recovery))
     gates = Table(box=None, show_header=False, pad_edge=False)
     for gate in card.gates:
         mark = Text("pass", "green") if gate.passed else Text("FAIL", "bold red")

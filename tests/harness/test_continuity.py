@@ -210,6 +210,17 @@ def test_longest_blackout_spans_owed_but_undelivered_time_without_deliveries() -
     assert card.longest_blackout == pytest.approx(7.0)
 
 
+def test_recovery_is_when_the_backlog_is_back_to_its_size_before_the_fault() -> None:
+    events: list[Event] = [FaultApplied(t=T0 + 20, step=0, fault="vendor.latency", link="l"),
+                           FaultReverted(t=T0 + 30, step=0, fault="vendor.latency", link="l")]
+    for i in range(60):
+        ref = f"R{i:07d}"
+        # Reminders due while the vendor stalled all arrive at 35 s; the others in 0.5 s.
+        events += [owed(ref, i), sent(ref, 35.0 if 20 <= i <= 30 else i + 0.5)]
+    [fault] = score(journal(*events)).faults
+    assert fault.recovery == pytest.approx(5.0)
+
+
 def test_a_journal_without_a_start_cannot_be_scored() -> None:
     with pytest.raises(JournalError, match=r"no run\.started"):
         score(Journal((owed("AAAAAAAA", 0),)))
