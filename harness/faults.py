@@ -1,7 +1,7 @@
 """The catalogue of fault kinds a timeline step may name, and how their parameters are checked.
 
-Two families today: network faults, carried out by the real Toxiproxy server on a link, and
-vendor faults, switched in a vendor mock through its control API.
+Three families: network faults, carried out by the real Toxiproxy server on a link; vendor
+faults, switched in a vendor mock through its control API; and process faults on the target.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ class FaultKind:
 
     name: str
     about: str
-    family: Literal["network", "vendor"]
+    family: Literal["network", "vendor", "process"]
     attributes: tuple[str, ...] = ()
     toxic: str | None = None  # network: the Toxiproxy toxic type; None for `proxy.down`
     switches: Callable[[Params], dict[str, Any]] | None = None  # vendor: VendorFaults fields
+    instant: bool = False  # over as soon as it is done: nothing to undo
 
 
 def _network(name: str, about: str, attributes: tuple[str, ...] = (),
@@ -37,6 +38,10 @@ def _network(name: str, about: str, attributes: tuple[str, ...] = (),
 def _vendor(name: str, about: str, attributes: tuple[str, ...],
             switches: Callable[[Params], dict[str, Any]]) -> FaultKind:
     return FaultKind(name, about, "vendor", attributes, switches=switches)
+
+
+def _process(name: str, about: str, instant: bool = False) -> FaultKind:
+    return FaultKind(name, about, "process", instant=instant)
 
 
 def _numbers(params: Params) -> frozenset[str]:
@@ -78,6 +83,10 @@ FAULTS: dict[str, FaultKind] = {kind.name: kind for kind in (
             lambda p: {"dlr_delay": float(p.get("delay", 0)) / 1000,
                        "dlr_loss": p.get("loss", 0.0), "dlr_duplicate": p.get("duplicate", 0.0),
                        "dlr_reorder": bool(p.get("reorder", 0))}),
+    _process("process.pause", "freeze the target (SIGSTOP) until the step ends (SIGCONT)"),
+    _process("process.kill", "kill the target (SIGKILL); start it again when the step ends"),
+    _process("process.restart", "restart the target cleanly (SIGTERM, then start)",
+             instant=True),
 )}
 
 NETWORK_COMMON = ("stream", "toxicity")
@@ -92,7 +101,7 @@ def check_params(kind: FaultKind, params: Params) -> None:
         raise ValueError(f"{kind.name} does not take {', '.join(unknown)} (expected {expected})")
     if kind.family == "vendor":
         _check_vendor(kind, params)
-    else:
+    elif kind.family == "network":
         _check_network(kind, params)
 
 

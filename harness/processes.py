@@ -81,15 +81,16 @@ class ManagedProcess:
     def stop(self, grace: float = 5.0, signum: int = signal.SIGTERM) -> int | None:
         """Send `signum` to the whole group, then SIGKILL after `grace` seconds."""
         if self._popen.poll() is None:
-            self._signal_group(signum)
+            self.signal_group(signum)
             if self.wait(grace) is None:
-                self._signal_group(signal.SIGKILL)
+                self.signal_group(signal.SIGKILL)
                 self.wait(grace)
         # Children the target forked may outlive it; the group takes them down too.
-        self._signal_group(signal.SIGKILL)
+        self.signal_group(signal.SIGKILL)
         return self._popen.poll()
 
-    def _signal_group(self, signum: int) -> None:
+    def signal_group(self, signum: int) -> None:
+        """Send `signum` to the child and all it started; a process already gone is no error."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._popen.pid, signum)
 

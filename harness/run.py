@@ -25,8 +25,14 @@ from harness.journal import (
 from harness.loadgen import LoadGenerator, LoadTotals
 from harness.processes import ManagedProcess, free_port, poll_until
 from harness.scenario import Scenario
-from harness.target import AddressBook, start_target
-from harness.timeline import FamilyInjector, NetworkInjector, TimelinePlayer, VendorInjector
+from harness.target import AddressBook, RunningTarget
+from harness.timeline import (
+    FamilyInjector,
+    NetworkInjector,
+    ProcessInjector,
+    TimelinePlayer,
+    VendorInjector,
+)
 from harness.toxiproxy import Link, ToxiproxyControl, ToxiproxyServer, find_server
 from mocks.manifest import Manifest, MocksConfig
 
@@ -107,16 +113,17 @@ class Run:
         teardown.callback(control.remove_links)
         book = AddressBook({**known, **self._addresses(manifest, links)})
 
-        target = start_target(self.scenario.target, book, self.logs / "target.log")
+        target = RunningTarget(self.scenario.target, book, self.logs / "target.log")
         teardown.callback(target.stop)
-        self._ready("target", target, book.render(self.scenario.target.health))
+        self._ready("target", target.process, book.render(self.scenario.target.health))
 
         load = LoadGenerator(self.scenario, manifest.ledger_url, self.run_dir / "load")
         teardown.callback(self._finish_load, load)
         injector = FamilyInjector({
             "network": NetworkInjector(control),
             "vendor": VendorInjector({name: vendor.control_url
-                                      for name, vendor in manifest.vendors.items()})})
+                                      for name, vendor in manifest.vendors.items()}),
+            "process": ProcessInjector(target)})
         timeline = TimelinePlayer(self.scenario.timeline, injector, self.journal)
         teardown.callback(timeline.stop)
         self.say(f"load for {self.scenario.duration:g}s, {len(self.scenario.timeline)} fault(s)")

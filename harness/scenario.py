@@ -221,12 +221,18 @@ def parse_scenario(text: str, path: Path | str = "<scenario>") -> Scenario:
 def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> None:
     """Checks that span sections: links name known vendors, placeholders are known."""
     for index, step in enumerate(scenario.timeline):
-        if step.link not in scenario.links:
+        family = FAULTS[step.fault].family
+        if (family == "process") != (step.link == "target"):
+            raise ScenarioError(
+                path, _line_of(root, ("timeline", index, "link")),
+                f"timeline[{index}].link: process faults act on link 'target' and only they do; "
+                f"got {step.fault} on {step.link!r}")
+        if family != "process" and step.link not in scenario.links:
             raise ScenarioError(
                 path, _line_of(root, ("timeline", index, "link")),
                 f"timeline[{index}].link: unknown link {step.link!r}; "
                 f"known: {', '.join(scenario.links)}")
-        if FAULTS[step.fault].family == "vendor" and not step.link.startswith("vendors."):
+        if family == "vendor" and not step.link.startswith("vendors."):
             raise ScenarioError(
                 path, _line_of(root, ("timeline", index, "link")),
                 f"timeline[{index}].link: {step.fault} needs a vendor link (vendors.<name>), "

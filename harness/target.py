@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import sys
 from collections.abc import Mapping
@@ -74,3 +75,37 @@ def start_target(target: Target, book: AddressBook, log_path: Path) -> ManagedPr
         raise StartupError("target", f"{health} did not answer within "
                            f"{target.ready_timeout:g}s", process.log_tail())
     return process
+
+
+class RunningTarget:
+    """The target of a run, which process faults may pause, kill and start again."""
+
+    def __init__(self, target: Target, book: AddressBook, log_path: Path) -> None:
+        self._target, self._book, self._log_path = target, book, log_path
+        self.process = start_target(target, book, log_path)
+
+    def pause(self) -> None:
+        """Freeze the target (SIGSTOP): it keeps its sockets open and answers nothing."""
+        self.process.signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused target run on (SIGCONT)."""
+        self.process.signal_group(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """End the target at once (SIGKILL), as a crash or an OOM kill would."""
+        self.process.stop(grace=0, signum=signal.SIGKILL)
+
+    def start(self) -> None:
+        """Start the target again and wait until it is healthy."""
+        self.process = start_target(self._target, self._book, self._log_path)
+
+    def restart(self) -> None:
+        """A clean restart, as a deployment does: SIGTERM, then start again."""
+        self.process.stop()
+        self.start()
+
+    def stop(self) -> None:
+        """End the target for good; a paused one is resumed first so it can hear SIGTERM."""
+        self.resume()
+        self.process.stop()

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 
-from harness.errors import FaultInjectionError
+from harness.errors import FaultInjectionError, StartupError
 from harness.faults import FAULTS
 from harness.journal import FaultApplied, FaultReverted, JournalWriter
 from harness.scenario import Step
+from harness.target import RunningTarget
 from harness.toxiproxy import ToxiproxyControl
 from mocks.control import VendorFaults
 
@@ -87,6 +88,31 @@ class VendorInjector:
             raise FaultInjectionError(f"{link}: control API {url}: {exc}") from None
 
 
+class ProcessInjector:
+    """Process faults on the target: pause and resume, kill and start again, restart."""
+
+    def __init__(self, target: RunningTarget) -> None:
+        self._target = target
+
+    def apply(self, index: int, step: Step) -> None:
+        actions = {"process.pause": self._target.pause, "process.kill": self._target.kill,
+                   "process.restart": self._target.restart}
+        self._call(actions[step.fault], step)
+
+    def revert(self, index: int, step: Step) -> None:
+        actions = {"process.pause": self._target.resume, "process.kill": self._target.start}
+        if step.fault in actions:
+            self._call(actions[step.fault], step)
+
+    @staticmethod
+    def _call(action: Callable[[], None], step: Step) -> None:
+        try:
+            action()
+        except StartupError as exc:
+            raise FaultInjectionError(f"{step.fault}: the target did not come back: {exc}")\
+                from None
+
+
 class FamilyInjector:
     """Sends each step to the injector of its fault's family."""
 
@@ -152,6 +178,8 @@ class TimelinePlayer:
         self._active[index] = step
         self._journal.write(FaultApplied(step=index, fault=step.fault, link=step.link,
                                          params=step.params))
+        if FAULTS[step.fault].instant:
+            self._revert(index)
 
     def _revert(self, index: int) -> None:
         step = self._active.pop(index)

@@ -1,0 +1,56 @@
+"""Vendor and process faults end to end, on real processes, two scenarios side by side.
+
+Lost responses make the reference notifier send some reminders twice; killing, freezing and
+restarting it loses and repeats nothing, thanks to its outbox.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.journal import ComponentReady, FaultApplied, VendorFaultsChanged
+from tests.e2e.conftest import ROOT, Finished, finish, start
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finished]:
+    names = ("lost-responses", "notifier-crash")
+    outs = {name: tmp_path_factory.mktemp(name) for name in names}
+    running = {name: start("run", ROOT / "scenarios" / f"{name}.yaml", "--out", outs[name])
+               for name in names}
+    return {name: finish(process, outs[name], timeout=240) for name, process in running.items()}
+
+
+def test_lost_responses_are_caught_as_duplicates_during_the_fault(
+        runs: dict[str, Finished]) -> None:
+    run = runs["lost-responses"]
+    assert run.code == 1, run.stderr
+    card = run.scorecard()
+    assert card["continuity"] >= 0.99
+    assert card["duplicates"] > 0
+    [fault] = card["faults"]
+    assert fault["fault"] == "vendor.response_lost"
+    assert fault["duplicates_exposed"] == card["duplicates"]
+    assert [g["passed"] for g in card["gates"]] == [True, False]
+    switched = run.journal().of(VendorFaultsChanged)
+    assert [(s.vendor, s.faults) for s in switched] == [
+        ("twilio", {"response_lost": 1.0}), ("twilio", {})]
+
+
+def test_a_killed_frozen_and_restarted_notifier_loses_and_repeats_nothing(
+        runs: dict[str, Finished]) -> None:
+    run = runs["notifier-crash"]
+    assert run.code == 0, run.stderr
+    card = run.scorecard()
+    assert card["owed"] > 100
+    assert card["outcomes"]["missed"] == 0 and card["duplicates"] == 0
+    journal = run.journal()
+    assert [f.fault for f in journal.of(FaultApplied)] == [
+        "process.kill", "process.pause", "process.restart"]
+    kill = card["faults"][0]
+    assert kill["exposed"] > 0 and kill["outcomes_exposed"]["on_time"] == kill["exposed"]
+    restart = card["faults"][2]
+    assert restart["reverted_at"] - restart["applied_at"] < 10  # instant: done when back up
+    assert len([c for c in journal.of(ComponentReady) if c.component == "target"]) == 1
