@@ -1,7 +1,8 @@
 """The catalogue of fault kinds a timeline step may name, and how their parameters are checked.
 
-Three families: network faults, carried out by the real Toxiproxy server on a link; vendor
-faults, switched in a vendor mock through its control API; and process faults on the target.
+Four families: network faults, carried out by the real Toxiproxy server on a link; vendor and
+data faults, switched in a vendor mock or the ledger through its control API; and process faults
+on the target.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from mocks.control import VendorFaults
+from mocks.control import LedgerFaults, VendorFaults
 
 Params = Mapping[str, float | int | str]
 
@@ -23,10 +24,10 @@ class FaultKind:
 
     name: str
     about: str
-    family: Literal["network", "vendor", "process"]
+    family: Literal["network", "vendor", "data", "process"]
     attributes: tuple[str, ...] = ()
     toxic: str | None = None  # network: the Toxiproxy toxic type; None for `proxy.down`
-    switches: Callable[[Params], dict[str, Any]] | None = None  # vendor: VendorFaults fields
+    switches: Callable[[Params], dict[str, Any]] | None = None  # vendor, data: mock faults
     instant: bool = False  # over as soon as it is done: nothing to undo
 
 
@@ -38,6 +39,11 @@ def _network(name: str, about: str, attributes: tuple[str, ...] = (),
 def _vendor(name: str, about: str, attributes: tuple[str, ...],
             switches: Callable[[Params], dict[str, Any]]) -> FaultKind:
     return FaultKind(name, about, "vendor", attributes, switches=switches)
+
+
+def _data(name: str, about: str, attributes: tuple[str, ...],
+          switches: Callable[[Params], dict[str, Any]]) -> FaultKind:
+    return FaultKind(name, about, "data", attributes, switches=switches)
 
 
 def _process(name: str, about: str, instant: bool = False) -> FaultKind:
@@ -83,6 +89,17 @@ FAULTS: dict[str, FaultKind] = {kind.name: kind for kind in (
             lambda p: {"dlr_delay": float(p.get("delay", 0)) / 1000,
                        "dlr_loss": p.get("loss", 0.0), "dlr_duplicate": p.get("duplicate", 0.0),
                        "dlr_reorder": bool(p.get("reorder", 0))}),
+    _data("data.stale", "the ledger's replica lags the truth by lag ms", ("lag",),
+          lambda p: {"lag": float(p.get("lag", 0)) / 1000}),
+    _data("data.drop", "a fraction of reminders never reaches the replica", ("fraction",),
+          lambda p: {"drop": p.get("fraction", 1.0)}),
+    _data("data.drift", "a fraction of reminders is replicated with field (phone, amount, "
+          "due_date) changed", ("fraction", "field"),
+          lambda p: {"drift": p.get("fraction", 1.0), "drift_field": p.get("field", "phone")}),
+    _data("data.duplicate", "a fraction of reminders is replicated twice", ("fraction",),
+          lambda p: {"duplicate": p.get("fraction", 1.0)}),
+    _data("data.schema", "the pull API's schema changes: change renamed_field or date_format",
+          ("change",), lambda p: {"schema_change": p.get("change", "renamed_field")}),
     _process("process.pause", "freeze the target (SIGSTOP) until the step ends (SIGCONT)"),
     _process("process.kill", "kill the target (SIGKILL); start it again when the step ends"),
     _process("process.restart", "restart the target cleanly (SIGTERM, then start)",
@@ -90,6 +107,10 @@ FAULTS: dict[str, FaultKind] = {kind.name: kind for kind in (
 )}
 
 NETWORK_COMMON = ("stream", "toxicity")
+
+MOCK_FAULTS: dict[str, type[VendorFaults] | type[LedgerFaults]] = {
+    "vendor": VendorFaults, "data": LedgerFaults}
+"""The control-API model each mock-switched family speaks."""
 
 
 def check_params(kind: FaultKind, params: Params) -> None:
@@ -99,16 +120,16 @@ def check_params(kind: FaultKind, params: Params) -> None:
     if unknown:
         expected = ", ".join(allowed) or "no parameters"
         raise ValueError(f"{kind.name} does not take {', '.join(unknown)} (expected {expected})")
-    if kind.family == "vendor":
-        _check_vendor(kind, params)
+    if kind.family in ("vendor", "data"):
+        _check_switches(kind, params)
     elif kind.family == "network":
         _check_network(kind, params)
 
 
-def _check_vendor(kind: FaultKind, params: Params) -> None:
+def _check_switches(kind: FaultKind, params: Params) -> None:
     assert kind.switches is not None
     try:
-        VendorFaults.model_validate(kind.switches(params))
+        MOCK_FAULTS[kind.family].model_validate(kind.switches(params))
     except (ValidationError, ValueError, TypeError) as exc:
         detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
         raise ValueError(f"{kind.name}: {detail}") from None

@@ -94,11 +94,11 @@ class BorrowerOptedOut(_Event):
     vendor: str
 
 
-class VendorFaultsChanged(_Event):
-    """A vendor mock put new application-level faults in force (only those not at default)."""
+class MockFaultsChanged(_Event):
+    """A mock (a vendor, or `ledger`) put new faults in force (only those not at default)."""
 
-    kind: Literal["vendor.faults"] = "vendor.faults"
-    vendor: str
+    kind: Literal["mock.faults"] = "mock.faults"
+    mock: str
     faults: dict[str, Any]
 
 
@@ -147,7 +147,7 @@ class LoadFinished(_Event):
 
 Event = Annotated[
     RunStarted | RunEnded | ComponentReady | ReminderOwed | SendRecorded | BorrowerOptedOut
-    | VendorFaultsChanged
+    | MockFaultsChanged
     | FaultApplied
     | FaultReverted | AlertReceived | LoadStarted | LoadFinished,
     Field(discriminator="kind"),

@@ -27,11 +27,11 @@ from harness.processes import ManagedProcess, free_port, poll_until
 from harness.scenario import Scenario
 from harness.target import AddressBook, RunningTarget
 from harness.timeline import (
+    ControlInjector,
     FamilyInjector,
     NetworkInjector,
     ProcessInjector,
     TimelinePlayer,
-    VendorInjector,
 )
 from harness.toxiproxy import Link, ToxiproxyControl, ToxiproxyServer, find_server
 from mocks.manifest import Manifest, MocksConfig
@@ -119,11 +119,11 @@ class Run:
 
         load = LoadGenerator(self.scenario, manifest.ledger_url, self.run_dir / "load")
         teardown.callback(self._finish_load, load)
-        injector = FamilyInjector({
-            "network": NetworkInjector(control),
-            "vendor": VendorInjector({name: vendor.control_url
-                                      for name, vendor in manifest.vendors.items()}),
-            "process": ProcessInjector(target)})
+        switches = ControlInjector({"ledger": manifest.ledger_control_url,
+                                    **{f"vendors.{name}": vendor.control_url
+                                       for name, vendor in manifest.vendors.items()}})
+        injector = FamilyInjector({"network": NetworkInjector(control), "vendor": switches,
+                                   "data": switches, "process": ProcessInjector(target)})
         timeline = TimelinePlayer(self.scenario.timeline, injector, self.journal)
         teardown.callback(timeline.stop)
         self.say(f"load for {self.scenario.duration:g}s, {len(self.scenario.timeline)} fault(s)")

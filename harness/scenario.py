@@ -237,6 +237,10 @@ def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> 
                 path, _line_of(root, ("timeline", index, "link")),
                 f"timeline[{index}].link: {step.fault} needs a vendor link (vendors.<name>), "
                 f"got {step.link!r}")
+        if family == "data" and step.link != "ledger":
+            raise ScenarioError(
+                path, _line_of(root, ("timeline", index, "link")),
+                f"timeline[{index}].link: {step.fault} acts on link 'ledger', got {step.link!r}")
         if step.at >= scenario.duration:
             raise ScenarioError(
                 path, _line_of(root, ("timeline", index, "at")),

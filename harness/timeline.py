@@ -11,12 +11,11 @@ from typing import Any, Protocol
 import httpx
 
 from harness.errors import FaultInjectionError, StartupError
-from harness.faults import FAULTS
+from harness.faults import FAULTS, MOCK_FAULTS
 from harness.journal import FaultApplied, FaultReverted, JournalWriter
 from harness.scenario import Step
 from harness.target import RunningTarget
 from harness.toxiproxy import ToxiproxyControl
-from mocks.control import VendorFaults
 
 
 class Injector(Protocol):
@@ -53,15 +52,15 @@ class NetworkInjector:
             self._control.remove_toxic(step.link, f"step{index}")
 
 
-class VendorInjector:
-    """Vendor faults, switched through each vendor mock's control API.
+class ControlInjector:
+    """Vendor and data faults, switched through a mock's control API (a vendor, the ledger).
 
-    Steps on one vendor may overlap: the mock gets the union of all steps in force, so ending
-    one step leaves the others as they were.
+    Steps on one mock may overlap: it gets the union of the steps in force, so ending one step
+    leaves the others as they were.
     """
 
     def __init__(self, control_urls: Mapping[str, str], timeout: float = 5.0) -> None:
-        self._urls = dict(control_urls)
+        self._urls = dict(control_urls)  # link → control URL
         self._timeout = timeout
         self._active: dict[str, dict[int, dict[str, Any]]] = {}
 
@@ -69,23 +68,23 @@ class VendorInjector:
         switches = FAULTS[step.fault].switches
         assert switches is not None
         self._active.setdefault(step.link, {})[index] = switches(step.params)
-        self._push(step.link)
+        self._push(step)
 
     def revert(self, index: int, step: Step) -> None:
         self._active.get(step.link, {}).pop(index, None)
-        self._push(step.link)
+        self._push(step)
 
-    def _push(self, link: str) -> None:
+    def _push(self, step: Step) -> None:
         merged: dict[str, Any] = {}
-        for switches in self._active.get(link, {}).values():
+        for switches in self._active.get(step.link, {}).values():
             merged |= switches
-        faults = VendorFaults.model_validate(merged)
-        url = self._urls[link.removeprefix("vendors.")]
+        faults = MOCK_FAULTS[FAULTS[step.fault].family].model_validate(merged)
+        url = self._urls[step.link]
         try:
             response = httpx.put(url, content=faults.model_dump_json(), timeout=self._timeout)
             response.raise_for_status()
         except httpx.HTTPError as exc:
-            raise FaultInjectionError(f"{link}: control API {url}: {exc}") from None
+            raise FaultInjectionError(f"{step.link}: control API {url}: {exc}") from None
 
 
 class ProcessInjector:

@@ -1,8 +1,12 @@
-"""The mocks' control API: the application-level faults a vendor mock can be switched to."""
+"""The mocks' control API: the faults a vendor mock, or the ledger, can be switched to."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from collections.abc import Callable
+from typing import Literal, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class VendorFaults(BaseModel):
@@ -27,3 +31,49 @@ class VendorFaults(BaseModel):
     dlr_loss: float = Field(default=0.0, ge=0, le=1)
     dlr_duplicate: float = Field(default=0.0, ge=0, le=1)
     dlr_reorder: bool = False
+
+
+class LedgerFaults(BaseModel):
+    """Data-sync faults of the ledger's replica (what the pull API serves); the truth stays.
+
+    They apply to installments that fall due while they are in force; `schema` applies to every
+    page served while it is.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lag: float = Field(default=0.0, ge=0, description="seconds the replica is behind the truth")
+    drop: float = Field(default=0.0, ge=0, le=1, description="fraction never replicated")
+    drift: float = Field(default=0.0, ge=0, le=1, description="fraction replicated with a "
+                         "changed field")
+    drift_field: Literal["phone", "amount", "due_date"] = "phone"
+    duplicate: float = Field(default=0.0, ge=0, le=1, description="fraction replicated twice")
+    schema_change: Literal["renamed_field", "date_format"] | None = Field(
+        default=None, description="renamed_field: due_date becomes dueDate; date_format: "
+        "due dates as DD/MM/YYYY")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def fault_routes(model: type[M], current: Callable[[], M],
+                 switch: Callable[[M], None]) -> list[web.RouteDef]:
+    """`/__notifychaos/faults`: GET the faults in force, PUT new ones, DELETE to clear."""
+
+    async def show(_: web.Request) -> web.Response:
+        return web.json_response(current().model_dump(mode="json"))
+
+    async def put(request: web.Request) -> web.Response:
+        try:
+            faults = model.model_validate_json(await request.read())
+        except ValidationError as exc:
+            return web.json_response({"error": str(exc).splitlines()[:3]}, status=400)
+        switch(faults)
+        return web.json_response(faults.model_dump(mode="json"))
+
+    async def clear(_: web.Request) -> web.Response:
+        switch(model())
+        return web.json_response(current().model_dump(mode="json"))
+
+    return [web.get("/__notifychaos/faults", show), web.put("/__notifychaos/faults", put),
+            web.delete("/__notifychaos/faults", clear)]

@@ -55,6 +55,7 @@ class Manifest(_Model):
 
     pid: int
     ledger_url: str
+    ledger_control_url: str
     alerts_url: str
     ca_bundle: str
     vendors: dict[str, VendorEndpoint]

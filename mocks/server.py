@@ -78,7 +78,9 @@ async def serve(config: MocksConfig, manifest_path: Path,
         log.info("ledger %s, alert sink %s", ledger_url, alerts_url)
         for name, endpoint in vendors.items():
             log.info("vendor %s (%s) %s", name, endpoint.kind, endpoint.url)
-        manifest = Manifest(pid=os.getpid(), ledger_url=ledger_url, alerts_url=alerts_url,
+        manifest = Manifest(pid=os.getpid(), ledger_url=ledger_url,
+                            ledger_control_url=f"{ledger_url}/__notifychaos/faults",
+                            alerts_url=alerts_url,
                             ca_bundle=str(ca_path), vendors=vendors)
         partial = manifest_path.with_suffix(".tmp")
         partial.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")

@@ -18,8 +18,8 @@ from typing import Literal, Protocol
 
 from aiohttp import web
 
-from harness.journal import BorrowerOptedOut, JournalWriter, SendRecorded, VendorFaultsChanged
-from mocks.control import VendorFaults
+from harness.journal import BorrowerOptedOut, JournalWriter, MockFaultsChanged, SendRecorded
+from mocks.control import VendorFaults, fault_routes
 from mocks.handsets import Handsets
 from mocks.manifest import VendorConfig
 from mocks.sends import SendRecord
@@ -120,8 +120,8 @@ class VendorMock:
     def switch(self, faults: VendorFaults) -> None:
         """Put `faults` in force now, and journal when they took effect."""
         self.faults = faults
-        self._journal.write(VendorFaultsChanged(
-            vendor=self.name, faults=faults.model_dump(mode="json", exclude_defaults=True)))
+        self._journal.write(MockFaultsChanged(
+            mock=self.name, faults=faults.model_dump(mode="json", exclude_defaults=True)))
 
     async def admit(self, style: Style) -> web.Response | None:
         """Apply latency, then outage or throttling: a response to send instead, or None."""
@@ -180,25 +180,9 @@ class VendorMock:
         return self.rng.random() < self.faults.response_lost
 
     def control_routes(self) -> list[web.RouteDef]:
-        """`/__notifychaos/faults`: GET the faults in force, PUT new ones, DELETE to clear."""
-
-        async def show(_: web.Request) -> web.Response:
-            return web.json_response(self.faults.model_dump(mode="json"))
-
-        async def put(request: web.Request) -> web.Response:
-            try:
-                faults = VendorFaults.model_validate_json(await request.read())
-            except ValueError as exc:
-                return web.json_response({"error": str(exc).splitlines()[0:3]}, status=400)
-            self.switch(faults)
-            return web.json_response(faults.model_dump(mode="json"))
-
-        async def clear(_: web.Request) -> web.Response:
-            self.switch(VendorFaults())
-            return web.json_response(self.faults.model_dump(mode="json"))
-
-        return [web.get("/__notifychaos/faults", show), web.put("/__notifychaos/faults", put),
-                web.delete("/__notifychaos/faults", clear), *self.record.routes(self.name)]
+        """The fault switch and the record of sends of this vendor."""
+        return [*fault_routes(VendorFaults, lambda: self.faults, self.switch),
+                *self.record.routes(self.name)]
 
     def application(self, reports: ReportQueue | None = None) -> web.Application:
         """A fresh aiohttp app with the control routes and the report queue's lifetime."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.journal import ComponentReady, FaultApplied, VendorFaultsChanged
+from harness.journal import ComponentReady, FaultApplied, MockFaultsChanged
 from tests.e2e.conftest import ROOT, Finished, finish, start
 
 pytestmark = pytest.mark.e2e
@@ -34,8 +34,8 @@ def test_lost_responses_are_caught_as_duplicates_during_the_fault(
     assert fault["fault"] == "vendor.response_lost"
     assert fault["duplicates_exposed"] == card["duplicates"]
     assert [g["passed"] for g in card["gates"]] == [True, False]
-    switched = run.journal().of(VendorFaultsChanged)
-    assert [(s.vendor, s.faults) for s in switched] == [
+    switched = run.journal().of(MockFaultsChanged)
+    assert [(s.mock, s.faults) for s in switched] == [
         ("twilio", {"response_lost": 1.0}), ("twilio", {})]
 
 
