@@ -180,8 +180,9 @@ class _Backlog:
 
     def __init__(self, owed: Sequence[ReminderOwed], delivered: dict[str, float]) -> None:
         self._due = sorted(r.remind_at for r in owed)
-        self._out = sorted([delivered[r.ref] for r in owed if r.ref in delivered]
-                           + [r.send_by for r in owed if r.ref not in delivered])
+        self._delivered = sorted(delivered[r.ref] for r in owed if r.ref in delivered)
+        self._expired = sorted(r.send_by for r in owed if r.ref not in delivered)
+        self._out = sorted(self._delivered + self._expired)
 
     def at(self, t: float) -> int:
         """The backlog just after time `t`."""
@@ -199,22 +200,21 @@ class _Backlog:
         return None if back is None else round(back - end, 3)
 
 
-def _longest_blackout(owed: Sequence[ReminderOwed], delivered: dict[str, float],
-                      end: float) -> float:
-    """Longest stretch with some reminder owed and not yet delivered, and no delivery at all."""
-    marks = sorted([(r.remind_at, 1) for r in owed] + [(t, -1) for t in delivered.values()])
-    pending, since, longest = 0, 0.0, 0.0
-    for when, change in marks:
-        if change < 0:
-            if pending > 0:
+    def longest_blackout(self) -> float:
+        """Longest stretch with a backlog and no delivery at all."""
+        marks = sorted([(t, "due") for t in self._due] + [(t, "delivered") for t in
+                       self._delivered] + [(t, "expired") for t in self._expired])
+        pending, since, longest = 0, 0.0, 0.0
+        for when, what in marks:
+            if what == "due":
+                since = when if pending == 0 else since
+                pending += 1
+                continue
+            pending -= 1
+            if what == "delivered" or pending == 0:
                 longest = max(longest, when - since)
-            since = when
-        elif pending == 0:
-            since = when
-        pending += change
-    if pending > 0:
-        longest = max(longest, end - since)
-    return round(longest, 3)
+                since = when
+        return round(longest, 3)
 
 
 def _count(outcomes: Iterable[Outcome]) -> dict[Outcome, int]:
@@ -303,7 +303,7 @@ def score(journal: Journal) -> Scorecard:
         sent_to_opted_out=sent_to_opted_out,
         latency=Latency(p50=_percentile(latencies, 0.50), p95=_percentile(latencies, 0.95),
                         p99=_percentile(latencies, 0.99)),
-        longest_blackout=_longest_blackout(settled, delivered, end),
+        longest_blackout=backlog.longest_blackout(),
         alerts=len(alerts),
         faults=faults,
         load=LoadFigures(exit_code=load.exit_code, requests=load.requests,

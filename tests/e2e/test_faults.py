@@ -1,7 +1,8 @@
-"""Vendor and process faults end to end, on real processes, two scenarios side by side.
+"""Vendor, process and data faults end to end, on real processes, three scenarios side by side.
 
 Lost responses make the reference notifier send some reminders twice; killing, freezing and
-restarting it loses and repeats nothing, thanks to its outbox.
+restarting it loses and repeats nothing, thanks to its outbox; a drifting replica makes it send
+reminders to numbers the bank has since changed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finished]:
-    names = ("lost-responses", "notifier-crash")
+    names = ("lost-responses", "notifier-crash", "core-upgrade-drift")
     outs = {name: tmp_path_factory.mktemp(name) for name in names}
     running = {name: start("run", ROOT / "scenarios" / f"{name}.yaml", "--out", outs[name])
                for name in names}
@@ -54,3 +55,15 @@ def test_a_killed_frozen_and_restarted_notifier_loses_and_repeats_nothing(
     restart = card["faults"][2]
     assert restart["reverted_at"] - restart["applied_at"] < 10  # instant: done when back up
     assert len([c for c in journal.of(ComponentReady) if c.component == "target"]) == 1
+
+
+def test_a_drifting_replica_is_scored_against_the_truth(runs: dict[str, Finished]) -> None:
+    run = runs["core-upgrade-drift"]
+    assert run.code == 1, run.stderr
+    card = run.scorecard()
+    drift, schema = card["faults"]
+    assert card["outcomes"]["wrong_recipient"] > 0
+    assert drift["outcomes_exposed"]["wrong_recipient"] == card["outcomes"]["wrong_recipient"]
+    assert schema["fault"] == "data.schema" and schema["exposed"] > 0
+    gates = {gate["expr"]: gate["passed"] for gate in card["gates"]}
+    assert gates["wrong_recipient == 0"] is False

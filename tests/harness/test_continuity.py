@@ -221,6 +221,12 @@ def test_recovery_is_when_the_backlog_is_back_to_its_size_before_the_fault() -> 
     assert fault.recovery == pytest.approx(5.0)
 
 
+def test_a_missed_reminder_ends_its_part_in_a_blackout_at_its_deadline() -> None:
+    card = score(journal(owed("AAAAAAAA", 0), sent("AAAAAAAA", 1), owed("BBBBBBBB", 2),
+                         end=100))
+    assert card.longest_blackout == pytest.approx(10.0)  # owed from 2 s until its 12 s deadline
+
+
 def test_a_journal_without_a_start_cannot_be_scored() -> None:
     with pytest.raises(JournalError, match=r"no run\.started"):
         score(Journal((owed("AAAAAAAA", 0),)))
