@@ -6,7 +6,7 @@ import bisect
 import math
 import re
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,8 +28,9 @@ from harness.journal import (
     RunEnded,
     RunStarted,
     SendRecorded,
+    VendorCall,
 )
-from harness.scenario import Correlation
+from harness.scenario import Correlation, Sla
 
 Outcome = Literal["on_time", "late", "missed", "filtered", "wrong_content", "wrong_recipient"]
 OUTCOMES: tuple[Outcome, ...] = ("on_time", "late", "missed", "filtered", "wrong_content",
@@ -72,6 +73,19 @@ class LoadFigures(_Model):
     failures: int
 
 
+class VendorFigures(_Model):
+    """One vendor's API as the notifier met it, against its SLA if the scenario gives one."""
+
+    calls: int
+    accepted: int
+    rejected: int
+    refused: int
+    lost: int
+    availability: float | None
+    p95_latency: float | None
+    sla_met: bool | None
+
+
 class GateResult(_Model):
     """One gate's verdict."""
 
@@ -100,6 +114,8 @@ class Scorecard(_Model):
     longest_blackout: float
     alerts: int
     faults: list[FaultFigures]
+    vendors: dict[str, VendorFigures]
+    sla_breaches: int
     load: LoadFigures | None
     gates: list[GateResult]
     passed: bool
@@ -217,6 +233,21 @@ class _Backlog:
         return round(longest, 3)
 
 
+def _vendor_figures(calls: Sequence[VendorCall], sla: Sla | None) -> VendorFigures:
+    by_outcome = Counter(call.outcome for call in calls)
+    answered = by_outcome["accepted"] + by_outcome["rejected"]
+    availability = round(answered / len(calls), 6) if calls else None
+    p95 = _percentile([c.latency for c in calls if c.outcome != "lost"], 0.95)
+    met = None
+    if sla is not None:
+        met = ((sla.availability is None or (availability or 0.0) >= sla.availability)
+               and (sla.p95_latency is None or (p95 or 0.0) <= sla.p95_latency))
+    return VendorFigures(calls=len(calls), accepted=by_outcome["accepted"],
+                         rejected=by_outcome["rejected"], refused=by_outcome["refused"],
+                         lost=by_outcome["lost"], availability=availability, p95_latency=p95,
+                         sla_met=met)
+
+
 def _count(outcomes: Iterable[Outcome]) -> dict[Outcome, int]:
     counts = dict.fromkeys(OUTCOMES, 0)
     for outcome in outcomes:
@@ -285,6 +316,10 @@ def score(journal: Journal) -> Scorecard:
             outcomes_exposed=_count(verdicts[r.ref].outcome for r in exposed),
             duplicates_exposed=sum(extra_copies.get(r.ref, 0) for r in exposed),
             recovery=backlog.recovery(fault.t, until) if fault.step in reverted else None))
+    calls = journal.of(VendorCall)
+    vendors = {name: _vendor_figures([c for c in calls if c.vendor == name],
+                                     scenario.slas.get(name))
+               for name in scenario.vendors}
     load = journal.first(LoadFinished)
     card = Scorecard(
         scenario=scenario.name,
@@ -306,6 +341,8 @@ def score(journal: Journal) -> Scorecard:
         longest_blackout=backlog.longest_blackout(),
         alerts=len(alerts),
         faults=faults,
+        vendors=vendors,
+        sla_breaches=sum(1 for figures in vendors.values() if figures.sla_met is False),
         load=LoadFigures(exit_code=load.exit_code, requests=load.requests,
                          failures=load.failures) if load else None,
         gates=[],

@@ -27,6 +27,7 @@ METRICS: dict[str, str] = {
     "p99_latency": "99th percentile seconds from due-to-send to inbox",
     "longest_blackout": "longest seconds with reminders owed and none delivered",
     "alerts": "alerts the notifier sent to the alert sink",
+    "sla_breaches": "vendors that missed the SLA the scenario gives them",
 }
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {

@@ -86,6 +86,21 @@ class SendRecorded(_Event):
     request: dict[str, Any] = {}
 
 
+class VendorCall(_Event):
+    """One call to a vendor's API, as the vendor saw it: how it ended and how long it took.
+
+    `accepted`: at least one message accepted; `rejected`: refused for the request's own fault
+    (bad number, bad credentials); `refused`: the vendor was down or throttling; `lost`: the
+    answer never left (the response-lost fault).
+    """
+
+    kind: Literal["vendor.call"] = "vendor.call"
+    vendor: str
+    status: int | None
+    outcome: Literal["accepted", "rejected", "refused", "lost"]
+    latency: float
+
+
 class BorrowerOptedOut(_Event):
     """A borrower replied STOP: from now on the ledger's truth says send them nothing."""
 
@@ -146,7 +161,8 @@ class LoadFinished(_Event):
 
 
 Event = Annotated[
-    RunStarted | RunEnded | ComponentReady | ReminderOwed | SendRecorded | BorrowerOptedOut
+    RunStarted | RunEnded | ComponentReady | ReminderOwed | SendRecorded | VendorCall
+    | BorrowerOptedOut
     | MockFaultsChanged
     | FaultApplied
     | FaultReverted | AlertReceived | LoadStarted | LoadFinished,

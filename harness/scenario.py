@@ -108,6 +108,15 @@ class Load(_Model):
     spawn_rate: Rate = Field(default=10.0, gt=0)
 
 
+class Sla(_Model):
+    """What a vendor's contract promises, as the notifier sees the vendor's API."""
+
+    availability: float | None = Field(default=None, gt=0, le=1,
+                                       description="share of calls answered (not down, "
+                                       "throttled or lost)")
+    p95_latency: Duration | None = Field(default=None, gt=0)
+
+
 class Step(_Model):
     """One fault on the timeline: when, for how long, what, and where."""
 
@@ -145,6 +154,7 @@ class Scenario(_Model):
     target: Target
     vendors: dict[str, VendorConfig] = Field(min_length=1)
     handsets: HandsetConfig = HandsetConfig()
+    slas: dict[str, Sla] = {}
     population: Population = Population()
     reminders: Reminders
     load: Load = Load()
@@ -220,6 +230,11 @@ def parse_scenario(text: str, path: Path | str = "<scenario>") -> Scenario:
 
 def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> None:
     """Checks that span sections: links name known vendors, placeholders are known."""
+    for name in scenario.slas:
+        if name not in scenario.vendors:
+            raise ScenarioError(path, _line_of(root, ("slas", name)),
+                                f"slas.{name}: no vendor named {name!r}; "
+                                f"known: {', '.join(scenario.vendors)}")
     for index, step in enumerate(scenario.timeline):
         family = FAULTS[step.fault].family
         if (family == "process") != (step.link == "target"):

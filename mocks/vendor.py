@@ -13,12 +13,19 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from aiohttp import web
 
-from harness.journal import BorrowerOptedOut, JournalWriter, MockFaultsChanged, SendRecorded
+from harness.journal import (
+    BorrowerOptedOut,
+    JournalWriter,
+    MockFaultsChanged,
+    SendRecorded,
+    VendorCall,
+)
 from mocks.control import VendorFaults, fault_routes
 from mocks.handsets import Handsets
 from mocks.manifest import VendorConfig
@@ -40,6 +47,17 @@ class Style(Protocol):
 
 class ResponseLost(Exception):
     """The send was recorded but the answer must never reach the client."""
+
+
+@dataclass
+class _Call:
+    """What happened during one API call, noted by `admit` and `accept`."""
+
+    accepted: int = 0
+    refused: bool = False
+
+
+_CALL: ContextVar[_Call] = ContextVar("vendor_call")
 
 
 @dataclass(frozen=True)
@@ -127,11 +145,12 @@ class VendorMock:
         """Apply latency, then outage or throttling: a response to send instead, or None."""
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
+        if self.faults.outage is None and not self.faults.throttle:
+            return None
+        _CALL.get(_Call()).refused = True
         if self.faults.outage is not None:
             return style.outage(self.faults.outage)
-        if self.faults.throttle:
-            return style.throttled()
-        return None
+        return style.throttled()
 
     def fate(self, number: str, recipients: int = 1) -> Fate:
         """What the API says of one recipient: invalid, barred, failed (partial) or ok."""
@@ -147,6 +166,7 @@ class VendorMock:
                client_ref: str | None, request: dict[str, object],
                reports: ReportQueue | None, callback: str | None = None) -> SendRecorded:
         """Record an accepted send, let the handset decide its delivery, queue its report."""
+        _CALL.get(_Call()).accepted += 1
         dropped = self.rng.random() < self.faults.drop
         outcome = "dropped" if dropped else self.handsets.receive(to, sender, body)
         send = self.record.add(vendor=self.name, message_id=message_id, to=to, body=body,
@@ -184,9 +204,34 @@ class VendorMock:
         return [*fault_routes(VendorFaults, lambda: self.faults, self.switch),
                 *self.record.routes(self.name)]
 
+    @web.middleware
+    async def _journal_calls(self, request: web.Request,
+                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                             ) -> web.StreamResponse:
+        """Journal every API call (not the control API's) with its outcome and latency."""
+        if request.path.startswith("/__notifychaos/"):
+            return await handler(request)
+        call, began = _Call(), time.monotonic()
+        _CALL.set(call)
+        try:
+            response = await handler(request)
+        except ResponseLost:
+            self._journal.write(VendorCall(vendor=self.name, status=None, outcome="lost",
+                                           latency=time.monotonic() - began))
+            # The send is recorded; the client sees the connection close with no answer,
+            # which is what makes SDKs and notifiers send it again.
+            if request.transport is not None:
+                request.transport.close()
+            raise asyncio.CancelledError from None
+        outcome: Literal["accepted", "rejected", "refused"] = (
+            "refused" if call.refused else "accepted" if call.accepted else "rejected")
+        self._journal.write(VendorCall(vendor=self.name, status=response.status, outcome=outcome,
+                                       latency=time.monotonic() - began))
+        return response
+
     def application(self, reports: ReportQueue | None = None) -> web.Application:
         """A fresh aiohttp app with the control routes and the report queue's lifetime."""
-        app = web.Application(middlewares=[_response_lost])
+        app = web.Application(middlewares=[self._journal_calls])
         app.router.add_routes(self.control_routes())
         if reports is not None:
 
@@ -199,17 +244,3 @@ class VendorMock:
 
             app.cleanup_ctx.append(run_reports)
         return app
-
-
-@web.middleware
-async def _response_lost(request: web.Request,
-                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                         ) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ResponseLost:
-        # The send is recorded; the client sees the connection close with no answer, which is
-        # what makes SDKs and notifiers send it again.
-        if request.transport is not None:
-            request.transport.close()
-        raise asyncio.CancelledError from None

@@ -34,7 +34,10 @@ def test_lost_responses_are_caught_as_duplicates_during_the_fault(
     [fault] = card["faults"]
     assert fault["fault"] == "vendor.response_lost"
     assert fault["duplicates_exposed"] == card["duplicates"]
-    assert [g["passed"] for g in card["gates"]] == [True, False]
+    assert [g["passed"] for g in card["gates"]] == [True, False, False]
+    twilio = card["vendors"]["twilio"]
+    assert twilio["lost"] > 0 and twilio["sla_met"] is False
+    assert card["vendors"]["aliyun"]["sla_met"] is None  # no SLA given
     switched = run.journal().of(MockFaultsChanged)
     assert [(s.mock, s.faults) for s in switched] == [
         ("twilio", {"response_lost": 1.0}), ("twilio", {})]

@@ -21,8 +21,9 @@ from harness.journal import (
     RunEnded,
     RunStarted,
     SendRecorded,
+    VendorCall,
 )
-from harness.scenario import parse_scenario
+from harness.scenario import Sla, parse_scenario
 
 SCENARIO = parse_scenario("""\
 name: hand-made
@@ -225,6 +226,24 @@ def test_a_missed_reminder_ends_its_part_in_a_blackout_at_its_deadline() -> None
     card = score(journal(owed("AAAAAAAA", 0), sent("AAAAAAAA", 1), owed("BBBBBBBB", 2),
                          end=100))
     assert card.longest_blackout == pytest.approx(10.0)  # owed from 2 s until its 12 s deadline
+
+
+def test_each_vendor_is_measured_against_its_sla() -> None:
+    scenario = SCENARIO.model_copy(update={"slas": {"sms": Sla(availability=0.9,
+                                                                p95_latency=1.0)}})
+    calls = [VendorCall(t=T0 + i, vendor="sms", status=201, outcome="accepted", latency=0.1)
+             for i in range(7)]
+    calls += [VendorCall(t=T0 + 8, vendor="sms", status=400, outcome="rejected", latency=0.2),
+              VendorCall(t=T0 + 9, vendor="sms", status=429, outcome="refused", latency=0.05),
+              VendorCall(t=T0 + 10, vendor="sms", status=None, outcome="lost", latency=30)]
+    events = [e if not isinstance(e, RunStarted) else RunStarted(t=T0, scenario=scenario)
+              for e in journal(*calls).events]
+    card = score(Journal(tuple(events)))
+    sms = card.vendors["sms"]
+    assert (sms.calls, sms.accepted, sms.rejected, sms.refused, sms.lost) == (10, 7, 1, 1, 1)
+    assert sms.availability == pytest.approx(0.8)
+    assert sms.p95_latency == pytest.approx(0.2)
+    assert sms.sla_met is False and card.sla_breaches == 1
 
 
 def test_a_journal_without_a_start_cannot_be_scored() -> None:
