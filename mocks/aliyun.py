@@ -1,4 +1,4 @@
-"""Alibaba Cloud Dysmsapi mock: RPC `SendSms` with the V1 HMAC-SHA1 signature, SmsReport pushes."""
+"""Alibaba Cloud Dysmsapi mock: `SendSms` signed V3 (ACS3-HMAC-SHA256) or V1, SmsReport pushes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import random
 import re
 import string
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
@@ -36,6 +37,30 @@ def rpc_signature(secret: str, method: str, params: dict[str, str]) -> str:
     string_to_sign = f"{method}&%2F&{percent_encode(canonical)}"
     digest = hmac.new(f"{secret}&".encode(), string_to_sign.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
+
+
+ACS3 = "ACS3-HMAC-SHA256 "
+
+
+def acs3_signature(secret: str, method: str, path: str, query: Mapping[str, str],
+                   headers: Mapping[str, str], signed_headers: list[str]) -> str:
+    """The V3 signature: hex HMAC-SHA256 over the hashed canonical request, as the SDKs sign."""
+    canonical_query = "&".join(f"{key}={quote(query[key], safe='~')}" for key in sorted(query))
+    canonical_headers = "".join(f"{name}:{headers.get(name, '').strip()}\n"
+                                for name in signed_headers)
+    canonical = "\n".join([method, path or "/", canonical_query, canonical_headers,
+                           ";".join(signed_headers), headers.get("x-acs-content-sha256", "")])
+    to_sign = f"{ACS3.strip()}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    return hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def _unknown_key() -> web.Response:
+    return _platform_error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+
+
+def _signature_mismatch() -> web.Response:
+    return _platform_error(400, "SignatureDoesNotMatch",
+                           "Specified signature is not matched with our calculation.")
 
 
 def _platform_error(status: int, code: str, message: str) -> web.Response:
@@ -131,14 +156,13 @@ def create_app(vendor: VendorMock) -> web.Application:
 
     vendor.forward_reply = forward_reply
 
-    async def rpc(request: web.Request) -> web.Response:
-        params = {**request.query, **{k: str(v) for k, v in (await request.post()).items()}}
+    def check_v1(request: web.Request, params: dict[str, str]) -> web.Response | str:
+        """The legacy RPC signature; the nonce if it holds, else the vendor's error."""
         if params.get("Action") != "SendSms" or params.get("Version") != "2017-05-25":
             return _platform_error(400, "InvalidAction.NotFound",
                                    "Specified api is not found, please check your url and method.")
         if params.get("AccessKeyId") != key_id:
-            return _platform_error(404, "InvalidAccessKeyId.NotFound",
-                                   "Specified access key is not found.")
+            return _unknown_key()
         if "Signature" not in params:
             return _platform_error(400, "MissingSignature", "Signature is mandatory.")
         if params.get("SignatureMethod") != "HMAC-SHA1":
@@ -146,15 +170,42 @@ def create_app(vendor: VendorMock) -> web.Application:
                                    "Specified signature method is not supported.")
         expected = rpc_signature(secret, request.method, params)
         if not hmac.compare_digest(expected.encode(), params["Signature"].encode()):
-            return _platform_error(400, "SignatureDoesNotMatch",
-                                   "Specified signature is not matched with our calculation.")
-        nonce = params.get("SignatureNonce", "")
-        if not nonce:
+            return _signature_mismatch()
+        return params.get("SignatureNonce", "")
+
+    def check_acs3(request: web.Request, authorization: str, body: bytes) -> web.Response | str:
+        """The V3 signature (the SDKs' default); the nonce if it holds, else the vendor's error."""
+        headers = request.headers
+        if (headers.get("x-acs-action"), headers.get("x-acs-version")) != ("SendSms",
+                                                                            "2017-05-25"):
+            return _platform_error(400, "InvalidAction.NotFound",
+                                   "Specified api is not found, please check your url and method.")
+        fields = dict(part.strip().split("=", 1)
+                      for part in authorization.removeprefix(ACS3).split(",") if "=" in part)
+        if fields.get("Credential") != key_id:
+            return _unknown_key()
+        if hashlib.sha256(body).hexdigest() != headers.get("x-acs-content-sha256"):
+            return _signature_mismatch()
+        expected = acs3_signature(secret, request.method, request.path, request.query, headers,
+                                  fields.get("SignedHeaders", "").split(";"))
+        if not hmac.compare_digest(expected.encode(), fields.get("Signature", "").encode()):
+            return _signature_mismatch()
+        return headers.get("x-acs-signature-nonce", "")
+
+    async def rpc(request: web.Request) -> web.Response:
+        body = await request.read()
+        params = {**request.query, **{k: str(v) for k, v in (await request.post()).items()}}
+        authorization = request.headers.get("Authorization", "")
+        checked = (check_acs3(request, authorization, body) if authorization.startswith(ACS3)
+                   else check_v1(request, params))
+        if isinstance(checked, web.Response):
+            return checked
+        if not checked:
             return _platform_error(400, "MissingSignatureNonce", "SignatureNonce is mandatory.")
-        if nonce in used_nonces:
+        if checked in used_nonces:
             return _platform_error(400, "SignatureNonceUsed",
                                    "Specified signature nonce was used already.")
-        used_nonces.add(nonce)
+        used_nonces.add(checked)
         refused = await vendor.admit(style)
         return refused or await _send(request, params)
 
