@@ -208,8 +208,9 @@ class VendorMock:
     async def _journal_calls(self, request: web.Request,
                              handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                              ) -> web.StreamResponse:
-        """Journal every API call (not the control API's) with its outcome and latency."""
-        if request.path.startswith("/__notifychaos/"):
+        """Journal every API call with its outcome and latency; the mocks' own endpoints (the
+        control API, LocalStack's record) start with an underscore and are not vendor calls."""
+        if request.path.startswith("/_"):
             return await handler(request)
         call, began = _Call(), time.monotonic()
         _CALL.set(call)

@@ -43,6 +43,7 @@ def running_mocks(workdir: Path, report_url: str, *, inbound_url: str | None = N
             "twilio": VendorConfig(kind="twilio", inbound_url=inbound_url),
             "aliyun": VendorConfig(kind="aliyun", sign_name=SIGN_NAME, templates=TEMPLATES,
                                    report_url=report_url, inbound_url=inbound_url),
+            "sns": VendorConfig(kind="sns"),
         })
     config_path, manifest_path = workdir / "mocks.json", workdir / "manifest.json"
     config_path.write_text(config.model_dump_json(), encoding="utf-8")
