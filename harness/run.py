@@ -121,7 +121,8 @@ class Run:
         teardown.callback(self._finish_load, load)
         switches = ControlInjector({"ledger": manifest.ledger_control_url,
                                     **{f"vendors.{name}": vendor.control_url
-                                       for name, vendor in manifest.vendors.items()}})
+                                       for name, vendor in manifest.vendors.items()}},
+                                   manifest.ca_bundle)
         injector = FamilyInjector({"network": NetworkInjector(control), "vendor": switches,
                                    "data": switches, "process": ProcessInjector(target)})
         timeline = TimelinePlayer(self.scenario.timeline, injector, self.journal)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -59,9 +60,11 @@ class ControlInjector:
     leaves the others as they were.
     """
 
-    def __init__(self, control_urls: Mapping[str, str], timeout: float = 5.0) -> None:
+    def __init__(self, control_urls: Mapping[str, str], ca_bundle: str,
+                 timeout: float = 5.0) -> None:
         self._urls = dict(control_urls)  # link → control URL
         self._timeout = timeout
+        self._tls = ssl.create_default_context(cafile=ca_bundle)  # HTTPS vendors' test CA
         self._active: dict[str, dict[int, dict[str, Any]]] = {}
 
     def apply(self, index: int, step: Step) -> None:
@@ -81,7 +84,8 @@ class ControlInjector:
         faults = MOCK_FAULTS[FAULTS[step.fault].family].model_validate(merged)
         url = self._urls[step.link]
         try:
-            response = httpx.put(url, content=faults.model_dump_json(), timeout=self._timeout)
+            response = httpx.put(url, content=faults.model_dump_json(), timeout=self._timeout,
+                                 verify=self._tls)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise FaultInjectionError(f"{step.link}: control API {url}: {exc}") from None

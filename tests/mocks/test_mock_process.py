@@ -22,7 +22,7 @@ def test_manifest_names_every_mock_on_loopback(mocks: Mocks) -> None:
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/alerts", manifest.alerts_url)
     assert {name: v.kind for name, v in manifest.vendors.items()} == {
         "twilio": "twilio", "aliyun": "aliyun", "sns": "sns",
-        "tencent": "tencent"}
+        "tencent": "tencent", "vonage": "vonage"}
     urls = [manifest.ledger_url, manifest.alerts_url.removesuffix("/alerts"),
             *(v.url for v in manifest.vendors.values())]
     assert len(set(urls)) == len(urls)
