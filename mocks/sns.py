@@ -9,7 +9,7 @@ import re
 import string
 import uuid
 from collections.abc import Mapping
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 from xml.sax.saxutils import escape
 
 from aiohttp import web
@@ -35,15 +35,20 @@ def _hmac(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode(), hashlib.sha256).digest()
 
 
+def canonical_query(query: str) -> str:
+    """The query string as SigV4 canonicalises it: names and values URI-encoded, then sorted."""
+    pairs = sorted((quote(name, safe=""), quote(value, safe=""))
+                   for name, value in parse_qsl(query, keep_blank_values=True))
+    return "&".join(f"{name}={value}" for name, value in pairs)
+
+
 def sigv4_signature(secret: str, method: str, path: str, query: str,
                     headers: Mapping[str, str], signed: list[str], body: bytes, scope: str,
                     amz_date: str) -> str:
     """Signature Version 4 as AWS computes it (scope: date/region/service/aws4_request)."""
-    canonical_query = "&".join(sorted(f"{k}={v}" for k, v in (
-        part.split("=", 1) if "=" in part else (part, "") for part in query.split("&") if part)))
     canonical_headers = "".join(f"{name}:{' '.join(headers.get(name, '').split())}\n"
                                 for name in signed)
-    canonical = "\n".join([method, path or "/", canonical_query, canonical_headers,
+    canonical = "\n".join([method, path or "/", canonical_query(query), canonical_headers,
                            ";".join(signed), hashlib.sha256(body).hexdigest()])
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
                          hashlib.sha256(canonical.encode()).hexdigest()])
@@ -53,11 +58,27 @@ def sigv4_signature(secret: str, method: str, path: str, query: str,
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
+def _scope_error(day: str, service: str, amz_date: str) -> str | None:
+    """What AWS says of a credential scope that is not this service's, or not of the request's
+    day (the region may be any: the mock stands in for every region)."""
+    if service != "sns":
+        return "Credential should be scoped to correct service: 'sns'. "
+    if amz_date[:8] != day:
+        return ("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of "
+                f"date from HTTP: '{day}' != '{amz_date[:8]}', from '{amz_date}'.")
+    return None
+
+
+def _xml(status: int, body: str, request_id: str) -> web.Response:
+    return web.Response(status=status, text=body, content_type="text/xml",
+                        headers={"x-amzn-RequestId": request_id})
+
+
 def _error(status: int, code: str, message: str, kind: str = "Sender") -> web.Response:
-    body = (f'<ErrorResponse xmlns="{_XMLNS}"><Error><Type>{kind}</Type><Code>{code}</Code>'
-            f"<Message>{escape(message)}</Message></Error>"
-            f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>")
-    return web.Response(status=status, text=body, content_type="text/xml")
+    request_id = str(uuid.uuid4())
+    return _xml(status, f'<ErrorResponse xmlns="{_XMLNS}"><Error><Type>{kind}</Type>'
+                f"<Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+                f"<RequestId>{request_id}</RequestId></ErrorResponse>", request_id)
 
 
 class _Style:
@@ -69,6 +90,8 @@ class _Style:
                       else "An internal error occurred", kind="Receiver")
 
     def throttled(self) -> web.Response:
+        # SNS's model gives `Throttled` (429) to the SMS-settings and sandbox operations only;
+        # Publish answers the query APIs' common `Throttling`, which botocore retries.
         return _error(400, "Throttling", "Rate exceeded")
 
 
@@ -81,21 +104,31 @@ def create_app(vendor: VendorMock) -> web.Application:
 
     def check_signature(request: web.Request, body: bytes) -> web.Response | str:
         """The region the request was signed for, or the error AWS would answer."""
-        match = _AUTH.match(request.headers.get("Authorization", ""))
+        authorization = request.headers.get("Authorization")
+        if authorization is None:
+            return _error(403, "MissingAuthenticationToken",
+                          "Request is missing Authentication Token")
+        match = _AUTH.match(authorization)
         if match is None:
-            return _error(403, "IncompleteSignature", "Missing or malformed Authorization")
+            return _error(403, "IncompleteSignature",
+                          "The request signature does not conform to AWS standards.")
         access_key, day, region, service, signed, signature = match.groups()
         if access_key != key_id:
             return _error(403, "InvalidClientTokenId",
                           "The security token included in the request is invalid.")
         headers = {name.lower(): value for name, value in request.headers.items()}
+        amz_date = headers.get("x-amz-date", "")
+        scope_error = _scope_error(day, service, amz_date)
+        if scope_error is not None:
+            return _error(403, "SignatureDoesNotMatch", scope_error)
         expected = sigv4_signature(secret, request.method, request.path,
                                    request.rel_url.raw_query_string, headers, signed.split(";"),
-                                   body, f"{day}/{region}/{service}/aws4_request",
-                                   headers.get("x-amz-date", ""))
+                                   body, f"{day}/{region}/{service}/aws4_request", amz_date)
         if not hmac.compare_digest(expected, signature):
             return _error(403, "SignatureDoesNotMatch", "The request signature we calculated "
-                          "does not match the signature you provided.")
+                          "does not match the signature you provided. Check your AWS Secret "
+                          "Access Key and signing method. Consult the service documentation "
+                          "for details.")
         return region
 
     async def query_api(request: web.Request) -> web.Response:
@@ -103,37 +136,39 @@ def create_app(vendor: VendorMock) -> web.Application:
         region = check_signature(request, body)
         if isinstance(region, web.Response):
             return region
-        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        # The query protocol takes its parameters from the query string or the form body.
+        params = {**request.query,
+                  **dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))}
         if params.get("Action") != "Publish":
             return _error(400, "InvalidAction", f"Could not find operation {params.get('Action')}")
         refused = await vendor.admit(style)
         if refused is not None:
             return refused
         phone, message = params.get("PhoneNumber", ""), params.get("Message", "")
-        if not _E164.match(phone) or vendor.fate(phone) != "ok":
-            reason = "is not valid to publish to" if vendor.fate(phone) != "barred" \
-                else "is opted out"
+        fate = vendor.fate(phone)
+        if not _E164.match(phone) or fate != "ok":
+            # Real SNS accepts a publish to an opted-out phone and only logs the failure; the
+            # barred-numbers fault means a refusal, so it takes Publish's modelled error.
+            reason = "is opted out" if fate == "barred" else "is not valid to publish to"
             return _error(400, "InvalidParameter",
                           f"Invalid parameter: PhoneNumber Reason: {phone} {reason}")
         if not message:
-            return _error(400, "InvalidParameter", "Invalid parameter: Message")
+            return _error(400, "InvalidParameter", "Invalid parameter: Empty message")
         message_id = str(uuid.uuid4())
         attributes = _attributes(params)
-        vendor.accept(message_id=message_id, to=phone,
-                      sender=attributes.get("AWS.SNS.SMS.SenderID", ""), body=message,
+        sender = attributes.get("AWS.SNS.SMS.SenderID", {}).get("StringValue", "")
+        vendor.accept(message_id=message_id, to=phone, sender=sender, body=message,
                       client_ref=None, request=await raw_request(request), reports=None)
         published.setdefault(region, {}).setdefault(phone, []).append({
             "PhoneNumber": phone, "TopicArn": None, "SubscriptionArn": None,
-            "MessageId": message_id, "Message": message,
-            "MessageAttributes": {name: {"DataType": "String", "StringValue": value}
-                                  for name, value in attributes.items()},
+            "MessageId": message_id, "Message": message, "MessageAttributes": attributes,
             "MessageStructure": None, "Subject": None})
         if vendor.lose_response():
             raise ResponseLost
-        return web.Response(text=(
-            f'<PublishResponse xmlns="{_XMLNS}"><PublishResult><MessageId>{message_id}'
-            f"</MessageId></PublishResult><ResponseMetadata><RequestId>{uuid.uuid4()}"
-            "</RequestId></ResponseMetadata></PublishResponse>"), content_type="text/xml")
+        request_id = str(uuid.uuid4())
+        return _xml(200, f'<PublishResponse xmlns="{_XMLNS}"><PublishResult><MessageId>'
+                    f"{message_id}</MessageId></PublishResult><ResponseMetadata><RequestId>"
+                    f"{request_id}</RequestId></ResponseMetadata></PublishResponse>", request_id)
 
     async def sms_messages(request: web.Request) -> web.Response:
         region = request.query.get("region", "us-east-1")
@@ -145,13 +180,20 @@ def create_app(vendor: VendorMock) -> web.Application:
 
     app = vendor.application()
     app.router.add_post("/", query_api)
+    app.router.add_get("/", query_api)
     app.router.add_get("/_aws/sns/sms-messages", sms_messages)
     return app
 
 
-def _attributes(params: Mapping[str, str]) -> dict[str, str]:
-    """`MessageAttributes.entry.N.Name` / `.Value.StringValue` pairs as a name → value map."""
-    names = {key.split(".")[2]: value for key, value in params.items()
-             if re.fullmatch(r"MessageAttributes\.entry\.\d+\.Name", key)}
-    return {name: params.get(f"MessageAttributes.entry.{n}.Value.StringValue", "")
-            for n, name in names.items()}
+def _attributes(params: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """`MessageAttributes.entry.N.Name` / `.Value.*` as LocalStack records them: name → type and
+    value."""
+    attributes: dict[str, dict[str, str]] = {}
+    for key, name in params.items():
+        entry = re.fullmatch(r"(MessageAttributes\.entry\.\d+)\.Name", key)
+        if entry is not None:
+            value = f"{entry.group(1)}.Value."
+            attributes[name] = {field: params[value + field] for field in
+                                ("DataType", "StringValue", "BinaryValue")
+                                if value + field in params}
+    return attributes
