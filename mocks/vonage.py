@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
+import math
 import random
 import re
 import string
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 import aiohttp
 from aiohttp import web
 
+from harness.journal import SendRecorded
 from mocks.catalogue import pick
 from mocks.sends import raw_request
 from mocks.vendor import Report, ReportQueue, ResponseLost, VendorMock
@@ -22,8 +25,12 @@ TLS = True  # the official SDK builds https:// URLs only
 CREDENTIAL_KEYS = ("api_key", "api_secret", "signature_secret")
 _NUMBER = re.compile(r"^\+?[1-9]\d{6,14}$")
 _DIGESTS = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}  # by hex length
-_FATE_STATUS = {"invalid": ("6", "Invalid Message"), "barred": ("7", "Number barred"),
-                "failed": ("5", "Internal Error")}
+_FATE_STATUS = {"invalid": ("6", "Unroutable message - rejected"),
+                "barred": ("7", "Number barred.")}
+_GSM = ("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+_GSM_EXTENDED = "^{}\\[~]|€\f"  # two septets each
+_PRICE = "0.03330000"
 
 
 def issue_credentials(rng: random.Random) -> dict[str, str]:
@@ -33,14 +40,30 @@ def issue_credentials(rng: random.Random) -> dict[str, str]:
             "signature_secret": pick(rng, alphabet, 32)}
 
 
-def signature(secret: str, params: Mapping[str, str], digest: str = "md5") -> str:
-    """`sig`: HMAC of `&key=value` for the sorted parameters, `&` and `=` in values as `_`."""
-    mac = hmac.new(secret.encode(), digestmod=digest)
-    for key in sorted(params):
-        if key != "sig":
-            value = params[key].replace("&", "_").replace("=", "_")
-            mac.update(f"&{key}={value}".encode())
-    return mac.hexdigest()
+def _signed_text(params: Mapping[str, str]) -> bytes:
+    """`&key=value` for the sorted parameters but `sig`, `&` and `=` in values as `_`."""
+    return "".join(f"&{key}={params[key].replace('&', '_').replace('=', '_')}"
+                   for key in sorted(params) if key != "sig").encode()
+
+
+def signatures(secret: str, params: Mapping[str, str], digest: str) -> list[str]:
+    """The `sig` values that sign `params`: the HMAC with `digest`, and for md5 also the legacy
+    md5 hash of the text followed by the secret (an account uses one; either is accepted)."""
+    text = _signed_text(params)
+    accepted = [hmac.new(secret.encode(), text, digest).hexdigest()]
+    if digest == "md5":
+        accepted.append(hashlib.md5(text + secret.encode()).hexdigest())
+    return accepted
+
+
+def parts(text: str, kind: str) -> int:
+    """How many SMS a text takes: 160 GSM-7 septets or 70 UCS-2 units in one, 153 or 67 each
+    when concatenated (a text outside GSM-7 goes as unicode whatever `type` says)."""
+    if kind != "unicode" and all(c in _GSM or c in _GSM_EXTENDED for c in text):
+        septets = sum(2 if c in _GSM_EXTENDED else 1 for c in text)
+        return 1 if septets <= 160 else math.ceil(septets / 153)
+    units = len(text.encode("utf-16-le")) // 2
+    return 1 if units <= 70 else math.ceil(units / 67)
 
 
 def _messages(*messages: dict[str, str]) -> web.Response:
@@ -57,29 +80,46 @@ class _Style:
 
     def outage(self, status: int) -> web.Response:
         return web.json_response({"type": "https://developer.vonage.com/api-errors",
-                                  "title": "Internal Error"}, status=status)
+                                  "title": "Internal Error"}, status=status,
+                                 content_type="application/problem+json")
 
     def throttled(self) -> web.Response:
         return _status("1", "Throughput Rate Exceeded - please wait [ 1000 ] and retry")
 
 
 async def _receipt(session: aiohttp.ClientSession, report: Report, api_key: str) -> None:
+    """One DLR, POSTed as JSON; a phone that stayed off lets the message expire."""
     send = report.send
-    stamp = time.strftime("%y%m%d%H%M", time.gmtime())
+    status, code = (("delivered", "0") if report.delivered else
+                    ("expired", "2") if report.status == "absent" else ("failed", "99"))
     receipt = {"msisdn": send.to.removeprefix("+"), "to": report.sender,
-               "network-code": "46000", "messageId": send.message_id, "price": "0.03330000",
-               "status": "delivered" if report.delivered else "failed", "scts": stamp,
-               "err-code": "0" if report.delivered else "2",
+               "network-code": "46000", "messageId": send.message_id, "price": _PRICE,
+               "status": status, "scts": time.strftime("%y%m%d%H%M", time.gmtime()),
+               "err-code": code,
                "message-timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
                "client-ref": send.client_ref or "", "api-key": api_key}
     async with session.post(report.callback, json=receipt) as response:
         await response.read()
 
 
+async def _params(request: web.Request) -> dict[str, str]:
+    """The request's parameters, from a form or a JSON body, as strings."""
+    if request.content_type == "application/json":
+        payload = await request.json()
+        return {k: str(v) for k, v in payload.items()} if isinstance(payload, dict) else {}
+    return {k: str(v) for k, v in (await request.post()).items()}
+
+
 def create_app(vendor: VendorMock) -> web.Application:
-    """A Vonage-compatible SMS API for one API key."""
+    """A Vonage-compatible SMS API for one API key.
+
+    A long text is split as Vonage splits it: the answer lists one message per part, each with
+    its own message-id, and each part gets its own receipt (with its own DLR faults). The record
+    keeps one send per request, under the first part's id: the borrower reads one message.
+    """
     key, secret = vendor.credentials["api_key"], vendor.credentials["api_secret"]
     signing_secret = vendor.credentials["signature_secret"]
+    basic = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
     style = _Style()
 
     async def deliver(reports: list[Report]) -> None:
@@ -90,51 +130,55 @@ def create_app(vendor: VendorMock) -> web.Application:
     reports = ReportQueue(deliver, batch=False, rng=vendor.rng, faults=lambda: vendor.faults)
 
     def authenticated(request: web.Request, params: Mapping[str, str]) -> web.Response | None:
-        basic = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
         if request.headers.get("Authorization") == basic:
             return None
         if params.get("api_key") != key:
             return _status("4", "Bad Credentials")
-        if "sig" in params:
-            digest = _DIGESTS.get(len(params["sig"]))
-            if "api_secret" in params:
-                return _status("32", "Signature and api secret cannot be used together")
-            if digest is None or not hmac.compare_digest(
-                    signature(signing_secret, params, digest), params["sig"]):
-                return _status("14", "Invalid Signature")
-            return None
-        return None if params.get("api_secret") == secret else _status("4", "Bad Credentials")
+        if "sig" not in params:
+            return None if params.get("api_secret") == secret else _status("4", "Bad Credentials")
+        if "api_secret" in params:
+            return _status("32", "Signature and api secret cannot be used together")
+        digest = _DIGESTS.get(len(params["sig"]))
+        if "timestamp" not in params or digest is None or not any(
+                hmac.compare_digest(sig, params["sig"])
+                for sig in signatures(signing_secret, params, digest)):
+            return _status("14", "Invalid Signature")
+        return None
+
+    def report_parts(send: SendRecorded, ids: list[str], sender: str, callback: str) -> None:
+        url = callback or vendor.config.report_url
+        if url and send.handset != "dropped":
+            arrived = send.handset in ("delivered", "spam")
+            for part_id in ids:
+                part = send.model_copy(update={"message_id": part_id})
+                reports.put(Report(part, arrived, send.handset, sender, url))
 
     async def send(request: web.Request) -> web.Response:
-        if request.content_type == "application/json":
-            payload = await request.json()
-            params = {k: str(v) for k, v in payload.items()} if isinstance(payload, dict) else {}
-        else:
-            params = {k: str(v) for k, v in (await request.post()).items()}
-        refused = authenticated(request, params)
-        if refused is not None:
-            return refused
-        refused = await vendor.admit(style)
+        params = await _params(request)
+        refused = authenticated(request, params) or await vendor.admit(style)
         if refused is not None:
             return refused
         to, sender, text = params.get("to", ""), params.get("from", ""), params.get("text", "")
         if not to or not sender or not text:
             return _status("2", "Missing to, from or text")
+        if not _NUMBER.match(to):
+            return _status("3", "Invalid to address")
         phone = "+" + to.removeprefix("+")
-        fate = vendor.fate(phone) if _NUMBER.match(to) else "invalid"
+        fate = vendor.fate(phone)
         if fate != "ok":
             return _status(*_FATE_STATUS[fate])
-        message_id = uuid.uuid4().hex[:16].upper()
+        ids = [uuid.uuid4().hex[:16].upper() for _ in range(parts(text, params.get("type", "")))]
         client_ref = params.get("client-ref") or None
-        vendor.accept(message_id=message_id, to=phone, sender=sender, body=text,
-                      client_ref=client_ref, request=await raw_request(request),
-                      reports=reports, callback=params.get("callback") or None)
+        recorded = vendor.accept(message_id=ids[0], to=phone, sender=sender, body=text,
+                                 client_ref=client_ref, request=await raw_request(request),
+                                 reports=None)
+        report_parts(recorded, ids, sender, params.get("callback", ""))
         if vendor.lose_response():
             raise ResponseLost
-        message = {"to": to.removeprefix("+"), "message-id": message_id, "status": "0",
-                   "remaining-balance": "3.14159265", "message-price": "0.03330000",
-                   "network": "46000"}
-        return _messages(message | ({"client-ref": client_ref} if client_ref else {}))
+        echo = {"client-ref": client_ref} if client_ref else {}
+        return _messages(*({"to": phone.removeprefix("+"), "message-id": part_id, "status": "0",
+                            "remaining-balance": "3.14159265", "message-price": _PRICE,
+                            "network": "46000"} | echo for part_id in ids))
 
     app = vendor.application(reports)
     app.router.add_post("/sms/json", send)

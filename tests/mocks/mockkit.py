@@ -204,3 +204,13 @@ def aliyun_send(client: httpx.Client, vendor: VendorEndpoint, business: dict[str
 def template_param(**values: str) -> str:
     """TemplateParam: a JSON string, as the SDK sends it."""
     return json.dumps(values, ensure_ascii=False)
+
+
+# --- Vonage -------------------------------------------------------------------------------------
+
+def vonage_sig(secret: str, params: dict[str, str], digest: str = "md5") -> str:
+    """`sig` as Vonage documents signing: hex HMAC (md5 by default) of `&key=value` for every
+    parameter sorted by key, with `&` and `=` inside values replaced by `_`."""
+    text = "".join(f"&{k}={params[k].replace('&', '_').replace('=', '_')}" for k in sorted(params))
+    return hmac.new(secret.encode(), text.encode(), digest).hexdigest()
+
