@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from .alerts import Alerter
 from .breaker import Breaker
 from .outbox import Outbox, OutboxRow
+from .replies import e164
 from .settings import Mode
 from .vendors import Vendor
 
@@ -36,6 +37,11 @@ class Dispatcher:
         reminder = row.reminder
         errors: list[str] = []
         for vendor in self._route():
+            # Checked before every attempt: a STOP can arrive while an earlier vendor times out.
+            if self._opted_out(reminder.phone):
+                self._outbox.mark_suppressed(reminder.reminder_id)
+                log.info("suppressed %s: %s opted out", reminder.reminder_id, reminder.phone)
+                return
             if self._mode is Mode.RESILIENT and not self._breakers[vendor.name].allow():
                 errors.append(f"{vendor.name}: circuit open")
                 continue
@@ -67,6 +73,10 @@ class Dispatcher:
         delay = backoff(row.attempts)
         self._outbox.retry_later(reminder.reminder_id, delay, error)
         log.warning("retry %s in %.1fs: %s", reminder.reminder_id, delay, error)
+
+    def _opted_out(self, phone: str) -> bool:
+        normalised = e164(phone)
+        return normalised is not None and self._outbox.is_opted_out(normalised)
 
     def _route(self) -> tuple[Vendor, ...]:
         return self._vendors if self._mode is Mode.RESILIENT else self._vendors[:1]

@@ -26,6 +26,11 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_status ON outbox (status);
 CREATE INDEX IF NOT EXISTS outbox_message_id ON outbox (message_id);
 CREATE INDEX IF NOT EXISTS outbox_ref ON outbox (ref);
+CREATE TABLE IF NOT EXISTS opted_out (
+    phone      TEXT PRIMARY KEY,
+    vendor     TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ledger_cursor (
     id    INTEGER PRIMARY KEY CHECK (id = 0),
     value INTEGER NOT NULL
@@ -117,6 +122,24 @@ class Outbox:
 
     def mark_failed(self, reminder_id: str, error: str) -> None:
         self._update(reminder_id, "status = 'failed', error = ?", error)
+
+    def mark_suppressed(self, reminder_id: str) -> None:
+        self._update(reminder_id, "status = 'suppressed'")
+
+    def opt_out(self, phone: str, vendor: str) -> bool:
+        """Record a STOP from `phone` (E.164) that came through `vendor`; False if already had."""
+        with self._db:
+            return (
+                self._db.execute(
+                    "INSERT OR IGNORE INTO opted_out (phone, vendor, created_at) VALUES (?, ?, ?)",
+                    (phone, vendor, time.time()),
+                ).rowcount
+                == 1
+            )
+
+    def is_opted_out(self, phone: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM opted_out WHERE phone = ?", (phone,)).fetchone()
+        return row is not None
 
     def retry_later(self, reminder_id: str, delay: float, error: str) -> None:
         self._update(

@@ -1,4 +1,4 @@
-"""HTTP endpoints: the health check and the vendors' delivery-report callbacks."""
+"""HTTP endpoints: the health check, the vendors' delivery reports and borrowers' replies."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from typing import Any
 from aiohttp import web
 
 from .outbox import Outbox
+from .replies import e164, is_stop
 from .settings import Mode
 
 log = logging.getLogger(__name__)
 
 # Undecodable bytes, an unknown charset, JSON nested past the recursion limit.
 _UNREADABLE = (ValueError, LookupError, RecursionError)
+
+_EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
 def build_app(outbox: Outbox, mode: Mode) -> web.Application:
@@ -24,6 +27,8 @@ def build_app(outbox: Outbox, mode: Mode) -> web.Application:
             web.get("/healthz", routes.healthz),
             web.post("/dlr/twilio", routes.twilio_report),
             web.post("/dlr/aliyun", routes.aliyun_report),
+            web.post("/inbound/twilio", routes.twilio_reply),
+            web.post("/inbound/aliyun", routes.aliyun_reply),
         ]
     )
     return app
@@ -71,6 +76,55 @@ class _Routes:
                 "" if matched else " (no match)",
             )
         return web.json_response({"code": 0})
+
+    async def twilio_reply(self, request: web.Request) -> web.Response:
+        try:
+            form = await request.post()
+        except _UNREADABLE:
+            return _bad_request("body is not a form")
+        sender, text = form.get("From"), form.get("Body")
+        phone = e164(sender) if isinstance(sender, str) else None
+        if phone is None or not isinstance(text, str):
+            return _bad_request("From (a phone number) and Body are required")
+        self._reply("twilio", phone, text)
+        return web.Response(text=_EMPTY_TWIML, content_type="text/xml")
+
+    async def aliyun_reply(self, request: web.Request) -> web.Response:
+        try:
+            items: Any = await request.json()
+        except _UNREADABLE:
+            return _bad_request("body is not JSON")
+        replies = _aliyun_replies(items)
+        if replies is None:
+            return _bad_request("expected an array of replies with phone_number and content")
+        for phone, text in replies:
+            self._reply("aliyun", phone, text)
+        return web.json_response({"code": 0})
+
+    def _reply(self, vendor: str, phone: str, text: str) -> None:
+        if not is_stop(text):
+            log.info("reply from %s via %s ignored: not a STOP keyword", phone, vendor)
+            return
+        new = self._outbox.opt_out(phone, vendor)
+        log.info(
+            "opted out %s: %r via %s%s", phone, text.strip(), vendor, "" if new else " (again)"
+        )
+
+
+def _aliyun_replies(items: object) -> list[tuple[str, str]] | None:
+    """The (E.164 phone, text) of each SmsUp item, or None if any item is malformed."""
+    if not isinstance(items, list):
+        return None
+    replies = []
+    for item in items:
+        if not isinstance(item, dict):
+            return None
+        number, text = item.get("phone_number"), item.get("content")
+        phone = e164(number) if isinstance(number, str) else None
+        if phone is None or not isinstance(text, str):
+            return None
+        replies.append((phone, text))
+    return replies
 
 
 def _is_aliyun_report(item: object) -> bool:

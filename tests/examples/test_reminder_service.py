@@ -24,6 +24,7 @@ import pytest
 from aiohttp import web
 
 from examples.reminder_service.breaker import Breaker
+from examples.reminder_service.replies import e164, is_stop
 from examples.reminder_service.vendors import aliyun_signature
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +80,33 @@ def expected_aliyun_signature(params: dict[str, str], secret: str, method: str =
     string_to_sign = method + "&%2F&" + quote(canonical, safe="~")
     mac = hmac.new((secret + "&").encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1)
     return base64.b64encode(mac.digest()).decode("ascii")
+
+
+async def reply_stop(session: aiohttp.ClientSession, url: str, via: str, phone: str) -> None:
+    """POST a borrower's STOP to the service the way vendor `via` forwards replies."""
+    if via == "twilio":
+        form = {
+            "MessageSid": "SM" + "f" * 32,
+            "AccountSid": TWILIO_SID,
+            "From": phone,
+            "To": TWILIO_FROM,
+            "Body": " Stop ",
+        }
+        async with session.post(f"{url}/inbound/twilio", data=form) as response:
+            assert response.status == 200
+            assert response.content_type == "text/xml"
+            assert (await response.text()).endswith("<Response/>")
+        return
+    sms_up = {
+        "phone_number": phone.removeprefix("+86"),
+        "content": "TD",
+        "send_time": "2026-11-28 17:50:05",
+        "sign_name": ALIYUN_SIGN,
+        "dest_code": "",
+        "sequence_id": 123456789,
+    }
+    async with session.post(f"{url}/inbound/aliyun", json=[sms_up]) as response:
+        assert await response.json() == {"code": 0}
 
 
 class FakeLedger:
@@ -532,6 +560,92 @@ async def test_alerts_once_per_failing_streak(tmp_path: Path) -> None:
         ]
         # The breaker opened after three failures, so the rest went straight to the secondary.
         assert len(world.twilio.requests) == 3
+
+
+def test_stop_keywords_and_phone_forms() -> None:
+    assert all(is_stop(text) for text in ["STOP", " stop\n", "Unsubscribe", "td", "T", "退订"])
+    assert not any(is_stop(text) for text in ["", "STOP please", "thanks", "退"])
+    assert e164("13800000001") == e164(" +8613800000001 ") == "+8613800000001"
+    assert e164("12025550123") == e164("+12025550123") == "+12025550123"
+    assert [e164(text) for text in ["", "+", "stop", "+0123456789", "138-0000-0001"]] == [None] * 5
+
+
+@pytest.mark.parametrize(("via", "mode"), [("twilio", "resilient"), ("aliyun", "naive")])
+@async_test
+async def test_stop_reply_suppresses_the_borrowers_later_reminders(
+    tmp_path: Path, via: str, mode: str
+) -> None:
+    async with World(tmp_path, reminders=1) as world:
+        service = await world.start(NOTIFIER_MODE=mode)
+        await eventually(world.all_sent, "the first reminder sent")
+        async with aiohttp.ClientSession() as session:
+            await reply_stop(session, service.url, via, "+8613900000001")
+        # Queued ahead of the other borrower's, so that one being sent means this one is decided.
+        world.ledger.reminders += [
+            {**reminder(3), "borrower": reminder(1)["borrower"]},
+            reminder(2),
+        ]
+        await eventually(
+            lambda: (
+                world.statuses()
+                == {"rem-000001": "sent", "rem-000002": "sent", "rem-000003": "suppressed"}
+            ),
+            "the opted-out borrower's reminder suppressed, the other's sent",
+        )
+        asked = [r["ref"] for r in world.twilio.requests + world.aliyun.requests]
+        assert asked == ["REF00001", "REF00002"]
+        log = service.log.read_text()
+        assert f"opted out +8613900000001: {'Stop' if via == 'twilio' else 'TD'!r} via {via}" in log
+        assert "suppressed rem-000003: +8613900000001 opted out" in log
+
+
+@async_test
+async def test_stop_during_a_failing_send_stops_the_failover(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=1) as world:
+        world.twilio.script = ["hang"]
+        service = await world.start()
+        await eventually(lambda: len(world.twilio.requests) == 1, "the send to twilio in flight")
+        async with aiohttp.ClientSession() as session:
+            await reply_stop(session, service.url, "aliyun", "+8613900000001")
+        world.twilio.release.set()
+        await eventually(
+            lambda: world.statuses() == {"rem-000001": "suppressed"}, "the failover suppressed"
+        )
+        assert world.aliyun.requests == []
+
+
+@async_test
+async def test_inbound_replies_reject_bad_bodies_and_ignore_other_texts(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=0) as world:
+        service = await world.start()
+        form, json_type = "application/x-www-form-urlencoded", "application/json"
+        bad_inputs = [
+            ("/inbound/twilio", form, b"Body=STOP"),
+            ("/inbound/twilio", form, b"From=%2B8613900000001"),
+            ("/inbound/twilio", form, b"From=nobody&Body=STOP"),
+            ("/inbound/twilio", form + "; charset=bogus", b"From=%2B8613900000001&Body=STOP"),
+            ("/inbound/twilio", "multipart/form-data; boundary=x", b"garbage"),
+            ("/inbound/aliyun", json_type, b"{not json"),
+            ("/inbound/aliyun", json_type, b'{"phone_number": "13900000001", "content": "TD"}'),
+            ("/inbound/aliyun", json_type, b'[{"phone_number": 13900000001, "content": "TD"}]'),
+            ("/inbound/aliyun", json_type, b'[{"phone_number": "13900000001"}]'),
+            ("/inbound/aliyun", json_type, b'["13900000001"]'),
+            ("/inbound/aliyun", json_type, b"\xff\xfe"),
+            ("/inbound/aliyun", json_type, b"[" * 100_000),
+        ]
+        async with aiohttp.ClientSession() as session:
+            for path, content_type, body in bad_inputs:
+                headers = {"Content-Type": content_type}
+                async with session.post(service.url + path, data=body, headers=headers) as resp:
+                    assert resp.status == 400, (path, content_type, body[:40])
+            chat = {"From": "+8613900000001", "Body": "已还款，谢谢"}
+            async with session.post(f"{service.url}/inbound/twilio", data=chat) as response:
+                assert response.status == 200
+            chat_up = [{"phone_number": "13900000002", "content": "STOP please"}]
+            async with session.post(f"{service.url}/inbound/aliyun", json=chat_up) as response:
+                assert await response.json() == {"code": 0}
+        with sqlite3.connect(world.outbox_path) as db:
+            assert db.execute("SELECT COUNT(*) FROM opted_out").fetchone() == (0,)
 
 
 def test_breaker_lets_one_trial_through_after_the_cooldown() -> None:
