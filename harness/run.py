@@ -175,9 +175,10 @@ class Run:
             seed=self.scenario.seed, window=self.scenario.reminders.window,
             journal_dir=str(self.run_dir / "journal"),
             handsets=self.scenario.handsets,
-            vendors={name: vendor.model_copy(update={"report_url": book.render(vendor.report_url)})
-                     if vendor.report_url else vendor
-                     for name, vendor in self.scenario.vendors.items()})
+            vendors={name: vendor.model_copy(update={
+                key: book.render(url) for key in ("report_url", "inbound_url")
+                if (url := getattr(vendor, key))})
+                for name, vendor in self.scenario.vendors.items()})
         config_path = self.run_dir / "mocks-config.json"
         config_path.write_text(config.model_dump_json(indent=2), encoding="utf-8")
         manifest_path = self.run_dir / "mocks-manifest.json"

@@ -266,8 +266,8 @@ def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> 
         (("target", "health"), scenario.target.health),
         *((("target", "command", i), arg) for i, arg in enumerate(scenario.target.command)),
         *((("target", "env", key), value) for key, value in scenario.target.env.items()),
-        *((("vendors", name, "report_url"), vendor.report_url)
-          for name, vendor in scenario.vendors.items() if vendor.report_url),
+        *((("vendors", name, key), url) for name, vendor in scenario.vendors.items()
+          for key in ("report_url", "inbound_url") if (url := getattr(vendor, key))),
     ]
     for loc, text in templated:
         for name in placeholders_in(text):
