@@ -1,6 +1,6 @@
--- wrk script: one Twilio-style send, Basic auth and form body from the environment.
+-- wrk script: one Twilio-style send (form body, Basic auth) per request, from the environment.
 wrk.method = "POST"
 wrk.path = os.getenv("BENCH_PATH")
-wrk.body = "To=%2B8613800000001&From=%2B15005550006&Body=Your+mortgage+repayment+is+due+ref%3ABENCH001"
+wrk.body = os.getenv("BENCH_FORM")
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = os.getenv("BENCH_AUTH")
