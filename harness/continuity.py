@@ -78,6 +78,7 @@ class VendorFigures(_Model):
 
     calls: int
     accepted: int
+    read: int
     rejected: int
     refused: int
     lost: int
@@ -235,17 +236,17 @@ class _Backlog:
 
 def _vendor_figures(calls: Sequence[VendorCall], sla: Sla | None) -> VendorFigures:
     by_outcome = Counter(call.outcome for call in calls)
-    answered = by_outcome["accepted"] + by_outcome["rejected"]
+    answered = by_outcome["accepted"] + by_outcome["read"] + by_outcome["rejected"]
     availability = round(answered / len(calls), 6) if calls else None
     p95 = _percentile([c.latency for c in calls if c.outcome != "lost"], 0.95)
     met = None
     if sla is not None:
         met = ((sla.availability is None or (availability or 0.0) >= sla.availability)
                and (sla.p95_latency is None or (p95 or 0.0) <= sla.p95_latency))
-    return VendorFigures(calls=len(calls), accepted=by_outcome["accepted"],
-                         rejected=by_outcome["rejected"], refused=by_outcome["refused"],
-                         lost=by_outcome["lost"], availability=availability, p95_latency=p95,
-                         sla_met=met)
+    counts = {outcome: by_outcome[outcome]
+              for outcome in ("accepted", "read", "rejected", "refused", "lost")}
+    return VendorFigures(calls=len(calls), **counts, availability=availability,
+                         p95_latency=p95, sla_met=met)
 
 
 def _count(outcomes: Iterable[Outcome]) -> dict[Outcome, int]:

@@ -89,15 +89,16 @@ class SendRecorded(_Event):
 class VendorCall(_Event):
     """One call to a vendor's API, as the vendor saw it: how it ended and how long it took.
 
-    `accepted`: at least one message accepted; `rejected`: refused for the request's own fault
-    (bad number, bad credentials); `refused`: the vendor was down or throttling; `lost`: the
-    answer never left (the response-lost fault).
+    `accepted`: at least one message accepted; `read`: answered a call that sends nothing (a
+    lookup of past sends); `rejected`: refused for the request's own fault (bad number, bad
+    credentials); `refused`: the vendor was down or throttling; `lost`: the answer never left
+    (the response-lost fault).
     """
 
     kind: Literal["vendor.call"] = "vendor.call"
     vendor: str
     status: int | None
-    outcome: Literal["accepted", "rejected", "refused", "lost"]
+    outcome: Literal["accepted", "read", "rejected", "refused", "lost"]
     latency: float
 
 

@@ -48,13 +48,13 @@ def summary(card: Scorecard) -> Group:
                        str(fault.exposed), str(fault.outcomes_exposed["on_time"]),
                        str(fault.outcomes_exposed["missed"]), str(fault.duplicates_exposed),
                        _seconds(fault.recovery))
-    vendors = Table("vendor", "calls", "accepted", "rejected", "refused", "lost",
+    vendors = Table("vendor", "calls", "accepted", "read", "rejected", "refused", "lost",
                     "availability", "p95", "SLA", box=None, pad_edge=False)
     for vendor, v in card.vendors.items():
         sla = "-" if v.sla_met is None else "met" if v.sla_met else "BREACHED"
         availability = "-" if v.availability is None else f"{v.availability:.2%}"
-        vendors.add_row(vendor, str(v.calls), str(v.accepted), str(v.rejected), str(v.refused),
-                        str(v.lost), availability, _seconds(v.p95_latency), sla)
+        counts = (v.calls, v.accepted, v.read, v.rejected, v.refused, v.lost)
+        vendors.add_row(vendor, *map(str, counts), availability, _seconds(v.p95_latency), sla)
     gates = Table(box=None, show_header=False, pad_edge=False)
     for gate in card.gates:
         mark = Text("pass", "green") if gate.passed else Text("FAIL", "bold red")

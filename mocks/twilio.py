@@ -9,11 +9,16 @@ import random
 import re
 import string
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import formatdate
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
 
+from harness.journal import SendRecorded
 from mocks.catalogue import pick
 from mocks.sends import raw_request
 from mocks.vendor import Report, ReportQueue, ResponseLost, VendorMock
@@ -57,6 +62,44 @@ class _Style:
         return _error(429, 20429, "Too Many Requests")
 
 
+_STATUS = {"delivered": "delivered", "spam": "delivered", "absent": "undelivered",
+           "dropped": "sent"}  # where the handset outcome leaves the message in Twilio's eyes
+
+
+@dataclass(frozen=True)
+class _Message:
+    """An accepted message as the Messages resource shows it."""
+
+    send: SendRecorded
+    sender: str
+    service: str | None
+
+    def matches(self, query: Mapping[str, str]) -> bool:
+        """Whether the list filters To, From and DateSent (exact, < or >, UTC dates) admit it."""
+        sent = datetime.fromtimestamp(self.send.t, UTC).strftime("%Y-%m-%d")
+        return (query.get("To", self.send.to) == self.send.to
+                and query.get("From", self.sender) == self.sender
+                and query.get("DateSent", sent) == sent
+                and query.get("DateSent<", sent) >= sent
+                and query.get("DateSent>", sent) <= sent)
+
+    def resource(self, sid: str, just_created: bool = False) -> dict[str, object]:
+        """The JSON Twilio returns for it: `queued` when created, later as the handset left it."""
+        message_sid, send = self.send.message_id, self.send
+        uri = f"/2010-04-01/Accounts/{sid}/Messages/{message_sid}"
+        created = formatdate(send.t, usegmt=True).replace("GMT", "+0000")
+        return {
+            "account_sid": sid, "api_version": "2010-04-01", "body": send.body,
+            "date_created": created, "date_sent": None if just_created else created,
+            "date_updated": created, "direction": "outbound-api", "error_code": None,
+            "error_message": None, "from": self.sender, "messaging_service_sid": self.service,
+            "num_media": "0", "num_segments": "1", "price": None, "price_unit": None,
+            "sid": message_sid, "status": "queued" if just_created else _STATUS[send.handset],
+            "subresource_uris": {"media": f"{uri}/Media.json"}, "to": send.to,
+            "uri": f"{uri}.json",
+        }
+
+
 def create_app(vendor: VendorMock) -> web.Application:
     """A Twilio-compatible API for one account."""
     sid, token = vendor.credentials["account_sid"], vendor.credentials["auth_token"]
@@ -78,14 +121,19 @@ def create_app(vendor: VendorMock) -> web.Application:
 
     vendor.forward_reply = forward_reply
 
-    async def create_message(request: web.Request) -> web.Response:
+    messages: list[_Message] = []
+
+    def authenticate(request: web.Request) -> web.Response | None:
         authorization = request.headers.get("Authorization")
-        if request.match_info["sid"] != sid or authorization != expected_auth:
-            return web.json_response(
-                {"code": 20003, "detail": "Your AccountSid or AuthToken was incorrect.",
-                 "message": "Authenticate", "status": 401,
-                 "more_info": "https://www.twilio.com/docs/errors/20003"}, status=401)
-        refused = await vendor.admit(style)
+        if request.match_info["sid"] == sid and authorization == expected_auth:
+            return None
+        return web.json_response(
+            {"code": 20003, "detail": "Your AccountSid or AuthToken was incorrect.",
+             "message": "Authenticate", "status": 401,
+             "more_info": "https://www.twilio.com/docs/errors/20003"}, status=401)
+
+    async def create_message(request: web.Request) -> web.Response:
+        refused = authenticate(request) or await vendor.admit(style)
         if refused is not None:
             return refused
         form = await request.post()
@@ -102,25 +150,60 @@ def create_app(vendor: VendorMock) -> web.Application:
             return _error(400, 21602, "Message body is required.")
         message_sid = "SM" + uuid.uuid4().hex
         callback = str(form.get("StatusCallback", ""))
-        vendor.accept(message_id=message_sid, to=to, sender=sender, body=body, client_ref=None,
-                      request=await raw_request(request),
-                      reports=reports if callback else None, callback=callback)
+        send = vendor.accept(message_id=message_sid, to=to, sender=sender, body=body,
+                             client_ref=None, request=await raw_request(request),
+                             reports=reports if callback else None, callback=callback)
+        service = form.get("MessagingServiceSid")
+        messages.append(_Message(send, sender, str(service) if service else None))
         if vendor.lose_response():
             raise ResponseLost
-        now = formatdate(usegmt=True).replace("GMT", "+0000")
+        return web.json_response(messages[-1].resource(sid, just_created=True), status=201)
+
+    async def list_messages(request: web.Request) -> web.Response:
+        """Newest first, filtered by To, From and DateSent (a UTC date, or a bound with < >)."""
+        refused = authenticate(request) or await vendor.admit(style)
+        if refused is not None:
+            return refused
+        query = request.query
+        try:
+            size = min(int(query.get("PageSize", "50")), 1000)
+            page = int(query.get("Page", "0"))
+        except ValueError:
+            return _error(400, 20001, "Invalid paging parameter")
+        if size < 1 or page < 0:
+            return _error(400, 20001, "Invalid paging parameter")
+        matching = [m for m in reversed(messages) if m.matches(query)]
+        vendor.read()
+        path = request.path
+        filters = "".join(f"&{key}={quote(value)}" for key, value in query.items()
+                          if key not in ("Page", "PageSize", "PageToken"))
+        more = (page + 1) * size < len(matching)
         return web.json_response({
-            "account_sid": sid, "api_version": "2010-04-01", "body": body,
-            "date_created": now, "date_sent": None, "date_updated": now,
-            "direction": "outbound-api", "error_code": None, "error_message": None,
-            "from": sender, "messaging_service_sid": form.get("MessagingServiceSid"),
-            "num_media": "0", "num_segments": "1", "price": None, "price_unit": None,
-            "sid": message_sid, "status": "queued", "subresource_uris": {
-                "media": f"/2010-04-01/Accounts/{sid}/Messages/{message_sid}/Media.json"},
-            "to": to, "uri": f"/2010-04-01/Accounts/{sid}/Messages/{message_sid}.json",
-        }, status=201)
+            "messages": [m.resource(sid) for m in matching[page * size:(page + 1) * size]],
+            "start": page * size, "end": page * size + size - 1, "page": page,
+            "page_size": size, "uri": f"{path}?PageSize={size}&Page={page}{filters}",
+            "first_page_uri": f"{path}?PageSize={size}&Page=0{filters}",
+            "previous_page_uri":
+                f"{path}?PageSize={size}&Page={page - 1}{filters}" if page else None,
+            "next_page_uri": f"{path}?PageSize={size}&Page={page + 1}{filters}" if more else None,
+        })
+
+    async def fetch_message(request: web.Request) -> web.Response:
+        refused = authenticate(request) or await vendor.admit(style)
+        if refused is not None:
+            return refused
+        wanted = request.match_info["message_sid"]
+        found = next((m for m in messages if m.send.message_id == wanted), None)
+        if found is None:
+            return _error(404, 20404, f"The requested resource {request.path} was not found")
+        vendor.read()
+        return web.json_response(found.resource(sid))
 
     app = vendor.application(reports)
-    app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", create_message)
+    messages_path = "/2010-04-01/Accounts/{sid}/Messages"
+    app.router.add_post(messages_path + ".json", create_message)
+    app.router.add_get(messages_path + ".json", list_messages)
+    app.router.add_get(messages_path + "/{message_sid}.json", fetch_message)
     return app
 
 

@@ -54,6 +54,7 @@ class _Call:
     """What happened during one API call, noted by `admit` and `accept`."""
 
     accepted: int = 0
+    read: bool = False
     refused: bool = False
 
 
@@ -195,6 +196,10 @@ class VendorMock:
         except Exception as exc:  # the receiver's failure is the notifier's problem to notice
             log.info("forwarding a STOP reply to %s failed: %s", url, exc)
 
+    def read(self) -> None:
+        """Note that this call was answered with the record of past sends (a lookup)."""
+        _CALL.get(_Call()).read = True
+
     def lose_response(self) -> bool:
         """Whether this send's answer is to be lost (the record is kept)."""
         return self.rng.random() < self.faults.response_lost
@@ -224,8 +229,9 @@ class VendorMock:
             if request.transport is not None:
                 request.transport.close()
             raise asyncio.CancelledError from None
-        outcome: Literal["accepted", "rejected", "refused"] = (
-            "refused" if call.refused else "accepted" if call.accepted else "rejected")
+        outcome: Literal["accepted", "read", "rejected", "refused"] = (
+            "refused" if call.refused else "accepted" if call.accepted
+            else "read" if call.read else "rejected")
         self._journal.write(VendorCall(vendor=self.name, status=response.status, outcome=outcome,
                                        latency=time.monotonic() - began))
         return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -11,11 +12,11 @@ import httpx
 import pytest
 import requests
 from mockkit import Mocks, Receiver, marker, wait_until
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from harness.journal import SendRecorded, read_journal
+from harness.journal import SendRecorded, VendorCall, read_journal
 
 TO, FROM = "+8613800000001", "+15005550006"
 Switch = Callable[..., None]
@@ -190,3 +191,30 @@ def test_callbacks_can_be_lost(twilio: Client, faults: Switch, reports: Receiver
                            status_callback=f"{reports.url}/sdk-twilio/after-loss")
     wait_until(lambda: len(reports.on("/sdk-twilio/after-loss")) == 2, "the control's callbacks")
     assert reports.on("/sdk-twilio/lost") == []
+
+
+def test_the_sdk_finds_past_messages_by_number_newest_first_page_by_page(
+        twilio: Client, mocks: Mocks) -> None:
+    # A number of its own, so that other tests' messages do not show up in the listing.
+    to, tag = f"+86139{int(marker(), 16) % 10**8:08d}", marker()
+    sent = [twilio.messages.create(to=to, from_=FROM, body=f"{tag} {n}").sid for n in range(3)]
+    twilio.messages.create(to=TO, from_=FROM, body=f"{tag} elsewhere")
+    listed = twilio.messages.list(to=to, page_size=2)
+    assert [m.sid for m in listed] == sent[::-1]
+    assert [m.body for m in listed] == [f"{tag} 2", f"{tag} 1", f"{tag} 0"]
+    assert {m.status for m in listed} == {"delivered"}
+    assert twilio.messages.list(to=to, date_sent_before=datetime(2000, 1, 1)) == []
+    fetched = twilio.messages(sent[0]).fetch()
+    assert (fetched.to, fetched.body, fetched.status) == (to, f"{tag} 0", "delivered")
+    with pytest.raises(TwilioRestException) as missing:
+        twilio.messages("SM" + "0" * 32).fetch()
+    assert (missing.value.status, missing.value.code) == (404, 20404)
+    calls = read_journal(mocks.journal_dir).of(VendorCall)
+    assert [c.outcome for c in calls if c.vendor == "twilio"][-3:] == ["read", "read", "rejected"]
+
+
+def test_a_lookup_meets_the_same_outage_as_a_send(twilio: Client, faults: Switch) -> None:
+    faults(outage=503)
+    with pytest.raises(TwilioException, match="Unable to fetch page") as refused:
+        twilio.messages.list(to=TO, limit=1)
+    assert "HTTP 503" in str(refused.value) and "20503" in str(refused.value)
