@@ -9,14 +9,17 @@ import json
 import random
 import re
 import string
+import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
 
+from harness.journal import SendRecorded
 from mocks.catalogue import pick
 from mocks.sends import raw_request
 from mocks.vendor import Report, ReportQueue, ResponseLost, VendorMock
@@ -110,15 +113,18 @@ _FATE_CODES = {
 }
 
 
+def _china_time(t: float) -> str:
+    return datetime.fromtimestamp(t, _CHINA).strftime("%Y-%m-%d %H:%M:%S")
+
+
 async def _push(session: aiohttp.ClientSession, reports: list[Report]) -> None:
     """One SmsReport push: a JSON array of receipts to the configured URL."""
     by_url: dict[str, list[dict[str, object]]] = {}
     for report in reports:
         send = report.send
-        stamp = datetime.fromtimestamp(send.t, _CHINA).strftime("%Y-%m-%d %H:%M:%S")
         by_url.setdefault(report.callback, []).append({
-            "phone_number": send.to.removeprefix("+86"), "send_time": stamp,
-            "report_time": datetime.now(_CHINA).strftime("%Y-%m-%d %H:%M:%S"),
+            "phone_number": send.to.removeprefix("+86"), "send_time": _china_time(send.t),
+            "report_time": _china_time(time.time()),
             "success": report.delivered,
             "err_code": "DELIVERED" if report.delivered else "MK:0001",
             "err_msg": "用户接收成功" if report.delivered else "用户不在服务区",
@@ -129,11 +135,34 @@ async def _push(session: aiohttp.ClientSession, reports: list[Report]) -> None:
             await response.read()
 
 
+_ACTIONS = ("SendSms", "QuerySendDetails")
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """An accepted message as QuerySendDetails shows it."""
+
+    send: SendRecorded
+    template: str
+
+    def detail(self) -> dict[str, object]:
+        """Its SmsSendDetailDTO: status 1 waiting for the receipt, 2 failed, 3 delivered."""
+        send = self.send
+        status, code = {"delivered": (3, "DELIVERED"), "spam": (3, "DELIVERED"),
+                        "absent": (2, "MK:0001"), "dropped": (1, "")}[send.handset]
+        received = "" if send.inbox_at is None else _china_time(send.inbox_at)
+        return {"PhoneNum": send.to.removeprefix("+86"), "SendStatus": status, "ErrCode": code,
+                "TemplateCode": self.template, "Content": send.body,
+                "SendDate": _china_time(send.t), "ReceiveDate": received,
+                "OutId": send.client_ref or ""}
+
+
 def create_app(vendor: VendorMock) -> web.Application:
     """A Dysmsapi-compatible endpoint for one AccessKey."""
     key_id, secret = vendor.credentials["access_key_id"], vendor.credentials["access_key_secret"]
     config = vendor.config
     used_nonces: set[str] = set()
+    sent: list[_Sent] = []
     style = _Style()
     timeout = aiohttp.ClientTimeout(total=5)
 
@@ -147,7 +176,7 @@ def create_app(vendor: VendorMock) -> web.Application:
     async def forward_reply(url: str, borrower: str, sender: str) -> None:
         # SmsUp: replies come as a JSON array too; "TD" (退订) is how borrowers unsubscribe.
         reply = [{"phone_number": borrower.removeprefix("+86"), "content": "TD",
-                  "send_time": datetime.now(_CHINA).strftime("%Y-%m-%d %H:%M:%S"),
+                  "send_time": _china_time(time.time()),
                   "sign_name": sender, "dest_code": "",
                   "sequence_id": vendor.rng.randrange(10**9)}]
         async with (aiohttp.ClientSession(timeout=timeout) as session,
@@ -158,7 +187,7 @@ def create_app(vendor: VendorMock) -> web.Application:
 
     def check_v1(request: web.Request, params: dict[str, str]) -> web.Response | str:
         """The legacy RPC signature; the nonce if it holds, else the vendor's error."""
-        if params.get("Action") != "SendSms" or params.get("Version") != "2017-05-25":
+        if params.get("Action") not in _ACTIONS or params.get("Version") != "2017-05-25":
             return _platform_error(400, "InvalidAction.NotFound",
                                    "Specified api is not found, please check your url and method.")
         if params.get("AccessKeyId") != key_id:
@@ -176,8 +205,8 @@ def create_app(vendor: VendorMock) -> web.Application:
     def check_acs3(request: web.Request, authorization: str, body: bytes) -> web.Response | str:
         """The V3 signature (the SDKs' default); the nonce if it holds, else the vendor's error."""
         headers = request.headers
-        if (headers.get("x-acs-action"), headers.get("x-acs-version")) != ("SendSms",
-                                                                            "2017-05-25"):
+        if (headers.get("x-acs-action") not in _ACTIONS
+                or headers.get("x-acs-version") != "2017-05-25"):
             return _platform_error(400, "InvalidAction.NotFound",
                                    "Specified api is not found, please check your url and method.")
         fields = dict(part.strip().split("=", 1)
@@ -207,7 +236,35 @@ def create_app(vendor: VendorMock) -> web.Application:
                                    "Specified signature nonce was used already.")
         used_nonces.add(checked)
         refused = await vendor.admit(style)
-        return refused or await _send(request, params)
+        if refused is not None:
+            return refused
+        if (request.headers.get("x-acs-action") or params.get("Action")) == "QuerySendDetails":
+            return _query(params)
+        return await _send(request, params)
+
+    def _query(params: dict[str, str]) -> web.Response:
+        """QuerySendDetails: one number's messages of one day (China time), newest first."""
+        phone = _MOBILE.match(params.get("PhoneNumber", ""))
+        if phone is None:
+            return _business("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
+        try:
+            day = datetime.strptime(params.get("SendDate", ""), "%Y%m%d").date()
+            size, page = int(params.get("PageSize", "")), int(params.get("CurrentPage", ""))
+        except ValueError:
+            return _platform_error(400, "InvalidParameter",
+                                   "SendDate (yyyyMMdd), PageSize and CurrentPage are mandatory.")
+        if not 1 <= size <= 50 or page < 1:
+            return _platform_error(400, "InvalidParameter",
+                                   "PageSize must be 1 to 50 and CurrentPage at least 1.")
+        biz_id = params.get("BizId")
+        matching = [m for m in reversed(sent) if m.send.to == "+86" + phone.group(1)
+                    and datetime.fromtimestamp(m.send.t, _CHINA).date() == day
+                    and biz_id in (None, "", m.send.message_id)]
+        vendor.read()
+        shown = [m.detail() for m in matching[(page - 1) * size:page * size]]
+        return web.json_response({
+            "Code": "OK", "Message": "OK", "RequestId": str(uuid.uuid4()).upper(),
+            "TotalCount": len(matching), "SmsSendDetailDTOs": {"SmsSendDetailDTO": shown}})
 
     async def _send(request: web.Request, params: dict[str, str]) -> web.Response:
         if params.get("SignName") != config.sign_name:
@@ -235,9 +292,10 @@ def create_app(vendor: VendorMock) -> web.Application:
         biz_id = f"{vendor.rng.randrange(10**17, 10**18)}^0"
         raw = await raw_request(request)
         for phone in phones:
-            vendor.accept(message_id=biz_id, to=phone, sender=config.sign_name, body=text,
-                          client_ref=params.get("OutId") or None, request=raw,
-                          reports=reports)
+            send = vendor.accept(message_id=biz_id, to=phone, sender=config.sign_name, body=text,
+                                 client_ref=params.get("OutId") or None, request=raw,
+                                 reports=reports)
+            sent.append(_Sent(send, params.get("TemplateCode", "")))
         if vendor.lose_response():
             raise ResponseLost
         return _business("OK", "OK", biz_id)

@@ -224,3 +224,29 @@ def test_receipts_can_be_reordered(mocks: Mocks, faults: Switch, reports: Receiv
     arrived = [r["phone_number"] for r in wait_for_receipts(reports, out_id, len(phones))]
     assert sorted(arrived) == phones
     assert arrived != phones  # one push of eight, shuffled (1 in 40320 to come back in order)
+
+
+@pytest.mark.parametrize("algorithm", [None, "v2"])
+def test_the_sdk_queries_a_numbers_sends_of_a_day(mocks: Mocks, algorithm: str | None) -> None:
+    client = sdk(mocks, algorithm=algorithm)
+    phone = f"139{int(marker(), 16) % 10**8:08d}"  # a number of its own: other tests send too
+    refs = [marker() for _ in range(3)]
+    biz_ids = [client.send_sms(request(ref, phones=phone)).body.biz_id for ref in refs]
+    today = time.strftime("%Y%m%d", time.gmtime(time.time() + 8 * 3600))
+
+    def query(page: int, **extra: str) -> models.QuerySendDetailsResponseBody:
+        return client.query_send_details(models.QuerySendDetailsRequest(
+            **{"phone_number": phone, "send_date": today, "page_size": 2, "current_page": page,
+               **extra})).body
+
+    first, second = query(1), query(2)
+    assert (first.code, first.total_count) == ("OK", 3)
+    details = [*first.sms_send_detail_dtos.sms_send_detail_dto,
+               *second.sms_send_detail_dtos.sms_send_detail_dto]
+    assert [d.out_id for d in details] == refs[::-1]
+    assert {(d.phone_num, d.send_status, d.err_code, d.template_code) for d in details} == {
+        (phone, 3, "DELIVERED", "SMS_T1")}
+    assert refs[0] in details[-1].content
+    [only] = query(1, biz_id=biz_ids[1]).sms_send_detail_dtos.sms_send_detail_dto
+    assert only.out_id == refs[1]
+    assert query(1, send_date="20000101").total_count == 0
