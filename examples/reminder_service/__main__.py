@@ -51,9 +51,6 @@ def main() -> int:
 
 
 async def serve(settings: Settings, outbox: Outbox) -> None:
-    requeued = outbox.requeue_interrupted()
-    if requeued:
-        log.warning("requeued %d reminders interrupted mid-send by the last shutdown", requeued)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -68,10 +65,14 @@ async def serve(settings: Settings, outbox: Outbox) -> None:
             for config in (settings.primary, settings.secondary)
             if config is not None
         ]
+        dispatcher = Dispatcher(
+            vendors, settings.mode, outbox, alerter, reconcile=settings.reconcile
+        )
+        await dispatcher.recover()
         service = ReminderService(
             LedgerClient(session, settings.ledger_url, LEDGER_TIMEOUT),
             outbox,
-            Dispatcher(vendors, settings.mode, outbox, alerter),
+            dispatcher,
             alerter,
             poll_interval=settings.poll_interval,
             workers=settings.workers,

@@ -1,4 +1,5 @@
-"""Sends one claimed outbox row: resilient failover with retries, or the naive single shot."""
+"""Sends one claimed outbox row: resilient failover with retries, or the naive single shot; and
+settles sends whose answer never came by asking the vendor."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Sequence
 
 from .alerts import Alerter
 from .breaker import Breaker
+from .errors import LookupFailed
 from .outbox import Outbox, OutboxRow
+from .reminder import Reminder
 from .replies import e164
 from .settings import Mode
 from .vendors import Vendor
@@ -24,10 +27,17 @@ def backoff(attempts: int) -> float:
 
 class Dispatcher:
     def __init__(
-        self, vendors: Sequence[Vendor], mode: Mode, outbox: Outbox, alerter: Alerter
+        self,
+        vendors: Sequence[Vendor],
+        mode: Mode,
+        outbox: Outbox,
+        alerter: Alerter,
+        *,
+        reconcile: bool = True,
     ) -> None:
         self._vendors = tuple(vendors)
         self._mode = mode
+        self._reconcile = reconcile
         self._outbox = outbox
         self._alerter = alerter
         # Naive mode never skips a vendor but still counts failures, to alert.
@@ -49,18 +59,24 @@ class Dispatcher:
                 log.info(
                     "failover %s to %s after %s", reminder.reminder_id, vendor.name, errors[-1]
                 )
-            # A timed-out send may still have gone out, so failing over can duplicate it;
-            # a duplicate is the lesser harm next to a missed reminder.
+            self._outbox.mark_trying(reminder.reminder_id, vendor.name)
             result = await vendor.send(reminder)
-            if result.message_id is not None:
+            message_id = result.message_id
+            if message_id is None and result.unknown:
+                # A timed-out send may still have gone out. Failing over blindly would then
+                # duplicate it; when the vendor cannot say either, that is the lesser harm
+                # next to a missed reminder.
+                message_id = await self._find(vendor, reminder)
+            if message_id is not None:
                 self._breakers[vendor.name].record_success()
-                self._outbox.mark_sent(reminder.reminder_id, vendor.name, result.message_id)
+                self._outbox.mark_sent(reminder.reminder_id, vendor.name, message_id)
                 log.info(
-                    "sent %s via %s id=%s attempt=%d",
+                    "sent %s via %s id=%s attempt=%d%s",
                     reminder.reminder_id,
                     vendor.name,
-                    result.message_id,
+                    message_id,
                     row.attempts,
+                    "" if result.ok else f" (found after {result.error})",
                 )
                 return
             errors.append(f"{vendor.name}: {result.error}")
@@ -73,6 +89,32 @@ class Dispatcher:
         delay = backoff(row.attempts)
         self._outbox.retry_later(reminder.reminder_id, delay, error)
         log.warning("retry %s in %.1fs: %s", reminder.reminder_id, delay, error)
+
+    async def recover(self) -> None:
+        """Settle the rows a previous process left mid-send: sent if the vendor it was asking
+        has the message, due again otherwise."""
+        by_name = {vendor.name: vendor for vendor in self._vendors}
+        for row in self._outbox.interrupted():
+            reminder = row.reminder
+            vendor = by_name.get(row.vendor or "")
+            message_id = None if vendor is None else await self._find(vendor, reminder)
+            if vendor is not None and message_id is not None:
+                self._outbox.mark_sent(reminder.reminder_id, vendor.name, message_id)
+                log.warning(
+                    "interrupted %s had been sent via %s", reminder.reminder_id, vendor.name
+                )
+            else:
+                self._outbox.requeue(reminder.reminder_id)
+                log.warning("interrupted %s requeued", reminder.reminder_id)
+
+    async def _find(self, vendor: Vendor, reminder: Reminder) -> str | None:
+        if not self._reconcile:
+            return None
+        try:
+            return await vendor.find(reminder)
+        except LookupFailed as exc:
+            log.warning("cannot ask %s about %s: %s", vendor.name, reminder.reminder_id, exc)
+            return None
 
     def _opted_out(self, phone: str) -> bool:
         normalised = e164(phone)

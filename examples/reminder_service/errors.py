@@ -1,4 +1,5 @@
-"""One-line descriptions of network failures for log lines and outbox rows."""
+"""Network failures: one-line descriptions for log lines and outbox rows, and which leave a
+send's outcome unknown."""
 
 from __future__ import annotations
 
@@ -15,3 +16,12 @@ def describe(exc: BaseException) -> str:
         code = errno.errorcode.get(exc.os_error.errno or 0, str(exc.os_error))
         return f"cannot connect ({code})"
     return f"{type(exc).__name__}: {exc}"
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether the request may have reached the vendor: anything but failing to connect."""
+    return not isinstance(exc, aiohttp.ClientConnectorError)
+
+
+class LookupFailed(Exception):
+    """A vendor could not say whether it took a message."""

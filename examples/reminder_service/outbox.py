@@ -45,6 +45,7 @@ _FINAL_DELIVERY = ("delivered", "undelivered", "failed")
 class OutboxRow:
     reminder: Reminder
     attempts: int
+    vendor: str | None = None  # the vendor last asked to send it
 
 
 class Outbox:
@@ -86,16 +87,23 @@ class Outbox:
             )
         return added
 
-    def requeue_interrupted(self) -> int:
-        """Put rows a previous process left in `sending` back to `pending`.
+    def interrupted(self) -> list[OutboxRow]:
+        """The rows a previous process left in `sending`: it may have died after asking a
+        vendor but before recording the answer, so the vendor may have sent them."""
+        rows = self._db.execute(
+            "SELECT payload, attempts, vendor FROM outbox WHERE status = 'sending' ORDER BY rowid"
+        )
+        return [
+            OutboxRow(Reminder.from_json(payload), int(attempts), vendor)
+            for payload, attempts, vendor in rows
+        ]
 
-        This is the only window where a restart can repeat a reminder: the process died
-        after asking a vendor but before recording the answer, so the vendor may have sent it.
-        """
-        with self._db:
-            return self._db.execute(
-                "UPDATE outbox SET status = 'pending', next_attempt_at = 0 WHERE status = 'sending'"
-            ).rowcount
+    def requeue(self, reminder_id: str) -> None:
+        self._update(reminder_id, "status = 'pending', next_attempt_at = 0")
+
+    def mark_trying(self, reminder_id: str, vendor: str) -> None:
+        """Note which vendor is being asked, so that a restart knows whom to ask about it."""
+        self._update(reminder_id, "vendor = ?", vendor)
 
     def claim(self) -> OutboxRow | None:
         """Mark the oldest due pending row `sending` and return it."""

@@ -53,6 +53,7 @@ class Settings:
     vendor_timeout: float
     poll_interval: float
     workers: int
+    reconcile: bool
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -72,6 +73,7 @@ class Settings:
             vendor_timeout=env.positive("VENDOR_TIMEOUT", 2.0),
             poll_interval=env.positive("POLL_INTERVAL", 0.5),
             workers=env.integer("WORKERS", 4, minimum=1),
+            reconcile=_switch(env, "RECONCILE", default=True),
         )
         if settings.secondary is not None and settings.secondary.name == settings.primary.name:
             raise ConfigError("SECONDARY_VENDOR must differ from PRIMARY_VENDOR")
@@ -129,6 +131,17 @@ def env_prefix(vendor_name: str) -> str:
 def _secondary(env: _Env) -> VendorConfig | None:
     name = env.optional("SECONDARY_VENDOR")
     return _vendor(env, name) if name else None
+
+
+def _switch(env: _Env, key: str, *, default: bool) -> bool:
+    value = env.optional(key).lower()
+    if value in ("on", "true", "1"):
+        return True
+    if value in ("off", "false", "0"):
+        return False
+    if not value:
+        return default
+    raise ConfigError(f"{key} must be on or off, got {value!r}")
 
 
 def _mode(value: str) -> Mode:

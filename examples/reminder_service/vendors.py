@@ -1,4 +1,5 @@
-"""The two vendor wire clients, Twilio and Alibaba Cloud SMS, behind one small `Vendor` protocol."""
+"""The two vendor wire clients, Twilio and Alibaba Cloud SMS, behind one small `Vendor` protocol:
+send a reminder, and find out whether the vendor took one whose answer never came."""
 
 from __future__ import annotations
 
@@ -9,24 +10,29 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
-from .errors import describe
+from .errors import LookupFailed, describe, outcome_unknown
 from .reminder import Reminder
 from .settings import AliyunConfig, TwilioConfig, VendorConfig
 
 TWILIO_SIGN = "示例银行"
 
 
+_CHINA = timezone(timedelta(hours=8))  # Alibaba's SendDate is a China date
+
+
 @dataclass(frozen=True)
 class SendResult:
     message_id: str | None = None
     error: str | None = None
+    # The request may have reached the vendor (a timeout, a connection lost mid-answer).
+    unknown: bool = False
 
     @property
     def ok(self) -> bool:
@@ -38,6 +44,11 @@ class Vendor(Protocol):
     def name(self) -> str: ...
 
     async def send(self, reminder: Reminder) -> SendResult: ...
+
+    async def find(self, reminder: Reminder) -> str | None:
+        """The vendor's message id if it took this reminder, None if it did not; LookupFailed
+        if it cannot tell."""
+        ...
 
 
 def build_vendor(
@@ -90,11 +101,36 @@ class TwilioVendor:
                 auth=aiohttp.BasicAuth(config.account_sid, config.auth_token),
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return SendResult(error=describe(exc))
+            return SendResult(error=describe(exc), unknown=outcome_unknown(exc))
         sid = body.get("sid")
         if 200 <= status < 300 and isinstance(sid, str) and sid:
             return SendResult(message_id=sid)
         return SendResult(error=_rejection(status, body.get("code")))
+
+    async def find(self, reminder: Reminder) -> str | None:
+        """Look among the newest messages to the borrower's number for this reminder's text."""
+        config = self._config
+        try:
+            async with self._session.get(
+                f"{config.base_url}/2010-04-01/Accounts/{config.account_sid}/Messages.json",
+                params={"To": reminder.phone, "PageSize": "50"},
+                auth=aiohttp.BasicAuth(config.account_sid, config.auth_token),
+                timeout=self._timeout,
+            ) as response:
+                body = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise LookupFailed(describe(exc)) from exc
+        if response.status != 200 or not isinstance(body, dict):
+            raise LookupFailed(_rejection(response.status, None))
+        text = twilio_text(reminder)
+        return next(
+            (
+                str(message["sid"])
+                for message in body.get("messages", [])
+                if isinstance(message, dict) and message.get("body") == text
+            ),
+            None,
+        )
 
 
 class AliyunVendor:
@@ -117,8 +153,46 @@ class AliyunVendor:
             "due_date": reminder.due_date,
             "ref": reminder.ref,
         }
+        try:
+            status, body = await self._call(
+                "SendSms",
+                PhoneNumbers=aliyun_phone(reminder.phone),
+                SignName=config.sign_name,
+                TemplateCode=config.template_code,
+                TemplateParam=json.dumps(template_param, ensure_ascii=False, separators=(",", ":")),
+                OutId=reminder.ref,
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return SendResult(error=describe(exc), unknown=outcome_unknown(exc))
+        code = body.get("Code")
+        if status == 200 and code == "OK":
+            return SendResult(message_id=str(body.get("BizId", "")))
+        return SendResult(error=_rejection(status, code))
+
+    async def find(self, reminder: Reminder) -> str | None:
+        """QuerySendDetails for today's (China time) sends to the number, matched by OutId."""
+        try:
+            status, body = await self._call(
+                "QuerySendDetails",
+                PhoneNumber=aliyun_phone(reminder.phone),
+                SendDate=datetime.now(_CHINA).strftime("%Y%m%d"),
+                PageSize="50",
+                CurrentPage="1",
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise LookupFailed(describe(exc)) from exc
+        if status != 200 or body.get("Code") != "OK":
+            raise LookupFailed(_rejection(status, body.get("Code")))
+        details = body.get("SmsSendDetailDTOs", {}).get("SmsSendDetailDTO", [])
+        # A query answers with the message's status, not its BizId; the OutId names it.
+        matched = any(d.get("OutId") == reminder.ref for d in details if isinstance(d, dict))
+        return reminder.ref if matched else None
+
+    async def _call(self, action: str, **fields: str) -> tuple[int, dict[str, Any]]:
+        """One RPC call signed V1 (HMAC-SHA1)."""
+        config = self._config
         params = {
-            "Action": "SendSms",
+            "Action": action,
             "Version": "2017-05-25",
             "Format": "JSON",
             "AccessKeyId": config.access_key_id,
@@ -126,23 +200,12 @@ class AliyunVendor:
             "SignatureVersion": "1.0",
             "SignatureNonce": str(uuid.uuid4()),
             "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "PhoneNumbers": aliyun_phone(reminder.phone),
-            "SignName": config.sign_name,
-            "TemplateCode": config.template_code,
-            "TemplateParam": json.dumps(template_param, ensure_ascii=False, separators=(",", ":")),
-            "OutId": reminder.ref,
+            **fields,
         }
         params["Signature"] = aliyun_signature(params, config.access_key_secret)
         # Encoded by hand so the wire carries exactly the bytes that were signed.
         url = URL(f"{config.base_url}/?{canonical_query(params)}", encoded=True)
-        try:
-            status, body = await _post(self._session, url, self._timeout)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return SendResult(error=describe(exc))
-        code = body.get("Code")
-        if status == 200 and code == "OK":
-            return SendResult(message_id=str(body.get("BizId", "")))
-        return SendResult(error=_rejection(status, code))
+        return await _post(self._session, url, self._timeout)
 
 
 def aliyun_phone(phone: str) -> str:

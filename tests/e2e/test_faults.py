@@ -27,7 +27,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finished]:
 def test_lost_responses_are_caught_as_duplicates_during_the_fault(
         runs: dict[str, Finished]) -> None:
     run = runs["lost-responses"]
-    assert run.code == 1, run.stderr
+    assert run.code == 1, run.stdout + run.stderr
     card = run.scorecard()
     assert card["continuity"] >= 0.99
     assert card["duplicates"] > 0
@@ -46,7 +46,7 @@ def test_lost_responses_are_caught_as_duplicates_during_the_fault(
 def test_a_killed_frozen_and_restarted_notifier_loses_and_repeats_nothing(
         runs: dict[str, Finished]) -> None:
     run = runs["notifier-crash"]
-    assert run.code == 0, run.stderr
+    assert run.code == 0, run.stdout + run.stderr
     card = run.scorecard()
     assert card["owed"] > 100
     assert card["outcomes"]["missed"] == 0 and card["duplicates"] == 0
@@ -62,7 +62,7 @@ def test_a_killed_frozen_and_restarted_notifier_loses_and_repeats_nothing(
 
 def test_a_drifting_replica_is_scored_against_the_truth(runs: dict[str, Finished]) -> None:
     run = runs["core-upgrade-drift"]
-    assert run.code == 1, run.stderr
+    assert run.code == 1, run.stdout + run.stderr
     card = run.scorecard()
     drift, schema = card["faults"]
     assert card["outcomes"]["wrong_recipient"] > 0

@@ -139,7 +139,9 @@ class FakeLedger:
 class FakeVendor:
     """Answers per a script of behaviours, then "ok" once it runs out.
 
-    "error" fails at once; "hang" waits for `release`, then fails; "hold" waits, then accepts.
+    "error" fails at once; "hang" waits for `release`, then fails; "hold" waits, then accepts;
+    "swallow" accepts, then waits and fails: the message goes out but the answer never comes.
+    Lookups find what was accepted.
     """
 
     def __init__(self) -> None:
@@ -148,6 +150,7 @@ class FakeVendor:
         self.requests: list[dict[str, str]] = []
         self.accepted: list[dict[str, str]] = []
         self.release = asyncio.Event()
+        self.lookups = 0
 
     def next_behaviour(self) -> str:
         if self.always is not None:
@@ -167,12 +170,25 @@ class FakeTwilio(FakeVendor):
         if request.match_info["sid"] != TWILIO_SID or auth.password != TWILIO_TOKEN:
             return web.json_response({"code": 20003}, status=401)
         behaviour = self.next_behaviour()
-        if behaviour in ("hang", "hold"):
+        if behaviour == "swallow":
+            self.accepted.append(form)
+        if behaviour in ("hang", "hold", "swallow"):
             await self.release.wait()
         if behaviour not in ("ok", "hold"):
             return web.json_response({"code": 20500, "message": "injected"}, status=500)
         self.accepted.append(form)
-        return web.json_response({"sid": f"SM{len(self.accepted):032d}"}, status=201)
+        return web.json_response({"sid": self.sid(form)}, status=201)
+
+    def sid(self, form: dict[str, str]) -> str:
+        return f"SM{self.accepted.index(form) + 1:032d}"
+
+    async def list_messages(self, request: web.Request) -> web.Response:
+        self.lookups += 1
+        to = request.query["To"]
+        found = [m for m in reversed(self.accepted) if m["To"] == to]
+        return web.json_response(
+            {"messages": [{"sid": self.sid(m), "to": to, "body": m["Body"]} for m in found]}
+        )
 
 
 class FakeAliyun(FakeVendor):
@@ -180,16 +196,26 @@ class FakeAliyun(FakeVendor):
         super().__init__()
         self.bad_signatures = 0
 
-    async def send_sms(self, request: web.Request) -> web.Response:
+    async def rpc(self, request: web.Request) -> web.Response:
         params = dict(request.query)
-        params["ref"] = params.get("OutId", "")
-        self.requests.append(params)
         signature = params.pop("Signature", "")
-        signed = {key: value for key, value in params.items() if key != "ref"}
-        if signature != expected_aliyun_signature(signed, ALIYUN_SECRET) or await request.read():
+        if signature != expected_aliyun_signature(params, ALIYUN_SECRET) or await request.read():
             self.bad_signatures += 1
             return web.json_response({"Code": "SignatureDoesNotMatch"}, status=400)
-        if self.next_behaviour() != "ok":
+        if params["Action"] == "QuerySendDetails":
+            self.lookups += 1
+            found = [m for m in self.accepted if m["PhoneNumbers"] == params["PhoneNumber"]]
+            details = [{"OutId": m["OutId"], "SendStatus": 3} for m in found]
+            return web.json_response(
+                {"Code": "OK", "SmsSendDetailDTOs": {"SmsSendDetailDTO": details}}
+            )
+        params["ref"] = params.get("OutId", "")
+        self.requests.append(params)
+        behaviour = self.next_behaviour()
+        if behaviour == "swallow":
+            self.accepted.append(params)
+            await self.release.wait()
+        if behaviour != "ok":
             return web.json_response({"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "limit"})
         self.accepted.append(params)
         return web.json_response({"Code": "OK", "BizId": f"biz-{len(self.accepted)}"})
@@ -237,8 +263,11 @@ class World:
     async def __aenter__(self) -> World:
         routes = {
             "ledger": [web.get("/v1/reminders/due", self.ledger.due)],
-            "twilio": [web.post("/2010-04-01/Accounts/{sid}/Messages.json", self.twilio.messages)],
-            "aliyun": [web.post("/", self.aliyun.send_sms)],
+            "twilio": [
+                web.post("/2010-04-01/Accounts/{sid}/Messages.json", self.twilio.messages),
+                web.get("/2010-04-01/Accounts/{sid}/Messages.json", self.twilio.list_messages),
+            ],
+            "aliyun": [web.post("/", self.aliyun.rpc)],
             "alerts": [web.post("/alerts", self.sink.post)],
         }
         for name, table in routes.items():
@@ -503,11 +532,38 @@ async def test_naive_marks_failed_and_neither_retries_nor_fails_over(tmp_path: P
         assert world.statuses()["rem-000001"] == "failed"
 
 
+@pytest.mark.parametrize("vendor", ["twilio", "ali-backup"])
+@pytest.mark.parametrize("reconcile", ["on", "off"])
 @async_test
-async def test_restart_neither_loses_nor_repeats_reminders(tmp_path: Path) -> None:
+async def test_a_send_whose_answer_never_came_is_looked_up_before_failing_over(
+    tmp_path: Path, vendor: str, reconcile: str
+) -> None:
+    async with World(tmp_path, reminders=2) as world:
+        primary, secondary = (
+            (world.twilio, world.aliyun) if vendor == "twilio" else (world.aliyun, world.twilio)
+        )
+        primary.script = ["swallow"]
+        other = "ali-backup" if vendor == "twilio" else "twilio"
+        await world.start(
+            PRIMARY_VENDOR=vendor, SECONDARY_VENDOR=other, VENDOR_TIMEOUT="0.3", RECONCILE=reconcile
+        )
+        await eventually(world.all_sent, "both reminders sent")
+        assert sorted(primary.refs()) == ["REF00001", "REF00002"]
+        if reconcile == "on":
+            assert primary.lookups == 1 and secondary.requests == []
+            assert {row["vendor"] for row in world.rows().values()} == {vendor}
+        else:  # sent again through the other vendor: the borrower gets it twice
+            assert primary.lookups == 0 and secondary.refs() == ["REF00001"]
+
+
+@pytest.mark.parametrize("interrupted", ["swallow", "hang"])
+@async_test
+async def test_restart_neither_loses_nor_repeats_reminders(
+    tmp_path: Path, interrupted: str
+) -> None:
     async with World(tmp_path, reminders=3) as world:
         world.ledger.ignore_cursor = True
-        world.twilio.script = ["ok", "ok", "hang"]
+        world.twilio.script = ["ok", "ok", interrupted]
         first = await world.start(SECONDARY_VENDOR="")
         await eventually(lambda: len(world.twilio.requests) == 3, "third send in flight")
         await first.kill()
@@ -517,9 +573,12 @@ async def test_restart_neither_loses_nor_repeats_reminders(tmp_path: Path) -> No
         await eventually(world.all_sent, "all four reminders sent")
         assert sorted(world.twilio.refs()) == ["REF00001", "REF00002", "REF00003", "REF00004"]
         assert await second.stop() == 0
-        # The killed send is the one documented window; nothing else was asked for twice.
-        asked = [r["ref"] for r in world.twilio.requests]
-        assert sorted(asked) == ["REF00001", "REF00002", "REF00003", "REF00003", "REF00004"]
+        # The restart asks Twilio about the send it was killed in: sent if Twilio took it,
+        # asked for again if not. Nothing else is asked twice.
+        assert world.twilio.lookups == 1
+        asked = sorted(r["ref"] for r in world.twilio.requests)
+        again = ["REF00003"] if interrupted == "hang" else []
+        assert asked == sorted(["REF00001", "REF00002", "REF00003", "REF00004", *again])
 
 
 @async_test
