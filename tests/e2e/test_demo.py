@@ -29,7 +29,7 @@ def demo_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finished]:
 def test_the_reference_notifier_passes_the_gate(demo_runs: dict[str, Finished]) -> None:
     run = demo_runs["reference"]
     card = run.scorecard()
-    assert run.code == 0, run.stderr
+    assert run.code == 0, run.stdout + run.stderr
     assert card["passed"] is True
     assert card["toxiproxy_version"] == "2.12.0"
     # 4 reminders/s for 90 s: a run that made far fewer proves nothing.
@@ -47,7 +47,7 @@ def test_the_naive_notifier_fails_the_gate_by_missing_reminders_during_the_outag
         demo_runs: dict[str, Finished]) -> None:
     run = demo_runs["naive"]
     card = run.scorecard()
-    assert run.code == 1, run.stderr
+    assert run.code == 1, run.stdout + run.stderr
     assert card["passed"] is False
     continuity_gate = card["gates"][0]
     assert continuity_gate["expr"] == "continuity >= 0.99"
