@@ -1,4 +1,5 @@
-"""Tencent Cloud SMS mock: `SendSms` 2021-01-11, TC3-HMAC-SHA256, JSON, batched status callbacks."""
+"""Tencent Cloud SMS mock: `SendSms` 2021-01-11, TC3-HMAC-SHA256, JSON, batched status callbacks,
+reply callbacks."""
 
 from __future__ import annotations
 
@@ -139,6 +140,17 @@ def create_app(vendor: VendorMock) -> web.Application:
 
     reports = ReportQueue(deliver, batch=True, rng=vendor.rng, faults=lambda: vendor.faults,
                           interval=1.0)
+
+    async def forward_reply(url: str, borrower: str, sender: str) -> None:
+        # 回复短信回调: one JSON object per reply (status reports come as arrays); 退订 is how
+        # a mainland borrower unsubscribes.
+        reply = {"extend": "", "mobile": borrower.removeprefix("+86"), "nationcode": "86",
+                 "sign": sender, "text": "退订", "time": int(time.time())}
+        async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+                    session.post(url, json=reply) as response):
+            await response.read()
+
+    vendor.forward_reply = forward_reply
 
     def check_signature(request: web.Request, body: bytes) -> web.Response | None:
         match = _AUTH.match(request.headers.get("Authorization", ""))

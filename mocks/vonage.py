@@ -1,4 +1,5 @@
-"""Vonage SMS API mock: `/sms/json` over HTTPS, key+secret or signed, status inside HTTP 200."""
+"""Vonage SMS API mock: `/sms/json` over HTTPS, key+secret or signed, status inside HTTP 200;
+signed receipts and inbound (STOP) webhooks."""
 
 from __future__ import annotations
 
@@ -87,19 +88,34 @@ class _Style:
         return _status("1", "Throughput Rate Exceeded - please wait [ 1000 ] and retry")
 
 
-async def _receipt(session: aiohttp.ClientSession, report: Report, api_key: str) -> None:
-    """One DLR, POSTed as JSON; a phone that stayed off lets the message expire."""
-    send = report.send
+def _signed(params: dict[str, str], secret: str, now: float) -> dict[str, str]:
+    """`params` as a webhook carries them when the account signs: with `timestamp` (unix
+    seconds), a `nonce`, and `sig`, the md5 HMAC (the SDK's default method) over all of them."""
+    stamped = params | {"timestamp": str(int(now)), "nonce": str(uuid.uuid4())}
+    return stamped | {"sig": hmac.new(secret.encode(), _signed_text(stamped), "md5").hexdigest()}
+
+
+def _utc(t: float, pattern: str) -> str:
+    return time.strftime(pattern, time.gmtime(t))
+
+
+async def _post(session: aiohttp.ClientSession, url: str, payload: dict[str, str]) -> None:
+    async with session.post(url, json=payload) as response:
+        await response.read()
+
+
+async def _receipt(session: aiohttp.ClientSession, report: Report, api_key: str,
+                   secret: str) -> None:
+    """One signed DLR, POSTed as JSON; a phone that stayed off lets the message expire."""
+    send, now = report.send, time.time()
     status, code = (("delivered", "0") if report.delivered else
                     ("expired", "2") if report.status == "absent" else ("failed", "99"))
     receipt = {"msisdn": send.to.removeprefix("+"), "to": report.sender,
                "network-code": "46000", "messageId": send.message_id, "price": _PRICE,
-               "status": status, "scts": time.strftime("%y%m%d%H%M", time.gmtime()),
-               "err-code": code,
-               "message-timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+               "status": status, "scts": _utc(now, "%y%m%d%H%M"), "err-code": code,
+               "message-timestamp": _utc(now, "%Y-%m-%d %H:%M:%S"),
                "client-ref": send.client_ref or "", "api-key": api_key}
-    async with session.post(report.callback, json=receipt) as response:
-        await response.read()
+    await _post(session, report.callback, _signed(receipt, secret, now))
 
 
 async def _params(request: web.Request) -> dict[str, str]:
@@ -121,13 +137,26 @@ def create_app(vendor: VendorMock) -> web.Application:
     signing_secret = vendor.credentials["signature_secret"]
     basic = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
     style = _Style()
+    timeout = aiohttp.ClientTimeout(total=5)
 
     async def deliver(reports: list[Report]) -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
             for report in reports:
-                await _receipt(session, report, key)
+                await _receipt(session, report, key, signing_secret)
 
     reports = ReportQueue(deliver, batch=False, rng=vendor.rng, faults=lambda: vendor.faults)
+
+    async def forward_reply(url: str, borrower: str, sender: str) -> None:
+        # An inbound SMS webhook, POSTed as JSON and signed like the receipts.
+        now = time.time()
+        reply = {"msisdn": borrower.removeprefix("+"), "to": sender,
+                 "messageId": uuid.uuid4().hex[:16].upper(), "text": "STOP", "type": "text",
+                 "keyword": "STOP", "message-timestamp": _utc(now, "%Y-%m-%d %H:%M:%S"),
+                 "api-key": key}
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            await _post(session, url, _signed(reply, signing_secret, now))
+
+    vendor.forward_reply = forward_reply
 
     def authenticated(request: web.Request, params: Mapping[str, str]) -> web.Response | None:
         if request.headers.get("Authorization") == basic:

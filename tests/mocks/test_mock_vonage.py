@@ -1,11 +1,13 @@
 """The Vonage mock against the official v4 SDK over HTTPS (trusting the run's test CA) and by hand:
-auth, receipts, long texts, and every fault as the SDK sees it."""
+auth, signed receipts, long texts, and every fault as the SDK sees it."""
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,14 @@ def sdk(mocks: Mocks, pool: int = 10, **auth: str) -> Vonage:
                                                          pool_maxsize=pool))
 
 
+def checker(mocks: Mocks, signature_secret: str | None = None) -> Auth:
+    """The SDK's own webhook signature checker, with the account's signature secret (md5 HMAC)."""
+    credentials = mocks.manifest.vendors["vonage"].credentials
+    return Auth(api_key=credentials["api_key"], api_secret=credentials["api_secret"],
+                signature_secret=signature_secret or credentials["signature_secret"],
+                signature_method="md5")
+
+
 def message(ref: str, to: str = TO, **extra: Any) -> SmsMessage:
     return SmsMessage(to=to, from_="BANK", text=f"reminder ref:{ref}", client_ref=ref, **extra)
 
@@ -92,7 +102,8 @@ def test_a_receipt_reaches_the_callback_as_vonage_json(mocks: Mocks, reports: Re
     assert (request.method, request.headers["Content-Type"]) == ("POST", "application/json")
     receipt = json.loads(request.body)
     assert receipt.keys() == {"msisdn", "to", "network-code", "messageId", "price", "status",
-                              "scts", "err-code", "message-timestamp", "client-ref", "api-key"}
+                              "scts", "err-code", "message-timestamp", "client-ref", "api-key",
+                              "timestamp", "nonce", "sig"}
     assert {k: receipt[k] for k in ("msisdn", "to", "messageId", "status", "err-code",
                                     "client-ref", "api-key")} == {
         "msisdn": TO, "to": "BANK", "messageId": answer.messages[0].message_id,
@@ -100,6 +111,22 @@ def test_a_receipt_reaches_the_callback_as_vonage_json(mocks: Mocks, reports: Re
         "api-key": mocks.manifest.vendors["vonage"].credentials["api_key"]}
     assert re.fullmatch(r"\d{10}", receipt["scts"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", receipt["message-timestamp"])
+
+
+def test_a_receipt_is_signed_so_the_sdks_checker_verifies_it(
+        mocks: Mocks, reports: Receiver) -> None:
+    ref = marker()
+    path = f"/vonage/{ref}"
+    sdk(mocks).sms.send(message(ref, callback=reports.url + path))
+    [receipt] = receipts(reports, path, 1)
+    assert all(isinstance(value, str) for value in receipt.values())
+    # check_signature pops `sig` from what it is given: hand it copies.
+    assert checker(mocks).check_signature(dict(receipt))
+    assert not checker(mocks).check_signature(receipt | {"status": "failed"})
+    assert not checker(mocks, "x" * 32).check_signature(dict(receipt))
+    stamped = calendar.timegm(time.strptime(receipt["message-timestamp"], "%Y-%m-%d %H:%M:%S"))
+    assert int(receipt["timestamp"]) == stamped
+    assert abs(stamped - time.time()) < 60
 
 
 def test_without_a_callback_the_receipt_goes_to_the_configured_url(
