@@ -10,9 +10,9 @@ import re
 import string
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate
+from typing import NamedTuple
 from urllib.parse import quote
 
 import aiohttp
@@ -66,18 +66,26 @@ _STATUS = {"delivered": "delivered", "spam": "delivered", "absent": "undelivered
            "dropped": "sent"}  # where the handset outcome leaves the message in Twilio's eyes
 
 
-@dataclass(frozen=True)
-class _Message:
-    """An accepted message as the Messages resource shows it."""
+class _Message(NamedTuple):
+    """An accepted message as the Messages resource shows it. A tuple of plain values: the
+    garbage collector stops tracking it, so a long run's many cost no collection pauses."""
 
-    send: SendRecorded
+    sid: str
+    to: str
     sender: str
+    body: str
+    t: float
+    handset: str
     service: str | None
+
+    @classmethod
+    def of(cls, send: SendRecorded, sender: str, service: str | None) -> _Message:
+        return cls(send.message_id, send.to, sender, send.body, send.t, send.handset, service)
 
     def matches(self, query: Mapping[str, str]) -> bool:
         """Whether the list filters To, From and DateSent (exact, < or >, UTC dates) admit it."""
-        sent = datetime.fromtimestamp(self.send.t, UTC).strftime("%Y-%m-%d")
-        return (query.get("To", self.send.to) == self.send.to
+        sent = datetime.fromtimestamp(self.t, UTC).strftime("%Y-%m-%d")
+        return (query.get("To", self.to) == self.to
                 and query.get("From", self.sender) == self.sender
                 and query.get("DateSent", sent) == sent
                 and query.get("DateSent<", sent) >= sent
@@ -85,17 +93,16 @@ class _Message:
 
     def resource(self, sid: str, just_created: bool = False) -> dict[str, object]:
         """The JSON Twilio returns for it: `queued` when created, later as the handset left it."""
-        message_sid, send = self.send.message_id, self.send
-        uri = f"/2010-04-01/Accounts/{sid}/Messages/{message_sid}"
-        created = formatdate(send.t, usegmt=True).replace("GMT", "+0000")
+        uri = f"/2010-04-01/Accounts/{sid}/Messages/{self.sid}"
+        created = formatdate(self.t, usegmt=True).replace("GMT", "+0000")
         return {
-            "account_sid": sid, "api_version": "2010-04-01", "body": send.body,
+            "account_sid": sid, "api_version": "2010-04-01", "body": self.body,
             "date_created": created, "date_sent": None if just_created else created,
             "date_updated": created, "direction": "outbound-api", "error_code": None,
             "error_message": None, "from": self.sender, "messaging_service_sid": self.service,
             "num_media": "0", "num_segments": "1", "price": None, "price_unit": None,
-            "sid": message_sid, "status": "queued" if just_created else _STATUS[send.handset],
-            "subresource_uris": {"media": f"{uri}/Media.json"}, "to": send.to,
+            "sid": self.sid, "status": "queued" if just_created else _STATUS[self.handset],
+            "subresource_uris": {"media": f"{uri}/Media.json"}, "to": self.to,
             "uri": f"{uri}.json",
         }
 
@@ -154,7 +161,7 @@ def create_app(vendor: VendorMock) -> web.Application:
                              client_ref=None, request=await raw_request(request),
                              reports=reports if callback else None, callback=callback)
         service = form.get("MessagingServiceSid")
-        messages.append(_Message(send, sender, str(service) if service else None))
+        messages.append(_Message.of(send, sender, str(service) if service else None))
         if vendor.lose_response():
             raise ResponseLost
         return web.json_response(messages[-1].resource(sid, just_created=True), status=201)
@@ -193,7 +200,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         if refused is not None:
             return refused
         wanted = request.match_info["message_sid"]
-        found = next((m for m in messages if m.send.message_id == wanted), None)
+        found = next((m for m in messages if m.sid == wanted), None)
         if found is None:
             return _error(404, 20404, f"The requested resource {request.path} was not found")
         vendor.read()
