@@ -44,10 +44,10 @@ def running_mocks(workdir: Path, report_url: str, *, inbound_url: str | None = N
             "aliyun": VendorConfig(kind="aliyun", sign_name=SIGN_NAME, templates=TEMPLATES,
                                    report_url=report_url, inbound_url=inbound_url),
             "sns": VendorConfig(kind="sns"),
-            "vonage": VendorConfig(kind="vonage", report_url=report_url),
+            "vonage": VendorConfig(kind="vonage", report_url=report_url, inbound_url=inbound_url),
             "tencent": VendorConfig(kind="tencent", sign_name=SIGN_NAME,
                                     templates={"1234567": "尊敬的{1}，还款{2}元，ref:{3}"},
-                                    report_url=report_url),
+                                    report_url=report_url, inbound_url=inbound_url),
         })
     config_path, manifest_path = workdir / "mocks.json", workdir / "manifest.json"
     config_path.write_text(config.model_dump_json(), encoding="utf-8")
