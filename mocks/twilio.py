@@ -182,12 +182,14 @@ def create_app(vendor: VendorMock) -> web.Application:
         matching = [m for m in reversed(messages) if m.matches(query)]
         vendor.read()
         path = request.path
-        filters = "".join(f"&{key}={quote(value)}" for key, value in query.items()
+        filters = "".join(f"&{quote(key)}={quote(value)}" for key, value in query.items()
                           if key not in ("Page", "PageSize", "PageToken"))
-        more = (page + 1) * size < len(matching)
+        start = page * size
+        shown = matching[start:start + size]
+        more = start + size < len(matching)
         return web.json_response({
-            "messages": [m.resource(sid) for m in matching[page * size:(page + 1) * size]],
-            "start": page * size, "end": page * size + size - 1, "page": page,
+            "messages": [m.resource(sid) for m in shown],
+            "start": start, "end": start + max(len(shown) - 1, 0), "page": page,
             "page_size": size, "uri": f"{path}?PageSize={size}&Page={page}{filters}",
             "first_page_uri": f"{path}?PageSize={size}&Page=0{filters}",
             "previous_page_uri":
