@@ -46,8 +46,9 @@ class Vendor(Protocol):
     async def send(self, reminder: Reminder) -> SendResult: ...
 
     async def find(self, reminder: Reminder) -> str | None:
-        """The vendor's message id if it took this reminder, None if it did not; LookupFailed
-        if it cannot tell."""
+        """An id for the message if the vendor took this reminder (its message id, or where the
+        vendor's lookup shows none, the reminder's ref), None if it did not; LookupFailed if it
+        cannot tell."""
         ...
 
 
@@ -183,7 +184,8 @@ class AliyunVendor:
             raise LookupFailed(describe(exc)) from exc
         if status != 200 or body.get("Code") != "OK":
             raise LookupFailed(_rejection(status, body.get("Code")))
-        details = body.get("SmsSendDetailDTOs", {}).get("SmsSendDetailDTO", [])
+        dtos = body.get("SmsSendDetailDTOs")
+        details = dtos.get("SmsSendDetailDTO", []) if isinstance(dtos, dict) else []
         # A query answers with the message's status, not its BizId; the OutId names it.
         matched = any(d.get("OutId") == reminder.ref for d in details if isinstance(d, dict))
         return reminder.ref if matched else None
