@@ -1,7 +1,8 @@
 """Vendor, process and data faults end to end, on real processes, three scenarios side by side.
 
-Lost responses make the reference notifier send some reminders twice; killing, freezing and
-restarting it loses and repeats nothing, thanks to its outbox; a drifting replica makes it send
+Lost responses make a notifier that re-sends blindly send some reminders twice; killing,
+freezing and restarting the reference notifier mid-send loses and repeats nothing, thanks to its
+outbox and its asking the vendor; a drifting replica makes it send
 reminders to numbers the bank has since changed.
 """
 
@@ -52,10 +53,12 @@ def test_a_killed_frozen_and_restarted_notifier_loses_and_repeats_nothing(
     assert card["outcomes"]["missed"] == 0 and card["duplicates"] == 0
     journal = run.journal()
     assert [f.fault for f in journal.of(FaultApplied)] == [
-        "process.kill", "process.pause", "process.restart"]
-    kill = card["faults"][0]
+        "vendor.latency", "process.kill", "process.pause", "process.restart"]
+    kill = card["faults"][1]
     assert kill["exposed"] > 0 and kill["outcomes_exposed"]["on_time"] == kill["exposed"]
-    restart = card["faults"][2]
+    # Sends were in flight when it was killed and frozen: it asked Twilio about them.
+    assert card["vendors"]["twilio"]["read"] > 0
+    restart = card["faults"][3]
     assert restart["reverted_at"] - restart["applied_at"] < 10  # instant: done when back up
     assert len([c for c in journal.of(ComponentReady) if c.component == "target"]) == 1
 
