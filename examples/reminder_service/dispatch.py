@@ -3,6 +3,7 @@ settles sends whose answer never came by asking the vendor."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -92,20 +93,19 @@ class Dispatcher:
 
     async def recover(self) -> None:
         """Settle the rows a previous process left mid-send: sent if the vendor it was asking
-        has the message, due again otherwise."""
-        by_name = {vendor.name: vendor for vendor in self._vendors}
-        for row in self._outbox.interrupted():
-            reminder = row.reminder
-            vendor = by_name.get(row.vendor or "")
-            message_id = None if vendor is None else await self._find(vendor, reminder)
-            if vendor is not None and message_id is not None:
-                self._outbox.mark_sent(reminder.reminder_id, vendor.name, message_id)
-                log.warning(
-                    "interrupted %s had been sent via %s", reminder.reminder_id, vendor.name
-                )
-            else:
-                self._outbox.requeue(reminder.reminder_id)
-                log.warning("interrupted %s requeued", reminder.reminder_id)
+        has the message, due again otherwise. The vendors are asked all at once."""
+        await asyncio.gather(*(self._settle(row) for row in self._outbox.interrupted()))
+
+    async def _settle(self, row: OutboxRow) -> None:
+        reminder = row.reminder
+        vendor = next((v for v in self._vendors if v.name == row.vendor), None)
+        message_id = None if vendor is None else await self._find(vendor, reminder)
+        if vendor is not None and message_id is not None:
+            self._outbox.mark_sent(reminder.reminder_id, vendor.name, message_id)
+            log.warning("interrupted %s had been sent via %s", reminder.reminder_id, vendor.name)
+        else:
+            self._outbox.requeue(reminder.reminder_id)
+            log.warning("interrupted %s requeued", reminder.reminder_id)
 
     async def _find(self, vendor: Vendor, reminder: Reminder) -> str | None:
         if not self._reconcile:
