@@ -260,6 +260,13 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
+def _owed(reminder: ReminderOwed, opted_out_at: float, delivered_at: float | None) -> bool:
+    """Whether a reminder counts, given when its borrower replied STOP (inf if never)."""
+    if opted_out_at >= reminder.send_by:
+        return True
+    return delivered_at is not None and delivered_at <= opted_out_at
+
+
 def score(journal: Journal) -> Scorecard:
     """Score a run from its journal alone; the scenario comes from its `run.started` event."""
     started = journal.first(RunStarted)
@@ -270,11 +277,8 @@ def score(journal: Journal) -> Scorecard:
     toxiproxy = next((c for c in journal.of(ComponentReady) if c.component == "toxiproxy"), None)
     end = ended.t if ended else max(event.t for event in journal.events)
 
-    # A borrower who replied STOP is owed nothing from then on, and any send after is a defect.
     opted_out = {_national(e.phone): e.t for e in journal.of(BorrowerOptedOut)}
     every_reminder = journal.of(ReminderOwed)
-    reminders = [r for r in every_reminder
-                 if opted_out.get(_national(r.phone), math.inf) > r.remind_at]
     refs = {r.ref for r in every_reminder}
     copies: dict[str, list[tuple[SendRecorded, re.Match[str] | None]]] = defaultdict(list)
     unmatched = 0
@@ -287,7 +291,12 @@ def score(journal: Journal) -> Scorecard:
         else:
             copies[ref].append((send, match))
 
-    verdicts = {r.ref: _judge(r, copies[r.ref]) for r in reminders}
+    verdicts = {r.ref: _judge(r, copies[r.ref]) for r in every_reminder}
+    # A borrower who replied STOP is owed nothing from then on, not even a reminder already due
+    # that had not reached them (it may no longer be sent); any send after is a defect.
+    reminders = [r for r in every_reminder
+                 if _owed(r, opted_out.get(_national(r.phone), math.inf),
+                          verdicts[r.ref].delivered_at)]
     # A reminder whose window outlasts the run and that has not arrived is not yet decided.
     settled = [r for r in reminders
                if verdicts[r.ref].delivered_at is not None or r.send_by <= end]

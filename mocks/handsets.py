@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.durations import Duration
+
 Arrival = Literal["delivered", "spam", "absent"]
 """Delivered to the inbox, delivered into the spam folder, or never (the phone is off)."""
 
@@ -31,6 +33,8 @@ class HandsetConfig(BaseModel):
     spam: SpamRules = SpamRules()
     stop: float = Field(default=0.0, ge=0, le=1, description="fraction of borrowers who reply "
                         "STOP to a message in their inbox (once; they are then opted out)")
+    stop_after: Duration = Field(default=2.0, description="time between a message arriving "
+                                 "and its reader's STOP reply")
 
 
 class Handsets:
@@ -41,6 +45,7 @@ class Handsets:
         self._senders = set(config.spam.senders)
         self._content = [re.compile(rule) for rule in config.spam.content]
         self._stop = config.stop
+        self.stop_after = config.stop_after
         self._rng = random.Random(f"{seed}:handsets")
         self._opted_out: set[str] = set()
 

@@ -181,18 +181,20 @@ class VendorMock:
         return send
 
     def _opt_out(self, phone: str, sender: str) -> None:
-        """The borrower replied STOP: the truth changes now; the reply goes to the notifier."""
+        """The borrower will reply STOP once they have read the message: from then the truth
+        says they opted out, and the reply goes to the notifier."""
+        task = asyncio.create_task(self._reply_stop(phone, sender))
+        self._replies.add(task)
+        task.add_done_callback(self._replies.discard)
+
+    async def _reply_stop(self, phone: str, sender: str) -> None:
+        await asyncio.sleep(self.handsets.stop_after)
         self._journal.write(BorrowerOptedOut(phone=phone, vendor=self.name))
         url = self.config.inbound_url
-        if url and self.forward_reply is not None:
-            task = asyncio.create_task(self._forward(self.forward_reply, url, phone, sender))
-            self._replies.add(task)
-            task.add_done_callback(self._replies.discard)
-
-    @staticmethod
-    async def _forward(forward: Forward, url: str, phone: str, sender: str) -> None:
+        if not url or self.forward_reply is None:
+            return
         try:
-            await forward(url, phone, sender)
+            await self.forward_reply(url, phone, sender)
         except Exception as exc:  # the receiver's failure is the notifier's problem to notice
             log.info("forwarding a STOP reply to %s failed: %s", url, exc)
 

@@ -118,6 +118,21 @@ def test_after_stop_a_borrower_is_owed_nothing_and_sends_are_defects() -> None:
     assert (card.opted_out, card.sent_to_opted_out) == (1, 1)
 
 
+def test_a_reminder_due_when_its_borrower_replied_stop_is_owed_only_if_it_came_first() -> None:
+    stop = BorrowerOptedOut(t=T0 + 3, phone="+8613800000001", vendor="sms")
+    came_first = score(journal(owed("AAAAAAAA", 0), sent("AAAAAAAA", 1), stop))
+    assert (came_first.owed, came_first.outcomes["on_time"]) == (1, 1)
+    # Not sent before the STOP: it may no longer be sent, so the notifier that held it back
+    # missed nothing, and the one that sent it anyway sent after STOP.
+    held_back = score(journal(owed("AAAAAAAA", 0), stop))
+    assert (held_back.owed, held_back.outcomes["missed"]) == (0, 0)
+    sent_anyway = score(journal(owed("AAAAAAAA", 0), stop, sent("AAAAAAAA", 4)))
+    assert (sent_anyway.owed, sent_anyway.sent_to_opted_out) == (0, 1)
+    # A STOP after the reminder's deadline changes nothing about it.
+    late_stop = BorrowerOptedOut(t=T0 + 99, phone="+8613800000001", vendor="sms")
+    assert score(journal(owed("AAAAAAAA", 0), late_stop)).outcomes["missed"] == 1
+
+
 def test_client_reference_correlates_when_the_body_does_not() -> None:
     card = score(journal(owed("AAAAAAAA", 0),
                          sent("AAAAAAAA", 1, client_ref="AAAAAAAA", body="no token here"),
