@@ -7,10 +7,10 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 import httpx
-from conftest import running_mocks
 from mockkit import (
     Receiver,
     aliyun_send,
+    running_mocks,
     template_param,
     twilio_send,
     twilio_signature,

@@ -8,8 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import running_mocks
-from mockkit import Mocks, Receiver, wait_until
+from mockkit import Mocks, Receiver, running_mocks, wait_until
 from test_mock_ledger import add, installment, page
 
 from harness.journal import MockFaultsChanged, ReminderOwed, read_journal

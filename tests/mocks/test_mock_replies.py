@@ -13,8 +13,15 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import running_mocks
-from mockkit import REPORT_PATH, SIGN_NAME, Mocks, Receiver, tencent_tc3_headers, wait_until
+from mockkit import (
+    REPORT_PATH,
+    SIGN_NAME,
+    Mocks,
+    Receiver,
+    running_mocks,
+    tencent_tc3_headers,
+    wait_until,
+)
 from vonage import Auth
 
 from harness.journal import BorrowerOptedOut, read_journal

@@ -13,13 +13,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import running_mocks
 from mockkit import (
     REPORT_PATH,
     SIGN_NAME,
     Mocks,
     Receiver,
     marker,
+    running_mocks,
     tencent_tc3_headers,
     wait_until,
 )

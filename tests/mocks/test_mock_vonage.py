@@ -16,8 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import requests
-from conftest import running_mocks
-from mockkit import REPORT_PATH, Mocks, Receiver, marker, vonage_sig, wait_until
+from mockkit import REPORT_PATH, Mocks, Receiver, marker, running_mocks, vonage_sig, wait_until
 from vonage import Auth, HttpClientOptions, Vonage
 from vonage_http_client.errors import HttpRequestError, ServerError
 from vonage_sms import SmsMessage

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import running_mocks
-from mockkit import Mocks, Receiver, twilio_send, wait_until
+from mockkit import Mocks, Receiver, running_mocks, twilio_send, wait_until
 
 from harness.journal import VendorCall, read_journal
 

@@ -10,8 +10,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from conftest import running_mocks
-from mockkit import Mocks, Receiver, twilio_send, wait_until
+from mockkit import Mocks, Receiver, running_mocks, twilio_send, wait_until
 
 from harness.journal import SendRecorded, read_journal
 
