@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
 import subprocess
 import sys
 import threading
@@ -125,6 +126,20 @@ def receiver() -> Iterator[Receiver]:
         yield server
     finally:
         server.stop()
+
+
+Switch = Callable[..., None]
+"""Puts the given faults in force on one vendor mock (none: clears them)."""
+
+
+@contextmanager
+def fault_switch(mocks: Mocks, vendor: str) -> Iterator[Switch]:
+    """A switch for `vendor`'s faults through its control API; the faults are cleared after."""
+    control = mocks.manifest.vendors[vendor].control_url
+    tls = ssl.create_default_context(cafile=mocks.manifest.ca_bundle)
+    with httpx.Client(verify=tls, timeout=5) as client:
+        yield lambda **values: client.put(control, json=values).raise_for_status()
+        client.delete(control).raise_for_status()
 
 
 def marker() -> str:

@@ -18,6 +18,8 @@ from mockkit import (
     SIGN_NAME,
     Mocks,
     Receiver,
+    Switch,
+    fault_switch,
     marker,
     running_mocks,
     tencent_tc3_headers,
@@ -36,14 +38,12 @@ from harness.journal import SendRecorded, VendorCall, read_journal
 from mocks.handsets import HandsetConfig
 
 TEMPLATE_ID = "1234567"  # the fixture's template: "尊敬的{1}，还款{2}元，ref:{3}"
-Switch = Callable[..., None]
 
 
 @pytest.fixture
-def faults(mocks: Mocks, client: httpx.Client) -> Iterator[Switch]:
-    control = mocks.manifest.vendors["tencent"].control_url
-    yield lambda **values: client.put(control, json=values).raise_for_status()
-    client.delete(control).raise_for_status()
+def faults(mocks: Mocks) -> Iterator[Switch]:
+    with fault_switch(mocks, "tencent") as switch:
+        yield switch
 
 
 def sdk(mocks: Mocks, *, secret_id: str | None = None, secret_key: str | None = None,

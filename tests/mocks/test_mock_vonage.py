@@ -8,7 +8,7 @@ import json
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,7 +16,17 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import requests
-from mockkit import REPORT_PATH, Mocks, Receiver, marker, running_mocks, vonage_sig, wait_until
+from mockkit import (
+    REPORT_PATH,
+    Mocks,
+    Receiver,
+    Switch,
+    fault_switch,
+    marker,
+    running_mocks,
+    vonage_sig,
+    wait_until,
+)
 from vonage import Auth, HttpClientOptions, Vonage
 from vonage_http_client.errors import HttpRequestError, ServerError
 from vonage_sms import SmsMessage
@@ -26,7 +36,6 @@ from harness.journal import SendRecorded, read_journal
 from mocks.handsets import HandsetConfig
 
 TO = "8613800000001"
-Switch = Callable[..., None]
 
 
 @pytest.fixture(autouse=True)
@@ -42,10 +51,9 @@ def https(mocks: Mocks) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def faults(mocks: Mocks, https: httpx.Client) -> Iterator[Switch]:
-    control = mocks.manifest.vendors["vonage"].control_url
-    yield lambda **values: https.put(control, json=values).raise_for_status()
-    https.delete(control).raise_for_status()
+def faults(mocks: Mocks) -> Iterator[Switch]:
+    with fault_switch(mocks, "vonage") as switch:
+        yield switch
 
 
 def sdk(mocks: Mocks, pool: int = 10, **auth: str) -> Vonage:

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from alibabacloud_dysmsapi20170525 import models
 from alibabacloud_dysmsapi20170525.client import Client
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 from alibabacloud_tea_openapi.models import Config
 from darabonba.exceptions import UnretryableException
-from mockkit import REPORT_PATH, SIGN_NAME, Mocks, Receiver, marker, wait_until
+from mockkit import (
+    REPORT_PATH,
+    SIGN_NAME,
+    Mocks,
+    Receiver,
+    Switch,
+    fault_switch,
+    marker,
+    wait_until,
+)
 
 from harness.journal import SendRecorded, read_journal
 
-Switch = Callable[..., None]
 PHONE = "13800000001"
 
 
@@ -58,13 +65,8 @@ def wait_for_receipts(reports: Receiver, out_id: str, count: int,
 
 @pytest.fixture
 def faults(mocks: Mocks) -> Iterator[Switch]:
-    url = mocks.manifest.vendors["aliyun"].control_url
-
-    def switch(**values: Any) -> None:
-        httpx.put(url, json=values, timeout=5).raise_for_status()
-
-    yield switch
-    httpx.delete(url, timeout=5)
+    with fault_switch(mocks, "aliyun") as switch:
+        yield switch
 
 
 def test_the_sdk_sends_with_its_default_signature_and_the_mock_records_it(mocks: Mocks) -> None:

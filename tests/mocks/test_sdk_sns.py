@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -14,13 +14,12 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, ConnectionClosedError
-from mockkit import Mocks, marker
+from mockkit import Mocks, Switch, fault_switch, marker
 
 from harness.journal import SendRecorded, VendorCall, read_journal
 
 REGION = "ap-southeast-1"
 TO = "+8613800000001"
-Switch = Callable[..., None]
 
 
 def sns(mocks: Mocks, secret: str | None = None, key_id: str | None = None,
@@ -56,13 +55,8 @@ def error_of(refused: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
 
 @pytest.fixture
 def faults(mocks: Mocks) -> Iterator[Switch]:
-    url = mocks.manifest.vendors["sns"].control_url
-
-    def switch(**values: Any) -> None:
-        httpx.put(url, json=values, timeout=5).raise_for_status()
-
-    yield switch
-    httpx.delete(url, timeout=5)
+    with fault_switch(mocks, "sns") as switch:
+        yield switch
 
 
 def test_boto3_publishes_and_the_record_reads_like_localstack(mocks: Mocks) -> None:

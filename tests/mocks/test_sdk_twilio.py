@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 from urllib.parse import parse_qsl
 
-import httpx
 import pytest
 import requests
-from mockkit import Mocks, Receiver, marker, wait_until
+from mockkit import Mocks, Receiver, Switch, fault_switch, marker, wait_until
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
@@ -19,7 +17,6 @@ from twilio.rest import Client
 from harness.journal import SendRecorded, VendorCall, read_journal
 
 TO, FROM = "+8613800000001", "+15005550006"
-Switch = Callable[..., None]
 
 
 @pytest.fixture(autouse=True)
@@ -44,13 +41,8 @@ def twilio(mocks: Mocks) -> Client:
 
 @pytest.fixture
 def faults(mocks: Mocks) -> Iterator[Switch]:
-    url = mocks.manifest.vendors["twilio"].control_url
-
-    def switch(**values: Any) -> None:
-        httpx.put(url, json=values, timeout=5).raise_for_status()
-
-    yield switch
-    httpx.delete(url, timeout=5)
+    with fault_switch(mocks, "twilio") as switch:
+        yield switch
 
 
 def recorded(mocks: Mocks, body: str) -> list[SendRecorded]:
