@@ -53,19 +53,43 @@ class ComponentReady(_Event):
     version: str = ""
 
 
-class ReminderOwed(_Event):
-    """The ledger made a reminder due: what the borrower must receive, and by when."""
+class ReminderScheduled(_Event):
+    """The ledger scheduled a reminder: the truth as of `t` (the borrower's contact too), when the
+    bank wants it sent (`remind_at`) and by when it must have arrived (`send_by`)."""
 
-    kind: Literal["reminder.owed"] = "reminder.owed"
+    kind: Literal["reminder.scheduled"] = "reminder.scheduled"
     reminder_id: str
     ref: str
-    loan_ref: str
+    loan_id: str
+    borrower_id: str
     name: str
     phone: str
+    opted_out: bool = False
     amount: str
     due_date: str
     remind_at: float
     send_by: float
+
+
+class ReminderChanged(_Event):
+    """The truth of a scheduled reminder changed: its installment was repaid in full (the
+    reminder is cancelled) or in part (the amount still due is lower)."""
+
+    kind: Literal["reminder.changed"] = "reminder.changed"
+    reminder_id: str
+    change: Literal["repaid", "partially_repaid"]
+    amount: str
+    """The amount still due after the repayment ("0.00" when repaid in full)."""
+
+
+class BorrowerChanged(_Event):
+    """A borrower's record changed in the core banking system: a new phone number, or an opt-out
+    or opt-in made at the bank (STOP replies are `BorrowerOptedOut`)."""
+
+    kind: Literal["borrower.changed"] = "borrower.changed"
+    borrower_id: str
+    phone: str
+    opted_out: bool
 
 
 class SendRecorded(_Event):
@@ -138,6 +162,32 @@ class FaultReverted(_Event):
     error: str | None = None
 
 
+class FaultTouched(_Event):
+    """A mock's fault switch acted on something: a vendor call it refused, delayed or lost, a
+    send it dropped, a delivery report it held back, a ledger record it distorted.
+
+    `switch` is the mock's fault field (`outage`, `drift`, ...); `subject` names what was
+    touched (a reminder id for ledger records, a message id for sends, empty for a whole call).
+    """
+
+    kind: Literal["fault.touched"] = "fault.touched"
+    mock: str
+    switch: str
+    subject: str = ""
+    detail: dict[str, Any] = {}
+
+
+class FaultMeasured(_Event):
+    """What the harness measured of a step it carried out itself: canary requests through a
+    Toxiproxy link (how many of `probes` showed the fault), or the process it signalled."""
+
+    kind: Literal["fault.measured"] = "fault.measured"
+    step: int
+    probes: int
+    affected: int
+    detail: str
+
+
 class AlertReceived(_Event):
     """The notifier posted an alert to the alert sink."""
 
@@ -162,11 +212,10 @@ class LoadFinished(_Event):
 
 
 Event = Annotated[
-    RunStarted | RunEnded | ComponentReady | ReminderOwed | SendRecorded | VendorCall
-    | BorrowerOptedOut
-    | MockFaultsChanged
-    | FaultApplied
-    | FaultReverted | AlertReceived | LoadStarted | LoadFinished,
+    RunStarted | RunEnded | ComponentReady | ReminderScheduled | ReminderChanged
+    | BorrowerChanged | SendRecorded | VendorCall | BorrowerOptedOut | MockFaultsChanged
+    | FaultTouched | FaultApplied | FaultReverted | FaultMeasured | AlertReceived
+    | LoadStarted | LoadFinished,
     Field(discriminator="kind"),
 ]
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)

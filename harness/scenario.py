@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from copy import deepcopy
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -61,14 +63,48 @@ class Target(_Model):
 
 
 class Population(_Model):
-    """The borrowers Locust draws installments for."""
+    """The bank's borrowers (each with one mortgage), made by the ledger from the seed."""
 
     borrowers: int = Field(default=1000, ge=1)
     locale: str = "zh_CN"
+    opted_out: float = Field(default=0.0, ge=0, le=1,
+                             description="fraction of borrowers opted out of SMS at the start")
+
+
+class Changes(_Model):
+    """How the truth changes during the run: each a fraction of scheduled reminders, drawn from
+    the seed when the reminder is scheduled, and happening before its `remind_at`."""
+
+    repaid: float = Field(default=0.0, ge=0, le=1, description="installment repaid in full: "
+                          "the reminder is cancelled")
+    partially_repaid: float = Field(default=0.0, ge=0, le=1, description="part of the "
+                                    "installment repaid: the amount due is lower")
+    phone_changed: float = Field(default=0.0, ge=0, le=1, description="the borrower changes "
+                                 "their phone number")
+    opted_out: float = Field(default=0.0, ge=0, le=1, description="the borrower opts out of SMS "
+                             "at the bank")
+    opted_in: float = Field(default=0.0, ge=0, le=1, description="of reminders whose borrower "
+                            "is opted out: the borrower opts back in")
+
+
+CONTENT_FIELDS = ("amount", "amount_grouped", "due_date", "due_year", "due_month", "due_day",
+                  "name", "ref")
+"""The truth a content check may name: `{amount}` 5234.00, `{amount_grouped}` 5,234.00,
+`{due_date}` 2026-12-05, `{due_year}` 2026, `{due_month}` 12, `{due_day}` 05, `{name}`,
+`{ref}`."""
+
+_CONTENT_FIELD = re.compile(r"\{(" + "|".join(CONTENT_FIELDS) + r")\}")
+
+
+def content_pattern(template: str, truth: dict[str, str]) -> str:
+    """A content check's regular expression with each `{field}` replaced by the truth's value
+    (escaped); other braces (`\\d{2}`) stay regular-expression syntax."""
+    return _CONTENT_FIELD.sub(lambda match: re.escape(truth[match.group(1)]), template)
 
 
 class Correlation(_Model):
-    """How a delivered message is matched to the reminder it carries."""
+    """How a delivered message is matched to the reminder it carries (its content is checked
+    apart, by `Reminders.content`)."""
 
     body: str | None = None
     client_ref: bool = False
@@ -93,12 +129,35 @@ class Correlation(_Model):
         return self
 
 
+def _default_content() -> dict[str, str]:
+    return {"amount": "{amount}", "due_date": "{due_date}"}
+
+
 class Reminders(_Model):
-    """How fast reminders fall due and how long each has to reach the inbox."""
+    """How fast reminders are scheduled, how far ahead, how long each has to reach the inbox,
+    and how a delivered message is matched to its reminder and checked."""
 
     rate: Rate = Field(gt=0)
+    lead: Duration = Field(default=5.0, ge=0, description="remind_at is this long after the "
+                           "reminder appears in the ledger: the notifier schedules the send")
     window: Duration = Field(gt=0)
     correlate: Correlation
+    content: dict[str, str] = Field(default_factory=_default_content, description="checks of "
+                                    "a delivered body: name → regular expression with {field}s")
+
+    @field_validator("content")
+    @classmethod
+    def _content_checks(cls, value: dict[str, str]) -> dict[str, str]:
+        example = dict.fromkeys(CONTENT_FIELDS, "0")
+        for name, template in value.items():
+            try:
+                re.compile(content_pattern(template, example))
+            except re.error as exc:
+                raise ValueError(f"content.{name}: not a regular expression: {exc}") from None
+            if not _CONTENT_FIELD.search(template):
+                raise ValueError(f"content.{name}: names no field; use one of "
+                                 + ", ".join(f"{{{f}}}" for f in CONTENT_FIELDS))
+        return value
 
 
 class Load(_Model):
@@ -109,7 +168,7 @@ class Load(_Model):
 
 
 class Sla(_Model):
-    """What a vendor's contract promises, as the notifier sees the vendor's API."""
+    """What a vendor's contract promises, judged on the vendor's own send traffic."""
 
     availability: float | None = Field(default=None, gt=0, le=1,
                                        description="share of calls answered (not down, "
@@ -125,6 +184,9 @@ class Step(_Model):
     fault: str
     link: str
     params: dict[str, float | int | str] = {}
+    expect_alert: bool | None = Field(default=None, description="whether the notifier must "
+                                      "alert about it; by default yes for network and vendor "
+                                      "faults, no for data and process faults")
 
     @field_validator("fault")
     @classmethod
@@ -142,6 +204,21 @@ class Step(_Model):
             check_params(FAULTS[fault], value)
         return value
 
+    @property
+    def alert_expected(self) -> bool:
+        """Whether a notifier must notice this step (see `expect_alert`)."""
+        if self.expect_alert is not None:
+            return self.expect_alert
+        return FAULTS[self.fault].family in ("network", "vendor")
+
+
+class Demonstration(_Model):
+    """Marks a scenario as a demonstration of an expected failure: it fails exactly `fails`
+    (gates of the scenario), and `passed_by` says which notifier passes it instead."""
+
+    fails: list[GateExpr] = Field(min_length=1)
+    passed_by: str = Field(min_length=1)
+
 
 class Scenario(_Model):
     """A whole rehearsal: the target, its vendors, the load, the fault timeline and the gates."""
@@ -156,10 +233,14 @@ class Scenario(_Model):
     handsets: HandsetConfig = HandsetConfig()
     slas: dict[str, Sla] = {}
     population: Population = Population()
+    changes: Changes = Changes()
     reminders: Reminders
     load: Load = Load()
     timeline: list[Step] = []
     gates: list[GateExpr] = []
+    fail_on_sla_breach: bool = Field(default=False, description="a vendor's SLA breach fails "
+                                     "the run (exit 1); by default it is reported only")
+    demonstrates: Demonstration | None = None
 
     @field_validator("vendors")
     @classmethod
@@ -171,8 +252,11 @@ class Scenario(_Model):
 
     @property
     def drain_seconds(self) -> float:
-        """How long the run keeps watching after load stops: by default one reminder window."""
-        return self.reminders.window if self.drain is None else self.drain
+        """How long the run keeps watching after load stops: by default until the last
+        reminder's window has passed (lead + window)."""
+        if self.drain is not None:
+            return self.drain
+        return self.reminders.lead + self.reminders.window
 
     @property
     def links(self) -> list[str]:
@@ -198,18 +282,21 @@ def placeholders_in(text: str) -> list[str]:
     return [match.group(1) for match in PLACEHOLDER.finditer(text) if match.group(1)]
 
 
-def load_scenario(path: Path | str) -> Scenario:
-    """Read and validate a scenario file; any problem is a ScenarioError with file and line."""
+def load_scenario(path: Path | str, overrides: Sequence[str] = ()) -> Scenario:
+    """Read and validate a scenario file, with `overrides` (`key.path=yaml value`) applied;
+    any problem is a ScenarioError with file and line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(path, None, f"cannot read the file: {exc.strerror}") from None
-    return parse_scenario(text, path)
+    return parse_scenario(text, path, overrides)
 
 
-def parse_scenario(text: str, path: Path | str = "<scenario>") -> Scenario:
-    """Validate scenario YAML `text`; `path` is only used in error messages."""
+def parse_scenario(text: str, path: Path | str = "<scenario>",
+                   overrides: Sequence[str] = ()) -> Scenario:
+    """Validate scenario YAML `text` with `overrides` applied; `path` is only used in error
+    messages."""
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -218,6 +305,8 @@ def parse_scenario(text: str, path: Path | str = "<scenario>") -> Scenario:
         raise ScenarioError(path, line, f"not valid YAML: {exc.problem}") from None
     if not isinstance(data, dict) or root is None:
         raise ScenarioError(path, 1, "expected a mapping of scenario keys (name, target, ...)")
+    for override in overrides:
+        data = _overridden(data, override, path)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -226,6 +315,31 @@ def parse_scenario(text: str, path: Path | str = "<scenario>") -> Scenario:
         raise ScenarioError(path, _line_of(root, loc), _describe(loc, error)) from None
     _check_references(scenario, root, path)
     return scenario
+
+
+def _overridden(data: dict[str, Any], override: str, path: Path | str) -> dict[str, Any]:
+    """A copy of `data` with one `dotted.key=value` override set (value read as YAML)."""
+    key, sep, raw = override.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ScenarioError(path, None, f"override {override!r}: expected key.path=value, "
+                            "for example duration=30s or target.env.MODE=naive")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ScenarioError(path, None, f"override {override!r}: the value is not YAML") from None
+    copy = deepcopy(data)
+    node: Any = copy
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part) if isinstance(node, dict) else None
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            where = ".".join(parts[:depth + 1])
+            raise ScenarioError(path, None, f"override {override!r}: {where} is not a mapping")
+        node = child
+    node[parts[-1]] = value
+    return copy
 
 
 def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> None:
@@ -261,6 +375,14 @@ def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> 
                 path, _line_of(root, ("timeline", index, "at")),
                 f"timeline[{index}].at: starts at {step.at:g}s, after the run's "
                 f"{scenario.duration:g}s")
+    if scenario.demonstrates is not None:
+        gates = {gate.expr for gate in scenario.gates}
+        for index, gate in enumerate(scenario.demonstrates.fails):
+            if gate.expr not in gates:
+                raise ScenarioError(
+                    path, _line_of(root, ("demonstrates", "fails", index)),
+                    f"demonstrates.fails[{index}]: {gate.expr!r} is not one of the scenario's "
+                    f"gates ({', '.join(sorted(gates)) or 'none'})")
     known = scenario.placeholders()
     templated: list[tuple[tuple[str | int, ...], str]] = [
         (("target", "health"), scenario.target.health),

@@ -1,0 +1,241 @@
+"""The scorecard: the typed verdict of one run, and the registry of figures gates may name.
+
+`harness.continuity.score` makes it from a journal; the console summary, `scorecard.json`,
+JUnit, the HTML report, the gate parser and the README table all read the figures from
+`FIGURES`, so adding a figure touches this one place (and the scorer that measures it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Outcome = Literal["on_time", "late", "missed", "early", "filtered", "unreachable",
+                  "wrong_content", "wrong_recipient"]
+OUTCOMES: tuple[Outcome, ...] = ("on_time", "late", "missed", "early", "filtered", "unreachable",
+                                 "wrong_content", "wrong_recipient")
+
+Verdict = Literal["passed", "failed", "inconclusive", "failed_as_expected", "not_judged"]
+"""passed: every gate held and every fault was seen to act; failed: a gate failed (or, with
+`fail_on_sla_breach`, a vendor broke its SLA); inconclusive: the gates held but a fault touched
+nothing or no reminder was exposed to it, so the run cannot tell; failed_as_expected: a
+demonstration scenario failed exactly the gates it says it fails; not_judged: the run did not
+complete (interrupted, or the harness failed)."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Latency(_Model):
+    """Seconds from `remind_at` to the inbox, over reminders that arrived correctly."""
+
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class FaultFigures(_Model):
+    """One applied step: when (seconds from the start of load), what it measurably touched,
+    how soon the notifier alerted about it, and what became of the reminders exposed to it.
+
+    `outcomes_exposed` has every outcome, so the row adds up to `exposed`.
+    """
+
+    step: int
+    fault: str
+    link: str
+    applied_at: float
+    reverted_at: float | None
+    touched: int
+    effect: str
+    expect_alert: bool
+    detection: float | None
+    exposed: int
+    outcomes_exposed: dict[Outcome, int]
+    duplicates_exposed: int
+    recovery: float | None
+
+
+class LoadFigures(_Model):
+    """What the load generator did."""
+
+    exit_code: int | None
+    requests: int
+    failures: int
+
+
+class VendorFigures(_Model):
+    """One vendor's API as the notifier met it. Availability and latency are over the calls
+    that send (`sends`); lookups of past sends (`reads`) are counted apart."""
+
+    sends: int
+    accepted: int
+    rejected: int
+    refused: int
+    lost: int
+    reads: int
+    availability: float | None
+    p95_latency: float | None
+
+
+class SlaResult(_Model):
+    """One term of a vendor's SLA: a verdict about the vendor, kept apart from the gates."""
+
+    vendor: str
+    term: str
+    value: float | None
+    met: bool
+
+
+class GateResult(_Model):
+    """One gate's verdict, with the reminders that prove a failure (at most a few)."""
+
+    expr: str
+    value: float | None
+    passed: bool
+    witnesses: list[str] = []
+
+
+class Attempt(_Model):
+    """One send of a reminder as the vendor mock saw it (times from the start of load)."""
+
+    t: float
+    vendor: str
+    to: str
+    handset: str
+    inbox_at: float | None
+    message_id: str
+    faults: list[str]
+    verdict: str
+
+
+class ReminderTrace(_Model):
+    """A reminder's story: the truth, every attempt, and why it ended as it did."""
+
+    reminder_id: str
+    ref: str
+    borrower_id: str
+    outcome: Outcome
+    why: str
+    remind_at: float
+    send_by: float
+    attempts: list[Attempt]
+
+
+class Sample(_Model):
+    """The run at one moment (seconds from the start of load): reminders fallen due so far,
+    delivered on time so far, and the backlog (due, deliverable, not yet delivered)."""
+
+    t: float
+    due: int
+    on_time: int
+    backlog: int
+
+
+class Scorecard(_Model):
+    """Everything a run is judged on; `scorecard.json` is this model."""
+
+    scenario: str
+    status: str
+    verdict: Verdict
+    toxiproxy_version: str
+    started_at: str
+    ended_at: str | None
+    owed: int
+    unsettled: int
+    cancelled: int
+    continuity: float
+    outcomes: dict[Outcome, int]
+    duplicates: int
+    unmatched: int
+    opted_out: int
+    sent_to_opted_out: int
+    sent_after_repayment: int
+    latency: Latency
+    longest_blackout: float
+    max_recovery: float | None
+    alerts: int
+    undetected_faults: int
+    detection_time: float | None
+    faults: list[FaultFigures]
+    inconclusive: list[str]
+    vendors: dict[str, VendorFigures]
+    slas: list[SlaResult]
+    sla_breaches: int
+    load: LoadFigures | None
+    gates: list[GateResult]
+    series: list[Sample]
+    worst: list[ReminderTrace]
+    passed: bool
+
+    def metric(self, name: str) -> float | None:
+        """The figure a gate names (see FIGURES)."""
+        return FIGURES[name].value(self)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A scorecard figure a gate may name: what it means and how to read it off a scorecard."""
+
+    name: str
+    about: str
+    value: Callable[[Scorecard], float | None]
+
+
+def _outcome(name: Outcome, about: str) -> Figure:
+    return Figure(name, about, lambda card: float(card.outcomes[name]))
+
+
+def _field(name: str, about: str) -> Figure:
+    def value(card: Scorecard) -> float | None:
+        raw = getattr(card, name)
+        return None if raw is None else float(raw)
+
+    return Figure(name, about, value)
+
+
+def _latency(which: Literal["p50", "p95", "p99"], about: str) -> Figure:
+    def value(card: Scorecard) -> float | None:
+        raw: float | None = getattr(card.latency, which)
+        return raw
+
+    return Figure(f"{which}_latency", about, value)
+
+
+FIGURES: dict[str, Figure] = {figure.name: figure for figure in (
+    _field("continuity", "on-time reminders / owed reminders (0..1)"),
+    _field("owed", "reminders owed and settled during the run"),
+    _outcome("on_time", "reminders that reached the inbox within their window, right number "
+             "and content"),
+    _outcome("late", "reminders that arrived correctly, but after their window"),
+    _outcome("missed", "reminders of which nothing correct arrived"),
+    _outcome("early", "reminders that arrived only before the bank's remind_at"),
+    _outcome("filtered", "reminders that reached only the spam folder"),
+    _outcome("unreachable", "reminders sent correctly whose every copy met a phone that was off"),
+    _outcome("wrong_content", "reminders delivered only with a wrong amount, due date or name"),
+    _outcome("wrong_recipient", "reminders delivered only to a number that is not the "
+             "borrower's (a stale or wrong one)"),
+    _field("duplicates", "extra copies of reminders that reached a borrower"),
+    _field("unmatched", "messages that correlate with no reminder"),
+    _field("cancelled", "reminders cancelled by a repayment before they were delivered"),
+    _field("opted_out", "borrowers who opted out (STOP reply or at the bank) during the run"),
+    _field("sent_to_opted_out", "messages sent to a borrower after they opted out"),
+    _field("sent_after_repayment", "messages sent for a reminder after its installment was "
+           "repaid"),
+    _latency("p50", "median seconds from remind_at to the inbox"),
+    _latency("p95", "95th percentile seconds from remind_at to the inbox"),
+    _latency("p99", "99th percentile seconds from remind_at to the inbox"),
+    _field("longest_blackout", "longest seconds during which reminders were owed and none was "
+           "delivered on time"),
+    _field("max_recovery", "longest seconds after a fault ended until the backlog was back to "
+           "its pre-fault level (none if it never was)"),
+    _field("alerts", "alerts the notifier sent to the alert sink"),
+    _field("undetected_faults", "fault steps the notifier should have alerted about and did "
+           "not (while active or within the grace after)"),
+    _field("detection_time", "longest seconds from a fault's start to the notifier's first "
+           "alert about it, over the faults it should alert about"),
+)}
