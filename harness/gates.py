@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from harness.durations import parse_duration
 from harness.scorecard import FIGURES
 
-
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     "<=": operator.le,
