@@ -11,15 +11,16 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
-from harness.continuity import Scorecard, score
+from harness.continuity import score
 from harness.errors import NotifyChaosError, StartupError
 from harness.fleet import mocks_up
 from harness.journal import read_journal
 from harness.report import summary, write_reports
 from harness.run import Run, RunOptions, new_run_dir
 from harness.scenario import load_scenario
+from harness.scorecard import Scorecard
 
-PASSED, GATE_FAILED, NOT_RUN = 0, 1, 2
+PASSED, GATE_FAILED, NOT_RUN, INCONCLUSIVE = 0, 1, 2, 3
 
 # Wide enough for the summary's tables when the output is a file or a CI log.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
@@ -44,6 +45,14 @@ def _progress(message: str) -> None:
     console.print(f"· {message}", style="dim", markup=False)
 
 
+def exit_code(card: Scorecard) -> int:
+    """The verdict as an exit code: 0 passed (or failed as a demonstration says it must),
+    1 failed or not judged, 3 inconclusive (the run could not tell)."""
+    if card.verdict in ("passed", "failed_as_expected"):
+        return PASSED
+    return INCONCLUSIVE if card.verdict == "inconclusive" else GATE_FAILED
+
+
 def _report(run_dir: Path) -> Scorecard:
     card = score(read_journal(run_dir / "journal"))
     path = write_reports(run_dir, card)
@@ -64,13 +73,17 @@ def main() -> None:
               show_default=True, help="Folder under which the run folder is made.")
 @click.option("--toxiproxy-url", help="Use a running Toxiproxy server instead of starting one.")
 @click.option("--toxiproxy-bin", help="Path of the toxiproxy-server binary to start.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a scenario key (YAML value), e.g. duration=30s or "
+              "target.env.DEFECT=cached-phones; repeatable.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def run(scenario: Path, out: Path, toxiproxy_url: str | None, toxiproxy_bin: str | None,
-        debug: bool) -> None:
-    """Run SCENARIO end to end, score it, and exit with the gates' verdict."""
+        overrides: tuple[str, ...], debug: bool) -> None:
+    """Run SCENARIO end to end, score it, and exit with the verdict (0 passed, 1 failed,
+    2 could not run, 3 inconclusive)."""
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        model = load_scenario(scenario)
+        model = load_scenario(scenario, overrides)
         run_dir = new_run_dir(out, model.name)
     except NotifyChaosError as exc:
         _fail(exc, debug)
@@ -84,8 +97,7 @@ def run(scenario: Path, out: Path, toxiproxy_url: str | None, toxiproxy_bin: str
         sys.exit(NOT_RUN)
     except NotifyChaosError as exc:
         _fail(exc, debug)
-    card = _report(run_dir)
-    sys.exit(PASSED if card.passed else GATE_FAILED)
+    sys.exit(exit_code(_report(run_dir)))
 
 
 @main.command()
@@ -114,7 +126,7 @@ def report(run_dir: Path, debug: bool) -> None:
         card = _report(run_dir)
     except NotifyChaosError as exc:
         _fail(exc, debug)
-    sys.exit(PASSED if card.passed else GATE_FAILED)
+    sys.exit(exit_code(card))
 
 
 @main.group()

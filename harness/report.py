@@ -8,9 +8,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from harness.continuity import Scorecard
 from harness.html import html_report
-from harness.junit import junit_xml
+from harness.junit import junit_xml, sla_failed_the_run
+from harness.scorecard import OUTCOMES, Scorecard
 
 
 def write_reports(run_dir: Path, card: Scorecard) -> Path:
@@ -27,47 +27,89 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
 
+_VERDICTS: dict[str, tuple[str, str]] = {
+    "passed": ("PASSED", "bold green"),
+    "failed": ("FAILED", "bold red"),
+    "inconclusive": ("INCONCLUSIVE: the run cannot tell (not a pass)", "bold yellow"),
+    "failed_as_expected": ("FAILED AS EXPECTED: this scenario demonstrates a failure",
+                           "bold green"),
+}
+
+
+def verdict_text(card: Scorecard) -> Text:
+    """The one-line verdict, as the console and the CI log show it."""
+    label, style = _VERDICTS.get(card.verdict, (f"NOT JUDGED: the run {card.status}",
+                                                "bold yellow"))
+    return Text(label, style)
+
+
 def summary(card: Scorecard) -> Group:
-    """What a person reads after a run: continuity, outcomes, faults, gates, verdict."""
+    """What a person reads after a run: continuity, outcomes, faults, gates, SLAs, verdict."""
     head = Text.assemble(
         (f"{card.scenario}", "bold"), f"  ({card.status}, toxiproxy {card.toxiproxy_version})\n",
         "continuity ", (f"{card.continuity:.2%}", "bold"),
         f" of {card.owed} owed reminders   p50 {_seconds(card.latency.p50)}"
-        f"  p95 {_seconds(card.latency.p95)}  longest blackout {_seconds(card.longest_blackout)}")
+        f"  p95 {_seconds(card.latency.p95)}  longest blackout {_seconds(card.longest_blackout)}"
+        f"  max recovery {_seconds(card.max_recovery)}")
     outcomes = Table(box=None, show_header=False, pad_edge=False)
     for name, count in card.outcomes.items():
         outcomes.add_row(name.replace("_", " "), str(count))
-    outcomes.add_row("duplicates", str(card.duplicates))
-    outcomes.add_row("unmatched sends", str(card.unmatched))
-    outcomes.add_row("sent after STOP", f"{card.sent_to_opted_out} (of {card.opted_out} opted out)")
-    faults = Table("fault", "link", "from", "to", "detected after", "exposed", "on time",
-                   "missed", "duplicates", "recovered after", box=None, pad_edge=False)
-    for fault in card.faults:
-        faults.add_row(fault.fault, fault.link, _seconds(fault.applied_at),
-                       _seconds(fault.reverted_at), _seconds(fault.detection),
-                       str(fault.exposed), str(fault.outcomes_exposed["on_time"]),
-                       str(fault.outcomes_exposed["missed"]), str(fault.duplicates_exposed),
-                       _seconds(fault.recovery))
-    vendors = Table("vendor", "calls", "accepted", "read", "rejected", "refused", "lost",
-                    "availability", "p95", "SLA", box=None, pad_edge=False)
-    for vendor, v in card.vendors.items():
-        sla = "-" if v.sla_met is None else "met" if v.sla_met else "BREACHED"
-        availability = "-" if v.availability is None else f"{v.availability:.2%}"
-        counts = (v.calls, v.accepted, v.read, v.rejected, v.refused, v.lost)
-        vendors.add_row(vendor, *map(str, counts), availability, _seconds(v.p95_latency), sla)
-    gates = Table(box=None, show_header=False, pad_edge=False)
-    for gate in card.gates:
-        mark = Text("pass", "green") if gate.passed else Text("FAIL", "bold red")
-        value = "-" if gate.value is None else f"{gate.value:g}"
-        gates.add_row(mark, gate.expr, f"(measured {value})")
-    verdict = (Text("PASSED", "bold green") if card.passed
-               else Text("FAILED", "bold red") if card.status == "completed"
-               else Text(f"NOT JUDGED: the run {card.status}", "bold yellow"))
+    for label, value in (("duplicates", card.duplicates), ("unmatched sends", card.unmatched),
+                         ("cancelled (repaid)", card.cancelled),
+                         ("sent after repayment", card.sent_after_repayment),
+                         ("sent after opt-out", f"{card.sent_to_opted_out} "
+                                                f"(of {card.opted_out} opted out)"),
+                         ("alerts", card.alerts),
+                         ("undetected faults", card.undetected_faults)):
+        outcomes.add_row(label, str(value))
     parts: list[RenderableType] = [head, outcomes]
     if card.faults:
-        parts.append(faults)
-    parts.append(vendors)
+        parts.append(_faults(card))
+    parts.append(_vendors(card))
     if card.gates:
+        parts.append(Text("notifier gates", "bold"))
+        gates = Table(box=None, show_header=False, pad_edge=False)
+        for gate in card.gates:
+            mark = Text("pass", "green") if gate.passed else Text("FAIL", "bold red")
+            value = "-" if gate.value is None else f"{gate.value:g}"
+            witnesses = f"  e.g. {', '.join(gate.witnesses)}" if gate.witnesses else ""
+            gates.add_row(mark, gate.expr, f"(measured {value}){witnesses}")
         parts.append(gates)
-    parts.append(verdict)
+    if card.slas:
+        parts.append(Text("vendor SLAs (verdicts about the vendors"
+                          + (")" if sla_failed_the_run(card) else "; reported only)"), "bold"))
+        slas = Table(box=None, show_header=False, pad_edge=False)
+        for term in card.slas:
+            mark = Text("met", "green") if term.met else Text("BREACHED", "bold red")
+            value = "-" if term.value is None else f"{term.value:g}"
+            slas.add_row(mark, term.vendor, term.term, f"(measured {value})")
+        parts.append(slas)
+    for reason in card.inconclusive:
+        parts.append(Text(f"inconclusive: {reason}", "yellow"))
+    parts.append(verdict_text(card))
     return Group(*parts)
+
+
+def _faults(card: Scorecard) -> Table:
+    short = {"on_time": "on time", "wrong_content": "content", "wrong_recipient": "recipient"}
+    table = Table("step", "fault", "link", "from", "to", "touched", "detected", "exposed",
+                  *(short.get(o, o) for o in OUTCOMES), "dup", "recovered",
+                  box=None, pad_edge=False)
+    for fault in card.faults:
+        detected = ("-" if not fault.expect_alert and fault.detection is None
+                    else _seconds(fault.detection) if fault.detection is not None else "NO")
+        table.add_row(str(fault.step), fault.fault, fault.link, _seconds(fault.applied_at),
+                      _seconds(fault.reverted_at), f"{fault.touched}", detected,
+                      str(fault.exposed), *(str(fault.outcomes_exposed[o]) for o in OUTCOMES),
+                      str(fault.duplicates_exposed), _seconds(fault.recovery))
+    return table
+
+
+def _vendors(card: Scorecard) -> Table:
+    table = Table("vendor", "sends", "accepted", "rejected", "refused", "lost", "reads",
+                  "availability", "p95", box=None, pad_edge=False)
+    for vendor, v in card.vendors.items():
+        availability = "-" if v.availability is None else f"{v.availability:.2%}"
+        counts = (v.sends, v.accepted, v.rejected, v.refused, v.lost, v.reads)
+        table.add_row(vendor, *map(str, counts), availability, _seconds(v.p95_latency))
+    return table
