@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,20 @@ def finish(process: subprocess.Popen[str], out: Path | None, timeout: float) -> 
         pytest.fail(f"notifychaos did not finish within {timeout}s:\n{stdout}\n{stderr}")
     runs = sorted(out.iterdir()) if out is not None and out.exists() else []
     return Finished(process.returncode, stdout, stderr, runs[-1] if runs else None)
+
+
+def run_many(jobs: dict[str, tuple[Path, list[str]]], tmp: pytest.TempPathFactory,
+             concurrency: int, timeout: float) -> dict[str, Finished]:
+    """`notifychaos run SCENARIO ARGS` for every job, at most `concurrency` at a time; each job
+    gets its own output folder and `timeout` seconds."""
+    outs = {name: tmp.mktemp(name.replace("/", "-")) for name in jobs}
+
+    def one(name: str) -> Finished:
+        scenario, args = jobs[name]
+        return finish(start("run", scenario, "--out", outs[name], *args), outs[name], timeout)
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return dict(zip(jobs, pool.map(one, jobs), strict=True))
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,0 +1,210 @@
+"""The scenario library's mutation score, on real processes: the reference notifier passes every
+shipped scenario (a demonstration fails as it says it must), and each defect variant of it fails
+the scenario meant to catch it, on the right gate.
+
+All runs are real (Toxiproxy, the mock process, the notifier, Locust, on 127.0.0.1) and run
+three at a time, so the whole library takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.journal import BorrowerOptedOut, ComponentReady, FaultApplied, SendRecorded
+from tests.e2e.conftest import ROOT, Finished, finish, run_many, start
+
+pytestmark = pytest.mark.e2e
+
+SCENARIOS = sorted(path.stem for path in (ROOT / "scenarios").glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A notifier with one defect, the scenario meant to catch it and the gate that must fail."""
+
+    defect: str
+    scenario: str
+    gate: str
+    shorter: tuple[str, ...] = ()
+
+
+# The primary-vendor-outage variants keep the 30 s outage but stop the load when it ends.
+_OUTAGE_ONLY = ("duration=60s",)
+VARIANTS = (
+    Variant("no-failover", "primary-vendor-outage", "continuity >= 0.99", _OUTAGE_ONLY),
+    Variant("wrong-timezone", "primary-vendor-outage", "continuity >= 0.99", _OUTAGE_ONLY),
+    Variant("never-alerts", "primary-vendor-outage", "undetected_faults == 0", _OUTAGE_ONLY),
+    Variant("blind-resend", "lost-responses", "duplicates == 0"),
+    Variant("cached-phones", "phone-changes-during-outage", "wrong_recipient == 0"),
+    Variant("ignores-repayments", "repayment-storm", "sent_after_repayment == 0"),
+    Variant("wrong-amount-format", "repayment-storm", "wrong_content == 0"),
+    Variant("ignores-opt-outs", "stop-replies", "sent_to_opted_out == 0"),
+    Variant("slow-drain", "all-vendors-down", "max_recovery <= 20s"),
+)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finished]:
+    """Every run of the library: `reference/<scenario>` and `defect/<defect>`."""
+    jobs: dict[str, tuple[Path, list[str]]] = {}
+    for name in SCENARIOS:
+        jobs[f"reference/{name}"] = (ROOT / "scenarios" / f"{name}.yaml", [])
+    for variant in VARIANTS:
+        overrides = [f"target.env.DEFECT={variant.defect}", *variant.shorter]
+        jobs[f"defect/{variant.defect}"] = (ROOT / "scenarios" / f"{variant.scenario}.yaml",
+                                            [arg for o in overrides for arg in ("--set", o)])
+    return run_many(jobs, tmp_path_factory, concurrency=3, timeout=420)
+
+
+def _summary(run: Finished) -> str:
+    return f"exit {run.code}\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_reference_notifier_passes_every_scenario(library: dict[str, Finished],
+                                                      scenario: str) -> None:
+    run = library[f"reference/{scenario}"]
+    card = run.scorecard()
+    expected = "failed_as_expected" if card_demonstrates(scenario) else "passed"
+    assert (run.code, card["verdict"]) == (0, expected), _summary(run)
+    assert card["inconclusive"] == []
+    # A run that made few reminders proves little: 4 a second for at least 40 s.
+    assert card["owed"] >= 100, _summary(run)
+    for fault in card["faults"]:
+        assert fault["touched"] > 0 and fault["exposed"] > 0, fault
+        assert sum(fault["outcomes_exposed"].values()) == fault["exposed"], fault
+
+
+def card_demonstrates(scenario: str) -> bool:
+    return "\ndemonstrates:" in (ROOT / "scenarios" / f"{scenario}.yaml").read_text("utf-8")
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.defect)
+def test_each_defect_fails_the_scenario_meant_to_catch_it(library: dict[str, Finished],
+                                                          variant: Variant) -> None:
+    run = library[f"defect/{variant.defect}"]
+    card = run.scorecard()
+    assert (run.code, card["verdict"]) == (1, "failed"), _summary(run)
+    failed = {gate["expr"]: gate for gate in card["gates"] if not gate["passed"]}
+    assert variant.gate in failed, _summary(run)
+    assert failed[variant.gate]["witnesses"] or variant.gate.startswith(
+        ("undetected_faults", "max_recovery")), failed[variant.gate]
+
+
+def test_the_naive_notifier_misses_exactly_the_reminders_the_outage_held_up(
+        library: dict[str, Finished]) -> None:
+    card = library["reference/primary-vendor-outage-naive"].scorecard()
+    [fault] = card["faults"]
+    assert fault["fault"] == "proxy.down" and fault["link"] == "vendors.twilio"
+    assert card["outcomes"]["missed"] > 0
+    assert fault["outcomes_exposed"]["missed"] == card["outcomes"]["missed"]
+    assert [g["expr"] for g in card["gates"] if not g["passed"]] == ["continuity >= 0.99"]
+
+
+def test_the_reference_fails_over_and_alerts_about_the_vendor_that_is_down(
+        library: dict[str, Finished]) -> None:
+    card = library["reference/primary-vendor-outage"].scorecard()
+    [fault] = card["faults"]
+    assert fault["outcomes_exposed"]["on_time"] == fault["exposed"] > 0
+    assert fault["detection"] is not None and fault["detection"] < 30
+    assert card["vendors"]["aliyun"]["accepted"] > 0
+
+
+def test_lost_answers_are_settled_by_asking_twilio_and_its_sla_is_reported_apart(
+        library: dict[str, Finished]) -> None:
+    run = library["reference/lost-responses"]
+    card = run.scorecard()
+    twilio = card["vendors"]["twilio"]
+    assert twilio["lost"] > 0 and twilio["reads"] > 0
+    breached = [term for term in card["slas"] if not term["met"]]
+    assert breached and {term["vendor"] for term in breached} == {"twilio"}
+    assert card["sla_breaches"] == 1 and card["duplicates"] == 0
+    blind = library["defect/blind-resend"].scorecard()
+    [fault] = blind["faults"]
+    assert blind["duplicates"] > 0 and fault["duplicates_exposed"] == blind["duplicates"]
+
+
+def test_a_killed_frozen_and_restarted_notifier_loses_and_repeats_nothing(
+        library: dict[str, Finished]) -> None:
+    run = library["reference/notifier-crash"]
+    card = run.scorecard()
+    journal = run.journal()
+    assert [f.fault for f in journal.of(FaultApplied)] == [
+        "vendor.latency", "process.kill", "process.pause", "process.restart"]
+    assert card["outcomes"]["missed"] == 0 and card["duplicates"] == 0
+    # Sends were in flight when it was killed and frozen: it asked Twilio about them.
+    assert card["vendors"]["twilio"]["reads"] > 0
+    restart = card["faults"][3]
+    assert restart["reverted_at"] - restart["applied_at"] < 10  # instant: done when back up
+    assert len([c for c in journal.of(ComponentReady) if c.component == "target"]) == 1
+
+
+def test_a_drifting_replica_is_caught_by_the_primary_check_and_alerted(
+        library: dict[str, Finished]) -> None:
+    card = library["reference/core-upgrade-drift"].scorecard()
+    drift, schema = card["faults"]
+    assert drift["fault"] == "data.drift" and drift["touched"] > 0
+    assert drift["outcomes_exposed"]["on_time"] == drift["exposed"] > 0
+    assert drift["detection"] is not None and schema["detection"] is not None
+    cached = library["defect/cached-phones"].scorecard()
+    assert cached["outcomes"]["wrong_recipient"] > 0
+
+
+def test_a_repaid_installment_is_never_reminded_and_partial_amounts_are_right(
+        library: dict[str, Finished]) -> None:
+    card = library["reference/repayment-storm"].scorecard()
+    assert card["cancelled"] > 20 and card["sent_after_repayment"] == 0
+    ignoring = library["defect/ignores-repayments"].scorecard()
+    assert ignoring["sent_after_repayment"] >= card["cancelled"] // 2
+    wrong = library["defect/wrong-amount-format"].scorecard()
+    assert wrong["outcomes"]["wrong_content"] == wrong["owed"]
+    assert wrong["unmatched"] == 0  # matched by its reference, judged on its content
+
+
+def test_a_borrower_who_replied_stop_gets_nothing_more(library: dict[str, Finished]) -> None:
+    run = library["reference/stop-replies"]
+    card = run.scorecard()
+    assert card["opted_out"] > 0 and card["sent_to_opted_out"] == 0
+    journal = run.journal()
+    stopped = {o.phone: o.t for o in journal.of(BorrowerOptedOut)}
+    assert stopped
+    assert [s for s in journal.of(SendRecorded) if s.to in stopped and s.t > stopped[s.to]] == []
+    assert run.run_dir is not None
+    with sqlite3.connect(run.run_dir / "outbox.sqlite3") as outbox:
+        opted = {phone for (phone,) in outbox.execute("SELECT phone FROM opted_out")}
+    assert opted == set(stopped)  # every reply reached the notifier
+
+
+def test_the_backlog_after_a_total_outage_drains_within_its_gate(
+        library: dict[str, Finished]) -> None:
+    card = library["reference/all-vendors-down"].scorecard()
+    assert card["max_recovery"] is not None and card["max_recovery"] <= 20
+    slow = library["defect/slow-drain"].scorecard()
+    assert slow["max_recovery"] is None or slow["max_recovery"] > 20
+
+
+def test_each_run_keeps_the_logs_of_every_component(library: dict[str, Finished]) -> None:
+    run_dir = library["reference/primary-vendor-outage"].run_dir
+    assert run_dir is not None
+    for log in ("toxiproxy.log", "mocks.log", "target.log"):
+        assert (run_dir / "logs" / log).stat().st_size > 0, log
+    assert (run_dir / "load" / "locust.log").exists()
+    assert (run_dir / "load" / "locust.json").exists()
+    assert sorted(p.name for p in (run_dir / "journal").iterdir()) == ["harness.jsonl",
+                                                                       "mocks.jsonl"]
+
+
+def test_a_journal_can_be_scored_again_to_the_same_scorecard(
+        library: dict[str, Finished], tmp_path: Path) -> None:
+    run = library["defect/no-failover"]
+    assert run.run_dir is not None
+    shutil.copytree(run.run_dir / "journal", tmp_path / "journal")
+    again = finish(start("report", tmp_path), None, timeout=60)
+    assert again.code == 1, again.stderr
+    assert json.loads((tmp_path / "scorecard.json").read_text()) == run.scorecard()
