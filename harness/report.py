@@ -65,6 +65,8 @@ def summary(card: Scorecard) -> Group:
     parts: list[RenderableType] = [head, outcomes]
     if card.faults:
         parts.append(_faults(card))
+        parts.extend(Text(f"step {f.step} {f.fault} on {f.link}: {f.effect}", "dim")
+                     for f in card.faults)
     parts.append(_vendors(card))
     if card.gates:
         parts.append(Text("notifier gates", "bold"))
