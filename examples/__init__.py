@@ -1,1 +1,1 @@
-"""A reference notifier under test, and its deliberately flawed variant."""
+"""A reference notifier under test, and its deliberately flawed variants (DEFECT)."""

@@ -1,1 +1,1 @@
-"""Reference SMS reminder notifier: pulls due reminders from the ledger, sends them by SMS."""
+"""Reference SMS reminder notifier: follows the ledger's feed, sends each reminder when due."""

@@ -15,6 +15,7 @@ from .alerts import Alerter
 from .dispatch import Dispatcher
 from .ledger import LedgerClient
 from .outbox import Outbox
+from .primary import PrimaryCheck
 from .service import ReminderService
 from .settings import ConfigError, Settings
 from .vendors import build_vendor
@@ -22,7 +23,7 @@ from .web import build_app
 
 log = logging.getLogger("reminder_service")
 
-LEDGER_TIMEOUT = 5.0
+FEED_TIMEOUT = 5.0
 
 
 def main() -> int:
@@ -57,7 +58,14 @@ async def serve(settings: Settings, outbox: Outbox) -> None:
         loop.add_signal_handler(signum, stop.set)
 
     async with aiohttp.ClientSession() as session:
-        alerter = Alerter(session, settings.alert_url)
+        alerter = Alerter(session, settings.alert_url, settings.defect)
+        ledger = LedgerClient(
+            session,
+            settings.ledger_url,
+            feed_timeout=FEED_TIMEOUT,
+            primary_timeout=settings.primary_timeout,
+            defect=settings.defect,
+        )
         vendors = [
             build_vendor(
                 config, session, timeout=settings.vendor_timeout, public_url=settings.public_url
@@ -66,11 +74,17 @@ async def serve(settings: Settings, outbox: Outbox) -> None:
             if config is not None
         ]
         dispatcher = Dispatcher(
-            vendors, settings.mode, outbox, alerter, reconcile=settings.reconcile
+            vendors,
+            settings.mode,
+            outbox,
+            alerter,
+            PrimaryCheck(ledger, alerter),
+            reconcile=settings.reconcile,
+            defect=settings.defect,
         )
         await dispatcher.recover()
         service = ReminderService(
-            LedgerClient(session, settings.ledger_url, LEDGER_TIMEOUT),
+            ledger,
             outbox,
             dispatcher,
             alerter,
@@ -78,16 +92,17 @@ async def serve(settings: Settings, outbox: Outbox) -> None:
             workers=settings.workers,
         )
         runner = web.AppRunner(
-            build_app(outbox, settings.mode), access_log=None, shutdown_timeout=1.0
+            build_app(outbox, settings.mode, settings.defect), access_log=None, shutdown_timeout=1.0
         )
         await runner.setup()
         try:
             await web.TCPSite(runner, "127.0.0.1", settings.port).start()
             log.info(
-                "listening on 127.0.0.1:%d, mode %s, vendors %s",
+                "listening on 127.0.0.1:%d, mode %s, vendors %s, defect %s",
                 settings.port,
                 settings.mode.value,
                 ", ".join(vendor.name for vendor in vendors),
+                settings.defect.value if settings.defect else "none",
             )
             await service.run(stop)
         finally:

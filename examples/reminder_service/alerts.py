@@ -8,6 +8,7 @@ import logging
 import aiohttp
 
 from .errors import describe
+from .settings import Defect
 
 log = logging.getLogger(__name__)
 
@@ -15,14 +16,27 @@ SOURCE = "reminder-service"
 
 
 class Alerter:
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, defect: Defect | None = None
+    ) -> None:
         self._session = session
         self._url = url
+        self._defect = defect
         self._timeout = aiohttp.ClientTimeout(total=2.0)
         self._pending: set[asyncio.Task[None]] = set()
 
-    def fire(self, summary: str, **fields: str) -> None:
-        payload = {"severity": "critical", "summary": summary, "source": SOURCE, **fields}
+    def fire(self, summary: str, *, dependency: str) -> None:
+        """Post a critical alert about `dependency` (a vendor's name, or `ledger`)."""
+        if self._defect is Defect.NEVER_ALERTS:
+            # The defect: trouble is logged and nobody is told.
+            log.warning("alert not posted (DEFECT=never-alerts): %s", summary)
+            return
+        payload = {
+            "severity": "critical",
+            "summary": summary,
+            "source": SOURCE,
+            "dependency": dependency,
+        }
         task = asyncio.create_task(self._post(payload))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

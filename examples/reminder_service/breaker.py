@@ -1,4 +1,5 @@
-"""Consecutive-failure tracking: when to alert, and when to skip a vendor for a cool-down."""
+"""Streaks of trouble: when to alert, and when to skip a vendor (or the ledger's primary) for a
+cool-down."""
 
 from __future__ import annotations
 
@@ -62,3 +63,20 @@ class Breaker:
         if self.streak.tripped:
             self._open_until = self._clock() + self._cooldown
         return first
+
+
+class QuietStreak:
+    """Trouble that comes and goes (a replica drifting for a fifth of its records) is one streak
+    until `quiet` seconds pass without it, so that it alerts once rather than per record."""
+
+    def __init__(self, quiet: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._quiet = quiet
+        self._clock = clock
+        self._last: float | None = None
+
+    def record(self) -> bool:
+        """Count one occurrence; True when it starts a streak."""
+        now = self._clock()
+        starts = self._last is None or now - self._last >= self._quiet
+        self._last = now
+        return starts

@@ -1,14 +1,17 @@
-"""Client for the ledger's pull API of due reminders."""
+"""Client for the ledger's pull API: the change feed and the primary record of one reminder."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
 from .errors import describe
-from .reminder import Reminder
+from .reminder import ReminderRecord
+from .settings import Defect
 
 PAGE_SIZE = 100
 
@@ -18,48 +21,85 @@ class LedgerError(Exception):
 
 
 @dataclass(frozen=True)
-class LedgerPage:
-    reminders: tuple[Reminder, ...]
+class FeedPage:
+    entries: tuple[ReminderRecord, ...]
     next_cursor: int
     has_more: bool
 
 
 class LedgerClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, timeout: float) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        feed_timeout: float,
+        primary_timeout: float,
+        defect: Defect | None = None,
+    ) -> None:
         self._session = session
-        self._url = f"{base_url}/v1/reminders/due"
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(1.0, timeout))
+        self._base_url = f"{base_url}/v1/reminders"
+        self._feed_timeout = _timeout(feed_timeout)
+        self._primary_timeout = _timeout(primary_timeout)
+        self._defect = defect
 
-    async def fetch(self, cursor: int) -> LedgerPage:
+    async def changes(self, cursor: int) -> FeedPage:
+        """The feed's page after `cursor`; LedgerError if any entry is off-contract, so that
+        the same page is read again later rather than half of it now."""
         query = {"cursor": str(cursor), "limit": str(PAGE_SIZE)}
+        body = await self._get(f"{self._base_url}/changes", self._feed_timeout, query)
         try:
-            async with self._session.get(
-                self._url, params=query, timeout=self._timeout
-            ) as response:
+            page = _parse_page(body)
+        except ValueError as exc:
+            raise LedgerError(f"malformed page: {exc}") from exc
+        if self._defect is Defect.WRONG_TIMEZONE:
+            # The defect: the offset dropped, remind_at's wall-clock time read as UTC.
+            entries = tuple(
+                replace(entry, remind_at=entry.remind_at.replace(tzinfo=UTC))
+                for entry in page.entries
+            )
+            page = replace(page, entries=entries)
+        return page
+
+    async def primary(self, reminder_id: str) -> ReminderRecord:
+        """The source's record of the reminder as it is now."""
+        url = f"{self._base_url}/{quote(reminder_id, safe='')}"
+        body = await self._get(url, self._primary_timeout, {})
+        try:
+            return ReminderRecord.from_ledger(body)
+        except ValueError as exc:
+            raise LedgerError(f"malformed primary record: {exc}") from exc
+
+    async def _get(self, url: str, timeout: aiohttp.ClientTimeout, query: dict[str, str]) -> Any:
+        try:
+            async with self._session.get(url, params=query, timeout=timeout) as response:
                 status = response.status
                 body: Any = await response.json(content_type=None) if status == 200 else None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise LedgerError(describe(exc)) from exc
         except ValueError as exc:
-            raise LedgerError(f"page is not JSON: {exc}") from exc
+            raise LedgerError(f"answer is not JSON: {exc}") from exc
         if status != 200:
             raise LedgerError(f"HTTP {status}")
-        try:
-            return _parse_page(body)
-        except ValueError as exc:
-            raise LedgerError(f"malformed page: {exc}") from exc
+        return body
 
 
-def _parse_page(body: Any) -> LedgerPage:
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=min(1.0, seconds))
+
+
+def _parse_page(body: Any) -> FeedPage:
     if not isinstance(body, dict):
         raise ValueError("not an object")
-    items = body.get("reminders")
+    items = body.get("changes")
     next_cursor = body.get("next_cursor")
     has_more = body.get("has_more")
     if not isinstance(items, list):
-        raise ValueError("'reminders' is not an array")
+        raise ValueError("'changes' is not an array")
     if not isinstance(next_cursor, int) or isinstance(next_cursor, bool):
         raise ValueError("'next_cursor' is not an integer")
     if not isinstance(has_more, bool):
         raise ValueError("'has_more' is not a boolean")
-    return LedgerPage(tuple(Reminder.from_ledger(item) for item in items), next_cursor, has_more)
+    return FeedPage(
+        tuple(ReminderRecord.from_ledger(item) for item in items), next_cursor, has_more
+    )

@@ -1,14 +1,26 @@
-"""The reminder value shared by the ledger client, the outbox and the vendors."""
+"""The ledger's record of one reminder (a feed entry or the primary record), read strictly, and the
+message the vendors send for it."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
+from datetime import date, datetime
 from typing import Any
+
+# The contract's formats, checked as written: a tolerant reader would send a drifted schema's
+# values (a DD/MM/YYYY date) to borrowers instead of failing where it can be noticed.
+_AMOUNT = re.compile(r"\d+\.\d{2}")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+_STATUSES = ("scheduled", "cancelled")
 
 
 @dataclass(frozen=True)
 class Reminder:
+    """What one message says and where it goes."""
+
     reminder_id: str
     ref: str
     name: str
@@ -16,28 +28,78 @@ class Reminder:
     amount: str
     due_date: str
 
-    @classmethod
-    def from_ledger(cls, item: object) -> Reminder:
-        """Parse one entry of the ledger's `reminders` array; ValueError if it is malformed."""
-        if not isinstance(item, dict):
-            raise ValueError("reminder is not an object")
-        borrower = _object(item, "borrower")
-        installment = _object(item, "installment")
-        return cls(
-            reminder_id=_text(item, "reminder_id"),
-            ref=_text(item, "ref"),
-            name=_text(borrower, "name"),
-            phone=_text(borrower, "phone"),
-            amount=_text(installment, "amount"),
-            due_date=_text(installment, "due_date"),
-        )
-
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> Reminder:
         return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class ReminderRecord:
+    """One version of a reminder's record as the ledger serves it (contract §3)."""
+
+    reminder_id: str
+    ref: str
+    version: int
+    cancelled: bool
+    borrower_id: str
+    name: str
+    phone: str
+    opted_out: bool
+    amount: str
+    due_date: str
+    remind_at: datetime  # always with its offset
+    as_of: datetime
+
+    @classmethod
+    def from_ledger(cls, item: object) -> ReminderRecord:
+        """Parse one feed entry or primary record; ValueError if anything is off-contract."""
+        if not isinstance(item, dict):
+            raise ValueError("reminder is not an object")
+        borrower = _object(item, "borrower")
+        installment = _object(item, "installment")
+        status = _text(item, "status")
+        if status not in _STATUSES:
+            raise ValueError(f"reminder status {status!r} is not one of {', '.join(_STATUSES)}")
+        return cls(
+            reminder_id=_text(item, "reminder_id"),
+            ref=_text(item, "ref"),
+            version=_version(item),
+            cancelled=status == "cancelled",
+            borrower_id=_text(borrower, "borrower_id"),
+            name=_text(borrower, "name"),
+            phone=_matching(borrower, "phone", _E164),
+            opted_out=_flag(borrower, "opted_out"),
+            amount=_matching(installment, "amount", _AMOUNT),
+            due_date=_day(installment, "due_date"),
+            remind_at=_time(item, "remind_at"),
+            as_of=_time(item, "as_of"),
+        )
+
+    def message(self) -> Reminder:
+        return Reminder(
+            reminder_id=self.reminder_id,
+            ref=self.ref,
+            name=self.name,
+            phone=self.phone,
+            amount=self.amount,
+            due_date=self.due_date,
+        )
+
+    def to_json(self) -> str:
+        fields = asdict(self)
+        fields["remind_at"] = self.remind_at.isoformat()
+        fields["as_of"] = self.as_of.isoformat()
+        return json.dumps(fields, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> ReminderRecord:
+        fields = json.loads(text)
+        fields["remind_at"] = datetime.fromisoformat(fields["remind_at"])
+        fields["as_of"] = datetime.fromisoformat(fields["as_of"])
+        return cls(**fields)
 
 
 def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:
@@ -52,3 +114,37 @@ def _text(parent: dict[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"reminder field {key!r} is not a non-empty string")
     return value
+
+
+def _matching(parent: dict[str, Any], key: str, pattern: re.Pattern[str]) -> str:
+    value = _text(parent, key)
+    if not pattern.fullmatch(value):
+        raise ValueError(f"reminder field {key!r} is not in the contract's format: {value!r}")
+    return value
+
+
+def _day(parent: dict[str, Any], key: str) -> str:
+    value = _matching(parent, key, _DAY)
+    date.fromisoformat(value)  # 2026-02-30 is well-formed but no day
+    return value
+
+
+def _flag(parent: dict[str, Any], key: str) -> bool:
+    value = parent.get(key)
+    if not isinstance(value, bool):
+        raise ValueError(f"reminder field {key!r} is not a boolean")
+    return value
+
+
+def _version(parent: dict[str, Any]) -> int:
+    value = parent.get("version")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError("reminder field 'version' is not a positive integer")
+    return value
+
+
+def _time(parent: dict[str, Any], key: str) -> datetime:
+    when = datetime.fromisoformat(_text(parent, key))
+    if when.tzinfo is None:
+        raise ValueError(f"reminder field {key!r} has no UTC offset")
+    return when

@@ -1,10 +1,12 @@
-"""The running notifier: the ledger poll feeding the outbox and the workers draining it."""
+"""The running notifier: the ledger feed's poll filling the outbox, and the workers sending each
+row when it falls due."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 
 from .alerts import Alerter
 from .breaker import FailureStreak
@@ -14,7 +16,8 @@ from .outbox import Outbox
 
 log = logging.getLogger(__name__)
 
-# Rows waiting out a retry backoff wake nobody, so idle workers look again this often.
+# An idle worker sleeps until the earliest pending row falls due, but never longer than this:
+# the poll wakes workers only for rows it stores, not for retries whose backoff ends.
 IDLE_RECHECK = 0.2
 SHUTDOWN_GRACE = 2.0
 
@@ -71,7 +74,7 @@ class ReminderService:
                 log.warning("ledger poll failed: %s", exc)
                 if streak.record_failure():
                     log.error("ledger failing: %d consecutive polls", streak.failures)
-                    self._alerter.fire("ledger poll failing", component="ledger")
+                    self._alerter.fire("ledger poll failing", dependency="ledger")
             else:
                 streak.record_success()
             await asyncio.sleep(self._poll_interval)
@@ -79,10 +82,10 @@ class ReminderService:
     async def _pull(self) -> None:
         cursor = self._outbox.cursor()
         while True:
-            page = await self._ledger.fetch(cursor)
-            added = self._outbox.add(page.reminders, page.next_cursor)
-            if added:
-                log.info("queued %d reminders, cursor %d", added, page.next_cursor)
+            page = await self._ledger.changes(cursor)
+            stored = self._outbox.add(page.entries, page.next_cursor)
+            if stored:
+                log.info("stored %d feed entries, cursor %d", stored, page.next_cursor)
                 self._wake.set()
             if not page.has_more or page.next_cursor == cursor:
                 return
@@ -93,7 +96,12 @@ class ReminderService:
             self._wake.clear()
             row = self._outbox.claim()
             if row is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_RECHECK)
+                await self._idle()
                 continue
             await self._dispatcher.deliver(row)
+
+    async def _idle(self) -> None:
+        due = self._outbox.next_due()
+        wait = IDLE_RECHECK if due is None else min(IDLE_RECHECK, max(0.0, due - time.time()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), wait)

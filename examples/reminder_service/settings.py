@@ -18,6 +18,23 @@ class Mode(StrEnum):
     NAIVE = "naive"
 
 
+class Defect(StrEnum):
+    """One deliberate defect each, to prove the harness catches it (README: "Defect variants").
+
+    Each lives in one guarded branch: grep for its member name.
+    """
+
+    NO_FAILOVER = "no-failover"
+    BLIND_RESEND = "blind-resend"
+    CACHED_PHONES = "cached-phones"
+    IGNORES_REPAYMENTS = "ignores-repayments"
+    IGNORES_OPT_OUTS = "ignores-opt-outs"
+    WRONG_TIMEZONE = "wrong-timezone"
+    WRONG_AMOUNT_FORMAT = "wrong-amount-format"
+    NEVER_ALERTS = "never-alerts"
+    SLOW_DRAIN = "slow-drain"
+
+
 @dataclass(frozen=True)
 class TwilioConfig:
     name: str
@@ -51,9 +68,11 @@ class Settings:
     secondary: VendorConfig | None
     mode: Mode
     vendor_timeout: float
+    primary_timeout: float
     poll_interval: float
     workers: int
     reconcile: bool
+    defect: Defect | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -61,6 +80,13 @@ class Settings:
         port = env.integer("PORT")
         if port > 65535:
             raise ConfigError(f"PORT must be 0..65535, got {port}")
+        defect = _defect(env.optional("DEFECT"))
+        mode = _mode(env.optional("NOTIFIER_MODE") or Mode.RESILIENT.value)
+        reconcile = _switch(env, "RECONCILE", default=True)
+        if defect is Defect.NO_FAILOVER:
+            mode = Mode.NAIVE  # the defect: one attempt through the primary, nothing more
+        if defect is Defect.BLIND_RESEND:
+            reconcile = False  # the defect: an unanswered send is sent again unasked
         settings = cls(
             port=port,
             ledger_url=env.url("LEDGER_URL"),
@@ -69,11 +95,13 @@ class Settings:
             public_url=env.url("PUBLIC_URL"),
             primary=_vendor(env, env.required("PRIMARY_VENDOR")),
             secondary=_secondary(env),
-            mode=_mode(env.optional("NOTIFIER_MODE") or Mode.RESILIENT.value),
+            mode=mode,
             vendor_timeout=env.positive("VENDOR_TIMEOUT", 2.0),
+            primary_timeout=env.positive("PRIMARY_TIMEOUT", 1.0),
             poll_interval=env.positive("POLL_INTERVAL", 0.5),
             workers=env.integer("WORKERS", 4, minimum=1),
-            reconcile=_switch(env, "RECONCILE", default=True),
+            reconcile=reconcile,
+            defect=defect,
         )
         if settings.secondary is not None and settings.secondary.name == settings.primary.name:
             raise ConfigError("SECONDARY_VENDOR must differ from PRIMARY_VENDOR")
@@ -149,6 +177,16 @@ def _mode(value: str) -> Mode:
         return Mode(value)
     except ValueError:
         raise ConfigError(f"NOTIFIER_MODE must be 'resilient' or 'naive', got {value!r}") from None
+
+
+def _defect(value: str) -> Defect | None:
+    if not value:
+        return None
+    try:
+        return Defect(value)
+    except ValueError:
+        known = ", ".join(defect.value for defect in Defect)
+        raise ConfigError(f"DEFECT must be one of {known}, got {value!r}") from None
 
 
 def _vendor(env: _Env, name: str) -> VendorConfig:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .outbox import Outbox
 from .replies import e164, is_stop
-from .settings import Mode
+from .settings import Defect, Mode
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +19,8 @@ _UNREADABLE = (ValueError, LookupError, RecursionError)
 _EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
-def build_app(outbox: Outbox, mode: Mode) -> web.Application:
-    routes = _Routes(outbox, mode)
+def build_app(outbox: Outbox, mode: Mode, defect: Defect | None = None) -> web.Application:
+    routes = _Routes(outbox, mode, defect)
     app = web.Application()
     app.add_routes(
         [
@@ -35,13 +35,19 @@ def build_app(outbox: Outbox, mode: Mode) -> web.Application:
 
 
 class _Routes:
-    def __init__(self, outbox: Outbox, mode: Mode) -> None:
+    def __init__(self, outbox: Outbox, mode: Mode, defect: Defect | None) -> None:
         self._outbox = outbox
         self._mode = mode
+        self._defect = defect
 
     async def healthz(self, _: web.Request) -> web.Response:
         return web.json_response(
-            {"status": "ok", "mode": self._mode.value, "outbox": self._outbox.counts()}
+            {
+                "status": "ok",
+                "mode": self._mode.value,
+                "defect": None if self._defect is None else self._defect.value,
+                "outbox": self._outbox.counts(),
+            }
         )
 
     async def twilio_report(self, request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import functools
 import hashlib
 import hmac
@@ -14,7 +15,9 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -62,16 +65,65 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def reminder(n: int) -> dict[str, Any]:
+CHINA = timezone(timedelta(hours=8))
+
+
+def stamp(epoch: float) -> str:
+    """An RFC 3339 time in the bank's zone with milliseconds, as the ledger writes it."""
+    return datetime.fromtimestamp(epoch, CHINA).isoformat(timespec="milliseconds")
+
+
+def phone(n: int) -> str:
+    return f"+86139{n:08d}"
+
+
+def record(n: int, *, lead: float = 0.0, borrower: int | None = None) -> dict[str, Any]:
+    """Version 1 of reminder `n` (borrower `n` unless said), due `lead` seconds from now."""
+    owner = n if borrower is None else borrower
+    remind_at = time.time() + lead
     return {
         "reminder_id": f"rem-{n:06d}",
         "ref": f"REF{n:05d}",
-        "loan_ref": f"ML-20240117-{n:04d}",
-        "borrower": {"name": "王秀英", "phone": f"+86139{n:08d}"},
-        "installment": {"amount": f"{5000 + n}.00", "currency": "CNY", "due_date": "2026-12-05"},
-        "remind_at": "2026-11-28T17:50:00.123Z",
-        "send_by": "2026-11-28T17:50:20.123Z",
+        "version": 1,
+        "status": "scheduled",
+        "loan_id": f"ML-{owner:06d}",
+        "borrower": {
+            "borrower_id": f"B{owner:06d}",
+            "name": "王秀英",
+            "phone": phone(owner),
+            "opted_out": False,
+        },
+        "installment": {
+            "number": n,
+            "amount": f"{5000 + n}.00",
+            "currency": "CNY",
+            "due_date": "2026-12-05",
+        },
+        "remind_at": stamp(remind_at),
+        "send_by": stamp(remind_at + 20),
+        "as_of": stamp(time.time()),
     }
+
+
+_BORROWER_FIELDS = ("phone", "opted_out")
+_INSTALLMENT_FIELDS = ("amount", "due_date")
+
+
+def revise(entry: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A copy of `entry` with fields changed wherever they live in the record."""
+    revised = copy.deepcopy(entry)
+    for key, value in changes.items():
+        if key in _BORROWER_FIELDS:
+            revised["borrower"][key] = value
+        elif key in _INSTALLMENT_FIELDS:
+            revised["installment"][key] = value
+        else:
+            revised[key] = value
+    return revised
+
+
+def epoch(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339).timestamp()
 
 
 def expected_aliyun_signature(params: dict[str, str], secret: str, method: str = "POST") -> str:
@@ -110,30 +162,62 @@ async def reply_stop(session: aiohttp.ClientSession, url: str, via: str, phone: 
 
 
 class FakeLedger:
-    def __init__(self, reminders: list[dict[str, Any]], page_size: int = 2) -> None:
-        self.reminders = reminders
+    """The change feed (a replica) and the primary records (the truth), as contract §3."""
+
+    def __init__(self, page_size: int = 2) -> None:
+        self.feed: list[dict[str, Any]] = []
+        self.truth: dict[str, dict[str, Any]] = {}
         self.page_size = page_size
-        # A ledger that ignores the cursor re-serves every reminder on every poll.
+        # A ledger that ignores the cursor re-serves every entry on every poll.
         self.ignore_cursor = False
         self.failures_left = 0
-        self.polls = 0
+        self.primary_down = False
+        self.primary_reads: list[str] = []
 
-    async def due(self, request: web.Request) -> web.Response:
-        self.polls += 1
+    def schedule(
+        self,
+        n: int,
+        *,
+        lead: float = 0.0,
+        borrower: int | None = None,
+        drift: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Schedule reminder `n`; `drift` distorts the feed's entry, not the truth."""
+        entry = record(n, lead=lead, borrower=borrower)
+        self.truth[entry["reminder_id"]] = entry
+        self.feed.append(revise(entry, **drift) if drift else entry)
+        return entry
+
+    def change(self, reminder_id: str, *, in_feed: bool = True, **changes: Any) -> dict[str, Any]:
+        """A new version at the source; `in_feed=False` for a replica that has not got it."""
+        current = self.truth[reminder_id]
+        entry = revise(current, version=current["version"] + 1, as_of=stamp(time.time()), **changes)
+        self.truth[reminder_id] = entry
+        if in_feed:
+            self.feed.append(entry)
+        return entry
+
+    async def changes(self, request: web.Request) -> web.Response:
         if self.failures_left > 0:
             self.failures_left -= 1
             return web.json_response({"error": "injected"}, status=500)
         cursor = 0 if self.ignore_cursor else int(request.query.get("cursor", "0"))
-        size = len(self.reminders) if self.ignore_cursor else self.page_size
-        page = self.reminders[cursor : cursor + size]
+        size = len(self.feed) if self.ignore_cursor else self.page_size
+        page = self.feed[cursor : cursor + size]
         next_cursor = cursor + len(page)
         return web.json_response(
-            {
-                "reminders": page,
-                "next_cursor": next_cursor,
-                "has_more": next_cursor < len(self.reminders),
-            }
+            {"changes": page, "next_cursor": next_cursor, "has_more": next_cursor < len(self.feed)}
         )
+
+    async def primary(self, request: web.Request) -> web.Response:
+        reminder_id = request.match_info["reminder_id"]
+        self.primary_reads.append(reminder_id)
+        if self.primary_down:
+            return web.json_response({"error": "injected"}, status=503)
+        entry = self.truth.get(reminder_id)
+        if entry is None:
+            return web.json_response({"error": "unknown reminder"}, status=404)
+        return web.json_response(entry)
 
 
 class FakeVendor:
@@ -148,6 +232,7 @@ class FakeVendor:
         self.script: list[str] = []
         self.always: str | None = None
         self.requests: list[dict[str, str]] = []
+        self.arrivals: list[float] = []  # time.time() of each request, as `requests`
         self.accepted: list[dict[str, str]] = []
         self.release = asyncio.Event()
         self.lookups = 0
@@ -166,6 +251,7 @@ class FakeTwilio(FakeVendor):
         form = {key: str(value) for key, value in (await request.post()).items()}
         form["ref"] = form.get("Body", "").rpartition("ref:")[2]
         self.requests.append(form)
+        self.arrivals.append(time.time())
         auth = aiohttp.BasicAuth.decode(request.headers.get("Authorization", ""))
         if request.match_info["sid"] != TWILIO_SID or auth.password != TWILIO_TOKEN:
             return web.json_response({"code": 20003}, status=401)
@@ -211,6 +297,7 @@ class FakeAliyun(FakeVendor):
             )
         params["ref"] = params.get("OutId", "")
         self.requests.append(params)
+        self.arrivals.append(time.time())
         behaviour = self.next_behaviour()
         if behaviour == "swallow":
             self.accepted.append(params)
@@ -251,7 +338,9 @@ class World:
     def __init__(self, tmp_path: Path, reminders: int = 3) -> None:
         self.tmp_path = tmp_path
         self.outbox_path = tmp_path / "outbox.db"
-        self.ledger = FakeLedger([reminder(n) for n in range(1, reminders + 1)])
+        self.ledger = FakeLedger()
+        for n in range(1, reminders + 1):
+            self.ledger.schedule(n)
         self.twilio = FakeTwilio()
         self.aliyun = FakeAliyun()
         self.sink = AlertSink()
@@ -262,7 +351,10 @@ class World:
 
     async def __aenter__(self) -> World:
         routes = {
-            "ledger": [web.get("/v1/reminders/due", self.ledger.due)],
+            "ledger": [
+                web.get("/v1/reminders/changes", self.ledger.changes),
+                web.get("/v1/reminders/{reminder_id}", self.ledger.primary),
+            ],
             "twilio": [
                 web.post("/2010-04-01/Accounts/{sid}/Messages.json", self.twilio.messages),
                 web.get("/2010-04-01/Accounts/{sid}/Messages.json", self.twilio.list_messages),
@@ -363,7 +455,16 @@ class World:
 
     def all_sent(self) -> bool:
         statuses = self.statuses()
-        return len(statuses) == len(self.ledger.reminders) and set(statuses.values()) == {"sent"}
+        return len(statuses) == len(self.ledger.truth) and set(statuses.values()) == {"sent"}
+
+    def stored(self, reminder_id: str, version: int = 1) -> bool:
+        """Whether the outbox holds `version` (or a newer one) of the reminder."""
+        row = self.rows().get(reminder_id) if self.outbox_path.exists() else None
+        return row is not None and row["version"] >= version
+
+    def record(self, reminder_id: str) -> dict[str, Any]:
+        stored: dict[str, Any] = json.loads(self.rows()[reminder_id]["record"])
+        return stored
 
 
 def test_missing_variable_exits_2_with_one_line() -> None:
@@ -463,7 +564,14 @@ async def test_sends_each_reminder_once_and_records_delivery_reports(tmp_path: P
                     assert resp.status == 400, (path, content_type, body[:40])
             async with session.get(f"{service.url}/healthz") as response:
                 health = await response.json()
-        assert health == {"status": "ok", "mode": "resilient", "outbox": {"sent": 5}}
+        assert health == {
+            "status": "ok",
+            "mode": "resilient",
+            "defect": None,
+            "outbox": {"sent": 5},
+        }
+        # Each checked against the primary just before it was sent, once.
+        assert sorted(world.ledger.primary_reads) == [f"rem-{n:06d}" for n in range(1, 6)]
         rows = world.rows()
         assert rows[f"rem-{n:06d}"]["delivery"] == "delivered"
         assert rows["rem-000002"]["delivery"] == "undelivered"
@@ -568,7 +676,7 @@ async def test_restart_neither_loses_nor_repeats_reminders(
         await eventually(lambda: len(world.twilio.requests) == 3, "third send in flight")
         await first.kill()
 
-        world.ledger.reminders.append(reminder(4))
+        world.ledger.schedule(4)
         second = await world.start(SECONDARY_VENDOR="")
         await eventually(world.all_sent, "all four reminders sent")
         assert sorted(world.twilio.refs()) == ["REF00001", "REF00002", "REF00003", "REF00004"]
@@ -608,13 +716,13 @@ async def test_alerts_once_per_failing_streak(tmp_path: Path) -> None:
                 "severity": "critical",
                 "summary": "ledger poll failing",
                 "source": "reminder-service",
-                "component": "ledger",
+                "dependency": "ledger",
             },
             {
                 "severity": "critical",
                 "summary": "vendor twilio failing",
                 "source": "reminder-service",
-                "vendor": "twilio",
+                "dependency": "twilio",
             },
         ]
         # The breaker opened after three failures, so the rest went straight to the secondary.
@@ -640,10 +748,8 @@ async def test_stop_reply_suppresses_the_borrowers_later_reminders(
         async with aiohttp.ClientSession() as session:
             await reply_stop(session, service.url, via, "+8613900000001")
         # Queued ahead of the other borrower's, so that one being sent means this one is decided.
-        world.ledger.reminders += [
-            {**reminder(3), "borrower": reminder(1)["borrower"]},
-            reminder(2),
-        ]
+        world.ledger.schedule(3, lead=-0.5, borrower=1)
+        world.ledger.schedule(2)
         await eventually(
             lambda: (
                 world.statuses()
