@@ -23,8 +23,9 @@ def fleet_config(state: Path, scenario: Path | None, seed: int) -> MocksConfig:
     if scenario is not None:
         model = load_scenario(scenario)
         return MocksConfig(seed=model.seed, window=model.reminders.window,
-                           journal_dir=str(state / "journal"), vendors=model.vendors,
-                           handsets=model.handsets)
+                           lead=model.reminders.lead, population=model.population,
+                           changes=model.changes, journal_dir=str(state / "journal"),
+                           vendors=model.vendors, handsets=model.handsets)
     vendors = {kind: VendorConfig(kind=kind, templates=DEMO_TEMPLATES) for kind in MODULES}
     return MocksConfig(seed=seed, journal_dir=str(state / "journal"), vendors=vendors)
 

@@ -25,7 +25,8 @@ class LoadTotals:
 
 
 class LoadGenerator:
-    """One headless Locust run making installments fall due on the ledger at the scenario's rate."""
+    """One headless Locust run ticking the ledger (each tick schedules a reminder) at the
+    scenario's rate."""
 
     def __init__(self, scenario: Scenario, ledger_admin_url: str, workdir: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -40,9 +41,6 @@ class LoadGenerator:
             **os.environ,
             "NOTIFYCHAOS_RATE": f"{scenario.reminders.rate:g}",
             "NOTIFYCHAOS_USERS": str(scenario.load.users),
-            "NOTIFYCHAOS_SEED": str(scenario.seed),
-            "NOTIFYCHAOS_BORROWERS": str(scenario.population.borrowers),
-            "NOTIFYCHAOS_LOCALE": scenario.population.locale,
         }
         # cwd is the run's own folder: Locust reads locust.conf and pyproject.toml from its cwd.
         self.process = ManagedProcess("locust", argv, log_path=workdir / "locust.log",

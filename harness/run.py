@@ -173,7 +173,8 @@ class Run:
     def _mocks(self, teardown: contextlib.ExitStack, book: AddressBook) -> Manifest:
         config = MocksConfig(
             seed=self.scenario.seed, window=self.scenario.reminders.window,
-            journal_dir=str(self.run_dir / "journal"),
+            lead=self.scenario.reminders.lead, population=self.scenario.population,
+            changes=self.scenario.changes, journal_dir=str(self.run_dir / "journal"),
             handsets=self.scenario.handsets,
             vendors={name: vendor.model_copy(update={
                 key: book.render(url) for key in ("report_url", "inbound_url")

@@ -25,6 +25,7 @@ from harness.durations import Duration, Rate
 from harness.errors import ScenarioError
 from harness.faults import FAULTS, check_params
 from harness.gates import Gate, parse_gate
+from mocks.bank import Changes, Population
 from mocks.catalogue import credential_keys
 from mocks.handsets import HandsetConfig
 from mocks.manifest import VendorConfig
@@ -60,31 +61,6 @@ class Target(_Model):
         if not value.startswith(("http://", "tcp://")):
             raise ValueError("expected an http:// URL or tcp://host:port")
         return value
-
-
-class Population(_Model):
-    """The bank's borrowers (each with one mortgage), made by the ledger from the seed."""
-
-    borrowers: int = Field(default=1000, ge=1)
-    locale: str = "zh_CN"
-    opted_out: float = Field(default=0.0, ge=0, le=1,
-                             description="fraction of borrowers opted out of SMS at the start")
-
-
-class Changes(_Model):
-    """How the truth changes during the run: each a fraction of scheduled reminders, drawn from
-    the seed when the reminder is scheduled, and happening before its `remind_at`."""
-
-    repaid: float = Field(default=0.0, ge=0, le=1, description="installment repaid in full: "
-                          "the reminder is cancelled")
-    partially_repaid: float = Field(default=0.0, ge=0, le=1, description="part of the "
-                                    "installment repaid: the amount due is lower")
-    phone_changed: float = Field(default=0.0, ge=0, le=1, description="the borrower changes "
-                                 "their phone number")
-    opted_out: float = Field(default=0.0, ge=0, le=1, description="the borrower opts out of SMS "
-                             "at the bank")
-    opted_in: float = Field(default=0.0, ge=0, le=1, description="of reminders whose borrower "
-                            "is opted out: the borrower opts back in")
 
 
 CONTENT_FIELDS = ("amount", "amount_grouped", "due_date", "due_year", "due_month", "due_day",

@@ -34,20 +34,23 @@ class VendorFaults(BaseModel):
 
 
 class LedgerFaults(BaseModel):
-    """Data-sync faults of the ledger's replica (what the pull API serves); the truth stays.
+    """Data-sync faults of the ledger's replica (what the change feed serves); the truth and the
+    primary record stay true.
 
-    They apply to installments that fall due while they are in force; `schema` applies to every
-    page served while it is.
+    They apply to feed entries appended while they are in force; `schema_change` is a change of
+    the wire format, so it applies to every page and primary record served while it is.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     lag: float = Field(default=0.0, ge=0, description="seconds the replica is behind the truth")
-    drop: float = Field(default=0.0, ge=0, le=1, description="fraction never replicated")
-    drift: float = Field(default=0.0, ge=0, le=1, description="fraction replicated with a "
-                         "changed field")
+    drop: float = Field(default=0.0, ge=0, le=1, description="fraction of feed entries never "
+                        "replicated")
+    drift: float = Field(default=0.0, ge=0, le=1, description="fraction of feed entries "
+                         "replicated with a changed field")
     drift_field: Literal["phone", "amount", "due_date"] = "phone"
-    duplicate: float = Field(default=0.0, ge=0, le=1, description="fraction replicated twice")
+    duplicate: float = Field(default=0.0, ge=0, le=1, description="fraction of feed entries "
+                             "replicated twice")
     schema_change: Literal["renamed_field", "date_format"] | None = Field(
         default=None, description="renamed_field: due_date becomes dueDate; date_format: "
         "due dates as DD/MM/YYYY")

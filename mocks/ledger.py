@@ -1,74 +1,67 @@
-"""The ledger mock (core banking): installments fall due and notifiers pull the due reminders."""
+"""The ledger mock (core banking): schedules reminders as Locust ticks, changes the truth on
+seeded timers, and serves the change feed (a replica, where data faults act) and the primary."""
 
 from __future__ import annotations
 
-import itertools
+import asyncio
+import json
 import random
-import string
 import time
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.journal import JournalWriter, MockFaultsChanged, ReminderOwed
+from harness.journal import (
+    BorrowerChanged,
+    FaultTouched,
+    JournalWriter,
+    MockFaultsChanged,
+    ReminderChanged,
+    ReminderScheduled,
+)
+from mocks.bank import BORROWER_CHANGES, Applied, Bank, PlannedChange, Record, ms_time
 from mocks.control import LedgerFaults, fault_routes
+from mocks.manifest import MocksConfig
 
 
-class NewInstallment(BaseModel):
-    """The admin API's body: an installment whose reminder falls due now."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    loan_ref: str = Field(min_length=1)
-    name: str = Field(min_length=1)
-    phone: str = Field(pattern=r"^\+\d{8,15}$")
-    amount: str = Field(pattern=r"^\d+\.\d{2}$")
-    due_date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+def wire_time(ms: int) -> str:
+    """RFC 3339 in the bank's time zone with milliseconds: `2026-12-01T18:20:05.123+08:00`."""
+    return ms_time(ms).isoformat(timespec="milliseconds")
 
 
-def rfc3339(epoch: float) -> str:
-    """UTC time with milliseconds and a Z, as the pull API writes every time."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Row:
-    """One row of the replica the pull API reads: a reminder as replicated, visible from when."""
+    """One entry of the replica's feed: a record as replicated, visible from when (ms)."""
 
-    reminder: ReminderOwed
-    visible_at: float
+    record: Record
+    visible_ms: int
 
 
-def _drifted(reminder: ReminderOwed, field: str, rng: random.Random) -> ReminderOwed:
-    """The reminder with one field changed, as a replica that missed an update would have it."""
-    if field == "phone":
-        changed = {"phone": reminder.phone[:-4] + f"{rng.randrange(10_000):04d}"}
-    elif field == "amount":
-        changed = {"amount": f"{float(reminder.amount) + 100:.2f}"}
-    else:
-        due = date.fromisoformat(reminder.due_date) + timedelta(days=1)
-        changed = {"due_date": due.isoformat()}
-    return reminder.model_copy(update=changed)
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page of the change feed."""
+
+    records: tuple[Record, ...]
+    next_cursor: int
+    has_more: bool
 
 
 class Ledger:
-    """The truth of which reminders are owed, and the replica the pull API serves from it.
+    """The bank's truth, journaled as it changes, and the replica the change feed serves.
 
-    The truth is journaled as it happens; data-sync faults distort only the replica, so the
-    scorer always knows both.
+    Data faults distort only the replica, and journal each record (or page) they touch; the
+    truth in the journal and the primary record stay as they are.
     """
 
-    def __init__(self, journal: JournalWriter, window: float, seed: int) -> None:
+    def __init__(self, journal: JournalWriter, config: MocksConfig) -> None:
         self._journal = journal
-        self._window = window
-        self._rng = random.Random(seed)
-        self._replica_rng = random.Random(f"{seed}:replica")
-        self._refs: set[str] = set()
+        self.bank = Bank(config.population, config.changes, lead=config.lead,
+                         window=config.window, seed=config.seed)
+        self._replica_rng = random.Random(f"{config.seed}:replica")
         self.faults = LedgerFaults()
-        self.owed: list[ReminderOwed] = []
-        self._replica: list[_Row] = []
+        self._feed: list[_Row] = []
 
     def switch(self, faults: LedgerFaults) -> None:
         """Put data-sync faults in force now, and journal when they took effect."""
@@ -76,98 +69,178 @@ class Ledger:
         self._journal.write(MockFaultsChanged(
             mock="ledger", faults=faults.model_dump(mode="json", exclude_defaults=True)))
 
-    def _new_ref(self) -> str:
-        while True:
-            ref = "".join(self._rng.choices(string.ascii_uppercase + string.digits, k=8))
-            if ref not in self._refs:
-                self._refs.add(ref)
-                return ref
+    def tick(self) -> Record:
+        """Schedule the next reminder now, journal it, replicate it, and set its changes'
+        timers (this must run on the event loop)."""
+        scheduled = self.bank.schedule(time.time())
+        record = scheduled.record
+        borrower = record.borrower
+        self._journal.write(ReminderScheduled(
+            t=record.as_of_ms / 1000, reminder_id=record.reminder_id, ref=record.ref,
+            loan_id=record.loan_id, borrower_id=borrower.borrower_id, name=borrower.name,
+            phone=borrower.phone, opted_out=borrower.opted_out, amount=record.amount,
+            due_date=record.due_date.isoformat(), remind_at=record.remind_at_ms / 1000,
+            send_by=record.send_by_ms / 1000))
+        self._replicate(record)
+        loop = asyncio.get_running_loop()
+        for change in scheduled.changes:
+            loop.call_later(max(0.0, change.at_ms / 1000 - time.time()), self._happen, change)
+        return record
 
-    def fall_due(self, installment: NewInstallment) -> ReminderOwed:
-        """Make the installment's reminder owed from now, journal it, and replicate it."""
-        now = time.time()
-        reminder = self._journal.write(ReminderOwed(
-            t=now,
-            reminder_id=f"rem-{len(self.owed) + 1:06d}",
-            ref=self._new_ref(),
-            remind_at=now,
-            send_by=now + self._window,
-            **installment.model_dump(),
-        ))
-        self.owed.append(reminder)
-        self._replicate(reminder)
-        return reminder
-
-    def _replicate(self, reminder: ReminderOwed) -> None:
-        faults, rng = self.faults, self._replica_rng
-        if rng.random() < faults.drop:
+    def _happen(self, change: PlannedChange) -> None:
+        applied = self.bank.apply(change, time.time())
+        if applied is None:
             return
-        if rng.random() < faults.drift:
-            reminder = _drifted(reminder, faults.drift_field, rng)
-        copies = 2 if rng.random() < faults.duplicate else 1
-        self._replica += [_Row(reminder, reminder.remind_at + faults.lag)] * copies
+        self._journal.write(self._change_event(applied))
+        for record in applied.records:
+            self._replicate(record)
 
-    def due_page(self, cursor: int, limit: int) -> tuple[list[ReminderOwed], int, bool]:
-        """Replica rows after position `cursor` that are visible now, at most `limit`, in order."""
-        now = time.time()
-        rows = itertools.takewhile(lambda row: row.visible_at <= now,
-                                   self._replica[cursor:cursor + limit])
-        page = [row.reminder for row in rows]
-        next_cursor = cursor + len(page)
-        return page, next_cursor, next_cursor < len(self._replica)
+    @staticmethod
+    def _change_event(applied: Applied) -> ReminderChanged | BorrowerChanged:
+        # The journal's time is the new versions' as_of: the moment the truth changed.
+        t = applied.records[0].as_of_ms / 1000
+        if applied.change.kind in BORROWER_CHANGES:
+            borrower = applied.borrower
+            return BorrowerChanged(t=t, borrower_id=borrower.borrower_id, phone=borrower.phone,
+                                   opted_out=borrower.opted_out)
+        [record] = applied.records
+        change: Literal["repaid", "partially_repaid"] = (
+            "repaid" if applied.change.kind == "repaid" else "partially_repaid")
+        return ReminderChanged(t=t, reminder_id=record.reminder_id, change=change,
+                               amount=record.amount)
+
+    def _touched(self, switch: str, subject: str, **detail: object) -> None:
+        self._journal.write(FaultTouched(mock="ledger", switch=switch, subject=subject,
+                                         detail=detail))
+
+    def _replicate(self, record: Record) -> None:
+        faults, rng = self.faults, self._replica_rng
+        subject, version = record.reminder_id, record.version
+        # Three draws for every entry, so one fault's choice never shifts another's.
+        dropped, drifted, doubled = rng.random(), rng.random(), rng.random()
+        if dropped < faults.drop:
+            self._touched("drop", subject, version=version)
+            return
+        if drifted < faults.drift:
+            record = self._drifted(record, faults.drift_field)
+        if faults.lag:
+            self._touched("lag", subject, version=version, lag=faults.lag)
+        row = _Row(record, record.as_of_ms + round(faults.lag * 1000))
+        self._feed.append(row)
+        if doubled < faults.duplicate:
+            self._touched("duplicate", subject, version=version)
+            self._feed.append(row)
+
+    def _drifted(self, record: Record, field: str) -> Record:
+        """The record with one field changed, as a replica that missed an update has it; the
+        version stays the truth's (the replica is wrong, not newer)."""
+        if field == "phone":
+            drifted = replace(record, borrower=replace(record.borrower,
+                                                       phone=self.bank.unused_phone()))
+            truth, replica = record.borrower.phone, drifted.borrower.phone
+        elif field == "amount":
+            drifted = replace(record, amount_cents=record.amount_cents + 10_000)
+            truth, replica = record.amount, drifted.amount
+        else:
+            drifted = replace(record, due_date=record.due_date + timedelta(days=1))
+            truth, replica = record.due_date.isoformat(), drifted.due_date.isoformat()
+        self._touched("drift", record.reminder_id, version=record.version, field=field,
+                      truth=truth, replica=replica)
+        return drifted
+
+    def page(self, cursor: int, limit: int) -> Page:
+        """Feed entries after position `cursor` that the replica shows now, at most `limit`,
+        oldest first; a lagging entry holds back the ones after it, as in a log."""
+        now_ms = round(time.time() * 1000)
+        records: list[Record] = []
+        position = cursor
+        end = min(len(self._feed), cursor + limit)
+        while position < end and self._feed[position].visible_ms <= now_ms:
+            records.append(self._feed[position].record)
+            position += 1
+        has_more = position < len(self._feed) and self._feed[position].visible_ms <= now_ms
+        if records and self.faults.schema_change:
+            self._touched("schema_change", "", change=self.faults.schema_change,
+                          entries=len(records))
+        return Page(tuple(records), position, has_more)
+
+    def primary(self, reminder_id: str) -> Record | None:
+        """The reminder's record as it is now in the source."""
+        record = self.bank.record(reminder_id)
+        if record is not None and self.faults.schema_change:
+            self._touched("schema_change", reminder_id, change=self.faults.schema_change)
+        return record
 
 
-def _as_wire(reminder: ReminderOwed, schema: str | None) -> dict[str, object]:
-    due_date: str = reminder.due_date
+def as_wire(record: Record, schema: str | None) -> dict[str, object]:
+    """The record as the contract's JSON object, in the wire format `schema` changes it to."""
+    due_date = record.due_date.isoformat()
     if schema == "date_format":
-        due_date = date.fromisoformat(due_date).strftime("%d/%m/%Y")
-    installment = {"amount": reminder.amount, "currency": "CNY",
-                   "dueDate" if schema == "renamed_field" else "due_date": due_date}
+        due_date = record.due_date.strftime("%d/%m/%Y")
+    borrower = record.borrower
     return {
-        "reminder_id": reminder.reminder_id,
-        "ref": reminder.ref,
-        "loan_ref": reminder.loan_ref,
-        "borrower": {"name": reminder.name, "phone": reminder.phone},
-        "installment": installment,
-        "remind_at": rfc3339(reminder.remind_at),
-        "send_by": rfc3339(reminder.send_by),
+        "reminder_id": record.reminder_id,
+        "ref": record.ref,
+        "version": record.version,
+        "status": record.status,
+        "loan_id": record.loan_id,
+        "borrower": {"borrower_id": borrower.borrower_id, "name": borrower.name,
+                     "phone": borrower.phone, "opted_out": borrower.opted_out},
+        "installment": {"number": record.installment, "amount": record.amount,
+                        "currency": "CNY",
+                        "dueDate" if schema == "renamed_field" else "due_date": due_date},
+        "remind_at": wire_time(record.remind_at_ms),
+        "send_by": wire_time(record.send_by_ms),
+        "as_of": wire_time(record.as_of_ms),
     }
 
 
-def create_app(ledger: Ledger) -> web.Application:
-    """The pull API of the target contract, plus the admin API Locust drives."""
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
 
-    async def due(request: web.Request) -> web.Response:
+
+def create_app(ledger: Ledger) -> web.Application:
+    """The pull API of the target contract (§3), plus the admin API Locust drives."""
+
+    async def changes(request: web.Request) -> web.Response:
         try:
             cursor = int(request.query.get("cursor", "0"))
             limit = int(request.query.get("limit", "100"))
         except ValueError:
-            return web.json_response({"error": "cursor and limit must be integers"}, status=400)
+            return _error(400, "cursor and limit must be integers")
         if cursor < 0 or not 1 <= limit <= 500:
-            return web.json_response(
-                {"error": "cursor must be >= 0 and limit from 1 to 500"}, status=400)
-        page, next_cursor, has_more = ledger.due_page(cursor, limit)
+            return _error(400, "cursor must be >= 0 and limit from 1 to 500")
+        page = ledger.page(cursor, limit)
         schema = ledger.faults.schema_change
-        return web.json_response({"reminders": [_as_wire(r, schema) for r in page],
-                                  "next_cursor": next_cursor, "has_more": has_more})
+        return web.json_response({"changes": [as_wire(r, schema) for r in page.records],
+                                  "next_cursor": page.next_cursor, "has_more": page.has_more})
 
-    async def new_installment(request: web.Request) -> web.Response:
+    async def primary(request: web.Request) -> web.Response:
+        reminder_id = request.match_info["reminder_id"]
+        record = ledger.primary(reminder_id)
+        if record is None:
+            return _error(404, f"no reminder {reminder_id!r}")
+        return web.json_response(as_wire(record, ledger.faults.schema_change))
+
+    async def tick(request: web.Request) -> web.Response:
+        body = (await request.read()).strip()
         try:
-            installment = NewInstallment.model_validate_json(await request.read())
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            return web.json_response({"error": f"{where}: {first['msg']}"}, status=400)
-        reminder = ledger.fall_due(installment)
-        return web.json_response(
-            {"reminder_id": reminder.reminder_id, "ref": reminder.ref}, status=201)
+            empty = not body or json.loads(body) == {}
+        except ValueError:
+            empty = False
+        if not empty:
+            return _error(400, "a tick takes no body (or {})")
+        record = ledger.tick()
+        return web.json_response({"reminder_id": record.reminder_id, "ref": record.ref},
+                                 status=201)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     app = web.Application()
-    app.router.add_get("/v1/reminders/due", due)
-    app.router.add_post("/admin/installments", new_installment)
+    app.router.add_get("/v1/reminders/changes", changes)
+    app.router.add_get("/v1/reminders/{reminder_id}", primary)
+    app.router.add_post("/admin/ticks", tick)
     app.router.add_get("/healthz", healthz)
     app.router.add_routes(fault_routes(LedgerFaults, lambda: ledger.faults, ledger.switch))
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from mocks.bank import Changes, Population
 from mocks.catalogue import MODULES
 from mocks.handsets import HandsetConfig
 
@@ -34,6 +35,9 @@ class MocksConfig(_Model):
 
     seed: int = 0
     window: float = 20.0
+    lead: float = 5.0
+    population: Population = Population()
+    changes: Changes = Changes()
     journal_dir: str
     vendors: dict[str, VendorConfig]
     handsets: HandsetConfig = HandsetConfig()

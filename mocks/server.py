@@ -60,7 +60,7 @@ async def serve(config: MocksConfig, manifest_path: Path,
         loop.add_signal_handler(signum, stop.set)
     try:
         ledger_url = await _serve(
-            ledger.create_app(ledger.Ledger(journal, config.window, config.seed)), runners)
+            ledger.create_app(ledger.Ledger(journal, config)), runners)
         alerts_url = await _serve(alerts.create_app(journal), runners) + "/alerts"
         vendors: dict[str, VendorEndpoint] = {}
         handsets = Handsets(config.handsets, config.seed)

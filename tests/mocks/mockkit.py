@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
+from mocks.bank import Changes, Population
 from mocks.handsets import HandsetConfig
 from mocks.manifest import Manifest, MocksConfig, VendorConfig, VendorEndpoint
 
@@ -31,6 +32,7 @@ T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW = 20.0
+LEAD = 5.0
 SIGN_NAME = "示例银行"
 TEMPLATES = {"SMS_T1": "尊敬的${name}，还款${amount}元，ref:${ref}"}
 REPORT_PATH = "/aliyun/report"
@@ -264,11 +266,14 @@ def _log_tail(log: Path) -> str:
 
 @contextmanager
 def running_mocks(workdir: Path, report_url: str, *, inbound_url: str | None = None,
-                  handsets: HandsetConfig | None = None) -> Iterator[Mocks]:
+                  handsets: HandsetConfig | None = None, seed: int = 7, lead: float = LEAD,
+                  population: Population | None = None,
+                  changes: Changes | None = None) -> Iterator[Mocks]:
     """Write a MocksConfig, start the mock process, wait for its manifest; stop it afterwards."""
     journal_dir = workdir / "journal"
     config = MocksConfig(
-        seed=7, window=WINDOW, journal_dir=str(journal_dir),
+        seed=seed, window=WINDOW, lead=lead, journal_dir=str(journal_dir),
+        population=population or Population(), changes=changes or Changes(),
         handsets=handsets or HandsetConfig(),
         vendors={
             "twilio": VendorConfig(kind="twilio", inbound_url=inbound_url),
@@ -305,3 +310,42 @@ def running_mocks(workdir: Path, report_url: str, *, inbound_url: str | None = N
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+
+
+# --- The ledger ---------------------------------------------------------------------------------
+
+def tick(client: httpx.Client, mocks: Mocks) -> dict[str, str]:
+    """POST /admin/ticks, as Locust does: the ledger schedules its next reminder."""
+    response = client.post(f"{mocks.manifest.ledger_url}/admin/ticks")
+    assert response.status_code == 201, response.text
+    created: dict[str, str] = response.json()
+    return created
+
+
+def feed(client: httpx.Client, mocks: Mocks, cursor: int = 0,
+         limit: int = 500) -> dict[str, Any]:
+    """One page of the change feed."""
+    response = client.get(f"{mocks.manifest.ledger_url}/v1/reminders/changes",
+                          params={"cursor": cursor, "limit": limit})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def feed_entries(client: httpx.Client, mocks: Mocks, cursor: int = 0) -> list[dict[str, Any]]:
+    """Every entry the feed shows now after `cursor`, page after page."""
+    entries: list[dict[str, Any]] = []
+    while True:
+        body = feed(client, mocks, cursor)
+        entries += body["changes"]
+        cursor = body["next_cursor"]
+        if not body["has_more"]:
+            return entries
+
+
+def primary(client: httpx.Client, mocks: Mocks, reminder_id: str) -> dict[str, Any]:
+    """The primary record of one reminder."""
+    response = client.get(f"{mocks.manifest.ledger_url}/v1/reminders/{reminder_id}")
+    assert response.status_code == 200, response.text
+    record: dict[str, Any] = response.json()
+    return record

@@ -1,0 +1,357 @@
+"""The bank's seeded truth: borrowers and their mortgages, the reminders scheduled for them, and
+how that truth changes (the ledger mock serves, replicates and journals it)."""
+
+from __future__ import annotations
+
+import math
+import random
+import string
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Literal
+
+from faker import Faker
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BANK_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+"""The bank's time zone; China has kept UTC+8 without daylight saving since 1991."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Mainland mobile prefixes; each is followed by 8 digits.
+_PREFIXES = ("130", "131", "132", "133", "134", "135", "136", "137", "138", "139", "150", "151",
+             "152", "153", "155", "156", "157", "158", "159", "166", "173", "175", "176", "177",
+             "178", "180", "181", "182", "183", "184", "185", "186", "187", "188", "189", "191",
+             "198", "199")
+_NUMBERS = len(_PREFIXES) * 10**8
+# Household-registration areas an 18-digit resident identity number starts with.
+_AREAS = ("110101", "110105", "310101", "310115", "440103", "440305", "330106", "320102",
+          "510104", "420102", "610113", "500103")
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_REF_CHARS = string.ascii_uppercase + string.digits
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Population(_Model):
+    """The bank's borrowers (each with one mortgage), made by the ledger from the seed."""
+
+    borrowers: int = Field(default=1000, ge=1)
+    locale: str = "zh_CN"
+    opted_out: float = Field(default=0.0, ge=0, le=1,
+                             description="fraction of borrowers opted out of SMS at the start")
+
+
+class Changes(_Model):
+    """How the truth changes during the run: each a fraction of scheduled reminders, drawn from
+    the seed when the reminder is scheduled, and happening before its `remind_at`."""
+
+    repaid: float = Field(default=0.0, ge=0, le=1, description="installment repaid in full: "
+                          "the reminder is cancelled")
+    partially_repaid: float = Field(default=0.0, ge=0, le=1, description="part of the "
+                                    "installment repaid: the amount due is lower")
+    phone_changed: float = Field(default=0.0, ge=0, le=1, description="the borrower changes "
+                                 "their phone number")
+    opted_out: float = Field(default=0.0, ge=0, le=1, description="the borrower opts out of SMS "
+                             "at the bank")
+    opted_in: float = Field(default=0.0, ge=0, le=1, description="of reminders whose borrower "
+                            "is opted out: the borrower opts back in")
+
+    @model_validator(mode="after")
+    def _one_repayment_each(self) -> Changes:
+        # An installment is repaid in full or in part, not both: the two share one draw.
+        if self.repaid + self.partially_repaid > 1:
+            raise ValueError("repaid + partially_repaid must be at most 1")
+        return self
+
+
+ChangeKind = Literal["repaid", "partially_repaid", "phone_changed", "opted_out", "opted_in"]
+BORROWER_CHANGES: frozenset[ChangeKind] = frozenset({"phone_changed", "opted_out", "opted_in"})
+
+
+def ms_time(ms: int) -> datetime:
+    """A time in whole milliseconds since the epoch, in the bank's time zone (exactly: no float
+    rounding on the way)."""
+    return (_EPOCH + timedelta(milliseconds=ms)).astimezone(BANK_TZ)
+
+
+def _money(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Borrower:
+    """A borrower as the core banking system holds them now (the national id is never served)."""
+
+    borrower_id: str
+    name: str
+    phone: str
+    national_id: str
+    opted_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One version of a reminder's record: its installment, its borrower's contact and consent,
+    and when the bank wants it sent. Times are whole milliseconds since the epoch."""
+
+    reminder_id: str
+    ref: str
+    version: int
+    status: Literal["scheduled", "cancelled"]
+    loan_id: str
+    borrower: Borrower
+    installment: int
+    amount_cents: int
+    due_date: date
+    remind_at_ms: int
+    send_by_ms: int
+    as_of_ms: int
+
+    @property
+    def amount(self) -> str:
+        """The amount still due, a decimal string with two places."""
+        return _money(self.amount_cents)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedChange:
+    """A change to the truth, drawn when its reminder was scheduled, due at `at_ms`."""
+
+    reminder_id: str
+    kind: ChangeKind
+    at_ms: int
+    amount_cents: int | None = None
+    """partially_repaid: the amount still due afterwards."""
+    phone: str | None = None
+    """phone_changed: the borrower's new number."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A reminder just scheduled: its first record and the changes planned for it."""
+
+    record: Record
+    changes: tuple[PlannedChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A change that happened: the new version of every record it touched, and the borrower as
+    they are now (for borrower changes)."""
+
+    change: PlannedChange
+    records: tuple[Record, ...]
+    borrower: Borrower
+
+
+@dataclass(slots=True)
+class _Account:
+    """What the bank keeps of one borrower and their mortgage as the run goes on."""
+
+    borrower: Borrower
+    loan_id: str
+    monthly_cents: int
+    next_installment: int
+    reminders: list[str] = field(default_factory=list)
+    planned_opted_out: bool = False
+    """Consent once every change drawn so far has happened: what later draws build on."""
+    last_change_ms: int = 0
+    """When the latest planned borrower change happens; the next one comes after it."""
+
+
+class _Permutation:
+    """A seeded bijection of range(size) (affine modulo size): distinct inputs, distinct outputs,
+    in O(1) without building anything."""
+
+    def __init__(self, size: int, rng: random.Random) -> None:
+        self._size = size
+        self._step = rng.randrange(1, size) if size > 1 else 1
+        while math.gcd(self._step, size) != 1:
+            self._step += 1
+        self._offset = rng.randrange(size)
+
+    def __call__(self, index: int) -> int:
+        return (self._step * index + self._offset) % self._size
+
+
+def _national_id(rng: random.Random) -> str:
+    """An 18-character resident identity number: area, birth date, sequence, and the GB 11643
+    check character (a digit or X)."""
+    born = date(1960, 1, 1) + timedelta(days=rng.randrange(15_000))
+    body = f"{rng.choice(_AREAS)}{born:%Y%m%d}{rng.randrange(1000):03d}"
+    total = sum(int(digit) * weight for digit, weight in zip(body, _ID_WEIGHTS, strict=True))
+    return body + "10X98765432"[total % 11]
+
+
+class Bank:
+    """The truth of the core banking system, made from the seed.
+
+    Borrowers come into being the first time a reminder picks them, each from their own seed, so
+    a population of any size costs nothing until it is used. Every draw that decides what
+    happens is made when a reminder is scheduled, from one generator, so the reminders and their
+    changes depend only on the seed and the number of reminders scheduled.
+    """
+
+    def __init__(self, population: Population, changes: Changes, *, lead: float,
+                 window: float, seed: int) -> None:
+        self._population = population
+        self._changes = changes
+        self._lead_ms = round(lead * 1000)
+        self._window_ms = round(window * 1000)
+        self._seed = seed
+        self._rng = random.Random(f"{seed}:bank")
+        self._faker = Faker(population.locale)
+        self._numbers = _Permutation(_NUMBERS, random.Random(f"{seed}:numbers"))
+        self._opt_outs = _Permutation(population.borrowers, random.Random(f"{seed}:opt-outs"))
+        self._opted_out_count = round(population.opted_out * population.borrowers)
+        # Numbers below `borrowers` are the population's own; new numbers count up from there,
+        # numbers nobody ever had (for a distorted replica) count down from the top.
+        self._new_numbers = population.borrowers
+        self._unused_numbers = _NUMBERS - 1
+        self._accounts: dict[str, _Account] = {}
+        self._records: dict[str, Record] = {}
+        self._refs: set[str] = set()
+
+    def _phone(self, index: int) -> str:
+        prefix, rest = divmod(self._numbers(index), 10**8)
+        return f"+86{_PREFIXES[prefix]}{rest:08d}"
+
+    def _account(self, index: int) -> _Account:
+        number = index + 1
+        account = self._accounts.get(f"B{number:06d}")
+        if account is None:
+            rng = random.Random(f"{self._seed}:borrower:{number}")
+            self._faker.seed_instance(f"{self._seed}:name:{number}")
+            opted_out = self._opt_outs(index) < self._opted_out_count
+            borrower = Borrower(borrower_id=f"B{number:06d}", name=self._faker.name(),
+                                phone=self._phone(index), national_id=_national_id(rng),
+                                opted_out=opted_out)
+            account = self._accounts[borrower.borrower_id] = _Account(
+                borrower=borrower, loan_id=f"ML-{number:06d}",
+                monthly_cents=rng.randint(200_000, 2_000_000),
+                next_installment=rng.randint(1, 240), planned_opted_out=opted_out)
+        return account
+
+    def borrower(self, index: int) -> Borrower:
+        """Borrower number `index + 1` (`B000001` is index 0) as they are now."""
+        if not 0 <= index < self._population.borrowers:
+            raise IndexError(f"no borrower {index}; the bank has {self._population.borrowers}")
+        return self._account(index).borrower
+
+    def record(self, reminder_id: str) -> Record | None:
+        """The current version of a reminder's record (the primary), if it exists."""
+        return self._records.get(reminder_id)
+
+    def unused_phone(self) -> str:
+        """A mobile number no borrower has or ever will have in this run."""
+        index = self._unused_numbers
+        self._unused_numbers -= 1
+        return self._phone(index)
+
+    def _new_ref(self) -> str:
+        while True:
+            ref = "".join(self._rng.choices(_REF_CHARS, k=8))
+            if ref not in self._refs:
+                self._refs.add(ref)
+                return ref
+
+    def schedule(self, now: float) -> Scheduled:
+        """Schedule the next reminder at `now` (epoch seconds): a borrower drawn from the seed,
+        their loan's next installment, and the changes it will go through."""
+        now_ms = round(now * 1000)
+        rng = self._rng
+        index = rng.randrange(self._population.borrowers)
+        account = self._account(index)
+        installment = account.next_installment
+        account.next_installment += 1
+        reminder_id = f"{account.loan_id}-{installment:03d}"
+        today = ms_time(now_ms).date()
+        remind_at_ms = now_ms + self._lead_ms
+        record = Record(
+            reminder_id=reminder_id, ref=self._new_ref(), version=1, status="scheduled",
+            loan_id=account.loan_id, borrower=account.borrower, installment=installment,
+            amount_cents=account.monthly_cents,
+            due_date=today + timedelta(days=rng.randint(3, 10)),
+            remind_at_ms=remind_at_ms, send_by_ms=remind_at_ms + self._window_ms,
+            as_of_ms=now_ms)
+        self._records[reminder_id] = record
+        account.reminders.append(reminder_id)
+        return Scheduled(record, self._plan(record, account, now_ms))
+
+    def _plan(self, record: Record, account: _Account, now_ms: int) -> tuple[PlannedChange, ...]:
+        rng, changes = self._rng, self._changes
+        # As many draws for every reminder, whatever they decide, so one reminder's changes
+        # never shift the draws of the next.
+        repayment, phone, opt_out, opt_in = (rng.random() for _ in range(4))
+        opted_out = account.planned_opted_out
+        planned: list[PlannedChange] = []
+
+        def at() -> int:
+            # Between 20 % and 60 % of the lead after scheduling: before remind_at, with margin.
+            return now_ms + round(self._lead_ms * rng.uniform(0.2, 0.6))
+
+        if repayment < changes.repaid:
+            planned.append(PlannedChange(record.reminder_id, "repaid", at(), amount_cents=0))
+        elif repayment < changes.repaid + changes.partially_repaid:
+            kept = 100 - rng.randint(10, 90)
+            amount = max(1, (record.amount_cents * kept + 50) // 100)
+            planned.append(PlannedChange(record.reminder_id, "partially_repaid", at(),
+                                         amount_cents=amount))
+        borrower_changes: list[tuple[ChangeKind, str | None]] = []
+        if phone < changes.phone_changed:
+            borrower_changes.append(("phone_changed", self._phone(self._new_numbers)))
+            self._new_numbers += 1
+        if not opted_out and opt_out < changes.opted_out:
+            borrower_changes.append(("opted_out", None))
+        if opted_out and opt_in < changes.opted_in:
+            borrower_changes.append(("opted_in", None))
+        for kind, number in borrower_changes:
+            # One borrower's changes happen in the order they were drawn, so their outcome does
+            # not depend on how the reminders' timers interleave.
+            when = max(at(), account.last_change_ms + 1)
+            if when > record.remind_at_ms:
+                continue
+            account.last_change_ms = when
+            if kind != "phone_changed":
+                account.planned_opted_out = kind == "opted_out"
+            planned.append(PlannedChange(record.reminder_id, kind, when, phone=number))
+        return tuple(planned)
+
+    def apply(self, change: PlannedChange, now: float) -> Applied | None:
+        """Make `change` happen at `now`; None when there is nothing left to change (its
+        reminder's remind_at has passed, it was cancelled, or the borrower already is so)."""
+        now_ms = round(now * 1000)
+        target = self._records[change.reminder_id]
+        if now_ms > target.remind_at_ms:
+            return None
+        if change.kind not in BORROWER_CHANGES:
+            if target.status == "cancelled":
+                return None
+            assert change.amount_cents is not None
+            updated = replace(target, version=target.version + 1, as_of_ms=now_ms,
+                              amount_cents=change.amount_cents,
+                              status="cancelled" if change.kind == "repaid" else "scheduled")
+            self._records[updated.reminder_id] = updated
+            return Applied(change, (updated,), updated.borrower)
+        account = self._accounts[target.borrower.borrower_id]
+        before = account.borrower
+        if change.kind == "phone_changed":
+            assert change.phone is not None
+            after = replace(before, phone=change.phone)
+        else:
+            after = replace(before, opted_out=change.kind == "opted_out")
+        if after == before:
+            return None
+        account.borrower = after
+        records = []
+        for reminder_id in account.reminders:
+            current = self._records[reminder_id]
+            updated = replace(current, version=current.version + 1, as_of_ms=now_ms,
+                              borrower=after)
+            self._records[reminder_id] = updated
+            records.append(updated)
+        return Applied(change, tuple(records), after)
+
