@@ -134,7 +134,7 @@ def run_chart(series: Sequence[Sample], faults: Sequence[FaultFigures]) -> Chart
     if x_max <= x_min:
         x_max = x_min + x_step
     y_top = max(max(max(s.due, s.backlog, s.on_time) for s in series), 1)
-    y_step = _nice_step(y_top, 5)
+    y_step = max(_nice_step(y_top, 5), 1.0)  # counts: no grid line between two whole numbers
     y_max = math.ceil(y_top / y_step) * y_step
 
     left, right = float(_LEFT), float(WIDTH - _RIGHT)

@@ -281,6 +281,18 @@ def test_overlapping_fault_labels_take_separate_lanes_and_instants_are_lines() -
     assert run_chart([], faults) is None
 
 
+def test_a_chart_of_one_moment_still_spans_its_faults() -> None:
+    late = fault(0, "proxy.down", "vendors.twilio", 5.0, 9.5)
+    chart = run_chart([Sample(t=0, due=0, on_time=0, backlog=0)], [late])
+    assert chart is not None
+    assert [t.label for t in chart.x_ticks] == [str(t) for t in range(11)]
+    assert [t.label for t in chart.y_ticks] == ["0", "1"]
+    (mark,) = chart.faults
+    assert mark.x == pytest.approx((chart.left + chart.right) / 2, abs=0.1)
+    assert mark.x + mark.width < chart.right
+    assert mark.label_x + len(mark.label) * 7.3 <= chart.right
+
+
 def test_the_svg_carries_every_fault_label() -> None:
     page = html_report(rich_card())
     svg = page.split("<svg", 1)[1].split("</svg>", 1)[0]
