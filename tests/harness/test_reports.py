@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness.continuity import score
 from harness.report import write_reports
-from tests.harness.test_continuity import journal, owed, sent
+from tests.harness.journals import journal, owed, sent
 
 
 def test_the_three_reports_tell_the_same_story(tmp_path: Path) -> None:

@@ -1,0 +1,196 @@
+"""One scorecard row per applied fault step: what it measurably touched, whether the notifier
+alerted about it, and what became of the reminders exposed to it.
+
+Rules:
+
+- A step is active from `fault.applied` until `fault.reverted`, or until the end of the run;
+  an instant step (process.restart) only at the moment it was applied.
+- **Touched / effect.** A step the harness measured itself (`fault.measured`: canary requests
+  through a Toxiproxy link, a signalled process) touched what it measured affected. Any other
+  step touched the `fault.touched` events of its mock (the vendor of `vendors.<name>`, or
+  `ledger`) whose switch is one of the step's switches, while it was active (plus
+  `CHANGE_GRACE` for what was already under way).
+- **Exposed.** Owed, settled reminders whose wait ([remind_at, first correct delivery or
+  send_by]) overlaps the step's activity; for the data faults that distort records
+  (`DISTORTING`), the reminders whose records the step touched. `outcomes_exposed` has every
+  outcome and adds up to `exposed`.
+- **Detection.** An alert counts for a step when it arrives while the step is active or within
+  `DETECTION_GRACE` after, and, when its body is a JSON object with a string `dependency`,
+  only when that names the step's link (`twilio` or `vendors.twilio` for `vendors.twilio`,
+  `ledger` for `ledger`). Detection = the first such alert - applied.
+- **Recovery**, for a step that ended: see `harness.timing.Backlog.recovery`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.faults import FAULTS
+from harness.journal import (
+    AlertReceived,
+    FaultApplied,
+    FaultMeasured,
+    FaultReverted,
+    FaultTouched,
+    Journal,
+)
+from harness.judging import Judged, count_outcomes
+from harness.scenario import Scenario
+from harness.scorecard import FaultFigures
+from harness.timing import Backlog
+from harness.truth import CHANGE_GRACE
+
+DETECTION_GRACE = 10.0
+"""Seconds after a step ends during which an alert still counts for it."""
+
+DISTORTING = frozenset({"data.drift", "data.drop", "data.duplicate", "data.stale"})
+"""Data faults whose exposure is the records they touched, not the time they were active."""
+
+_EFFECTS: dict[tuple[str, str], str] = {
+    ("vendor", "outage"): "calls refused",
+    ("vendor", "throttle"): "calls throttled",
+    ("vendor", "latency"): "calls delayed",
+    ("vendor", "drop"): "sends dropped",
+    ("vendor", "response_lost"): "responses lost",
+    ("vendor", "partial"): "recipients failed",
+    ("vendor", "invalid_numbers"): "sends refused as invalid",
+    ("vendor", "barred_numbers"): "sends refused as barred",
+    ("vendor", "dlr_delay"): "delivery reports delayed",
+    ("vendor", "dlr_loss"): "delivery reports lost",
+    ("vendor", "dlr_duplicate"): "delivery reports duplicated",
+    ("vendor", "dlr_reorder"): "delivery reports reordered",
+    ("data", "lag"): "records held back",
+    ("data", "drop"): "records dropped",
+    ("data", "drift"): "records drifted",
+    ("data", "duplicate"): "records duplicated",
+    ("data", "schema_change"): "pages served in the changed schema",
+}
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """One applied step as it ran (journal times)."""
+
+    applied: FaultApplied
+    reverted: float | None
+    until: float
+    """The end of its activity: reverted, applied (instant), or the end of the run."""
+    expect_alert: bool
+
+    @property
+    def label(self) -> str:
+        """`step 0 proxy.down`."""
+        return f"step {self.applied.step} {self.applied.fault}"
+
+    @property
+    def ended(self) -> bool:
+        """Whether it was over before the run ended (reverted, or instant)."""
+        return self.reverted is not None or FAULTS[self.applied.fault].instant
+
+    def active(self, t: float) -> bool:
+        """Whether the step was in force at `t`."""
+        return self.applied.t <= t <= self.until
+
+    @property
+    def mock(self) -> str:
+        """The mock that carries it out: a vendor's name, or `ledger`."""
+        return self.applied.link.removeprefix("vendors.")
+
+    @property
+    def switches(self) -> dict[str, Any]:
+        """The mock fault switches it sets (none for network and process faults)."""
+        make = FAULTS[self.applied.fault].switches
+        return {} if make is None else make(self.applied.params)
+
+
+def step_runs(journal: Journal, scenario: Scenario, end: float) -> list[StepRun]:
+    """Every step of the journal that was applied, with its activity."""
+    reverted = {event.step: event.t for event in journal.of(FaultReverted)}
+    runs = []
+    for applied in journal.of(FaultApplied):
+        back = reverted.get(applied.step)
+        instant = FAULTS[applied.fault].instant
+        until = back if back is not None else (applied.t if instant else end)
+        expect = (scenario.timeline[applied.step].alert_expected
+                  if 0 <= applied.step < len(scenario.timeline) else False)
+        runs.append(StepRun(applied, back, until, expect))
+    return runs
+
+
+def fault_rows(runs: Sequence[StepRun], journal: Journal, settled: Sequence[Judged],
+               backlog: Backlog, t0: float) -> list[FaultFigures]:
+    """The scorecard's row of each step in `runs`; `settled` are the owed settled reminders."""
+    touched = journal.of(FaultTouched)
+    measured = journal.of(FaultMeasured)
+    alerts = journal.of(AlertReceived)
+    rows = []
+    for run in runs:
+        touches = _touches(run, touched)
+        mine = [m for m in measured if m.step == run.applied.step]
+        exposed = _exposed(run, touches, settled)
+        rows.append(FaultFigures(
+            step=run.applied.step, fault=run.applied.fault, link=run.applied.link,
+            applied_at=round(run.applied.t - t0, 3),
+            reverted_at=None if run.reverted is None else round(run.reverted - t0, 3),
+            touched=sum(m.affected for m in mine) if mine else len(touches),
+            effect="; ".join(m.detail for m in mine) if mine else _effect(run, touches),
+            expect_alert=run.expect_alert,
+            detection=_detection(run, alerts),
+            exposed=len(exposed),
+            outcomes_exposed=count_outcomes(exposed),
+            duplicates_exposed=sum(judged.extra_copies for judged in exposed),
+            recovery=backlog.recovery(run.applied.t, run.until) if run.ended else None))
+    return rows
+
+
+def _touches(run: StepRun, touched: Sequence[FaultTouched]) -> list[FaultTouched]:
+    switches = run.switches
+    return [event for event in touched
+            if event.mock == run.mock and event.switch in switches
+            and run.applied.t <= event.t <= run.until + CHANGE_GRACE]
+
+
+def _exposed(run: StepRun, touches: Sequence[FaultTouched], settled: Sequence[Judged]
+             ) -> list[Judged]:
+    if run.applied.fault in DISTORTING:
+        subjects = {event.subject for event in touches}
+        return [judged for judged in settled if judged.reminder_id in subjects]
+    return [judged for judged in settled
+            if judged.remind_at <= run.until and judged.waited_until >= run.applied.t]
+
+
+def _effect(run: StepRun, touches: Sequence[FaultTouched]) -> str:
+    """`41 calls refused (outage)`, `12 records drifted (phone)`."""
+    switches = run.switches
+    if not switches:
+        return "nothing measured"
+    counts = Counter(event.switch for event in touches)
+    if not counts:
+        return f"no {run.mock} record of {', '.join(sorted(switches))} acting"
+    family = FAULTS[run.applied.fault].family
+    parts = []
+    for switch, count in counts.items():
+        phrase = _EFFECTS.get((family, switch), f"touched by {switch}")
+        label = {"drift": switches.get("drift_field"),
+                 "schema_change": switches.get("schema_change")}.get(switch) or switch
+        parts.append(f"{count} {phrase} ({label})")
+    return ", ".join(parts)
+
+
+def _detection(run: StepRun, alerts: Sequence[AlertReceived]) -> float | None:
+    for alert in alerts:
+        if run.applied.t <= alert.t <= run.until + DETECTION_GRACE and _about(alert, run):
+            return round(alert.t - run.applied.t, 3)
+    return None
+
+
+def _about(alert: AlertReceived, run: StepRun) -> bool:
+    """Whether the alert may be about the step: it names the step's link, or nothing."""
+    dependency = alert.body.get("dependency") if isinstance(alert.body, dict) else None
+    if not isinstance(dependency, str):
+        return True
+    link = run.applied.link
+    return dependency in (link, link.removeprefix("vendors."))

@@ -1,0 +1,266 @@
+"""Judging every reminder of a run: which sends correlate with it, what each copy was worth,
+its outcome, whether it was owed, and the sends that were defects (docs/target-contract.md §4).
+
+Rules:
+
+- **Correlation then content.** A send correlates to a reminder by its client reference (with
+  `correlate.client_ref`) or by the `ref` group of `correlate.body`; nothing else is needed.
+  Its content is then checked: every check of `reminders.content` must be found in the body
+  against some version of the truth accepted when the vendor accepted it (`CHANGE_GRACE`). A
+  wrong amount is `wrong_content`, never missed and unmatched. Unmatched: arrived messages
+  (inbox or spam folder) that correlate with no reminder.
+- **A copy**, in order of vendor acceptance: `early` when accepted more than `EARLY_SLACK`
+  before `remind_at`; else `wrong_recipient` when `to` is not a number the borrower had then;
+  else `wrong_content` when a check fails; else by the handset: the inbox is `on_time` (by
+  `send_by`) or `late`, the spam folder `filtered`, a phone that was off `unreachable`, a vendor
+  that dropped it `dropped`.
+- **Outcome.** The correct copy that reached the inbox first decides (on time or late).
+  Without one, by priority: wrong recipient or wrong content (whichever came first), filtered,
+  early, unreachable, missed. `duplicates`: copies that arrived beyond the first.
+- **Owed.** A reminder is owed unless it was cancelled (repaid, before `send_by`) and the
+  cancellation took effect before its first correct delivery, or its borrower was opted out
+  (past the grace) at some moment of [remind_at, send_by] before its first correct delivery.
+  So a reminder already due when its borrower replied STOP is owed only if it came first.
+  Settled: owed, and delivered or its window closed before the run ended.
+- **Defects.** `sent_after_repayment`: sends correlated to a reminder after its cancellation took
+  effect. `sent_to_opted_out`: sends to an opted-out borrower (the correlated reminder's, or
+  for an uncorrelated send whoever had that number), after their opt-out took effect.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from harness.journal import SendRecorded
+from harness.scenario import CONTENT_FIELDS, Correlation, content_pattern
+from harness.scorecard import OUTCOMES, Outcome
+from harness.truth import Borrower, ReminderTruth, Truth
+
+EARLY_SLACK = 0.05
+"""A send accepted more than this many seconds before `remind_at` is early."""
+
+CopyVerdict = Literal["on_time", "late", "early", "wrong_recipient", "wrong_content",
+                      "filtered", "unreachable", "dropped"]
+
+_PRIORITY: tuple[Outcome, ...] = ("filtered", "early", "unreachable")
+_FIELD_ONLY = re.compile(r"\{(" + "|".join(CONTENT_FIELDS) + r")\}")
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One send correlated to a reminder, and what it was worth."""
+
+    send: SendRecorded
+    verdict: CopyVerdict
+    missing: tuple[str, ...] = ()
+    """The content checks not found in the body (wrong content)."""
+
+    @property
+    def arrived(self) -> bool:
+        """Whether a person could see it (inbox or spam folder)."""
+        return self.send.handset in ("delivered", "spam")
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One scheduled reminder, judged."""
+
+    truth: ReminderTruth
+    copies: tuple[Copy, ...]
+    outcome: Outcome
+    decisive: Copy | None
+    """The correct copy that reached the inbox first, if any."""
+    owed: bool
+    cancelled: bool
+    settled: bool
+
+    @property
+    def reminder_id(self) -> str:
+        return self.truth.scheduled.reminder_id
+
+    @property
+    def remind_at(self) -> float:
+        return self.truth.scheduled.remind_at
+
+    @property
+    def send_by(self) -> float:
+        return self.truth.scheduled.send_by
+
+    @property
+    def delivered_at(self) -> float | None:
+        """When the deciding copy reached the inbox."""
+        return None if self.decisive is None else self.decisive.send.inbox_at
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from `remind_at` to the inbox, for a reminder delivered correctly."""
+        arrived = self.delivered_at
+        return None if arrived is None else arrived - self.remind_at
+
+    @property
+    def extra_copies(self) -> int:
+        """Copies that arrived beyond the first."""
+        return max(0, sum(1 for copy in self.copies if copy.arrived) - 1)
+
+    @property
+    def waited_until(self) -> float:
+        """The end of its wait: its correct delivery, or the end of its window."""
+        arrived = self.delivered_at
+        return self.send_by if arrived is None else arrived
+
+
+@dataclass(frozen=True)
+class Defect:
+    """A send that should not have been made, and the reminder it carried (if it correlated)."""
+
+    send: SendRecorded
+    reminder_id: str | None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Every scheduled reminder judged, and the sends that were defects."""
+
+    reminders: tuple[Judged, ...]
+    unmatched: int
+    sent_to_opted_out: tuple[Defect, ...]
+    sent_after_repayment: tuple[Defect, ...]
+
+    @property
+    def settled(self) -> list[Judged]:
+        """The owed reminders whose outcome is decided: the ones the scorecard counts."""
+        return [judged for judged in self.reminders if judged.settled]
+
+
+def count_outcomes(reminders: Iterable[Judged]) -> dict[Outcome, int]:
+    """How many of `reminders` ended in each outcome (every outcome present)."""
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for judged in reminders:
+        counts[judged.outcome] += 1
+    return counts
+
+
+class ContentChecks:
+    """The scenario's content checks, applied to a body against one version of the truth."""
+
+    def __init__(self, checks: dict[str, str]) -> None:
+        self._checks = dict(checks)
+
+    def missing(self, body: str, truth: dict[str, str]) -> tuple[str, ...]:
+        """The names of the checks not found in `body`."""
+        return tuple(name for name, template in self._checks.items()
+                     if not self._found(template, body, truth))
+
+    @staticmethod
+    def _found(template: str, body: str, truth: dict[str, str]) -> bool:
+        # Most checks are one bare field: a substring test spares compiling a pattern per
+        # reminder.
+        bare = _FIELD_ONLY.fullmatch(template)
+        if bare is not None:
+            return truth[bare.group(1)] in body
+        return re.search(content_pattern(template, truth), body) is not None
+
+
+class Correlator:
+    """Finds the reminder a send carries, by client reference or by the body's `ref`."""
+
+    def __init__(self, rule: Correlation, by_ref: dict[str, str]) -> None:
+        self._client_ref = rule.client_ref
+        self._body = re.compile(rule.body) if rule.body else None
+        self._by_ref = by_ref
+
+    def reminder_of(self, send: SendRecorded) -> str | None:
+        """The id of the reminder `send` carries, or None."""
+        if self._client_ref and send.client_ref in self._by_ref:
+            return self._by_ref[send.client_ref]
+        match = self._body.search(send.body) if self._body else None
+        if match is None:
+            return None
+        return self._by_ref.get(match.group("ref"))
+
+
+def judge(truth: Truth, sends: Sequence[SendRecorded], correlator: Correlator,
+          checks: ContentChecks, end: float) -> Judgement:
+    """Judge every scheduled reminder of the run, given every send; `end` is the run's end."""
+    copies: dict[str, list[SendRecorded]] = defaultdict(list)
+    uncorrelated: list[SendRecorded] = []
+    for send in sorted(sends, key=lambda s: s.t):
+        found = correlator.reminder_of(send)
+        if found is None:
+            uncorrelated.append(send)
+        else:
+            copies[found].append(send)
+    reminders = tuple(
+        _judge_one(reminder, truth.borrowers[reminder.scheduled.borrower_id],
+                   copies.get(rid, []), checks, end)
+        for rid, reminder in truth.reminders.items())
+    return Judgement(
+        reminders=reminders,
+        unmatched=sum(1 for send in uncorrelated if send.handset in ("delivered", "spam")),
+        sent_to_opted_out=tuple(_to_opted_out(truth, copies, uncorrelated)),
+        sent_after_repayment=tuple(
+            Defect(send, rid) for rid, sent in copies.items() for send in sent
+            if truth.reminders[rid].cancelled_by(send.t)))
+
+
+def _judge_one(reminder: ReminderTruth, borrower: Borrower, sends: Sequence[SendRecorded],
+               checks: ContentChecks, end: float) -> Judged:
+    copies = tuple(_copy(send, reminder, borrower, checks) for send in sends)
+    correct = [copy for copy in copies if copy.verdict in ("on_time", "late")]
+    decisive = min(correct, key=lambda c: c.send.inbox_at or math.inf, default=None)
+    first_correct = math.inf if decisive is None else decisive.send.t
+    scheduled = reminder.scheduled
+    cancelled = (reminder.cancelled_at is not None and reminder.cancelled_at < scheduled.send_by
+                 and reminder.cancelled_by(first_correct))
+    opted_out = borrower.opted_out_during(scheduled.remind_at,
+                                          min(scheduled.send_by, first_correct))
+    owed = not cancelled and not opted_out
+    return Judged(truth=reminder, copies=copies, outcome=_outcome(copies, decisive),
+                  decisive=decisive, owed=owed, cancelled=cancelled,
+                  settled=owed and (decisive is not None or scheduled.send_by <= end))
+
+
+def _copy(send: SendRecorded, reminder: ReminderTruth, borrower: Borrower,
+          checks: ContentChecks) -> Copy:
+    scheduled = reminder.scheduled
+    if send.t < scheduled.remind_at - EARLY_SLACK:
+        return Copy(send, "early")
+    if not borrower.has_phone(send.to, send.t):
+        return Copy(send, "wrong_recipient")
+    misses = [checks.missing(send.body, truth) for truth in reminder.content_truths(send.t)]
+    if all(misses):
+        return Copy(send, "wrong_content", min(misses, key=len))
+    if send.handset == "delivered":
+        on_time = send.inbox_at is not None and send.inbox_at <= scheduled.send_by
+        return Copy(send, "on_time" if on_time else "late")
+    if send.handset == "spam":
+        return Copy(send, "filtered")
+    return Copy(send, "unreachable" if send.handset == "absent" else "dropped")
+
+
+def _outcome(copies: Sequence[Copy], decisive: Copy | None) -> Outcome:
+    if decisive is not None:
+        return "on_time" if decisive.verdict == "on_time" else "late"
+    verdicts = [copy.verdict for copy in copies]
+    for verdict in verdicts:
+        if verdict == "wrong_recipient":
+            return "wrong_recipient"
+        if verdict == "wrong_content":
+            return "wrong_content"
+    return next((outcome for outcome in _PRIORITY if outcome in verdicts), "missed")
+
+
+def _to_opted_out(truth: Truth, copies: dict[str, list[SendRecorded]],
+                  uncorrelated: Iterable[SendRecorded]) -> Iterable[Defect]:
+    for rid, sent in copies.items():
+        borrower = truth.borrowers[truth.reminders[rid].scheduled.borrower_id]
+        yield from (Defect(send, rid) for send in sent if borrower.opted_out_at(send.t))
+    for send in uncorrelated:
+        owner = truth.owner(send.to, send.t)
+        if owner is not None and owner.opted_out_at(send.t):
+            yield Defect(send, None)
