@@ -57,6 +57,10 @@ class Dispatcher:
         if self._slow_drain is not None:
             await self._slow_drain.turn()
         record = await self._primary.current(row.record)
+        if record is None:
+            self._outbox.mark_unknown(row.record.reminder_id)
+            log.info("withheld %s: unknown to the primary", row.record.reminder_id)
+            return
         if self._cancelled(record):
             self._outbox.mark_cancelled(record.reminder_id)
             log.info("cancelled %s: repaid", record.reminder_id)

@@ -20,6 +20,10 @@ class LedgerError(Exception):
     """The ledger could not be reached or answered something unusable."""
 
 
+class UnknownReminder(LedgerError):
+    """The primary has no such reminder: the replica holds a record the source never made."""
+
+
 @dataclass(frozen=True)
 class FeedPage:
     entries: tuple[ReminderRecord, ...]
@@ -62,15 +66,22 @@ class LedgerClient:
         return page
 
     async def primary(self, reminder_id: str) -> ReminderRecord:
-        """The source's record of the reminder as it is now."""
+        """The source's record of the reminder as it is now; UnknownReminder on a 404."""
         url = f"{self._base_url}/{quote(reminder_id, safe='')}"
-        body = await self._get(url, self._primary_timeout, {})
+        body = await self._get(url, self._primary_timeout, {}, unknown=404)
         try:
             return ReminderRecord.from_ledger(body)
         except ValueError as exc:
             raise LedgerError(f"malformed primary record: {exc}") from exc
 
-    async def _get(self, url: str, timeout: aiohttp.ClientTimeout, query: dict[str, str]) -> Any:
+    async def _get(
+        self,
+        url: str,
+        timeout: aiohttp.ClientTimeout,
+        query: dict[str, str],
+        *,
+        unknown: int | None = None,
+    ) -> Any:
         try:
             async with self._session.get(url, params=query, timeout=timeout) as response:
                 status = response.status
@@ -79,6 +90,8 @@ class LedgerClient:
             raise LedgerError(describe(exc)) from exc
         except ValueError as exc:
             raise LedgerError(f"answer is not JSON: {exc}") from exc
+        if status == unknown:
+            raise UnknownReminder(f"HTTP {status}")
         if status != 200:
             raise LedgerError(f"HTTP {status}")
         return body

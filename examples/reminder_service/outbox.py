@@ -190,6 +190,10 @@ class Outbox:
     def mark_cancelled(self, reminder_id: str) -> None:
         self._update(reminder_id, "status = 'cancelled'")
 
+    def mark_unknown(self, reminder_id: str) -> None:
+        """The source has no such reminder: a record only the replica made up."""
+        self._update(reminder_id, "status = 'unknown'")
+
     def opt_out(self, phone: str, vendor: str) -> bool:
         """Record a STOP from `phone` (E.164) that came through `vendor`; False if already had."""
         with self._db:

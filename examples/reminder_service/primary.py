@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from .alerts import Alerter
 from .breaker import Breaker, QuietStreak
-from .ledger import LedgerClient, LedgerError
+from .ledger import LedgerClient, LedgerError, UnknownReminder
 from .reminder import ReminderRecord
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,18 @@ class PrimaryCheck:
         self._breaker = Breaker(clock=clock)
         self._differences = QuietStreak(clock=clock)
 
-    async def current(self, feed: ReminderRecord) -> ReminderRecord:
+    async def current(self, feed: ReminderRecord) -> ReminderRecord | None:
         """The primary's record of this reminder; the feed's when the primary cannot answer,
-        since a missed reminder is the greater harm."""
+        since a missed reminder is the greater harm; None when the source has no such
+        reminder, which is then no one's to send."""
         if not self._breaker.allow():
             return feed
         try:
             primary = await self._ledger.primary(feed.reminder_id)
+        except UnknownReminder:
+            self._breaker.record_success()
+            self._differ(feed.reminder_id, "the primary has no such reminder")
+            return None
         except LedgerError as exc:
             self._breaker.record_failure()
             log.warning(
@@ -55,12 +60,13 @@ class PrimaryCheck:
         self._breaker.record_success()
         difference = self._difference(feed, primary)
         if difference is not None:
-            log.warning(
-                "ledger replica differs from primary on %s: %s", feed.reminder_id, difference
-            )
-            if self._differences.record():
-                self._alerter.fire("ledger replica differs from primary", dependency="ledger")
+            self._differ(feed.reminder_id, difference)
         return primary
+
+    def _differ(self, reminder_id: str, difference: str) -> None:
+        log.warning("ledger replica differs from primary on %s: %s", reminder_id, difference)
+        if self._differences.record():
+            self._alerter.fire("ledger replica differs from primary", dependency="ledger")
 
     def _difference(self, feed: ReminderRecord, primary: ReminderRecord) -> str | None:
         if primary.version == feed.version:

@@ -8,6 +8,7 @@ import copy
 import functools
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import signal
@@ -26,7 +27,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from examples.reminder_service.breaker import Breaker
+from examples.reminder_service.breaker import Breaker, QuietStreak
+from examples.reminder_service.reminder import ReminderRecord
 from examples.reminder_service.replies import e164, is_stop
 from examples.reminder_service.vendors import aliyun_signature
 
@@ -828,3 +830,383 @@ def test_breaker_lets_one_trial_through_after_the_cooldown() -> None:
     assert breaker.allow()
     breaker.record_success()
     assert breaker.allow() and breaker.allow()
+
+
+def config_error(**env: str) -> list[str]:
+    """The service's stderr lines when started with `env`; asserts it exits 2."""
+    result = subprocess.run(
+        [sys.executable, "-m", "examples.reminder_service"],
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode == 2
+    return result.stderr.strip().splitlines()
+
+
+def test_a_bad_defect_exits_2_with_one_line(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.urls = {name: "http://127.0.0.1:9" for name in ("ledger", "twilio", "aliyun", "alerts")}
+    env = world.env(PORT="8080", PUBLIC_URL="http://127.0.0.1:8080", DEFECT="forgetful")
+    [line] = config_error(**env)
+    assert line.startswith("reminder-service: DEFECT must be one of no-failover, blind-resend, ")
+    assert line.endswith(", slow-drain, got 'forgetful'")
+
+
+def test_records_are_read_strictly() -> None:
+    entry = record(7, lead=5.0)
+    parsed = ReminderRecord.from_ledger(entry)
+    assert (parsed.reminder_id, parsed.ref, parsed.version, parsed.borrower_id) == (
+        "rem-000007",
+        "REF00007",
+        1,
+        "B000007",
+    )
+    assert (parsed.phone, parsed.amount, parsed.due_date) == (phone(7), "5007.00", "2026-12-05")
+    assert not parsed.cancelled and not parsed.opted_out
+    assert parsed.remind_at.timestamp() == epoch(entry["remind_at"])
+    assert ReminderRecord.from_json(parsed.to_json()) == parsed
+    # The offset is honoured: the same instant written in UTC is the same instant.
+    utc = revise(entry, remind_at="2026-12-01T10:20:05.123Z")
+    east = revise(entry, remind_at="2026-12-01T18:20:05.123+08:00")
+    assert ReminderRecord.from_ledger(utc).remind_at == ReminderRecord.from_ledger(east).remind_at
+    assert ReminderRecord.from_ledger(revise(entry, status="cancelled")).cancelled
+    renamed = revise(entry)
+    renamed["installment"]["dueDate"] = renamed["installment"].pop("due_date")
+    malformed = [
+        renamed,
+        revise(entry, due_date="05/12/2026"),
+        revise(entry, due_date="2026-02-30"),
+        revise(entry, amount="5234"),
+        revise(entry, amount=5234.0),
+        revise(entry, remind_at="2026-12-01T18:20:05.123"),
+        revise(entry, status="paid"),
+        revise(entry, version="1"),
+        revise(entry, version=0),
+        revise(entry, opted_out="no"),
+        revise(entry, phone="13912345678"),
+        [entry],
+    ]
+    for item in malformed:
+        with pytest.raises(ValueError):
+            ReminderRecord.from_ledger(item)
+
+
+def test_replica_differences_alert_once_per_quiet_separated_streak() -> None:
+    now = [0.0]
+    streak = QuietStreak(quiet=10.0, clock=lambda: now[0])
+    starts = []
+    for at in [0.0, 3.0, 12.0, 21.9, 32.0]:
+        now[0] = at
+        starts.append(streak.record())
+    assert starts == [True, False, False, False, True]
+
+
+@async_test
+async def test_waits_for_remind_at_then_sends_promptly(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=0) as world:
+        await world.start()
+        entry = world.ledger.schedule(1, lead=1.5)
+        await eventually(lambda: world.stored("rem-000001"), "the feed entry stored")
+        assert world.statuses() == {"rem-000001": "pending"}
+        assert world.twilio.requests == []
+        await eventually(world.all_sent, "the reminder sent")
+        [arrived] = world.twilio.arrivals
+        remind_at = epoch(entry["remind_at"])
+        assert remind_at <= arrived <= remind_at + 1.5, arrived - remind_at
+        assert world.rows()["rem-000001"]["next_attempt_at"] == pytest.approx(remind_at, abs=1e-3)
+
+
+@async_test
+async def test_keeps_the_highest_version_and_never_resends_a_sent_row(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=0) as world:
+        world.ledger.primary_down = True  # what is sent is then what the outbox kept
+        first = world.ledger.schedule(1)
+        world.ledger.change("rem-000001", amount="4000.00")
+        world.ledger.feed.append(first)  # a replica re-serving old news
+        service = await world.start()
+        await eventually(world.all_sent, "the reminder sent")
+        await eventually(lambda: service_cursor(world) == 3, "the feed read")
+        assert world.rows()["rem-000001"]["version"] == 2
+        assert world.record("rem-000001")["amount"] == "4000.00"
+        assert "还款4000.00元" in world.twilio.accepted[0]["Body"]
+
+        world.ledger.change("rem-000001", amount="3000.00")
+        await eventually(lambda: world.stored("rem-000001", version=3), "version 3 stored")
+        assert world.statuses() == {"rem-000001": "sent"}
+        assert world.twilio.refs() == ["REF00001"]
+        assert await service.stop() == 0
+        assert world.twilio.refs() == ["REF00001"]
+
+
+def service_cursor(world: World) -> int:
+    with sqlite3.connect(world.outbox_path) as db:
+        row = db.execute("SELECT value FROM ledger_cursor").fetchone()
+    return int(row[0]) if row else 0
+
+
+@async_test
+async def test_a_cancelled_reminder_is_never_sent(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=3) as world:
+        world.ledger.change("rem-000001", status="cancelled")
+        # Repaid at the source, not yet in the replica: the primary check stops it.
+        world.ledger.change("rem-000002", status="cancelled", in_feed=False)
+        service = await world.start()
+        await eventually(
+            lambda: (
+                world.statuses()
+                == {"rem-000001": "cancelled", "rem-000002": "cancelled", "rem-000003": "sent"}
+            ),
+            "two cancelled, one sent",
+        )
+        assert world.twilio.requests + world.aliyun.requests == [world.twilio.accepted[0]]
+        assert world.twilio.refs() == ["REF00003"]
+        assert "cancelled rem-000002: repaid" in service.log.read_text()
+
+
+@async_test
+async def test_a_borrower_opted_out_at_the_bank_gets_nothing(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=3) as world:
+        world.ledger.change("rem-000001", opted_out=True)
+        world.ledger.change("rem-000002", opted_out=True, in_feed=False)
+        await world.start()
+        await eventually(
+            lambda: (
+                world.statuses()
+                == {"rem-000001": "suppressed", "rem-000002": "suppressed", "rem-000003": "sent"}
+            ),
+            "two suppressed, one sent",
+        )
+        assert [r["ref"] for r in world.twilio.requests + world.aliyun.requests] == ["REF00003"]
+
+
+@async_test
+async def test_a_newer_entry_changes_the_phone(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=0) as world:
+        world.ledger.primary_down = True  # the feed's newer entry alone must do it
+        await world.start()
+        world.ledger.schedule(1, lead=1.0)
+        await eventually(lambda: world.stored("rem-000001"), "version 1 stored")
+        world.ledger.change("rem-000001", phone="+8613700000077")
+        await eventually(world.all_sent, "the reminder sent")
+        assert [r["To"] for r in world.twilio.requests] == ["+8613700000077"]
+
+
+@async_test
+async def test_the_primary_wins_over_a_drifted_replica_and_alerts_once(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=0) as world:
+        world.ledger.schedule(1, drift={"phone": "+8613700000001"})
+        world.ledger.schedule(2, drift={"amount": "9999.00"})
+        world.ledger.schedule(3, drift={"due_date": "2026-12-15"})
+        world.ledger.schedule(4)
+        # A change the replica never got, made at the source five seconds ago.
+        world.ledger.change("rem-000004", phone="+8613700000004", in_feed=False)
+        world.ledger.truth["rem-000004"]["as_of"] = stamp(time.time() - 5)
+        world.ledger.schedule(5)
+        service = await world.start()
+        await eventually(world.all_sent, "all sent")
+        by_ref = {r["ref"]: r for r in world.twilio.accepted}
+        assert {ref: r["To"] for ref, r in by_ref.items()} == {
+            "REF00001": phone(1),
+            "REF00002": phone(2),
+            "REF00003": phone(3),
+            "REF00004": "+8613700000004",
+            "REF00005": phone(5),
+        }
+        assert "还款5002.00元将于2026-12-05到期" in by_ref["REF00002"]["Body"]
+        assert "还款5003.00元将于2026-12-05到期" in by_ref["REF00003"]["Body"]
+        await eventually(lambda: len(world.sink.alerts) == 1, "the replica alert")
+        assert world.sink.alerts == [
+            {
+                "severity": "critical",
+                "summary": "ledger replica differs from primary",
+                "source": "reminder-service",
+                "dependency": "ledger",
+            }
+        ]
+        log = service.log.read_text()
+        assert log.count("ledger replica differs from primary on") == 4
+        assert "rem-000001: version 1 has phone '+8613700000001'" in log
+        assert "rem-000004: replica at version 1, primary at 2" in log
+        assert "differs from primary on rem-000005" not in log
+
+
+@async_test
+async def test_a_reminder_the_primary_does_not_know_is_withheld(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=1) as world:
+        world.ledger.feed.append(record(2))  # in the replica only, as leaked test data
+        service = await world.start()
+        await eventually(
+            lambda: world.statuses() == {"rem-000001": "sent", "rem-000002": "unknown"},
+            "the known one sent, the unknown one withheld",
+        )
+        assert world.twilio.refs() == ["REF00001"]
+        await eventually(lambda: len(world.sink.alerts) == 1, "the replica alert")
+        assert world.sink.alerts[0]["dependency"] == "ledger"
+        assert "rem-000002: the primary has no such reminder" in service.log.read_text()
+
+
+@async_test
+async def test_with_the_primary_down_the_feed_is_sent(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=5) as world:
+        world.ledger.primary_down = True
+        service = await world.start()
+        await eventually(world.all_sent, "all sent")
+        assert sorted(r["To"] for r in world.twilio.accepted) == [phone(n) for n in range(1, 6)]
+        assert "primary record of rem-000001 unavailable, sending the feed's: HTTP 503" in (
+            service.log.read_text()
+        )
+        # After three failures the primary is skipped for a cool-down, not asked per send.
+        assert len(world.ledger.primary_reads) == 3
+
+
+@async_test
+async def test_a_malformed_entry_fails_the_poll_until_the_page_is_right(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=2) as world:
+        good = world.ledger.feed[0]
+        renamed = revise(good)
+        renamed["installment"]["dueDate"] = renamed["installment"].pop("due_date")
+        world.ledger.feed[0] = renamed
+        service = await world.start()
+        await eventually(lambda: len(world.sink.alerts) == 1, "the ledger alert")
+        assert world.sink.alerts[0]["dependency"] == "ledger"
+        assert world.statuses() == {}, "nothing of a malformed page is stored"
+        assert "malformed page: reminder field 'due_date'" in service.log.read_text()
+        world.ledger.feed[0] = good
+        await eventually(world.all_sent, "the same page read again and sent")
+
+
+# One test per DEFECT: each shows its defect against the fakes, beside what the reference does.
+
+
+@async_test
+async def test_defect_no_failover(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=2) as world:
+        world.twilio.script = ["error"]
+        service = await world.start(DEFECT="no-failover")
+        await eventually(
+            lambda: world.statuses() == {"rem-000001": "failed", "rem-000002": "sent"},
+            "the failed send given up",
+        )
+        # `failed` is final: the row is never claimed again, so nothing more can be asked.
+        assert [r["ref"] for r in world.twilio.requests] == ["REF00001", "REF00002"]
+        assert world.aliyun.requests == []
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{service.url}/healthz") as response,
+        ):
+            health = await response.json()
+        assert (health["mode"], health["defect"]) == ("naive", "no-failover")
+
+
+@async_test
+async def test_defect_blind_resend(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=1) as world:
+        world.twilio.script = ["swallow"]
+        await world.start(DEFECT="blind-resend", VENDOR_TIMEOUT="0.3")
+        await eventually(world.all_sent, "the reminder sent")
+        # Twilio took it; nobody asked; Alibaba sent it again.
+        assert world.twilio.refs() == world.aliyun.refs() == ["REF00001"]
+        assert world.twilio.lookups == 0
+
+
+@pytest.mark.parametrize("defect", ["", "cached-phones"])
+@async_test
+async def test_defect_cached_phones(tmp_path: Path, defect: str) -> None:
+    async with World(tmp_path, reminders=1) as world:
+        await world.start(DEFECT=defect)
+        await eventually(world.all_sent, "the first reminder sent")
+        # The borrower's next installment, after they changed their number.
+        world.ledger.schedule(2, borrower=1)
+        world.ledger.change("rem-000002", phone="+8613700000001")
+        await eventually(world.all_sent, "the second reminder sent")
+        second = "+8613700000001" if defect == "" else phone(1)
+        assert [r["To"] for r in world.twilio.requests] == [phone(1), second]
+
+
+@async_test
+async def test_defect_ignores_repayments(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=2) as world:
+        world.ledger.change("rem-000001", status="cancelled")
+        world.ledger.change("rem-000002", status="cancelled", in_feed=False)
+        await world.start(DEFECT="ignores-repayments")
+        await eventually(world.all_sent, "both repaid reminders sent")
+        assert sorted(world.twilio.refs()) == ["REF00001", "REF00002"]
+
+
+@async_test
+async def test_defect_ignores_opt_outs(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=0) as world:
+        service = await world.start(DEFECT="ignores-opt-outs")
+        async with aiohttp.ClientSession() as session:
+            await reply_stop(session, service.url, "twilio", phone(3))
+        world.ledger.schedule(1)
+        world.ledger.change("rem-000001", opted_out=True)
+        world.ledger.schedule(2)
+        world.ledger.change("rem-000002", opted_out=True, in_feed=False)
+        world.ledger.schedule(3)
+        await eventually(world.all_sent, "all three sent")
+        assert sorted(world.twilio.refs()) == ["REF00001", "REF00002", "REF00003"]
+
+
+@pytest.mark.parametrize("defect", ["", "wrong-timezone"])
+@async_test
+async def test_defect_wrong_timezone(tmp_path: Path, defect: str) -> None:
+    async with World(tmp_path, reminders=1) as world:
+        remind_at = epoch(world.ledger.feed[0]["remind_at"])
+        await world.start(DEFECT=defect)
+        await eventually(lambda: world.stored("rem-000001"), "the entry stored")
+        late = 8 * 3600 if defect else 0
+        row = world.rows()["rem-000001"]
+        assert row["next_attempt_at"] == pytest.approx(remind_at + late, abs=1e-3)
+        if defect:
+            assert row["status"] == "pending"
+        else:
+            await eventually(world.all_sent, "the reminder sent")
+
+
+@pytest.mark.parametrize("vendor", ["twilio", "ali-backup"])
+@async_test
+async def test_defect_wrong_amount_format(tmp_path: Path, vendor: str) -> None:
+    async with World(tmp_path, reminders=1) as world:
+        other = "ali-backup" if vendor == "twilio" else "twilio"
+        await world.start(
+            DEFECT="wrong-amount-format", PRIMARY_VENDOR=vendor, SECONDARY_VENDOR=other
+        )
+        await eventually(world.all_sent, "the reminder sent")
+        if vendor == "twilio":
+            assert "本期还款5001元将于" in world.twilio.accepted[0]["Body"]
+        else:
+            assert json.loads(world.aliyun.accepted[0]["TemplateParam"])["amount"] == "5001"
+
+
+@async_test
+async def test_defect_never_alerts(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=4) as world:
+        world.twilio.always = "error"
+        world.ledger.failures_left = 3
+        service = await world.start(DEFECT="never-alerts")
+        await eventually(world.all_sent, "all reminders sent via the secondary")
+        await eventually(
+            lambda: service.log.read_text().count("alert not posted (DEFECT=never-alerts)") == 2,
+            "both alerts held back",
+        )
+        # The defect returns before an alert is even queued: none can arrive later.
+        assert world.sink.alerts == []
+
+
+@async_test
+async def test_defect_slow_drain(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=1) as world:
+        world.twilio.script = ["error"]
+        await world.start(DEFECT="slow-drain", WORKERS="4", SECONDARY_VENDOR="")
+        await eventually(world.all_sent, "the first reminder sent after its failure")
+        for n in range(2, 6):
+            world.ledger.schedule(n)
+        await eventually(world.all_sent, "the backlog drained", timeout=15.0)
+        # The retry and the four after it, each waiting for its turn.
+        gaps = [b - a for a, b in itertools.pairwise(world.twilio.arrivals[1:])]
+        assert len(gaps) == 4
+        assert min(gaps) >= 0.9, gaps
