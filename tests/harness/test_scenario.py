@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ScenarioError
-from harness.scenario import load_scenario, parse_scenario
+from harness.scenario import content_pattern, load_scenario, parse_scenario
 
 MINIMAL = """\
 name: tiny
@@ -54,7 +54,7 @@ def test_durations_rates_and_gates_are_typed() -> None:
     assert scenario.duration == 60.0
     assert scenario.reminders.rate == 2.0
     assert scenario.timeline[0].duration == 0.5
-    assert scenario.drain_seconds == 20.0
+    assert scenario.drain_seconds == 25.0  # the default lead (5 s) and the window (20 s)
     assert [(g.metric, g.op, g.threshold) for g in scenario.gates] == [
         ("continuity", ">=", 0.99), ("p95_latency", "<=", 15.0)]
 
@@ -103,3 +103,46 @@ def test_a_file_that_is_not_a_mapping_is_refused() -> None:
 def test_a_missing_file_is_a_scenario_error(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="cannot read the file"):
         load_scenario(tmp_path / "absent.yaml")
+
+
+def test_overrides_set_keys_before_the_file_is_checked() -> None:
+    scenario = parse_scenario(MINIMAL, overrides=[
+        "duration=30s", "target.env.DEFECT=cached-phones", "changes.repaid=0.3",
+        "timeline=[]"])
+    assert scenario.duration == 30.0
+    assert scenario.target.env == {"LEDGER_URL": "{ledger.url}", "DEFECT": "cached-phones"}
+    assert scenario.changes.repaid == 0.3 and scenario.timeline == []
+    assert "DEFECT" not in parse_scenario(MINIMAL).target.env
+    with pytest.raises(ScenarioError, match=r"expected key\.path=value"):
+        parse_scenario(MINIMAL, overrides=["duration"])
+    with pytest.raises(ScenarioError, match=r"duration\.x=1.: duration is not a mapping"):
+        parse_scenario(MINIMAL, overrides=["duration.x=1"])
+
+
+def test_content_checks_name_truth_fields_and_render_them_escaped() -> None:
+    scenario = parse_scenario(MINIMAL.replace(
+        "  correlate:", "  content: {amount: '(¥|CNY ?){amount_grouped}'}\n  correlate:"))
+    template = scenario.reminders.content["amount"]
+    assert content_pattern(template, {"amount_grouped": "5,234.00"}) == r"(¥|CNY ?)5,234\.00"
+    assert parse_scenario(MINIMAL).reminders.content == {"amount": "{amount}",
+                                                         "due_date": "{due_date}"}
+    error = error_for(MINIMAL.replace("  correlate:", "  content: {amount: 'yuan'}\n  correlate:"))
+    assert "content.amount: names no field" in error.message
+
+
+def test_network_and_vendor_faults_expect_an_alert_by_default() -> None:
+    step = parse_scenario(MINIMAL).timeline[0]
+    assert step.alert_expected is True
+    quiet = parse_scenario(MINIMAL.replace("    params: {latency: 300, jitter: 50}",
+                                           "    params: {latency: 300}\n    expect_alert: false"))
+    assert quiet.timeline[0].alert_expected is False
+
+
+def test_a_demonstration_must_name_gates_of_the_scenario() -> None:
+    ok = parse_scenario(MINIMAL + "demonstrates: {fails: [continuity >= 0.99], passed_by: x}\n")
+    assert ok.demonstrates is not None
+    assert [g.expr for g in ok.demonstrates.fails] == ["continuity >= 0.99"]
+    error = error_for(MINIMAL + "demonstrates: {fails: [duplicates == 0], passed_by: x}\n")
+    assert error.line == 23
+    assert "demonstrates.fails[0]: 'duplicates == 0' is not one of the scenario's gates" \
+        in error.message
