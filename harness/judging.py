@@ -16,7 +16,8 @@ Rules:
   that dropped it `dropped`.
 - **Outcome.** The correct copy that reached the inbox first decides (on time or late).
   Without one, by priority: wrong recipient or wrong content (whichever came first), filtered,
-  early, unreachable, missed. `duplicates`: copies that arrived beyond the first.
+  early, unreachable, missed. `duplicates`: copies that arrived beyond the first, over every
+  reminder, owed or not (a copy too many is a defect either way).
 - **Owed.** A reminder is owed unless it was cancelled (repaid, before `send_by`) and the
   cancellation took effect before its first correct delivery, or its borrower was opted out
   (past the grace) at some moment of [remind_at, send_by] before its first correct delivery.
@@ -149,21 +150,17 @@ class ContentChecks:
     """The scenario's content checks, applied to a body against one version of the truth."""
 
     def __init__(self, checks: dict[str, str]) -> None:
-        self._checks = dict(checks)
-
-    def missing(self, body: str, truth: dict[str, str]) -> tuple[str, ...]:
-        """The names of the checks not found in `body`."""
-        return tuple(name for name, template in self._checks.items()
-                     if not self._found(template, body, truth))
-
-    @staticmethod
-    def _found(template: str, body: str, truth: dict[str, str]) -> bool:
         # Most checks are one bare field: a substring test spares compiling a pattern per
         # reminder.
-        bare = _FIELD_ONLY.fullmatch(template)
-        if bare is not None:
-            return truth[bare.group(1)] in body
-        return re.search(content_pattern(template, truth), body) is not None
+        self._checks = [(name, template, bare.group(1) if bare else None)
+                        for name, template in checks.items()
+                        for bare in [_FIELD_ONLY.fullmatch(template)]]
+
+    def missing(self, body: str, truth: dict[str, str]) -> tuple[str, ...]:
+        """The names of the checks not found in `body`, in the scenario's order."""
+        return tuple(name for name, template, bare in self._checks
+                     if (truth[bare] not in body if bare is not None
+                         else re.search(content_pattern(template, truth), body) is None))
 
 
 class Correlator:

@@ -20,7 +20,9 @@ Rules:
 from __future__ import annotations
 
 import bisect
+import functools
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,12 +42,14 @@ CHANGE_GRACE = 1.0
 and the new truth are both accepted."""
 
 T = TypeVar("T")
+_NOT_DIGIT = re.compile(r"\D")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def national(phone: str) -> str:
     """A phone number's national digits: `+8613800000001`, `008613800000001` and `13800000001`
     are one number."""
-    digits = "".join(ch for ch in phone if ch.isdigit())
+    digits = _NOT_DIGIT.sub("", phone)
     if digits.startswith("0086"):
         return digits[4:]
     if digits.startswith("86") and len(digits) == 13:
