@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from harness.canary import Canary
 from harness.errors import FaultInjectionError, LoadError, NotifyChaosError, StartupError
 from harness.journal import (
     ComponentReady,
@@ -123,8 +124,12 @@ class Run:
                                     **{f"vendors.{name}": vendor.control_url
                                        for name, vendor in manifest.vendors.items()}},
                                    manifest.ca_bundle)
-        injector = FamilyInjector({"network": NetworkInjector(control), "vendor": switches,
-                                   "data": switches, "process": ProcessInjector(target)})
+        canary = Canary.through(links, ca_bundle=manifest.ca_bundle, secure={
+            f"vendors.{name}" for name, vendor in manifest.vendors.items()
+            if vendor.url.startswith("https:")})
+        injector = FamilyInjector({"network": NetworkInjector(control, canary),
+                                   "vendor": switches, "data": switches,
+                                   "process": ProcessInjector(target)})
         timeline = TimelinePlayer(self.scenario.timeline, injector, self.journal)
         teardown.callback(timeline.stop)
         self.say(f"load for {self.scenario.duration:g}s, {len(self.scenario.timeline)} fault(s)")

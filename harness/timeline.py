@@ -1,7 +1,14 @@
-"""Plays the fault timeline: applies each step at its time, undoes it at its end, always."""
+"""Plays the fault timeline: applies each step at its time, undoes it at its end, always.
+
+Each step's measured effect is journaled after it took effect: the injector that carried it out
+returns what it measured (a process fault: whether a live process got the signal) or how to
+measure it (a network fault: canary probes), which the player runs off the timeline thread.
+Vendor and data faults are measured by the mocks themselves (`fault.touched`).
+"""
 
 from __future__ import annotations
 
+import signal
 import ssl
 import threading
 import time
@@ -11,40 +18,51 @@ from typing import Any, Protocol
 
 import httpx
 
+from harness.canary import Canary
 from harness.errors import FaultInjectionError, StartupError
 from harness.faults import FAULTS, MOCK_FAULTS
-from harness.journal import FaultApplied, FaultReverted, JournalWriter
+from harness.journal import FaultApplied, FaultMeasured, FaultReverted, JournalWriter
 from harness.scenario import Step
 from harness.target import RunningTarget
 from harness.toxiproxy import ToxiproxyControl
+
+Measure = Callable[[], FaultMeasured]
+"""Measures a step's effect; may take seconds (canary probes), so it runs off the timeline."""
+
+Effect = FaultMeasured | Measure | None
+"""What applying a step returns: its measured effect, how to measure it, or nothing to add."""
 
 
 class Injector(Protocol):
     """Carries out faults of some family (network, vendor, data, process)."""
 
-    def apply(self, index: int, step: Step) -> None:
-        """Make the fault take effect now."""
+    def apply(self, index: int, step: Step) -> Effect:
+        """Make the fault take effect now; return its measured effect or how to measure it
+        (None when the injector measures nothing itself)."""
 
     def revert(self, index: int, step: Step) -> None:
         """Undo the fault."""
 
 
 class NetworkInjector:
-    """Network faults on Toxiproxy links: `proxy.down` disables a link, the rest add a toxic."""
+    """Network faults on Toxiproxy links: `proxy.down` disables a link, the rest add a toxic;
+    each step is then measured by canary probes through the link."""
 
-    def __init__(self, control: ToxiproxyControl) -> None:
+    def __init__(self, control: ToxiproxyControl, canary: Canary) -> None:
         self._control = control
+        self._canary = canary
 
-    def apply(self, index: int, step: Step) -> None:
+    def apply(self, index: int, step: Step) -> Measure:
         kind = FAULTS[step.fault]
         if kind.toxic is None:
             self._control.disable(step.link)
-            return
-        self._control.add_toxic(
-            step.link, f"step{index}", type=kind.toxic,
-            stream=str(step.params.get("stream", "downstream")),
-            toxicity=float(step.params.get("toxicity", 1.0)),
-            attributes={name: int(step.params.get(name, 0)) for name in kind.attributes})
+        else:
+            self._control.add_toxic(
+                step.link, f"step{index}", type=kind.toxic,
+                stream=str(step.params.get("stream", "downstream")),
+                toxicity=float(step.params.get("toxicity", 1.0)),
+                attributes={name: int(step.params.get(name, 0)) for name in kind.attributes})
+        return lambda: self._canary.measure(index, step)
 
     def revert(self, index: int, step: Step) -> None:
         if FAULTS[step.fault].toxic is None:
@@ -71,7 +89,7 @@ class ControlInjector:
         switches = FAULTS[step.fault].switches
         assert switches is not None
         self._active.setdefault(step.link, {})[index] = switches(step.params)
-        self._push(step)
+        self._push(step)  # the mock journals what its switches touch
 
     def revert(self, index: int, step: Step) -> None:
         self._active.get(step.link, {}).pop(index, None)
@@ -91,16 +109,29 @@ class ControlInjector:
             raise FaultInjectionError(f"{step.link}: control API {url}: {exc}") from None
 
 
+_SIGNALS = {"process.pause": signal.SIGSTOP, "process.kill": signal.SIGKILL,
+            "process.restart": signal.SIGTERM}
+
+
 class ProcessInjector:
-    """Process faults on the target: pause and resume, kill and start again, restart."""
+    """Process faults on the target: pause and resume, kill and start again, restart. Each is
+    measured by whether its signal reached a live process."""
 
     def __init__(self, target: RunningTarget) -> None:
         self._target = target
 
-    def apply(self, index: int, step: Step) -> None:
+    def apply(self, index: int, step: Step) -> FaultMeasured:
         actions = {"process.pause": self._target.pause, "process.kill": self._target.kill,
                    "process.restart": self._target.restart}
+        process = self._target.process
+        pid, ended = process.pid, process.returncode
         self._call(actions[step.fault], step)
+        detail = f"{_SIGNALS[step.fault].name} to pid {pid}"
+        if ended is not None:
+            detail += f", which had already ended (exit code {ended})"
+        elif step.fault == "process.restart":
+            detail += f", started again as pid {self._target.process.pid}"
+        return FaultMeasured(step=index, probes=1, affected=int(ended is None), detail=detail)
 
     def revert(self, index: int, step: Step) -> None:
         actions = {"process.pause": self._target.resume, "process.kill": self._target.start}
@@ -122,8 +153,8 @@ class FamilyInjector:
     def __init__(self, injectors: Mapping[str, Injector]) -> None:
         self._injectors = dict(injectors)
 
-    def apply(self, index: int, step: Step) -> None:
-        self._injectors[FAULTS[step.fault].family].apply(index, step)
+    def apply(self, index: int, step: Step) -> Effect:
+        return self._injectors[FAULTS[step.fault].family].apply(index, step)
 
     def revert(self, index: int, step: Step) -> None:
         self._injectors[FAULTS[step.fault].family].revert(index, step)
@@ -138,14 +169,23 @@ class _Action:
 
 
 class TimelinePlayer:
-    """Runs the steps in a background thread against `t0`; `stop()` undoes whatever is active."""
+    """Runs the steps in a background thread against `t0`; `stop()` undoes whatever is active.
 
-    def __init__(self, steps: list[Step], injector: Injector, journal: JournalWriter) -> None:
+    Measurements run in threads of their own, so a step's canary never delays the next step;
+    `stop()` waits for them (up to `measure_timeout`) before the journal may close.
+    """
+
+    def __init__(self, steps: list[Step], injector: Injector, journal: JournalWriter,
+                 measure_timeout: float = 10.0) -> None:
         self._injector = injector
         self._journal = journal
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._active: dict[int, Step] = {}
+        self._measuring: list[threading.Thread] = []
+        self._measure_timeout = measure_timeout
+        self._journal_lock = threading.Lock()
+        self._journal_open = True
         actions = [_Action(step.at, True, i, step) for i, step in enumerate(steps)]
         actions += [_Action(step.at + step.duration, False, i, step)
                     for i, step in enumerate(steps) if step.duration is not None]
@@ -174,15 +214,32 @@ class TimelinePlayer:
 
     def _apply(self, index: int, step: Step) -> None:
         try:
-            self._injector.apply(index, step)
+            effect = self._injector.apply(index, step)
         except FaultInjectionError as exc:
             self.errors.append(f"step {index} ({step.fault} on {step.link}): {exc}")
             return
         self._active[index] = step
         self._journal.write(FaultApplied(step=index, fault=step.fault, link=step.link,
                                          params=step.params))
+        if isinstance(effect, FaultMeasured):
+            self._journal.write(effect)
+        elif effect is not None:
+            thread = threading.Thread(target=self._measure, args=(index, effect),
+                                      name=f"measure-step{index}", daemon=True)
+            self._measuring.append(thread)
+            thread.start()
         if FAULTS[step.fault].instant:
             self._revert(index)
+
+    def _measure(self, index: int, measure: Measure) -> None:
+        try:
+            measured = measure()
+        except Exception as exc:  # a measurement that fails says so; it never fails the run
+            measured = FaultMeasured(step=index, probes=0, affected=0,
+                                     detail=f"not measured: {type(exc).__name__}: {exc}")
+        with self._journal_lock:
+            if self._journal_open:
+                self._journal.write(measured)
 
     def _revert(self, index: int) -> None:
         step = self._active.pop(index)
@@ -196,9 +253,15 @@ class TimelinePlayer:
                                           error=error))
 
     def stop(self) -> None:
-        """Stop playing and undo every step still in effect (the run is ending)."""
+        """Stop playing, undo every step still in effect (the run is ending), and wait for the
+        measurements under way; one still running after that is not journaled."""
         self._stop.set()
         with self._lock:
             for index in list(self._active):
                 self._revert(index)
         self._thread.join(timeout=30)
+        deadline = time.monotonic() + self._measure_timeout
+        for thread in self._measuring:
+            thread.join(timeout=max(deadline - time.monotonic(), 0.0))
+        with self._journal_lock:
+            self._journal_open = False

@@ -58,10 +58,28 @@ class LedgerFaults(BaseModel):
 
 M = TypeVar("M", bound=BaseModel)
 
+CANARY_PATH = "/__notifychaos/canary"
+CANARY_MAX_BYTES = 16 * 1024 * 1024
+
 
 def fault_routes(model: type[M], current: Callable[[], M],
                  switch: Callable[[M], None]) -> list[web.RouteDef]:
-    """`/__notifychaos/faults`: GET the faults in force, PUT new ones, DELETE to clear."""
+    """`/__notifychaos/faults`: GET the faults in force, PUT new ones, DELETE to clear; and
+    the canary the harness probes network faults with (`CANARY_PATH`, GET or POST, `?bytes=N`:
+    reads whatever body is sent, answers N bytes)."""
+
+    async def canary(request: web.Request) -> web.Response:
+        # Streamed, not read(): an upstream fault's probe may send more than client_max_size.
+        try:
+            async for _ in request.content.iter_any():
+                pass
+        except ConnectionResetError:  # the fault cut it off: no one is left to answer
+            return web.Response(status=400)
+        size = request.query.get("bytes", "16")
+        if not (size.isascii() and size.isdigit()) or int(size) > CANARY_MAX_BYTES:
+            return web.json_response({"error": f"bytes must be 0 to {CANARY_MAX_BYTES}"},
+                                     status=400)
+        return web.Response(body=b"." * int(size), content_type="application/octet-stream")
 
     async def show(_: web.Request) -> web.Response:
         return web.json_response(current().model_dump(mode="json"))
@@ -79,4 +97,5 @@ def fault_routes(model: type[M], current: Callable[[], M],
         return web.json_response(current().model_dump(mode="json"))
 
     return [web.get("/__notifychaos/faults", show), web.put("/__notifychaos/faults", put),
-            web.delete("/__notifychaos/faults", clear)]
+            web.delete("/__notifychaos/faults", clear),
+            web.get(CANARY_PATH, canary), web.post(CANARY_PATH, canary)]

@@ -1,7 +1,9 @@
-"""The timeline player: steps at their times, undone at their end or when the run stops."""
+"""The timeline player: steps at their times, undone at their end or when the run stops, each
+step's measured effect journaled after it took effect."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,9 +11,15 @@ from pathlib import Path
 import pytest
 
 from harness.errors import FaultInjectionError
-from harness.journal import FaultApplied, FaultReverted, JournalWriter, read_journal
+from harness.journal import (
+    FaultApplied,
+    FaultMeasured,
+    FaultReverted,
+    JournalWriter,
+    read_journal,
+)
 from harness.scenario import Step
-from harness.timeline import FamilyInjector, TimelinePlayer
+from harness.timeline import Effect, FamilyInjector, TimelinePlayer
 
 
 class Recorder:
@@ -102,3 +110,82 @@ def test_vendor_fault_parameters_are_checked_at_load() -> None:
     with pytest.raises(ValueError, match="fraction"):
         Step.model_validate({"at": 0, "fault": "vendor.drop", "link": "vendors.sms",
                              "params": {"fraction": 1.5}})
+
+
+class Measuring(Recorder):
+    """A recorder that measures what it applies: at once (as a process fault does) or, for
+    network faults, through a callable the player runs later, here held until `release`."""
+
+    def __init__(self, fail_measuring: bool = False) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.fail_measuring = fail_measuring
+
+    def apply(self, index: int, step: Step) -> Effect:  # type: ignore[override]
+        super().apply(index, step)
+        if step.fault.startswith("process."):
+            return FaultMeasured(step=index, probes=1, affected=1, detail="SIGTERM to pid 1")
+
+        def measure() -> FaultMeasured:
+            assert self.release.wait(5), "the test never released the measurement"
+            if self.fail_measuring:
+                raise OSError("canary socket: network unreachable")
+            return FaultMeasured(step=index, probes=5, affected=4, detail="4 of 5 delayed")
+
+        return measure
+
+
+def kinds(tmp_path: Path) -> list[tuple[str, int]]:
+    return [(event.kind, event.step) for event in read_journal(tmp_path).events
+            if isinstance(event, FaultApplied | FaultMeasured | FaultReverted)]
+
+
+def test_a_slow_measurement_is_journaled_after_its_step_and_delays_no_other_step(
+        journal: JournalWriter, tmp_path: Path) -> None:
+    injector = Measuring()
+    player = play([step(0.0, None, "proxy.latency"), step(0.1, None, "proxy.down",
+                                                          link="ledger")], injector, journal)
+    # Step 1 takes effect while step 0 is still being measured.
+    wait_for(lambda: len(read_journal(tmp_path).of(FaultApplied)) == 2)
+    assert kinds(tmp_path) == [("fault.applied", 0), ("fault.applied", 1)]
+    injector.release.set()
+    wait_for(lambda: len(read_journal(tmp_path).of(FaultMeasured)) == 2)
+    player.stop()
+    measured = read_journal(tmp_path).of(FaultMeasured)
+    assert sorted((m.step, m.probes, m.affected) for m in measured) == [(0, 5, 4), (1, 5, 4)]
+    order = kinds(tmp_path)
+    for index in (0, 1):
+        assert order.index(("fault.applied", index)) < order.index(("fault.measured", index))
+
+
+def test_a_measurement_given_at_once_comes_between_applied_and_reverted(
+        journal: JournalWriter, tmp_path: Path) -> None:
+    player = play([step(0.0, None, "process.restart", link="target")], Measuring(), journal)
+    wait_for(lambda: len(read_journal(tmp_path).of(FaultReverted)) == 1)
+    player.stop()
+    assert kinds(tmp_path) == [("fault.applied", 0), ("fault.measured", 0),
+                               ("fault.reverted", 0)]
+
+
+def test_a_measurement_that_fails_is_journaled_as_no_effect_and_fails_nothing(
+        journal: JournalWriter, tmp_path: Path) -> None:
+    injector = Measuring(fail_measuring=True)
+    injector.release.set()
+    player = play([step(0.0, None, "proxy.latency")], injector, journal)
+    wait_for(lambda: bool(read_journal(tmp_path).of(FaultMeasured)))
+    player.stop()
+    [measured] = read_journal(tmp_path).of(FaultMeasured)
+    assert (measured.step, measured.probes, measured.affected) == (0, 0, 0)
+    assert "OSError: canary socket: network unreachable" in measured.detail
+    assert player.errors == []
+
+
+def test_stopping_waits_for_a_measurement_under_way(journal: JournalWriter,
+                                                    tmp_path: Path) -> None:
+    injector = Measuring()
+    player = play([step(0.0, None, "proxy.latency")], injector, journal)
+    wait_for(lambda: len(read_journal(tmp_path).of(FaultApplied)) == 1)
+    threading.Timer(0.5, injector.release.set).start()
+    player.stop()  # returns only once the measurement is in the journal
+    assert kinds(tmp_path) == [("fault.applied", 0), ("fault.reverted", 0),
+                               ("fault.measured", 0)]

@@ -49,9 +49,11 @@ def echo_port() -> Iterator[int]:
             while data := conn.recv(4096):
                 conn.sendall(data)
 
-    threading.Thread(target=serve, daemon=True).start()
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
     yield listener.getsockname()[1]
     stop.set()
+    server.join(timeout=5)  # before closing: an accept() on a closed socket raises
     listener.close()
 
 

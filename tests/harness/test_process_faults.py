@@ -1,0 +1,60 @@
+"""Process faults on a real target: each step is measured by whether its signal reached a live
+process."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.processes import free_port
+from harness.scenario import Step, Target
+from harness.target import AddressBook, RunningTarget
+from harness.timeline import ProcessInjector
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[RunningTarget]:
+    spec = Target(command=[sys.executable, "-m", "http.server", "{target.port}",
+                           "--bind", "127.0.0.1"],
+                  health="http://127.0.0.1:{target.port}/", ready_timeout=20)
+    running = RunningTarget(spec, AddressBook({"target.port": str(free_port())}),
+                            tmp_path / "target.log")
+    yield running
+    running.stop()
+
+
+def step(fault: str) -> Step:
+    return Step.model_validate({"at": 0, "for": 1, "fault": fault, "link": "target"})
+
+
+def test_a_kill_reaches_the_live_target_and_says_which_pid(target: RunningTarget) -> None:
+    injector = ProcessInjector(target)
+    pid = target.process.pid
+    measured = injector.apply(4, step("process.kill"))
+    assert target.process.returncode == -signal.SIGKILL
+    assert (measured.step, measured.probes, measured.affected) == (4, 1, 1)
+    assert measured.detail == f"SIGKILL to pid {pid}"
+    injector.revert(4, step("process.kill"))
+    assert target.process.returncode is None and target.process.pid != pid
+
+
+def test_a_pause_and_a_restart_name_their_signal_and_the_new_pid(target: RunningTarget) -> None:
+    injector = ProcessInjector(target)
+    pid = target.process.pid
+    assert injector.apply(0, step("process.pause")).detail == f"SIGSTOP to pid {pid}"
+    injector.revert(0, step("process.pause"))
+    restarted = injector.apply(1, step("process.restart"))
+    assert restarted.affected == 1
+    assert restarted.detail == f"SIGTERM to pid {pid}, started again as pid {target.process.pid}"
+
+
+def test_a_signal_to_a_target_already_gone_touches_nothing(target: RunningTarget) -> None:
+    target.process.stop()  # the target died on its own before the step
+    pid, code = target.process.pid, target.process.returncode
+    measured = ProcessInjector(target).apply(2, step("process.pause"))
+    assert (measured.probes, measured.affected) == (1, 0)
+    assert measured.detail == f"SIGSTOP to pid {pid}, which had already ended (exit code {code})"
