@@ -22,7 +22,7 @@ from aiohttp import web
 from harness.journal import SendRecorded
 from mocks.catalogue import pick
 from mocks.sends import raw_request
-from mocks.vendor import Report, ReportQueue, ResponseLost, VendorMock
+from mocks.vendor import Report, ResponseLost, VendorMock
 
 _MOBILE = re.compile(r"^(?:\+86|0086|86)?(1\d{10})$")
 _CHINA = timezone(timedelta(hours=8))
@@ -180,8 +180,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             await _push(session, reports)
 
-    reports = ReportQueue(deliver, batch=True, rng=vendor.rng, faults=lambda: vendor.faults,
-                          interval=1.0)
+    reports = vendor.report_queue(deliver, batch=True, interval=1.0)
 
     async def forward_reply(url: str, borrower: str, sender: str) -> None:
         # SmsUp: replies come as a JSON array too; "TD" (退订) is how borrowers unsubscribe.

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from mocks.catalogue import pick
 from mocks.sends import raw_request
-from mocks.vendor import Fate, Report, ReportQueue, ResponseLost, VendorMock
+from mocks.vendor import Fate, Report, ResponseLost, VendorMock
 
 CREDENTIAL_KEYS = ("secret_id", "secret_key", "sdk_app_id")
 SERVICE = "sms"
@@ -138,8 +138,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             await _callback(session, reports)
 
-    reports = ReportQueue(deliver, batch=True, rng=vendor.rng, faults=lambda: vendor.faults,
-                          interval=1.0)
+    reports = vendor.report_queue(deliver, batch=True, interval=1.0)
 
     async def forward_reply(url: str, borrower: str, sender: str) -> None:
         # 回复短信回调: one JSON object per reply (status reports come as arrays); 退订 is how

@@ -21,7 +21,7 @@ from aiohttp import web
 from harness.journal import SendRecorded
 from mocks.catalogue import pick
 from mocks.sends import raw_request
-from mocks.vendor import Report, ReportQueue, ResponseLost, VendorMock
+from mocks.vendor import Report, ResponseLost, VendorMock
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -117,7 +117,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         for report in reports:
             await _callback(report, sid, token)
 
-    reports = ReportQueue(deliver, batch=False, rng=vendor.rng, faults=lambda: vendor.faults)
+    reports = vendor.report_queue(deliver, batch=False)
 
     async def forward_reply(url: str, borrower: str, sender: str) -> None:
         message_sid = "SM" + uuid.uuid4().hex
@@ -147,9 +147,10 @@ def create_app(vendor: VendorMock) -> web.Application:
         to, sender, body = (str(form.get(key, "")) for key in ("To", "From", "Body"))
         if not to:
             return _error(400, 21604, "A 'To' phone number is required.")
-        if not _E164.match(to) or vendor.fate(to) == "invalid":
+        fate = vendor.fate(to) if _E164.match(to) else "invalid"
+        if fate == "invalid":
             return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
-        if vendor.fate(to) == "barred":
+        if fate == "barred":
             return _error(400, 21610, "Attempt to send to unsubscribed recipient")
         if not sender and "MessagingServiceSid" not in form:
             return _error(400, 21603, "A 'From' phone number is required.")

@@ -2,7 +2,9 @@
 
 A vendor module (twilio.py, aliyun.py, ...) speaks one wire format. It asks `VendorMock` what
 happens to each request (`admit`) and to each recipient (`fate`), records accepted sends with
-`accept`, and hands delivery reports to its `ReportQueue`.
+`accept`, and hands delivery reports to its `ReportQueue` (made by `report_queue`). Whenever a
+fault switch acts on something, this shared machinery journals a `FaultTouched`, so no vendor
+module has to.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from aiohttp import web
 
 from harness.journal import (
     BorrowerOptedOut,
+    FaultTouched,
     JournalWriter,
     MockFaultsChanged,
     SendRecorded,
@@ -45,6 +48,12 @@ class Style(Protocol):
     def throttled(self) -> web.Response: ...
 
 
+class Touch(Protocol):
+    """Journals that fault switch `switch` acted on `subject` (see `VendorMock.touched`)."""
+
+    def __call__(self, switch: str, subject: str = "", **detail: Any) -> None: ...
+
+
 class ResponseLost(Exception):
     """The send was recorded but the answer must never reach the client."""
 
@@ -53,7 +62,7 @@ class ResponseLost(Exception):
 class _Call:
     """What happened during one API call, noted by `admit` and `accept`."""
 
-    accepted: int = 0
+    sends: list[tuple[str, str]] = field(default_factory=list)  # (message id, to) accepted
     read: bool = False
     refused: bool = False
 
@@ -89,16 +98,22 @@ class ReportQueue:
     batch: bool
     rng: random.Random
     faults: Callable[[], VendorFaults]
+    touched: Touch
     interval: float = 0.5
     _pending: list[tuple[float, Report]] = field(default_factory=list)
 
     def put(self, report: Report) -> None:
         """Queue one report, applying the loss, duplication and delay faults in force now."""
-        faults = self.faults()
+        faults, subject = self.faults(), report.send.message_id
         if self.rng.random() < faults.dlr_loss:
+            self.touched("dlr_loss", subject)
             return
+        if faults.dlr_delay:
+            self.touched("dlr_delay", subject, seconds=faults.dlr_delay)
         due = time.time() + faults.dlr_delay
         copies = 2 if self.rng.random() < faults.dlr_duplicate else 1
+        if copies == 2:
+            self.touched("dlr_duplicate", subject)
         self._pending.extend((due, report) for _ in range(copies))
 
     async def run(self) -> None:
@@ -110,8 +125,9 @@ class ReportQueue:
             if not due:
                 continue
             self._pending = [(when, r) for when, r in self._pending if when > now]
-            if self.faults().dlr_reorder:
+            if self.faults().dlr_reorder and len(due) > 1:  # one report has no order to lose
                 self.rng.shuffle(due)
+                self.touched("dlr_reorder", reports=len(due))
             for chunk in ([due] if self.batch else [[report] for report in due]):
                 try:
                     await self.deliver(chunk)
@@ -142,24 +158,45 @@ class VendorMock:
         self._journal.write(MockFaultsChanged(
             mock=self.name, faults=faults.model_dump(mode="json", exclude_defaults=True)))
 
+    def touched(self, switch: str, subject: str = "", **detail: Any) -> None:
+        """Journal that fault switch `switch` (a VendorFaults field) acted on `subject` (a
+        message id; empty when a whole call or no send is concerned)."""
+        self._journal.write(FaultTouched(mock=self.name, switch=switch, subject=subject,
+                                         detail=detail))
+
+    def report_queue(self, deliver: Deliver, *, batch: bool,
+                     interval: float = 0.5) -> ReportQueue:
+        """A report queue under this vendor's faults, seeded from it, journaling what they do."""
+        return ReportQueue(deliver, batch=batch, rng=self.rng, faults=lambda: self.faults,
+                           touched=self.touched, interval=interval)
+
     async def admit(self, style: Style) -> web.Response | None:
         """Apply latency, then outage or throttling: a response to send instead, or None."""
         if self.faults.latency:
+            self.touched("latency", seconds=self.faults.latency)
             await asyncio.sleep(self.faults.latency)
-        if self.faults.outage is None and not self.faults.throttle:
+        faults = self.faults  # as in force once the delay is over
+        if faults.outage is None and not faults.throttle:
             return None
         _CALL.get(_Call()).refused = True
-        if self.faults.outage is not None:
-            return style.outage(self.faults.outage)
+        if faults.outage is not None:
+            self.touched("outage", status=faults.outage)
+            return style.outage(faults.outage)
+        self.touched("throttle")
         return style.throttled()
 
     def fate(self, number: str, recipients: int = 1) -> Fate:
-        """What the API says of one recipient: invalid, barred, failed (partial) or ok."""
-        if number in self.faults.invalid_numbers:
+        """What the API says of one recipient: invalid, barred, failed (partial) or ok. Ask
+        once per recipient: each refusal is journaled as the fault touching it."""
+        faults = self.faults
+        if number in faults.invalid_numbers:
+            self.touched("invalid_numbers", to=number)
             return "invalid"
-        if number in self.faults.barred_numbers:
+        if number in faults.barred_numbers:
+            self.touched("barred_numbers", to=number)
             return "barred"
-        if recipients > 1 and self.rng.random() < self.faults.partial:
+        if recipients > 1 and self.rng.random() < faults.partial:
+            self.touched("partial", to=number, recipients=recipients)
             return "failed"
         return "ok"
 
@@ -167,8 +204,10 @@ class VendorMock:
                client_ref: str | None, request: dict[str, object],
                reports: ReportQueue | None, callback: str | None = None) -> SendRecorded:
         """Record an accepted send, let the handset decide its delivery, queue its report."""
-        _CALL.get(_Call()).accepted += 1
+        _CALL.get(_Call()).sends.append((message_id, to))
         dropped = self.rng.random() < self.faults.drop
+        if dropped:
+            self.touched("drop", message_id, to=to)
         outcome = "dropped" if dropped else self.handsets.receive(to, sender, body)
         send = self.record.add(vendor=self.name, message_id=message_id, to=to, body=body,
                                client_ref=client_ref, request=request, handset=outcome)
@@ -203,8 +242,16 @@ class VendorMock:
         _CALL.get(_Call()).read = True
 
     def lose_response(self) -> bool:
-        """Whether this send's answer is to be lost (the record is kept)."""
-        return self.rng.random() < self.faults.response_lost
+        """Whether this send's answer is to be lost (the record is kept); each send of the call
+        is journaled as touched (the call itself when it accepted none)."""
+        if self.rng.random() >= self.faults.response_lost:
+            return False
+        sends = _CALL.get(_Call()).sends
+        for message_id, to in sends:
+            self.touched("response_lost", message_id, to=to)
+        if not sends:
+            self.touched("response_lost")
+        return True
 
     def control_routes(self) -> list[web.RouteDef]:
         """The fault switch and the record of sends of this vendor."""
@@ -232,7 +279,7 @@ class VendorMock:
                 request.transport.close()
             raise asyncio.CancelledError from None
         outcome: Literal["accepted", "read", "rejected", "refused"] = (
-            "refused" if call.refused else "accepted" if call.accepted
+            "refused" if call.refused else "accepted" if call.sends
             else "read" if call.read else "rejected")
         self._journal.write(VendorCall(vendor=self.name, status=response.status, outcome=outcome,
                                        latency=time.monotonic() - began))

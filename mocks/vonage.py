@@ -20,7 +20,7 @@ from aiohttp import web
 from harness.journal import SendRecorded
 from mocks.catalogue import pick
 from mocks.sends import raw_request
-from mocks.vendor import Report, ReportQueue, ResponseLost, VendorMock
+from mocks.vendor import Report, ResponseLost, VendorMock
 
 TLS = True  # the official SDK builds https:// URLs only
 CREDENTIAL_KEYS = ("api_key", "api_secret", "signature_secret")
@@ -144,7 +144,7 @@ def create_app(vendor: VendorMock) -> web.Application:
             for report in reports:
                 await _receipt(session, report, key, signing_secret)
 
-    reports = ReportQueue(deliver, batch=False, rng=vendor.rng, faults=lambda: vendor.faults)
+    reports = vendor.report_queue(deliver, batch=False)
 
     async def forward_reply(url: str, borrower: str, sender: str) -> None:
         # An inbound SMS webhook, POSTed as JSON and signed like the receipts.

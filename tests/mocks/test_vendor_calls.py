@@ -1,14 +1,17 @@
-"""Every call to a vendor is journaled with its outcome and latency: the raw data of its SLA."""
+"""Every call to a vendor is journaled with its outcome and latency: the raw data of its SLA;
+the harness's canary probes are not calls."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from mockkit import Mocks, Receiver, running_mocks, twilio_send, wait_until
 
+from harness.canary import Endpoint, probe, tls_context
 from harness.journal import VendorCall, read_journal
 
 SEND = {"To": "+8613800000001", "From": "+15005550006", "Body": "x"}
@@ -40,3 +43,13 @@ def test_calls_are_journaled_as_accepted_rejected_refused_or_lost(
         ("twilio", 201, "accepted"), ("twilio", 401, "rejected"), ("twilio", 429, "refused"),
         ("twilio", None, "lost")]
     assert calls[2].latency >= 0.2
+
+
+def test_canary_probes_are_answered_and_never_journaled_as_calls(fleet: Mocks) -> None:
+    for name in ("twilio", "vonage"):  # plain HTTP, and HTTPS with the run's test CA
+        parts = urlsplit(fleet.manifest.vendors[name].url)
+        assert parts.hostname and parts.port
+        tls = tls_context(fleet.manifest.ca_bundle) if parts.scheme == "https" else None
+        observed = probe(Endpoint(parts.hostname, parts.port, tls), ask=1000, upload=100)
+        assert (observed.ended, observed.status) == ("answered", 200), observed
+    assert read_journal(fleet.journal_dir).of(VendorCall) == []

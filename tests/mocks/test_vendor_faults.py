@@ -1,4 +1,5 @@
-"""Vendor faults as a client sees them and as the record keeps them (Twilio as the example)."""
+"""Vendor faults as a client sees them, as the record keeps them, and as the mocks journal what
+each switch touched (Twilio as the example; Alibaba for multi-recipient sends)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,19 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from mockkit import Mocks, Receiver, running_mocks, twilio_send, wait_until
+from mockkit import (
+    SIGN_NAME,
+    Mocks,
+    Receiver,
+    aliyun_send,
+    fault_switch,
+    running_mocks,
+    template_param,
+    twilio_send,
+    wait_until,
+)
 
-from harness.journal import SendRecorded, read_journal
+from harness.journal import FaultTouched, SendRecorded, read_journal
 
 TO, FROM = "+8613800000001", "+15005550006"
 
@@ -94,3 +105,94 @@ def test_reports_can_be_duplicated_delayed_lost_and_reordered(
     firsts = [sid for sid, _ in arrived]
     assert sorted(set(firsts)) == sorted(sids)
     assert list(dict.fromkeys(firsts)) != sids  # not in the order sent (seeded shuffle)
+
+
+# --- what each switch touched, as the mocks journal it ----------------------------------------
+
+def touched(fleet: Mocks, vendor: str = "twilio") -> list[FaultTouched]:
+    return [t for t in read_journal(fleet.journal_dir).of(FaultTouched) if t.mock == vendor]
+
+
+def seen(fleet: Mocks) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(t.switch, t.subject, t.detail) for t in touched(fleet)]
+
+
+def sids(fleet: Mocks) -> list[str]:
+    return [s.message_id for s in read_journal(fleet.journal_dir).of(SendRecorded)]
+
+
+def test_with_every_switch_off_nothing_is_touched(client: httpx.Client, fleet: Mocks,
+                                                   reports: Receiver) -> None:
+    send(client, fleet, f"{reports.url}/clean")
+    send(client, fleet, to="+1")  # refused for its own fault, not a switch's
+    reports.wait_for("/clean", 2)
+    assert touched(fleet) == []
+
+
+def test_delayed_and_refused_calls_are_touched_once_each(client: httpx.Client,
+                                                          fleet: Mocks) -> None:
+    switch(client, fleet, latency=0.1, throttle=True)
+    send(client, fleet)
+    assert seen(fleet) == [("latency", "", {"seconds": 0.1}), ("throttle", "", {})]
+    switch(client, fleet, outage=500)
+    send(client, fleet)
+    assert seen(fleet)[2:] == [("outage", "", {"status": 500})]
+
+
+def test_each_refused_recipient_is_touched_once(client: httpx.Client, fleet: Mocks) -> None:
+    switch(client, fleet, invalid_numbers=[TO], barred_numbers=["+8613900000002"])
+    send(client, fleet)
+    send(client, fleet, to="+8613900000002")
+    send(client, fleet, to="+8613900000003")
+    assert seen(fleet) == [("invalid_numbers", "", {"to": TO}),
+                           ("barred_numbers", "", {"to": "+8613900000002"})]
+
+
+def test_a_dropped_send_and_a_lost_answer_name_the_message(client: httpx.Client,
+                                                           fleet: Mocks) -> None:
+    switch(client, fleet, drop=1.0)
+    send(client, fleet)
+    switch(client, fleet, response_lost=1.0)
+    with pytest.raises(httpx.RemoteProtocolError):
+        send(client, fleet)
+    dropped, lost = sids(fleet)
+    assert seen(fleet) == [("drop", dropped, {"to": TO}), ("response_lost", lost, {"to": TO})]
+
+
+def test_reports_held_back_lost_or_doubled_name_their_message(
+        client: httpx.Client, fleet: Mocks, reports: Receiver) -> None:
+    switch(client, fleet, dlr_loss=1.0)
+    send(client, fleet, f"{reports.url}/t-lost")
+    switch(client, fleet, dlr_delay=0.2, dlr_duplicate=1.0)
+    send(client, fleet, f"{reports.url}/t-late")
+    lost, late = sids(fleet)
+    assert seen(fleet) == [("dlr_loss", lost, {}), ("dlr_delay", late, {"seconds": 0.2}),
+                           ("dlr_duplicate", late, {})]
+
+
+def test_a_reordered_batch_is_touched_with_its_size(client: httpx.Client, fleet: Mocks,
+                                                    reports: Receiver) -> None:
+    switch(client, fleet, dlr_reorder=True, dlr_delay=1.0)
+    for _ in range(3):
+        send(client, fleet, f"{reports.url}/t-order")
+    reports.wait_for("/t-order", 6)
+    batches = [t for t in touched(fleet) if t.switch == "dlr_reorder"]
+    # The three fall due within one or two of the queue's ticks; a batch of one is never
+    # shuffled, so at least one batch of two or three was.
+    assert batches and all(t.subject == "" and t.detail["reports"] >= 2 for t in batches)
+    assert sum(t.detail["reports"] for t in batches) <= 3
+
+
+def test_each_failed_recipient_of_a_multi_recipient_send_is_touched(
+        client: httpx.Client, fleet: Mocks) -> None:
+    aliyun = fleet.manifest.vendors["aliyun"]
+    with fault_switch(fleet, "aliyun") as put:
+        put(partial=1.0)
+        answer = aliyun_send(client, aliyun, {
+            "PhoneNumbers": "13800000001,13800000002", "SignName": SIGN_NAME,
+            "TemplateCode": "SMS_T1",
+            "TemplateParam": template_param(name="王秀英", amount="5234.00", ref="R1")})
+    assert answer.json()["Code"] == "isp.SYSTEM_ERROR"
+    assert [(t.switch, t.subject, t.detail) for t in touched(fleet, "aliyun")] == [
+        ("partial", "", {"to": "+8613800000001", "recipients": 2}),
+        ("partial", "", {"to": "+8613800000002", "recipients": 2})]
