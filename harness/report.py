@@ -64,7 +64,7 @@ def summary(card: Scorecard) -> Group:
         outcomes.add_row(label, str(value))
     parts: list[RenderableType] = [head, outcomes]
     if card.faults:
-        parts.append(_faults(card))
+        parts += [_faults(card), _exposure(card)]
         parts.extend(Text(f"step {f.step} {f.fault} on {f.link}: {f.effect}", "dim")
                      for f in card.faults)
     parts.append(_vendors(card))
@@ -92,18 +92,30 @@ def summary(card: Scorecard) -> Group:
     return Group(*parts)
 
 
+_SHORT = {"on_time": "on time", "unreachable": "phone off", "wrong_content": "content",
+          "wrong_recipient": "recipient"}
+
+
 def _faults(card: Scorecard) -> Table:
-    short = {"on_time": "on time", "wrong_content": "content", "wrong_recipient": "recipient"}
-    table = Table("step", "fault", "link", "from", "to", "touched", "detected", "exposed",
-                  *(short.get(o, o) for o in OUTCOMES), "dup", "recovered",
+    table = Table("step", "fault", "link", "from", "to", "touched", "detected", "recovered",
                   box=None, pad_edge=False)
     for fault in card.faults:
         detected = ("-" if not fault.expect_alert and fault.detection is None
                     else _seconds(fault.detection) if fault.detection is not None else "NO")
         table.add_row(str(fault.step), fault.fault, fault.link, _seconds(fault.applied_at),
                       _seconds(fault.reverted_at), f"{fault.touched}", detected,
-                      str(fault.exposed), *(str(fault.outcomes_exposed[o]) for o in OUTCOMES),
-                      str(fault.duplicates_exposed), _seconds(fault.recovery))
+                      _seconds(fault.recovery))
+    return table
+
+
+def _exposure(card: Scorecard) -> Table:
+    """What became of the reminders each step exposed: every outcome, so a row adds up."""
+    table = Table("step", "exposed", *(_SHORT.get(o, o) for o in OUTCOMES), "duplicates",
+                  box=None, pad_edge=False)
+    for fault in card.faults:
+        table.add_row(str(fault.step), str(fault.exposed),
+                      *(str(fault.outcomes_exposed[o]) for o in OUTCOMES),
+                      str(fault.duplicates_exposed))
     return table
 
 
