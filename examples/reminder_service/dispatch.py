@@ -50,7 +50,6 @@ class Dispatcher:
         self._defect = defect
         # Naive mode never skips a vendor but still counts failures, to alert.
         self._breakers = {vendor.name: Breaker() for vendor in self._vendors}
-        self._first_phones: dict[str, str] = {}  # for Defect.CACHED_PHONES only
         self._slow_drain = _OnePerSecond() if defect is Defect.SLOW_DRAIN else None
 
     async def deliver(self, row: OutboxRow) -> None:
@@ -155,10 +154,6 @@ class Dispatcher:
     def _outgoing(self, record: ReminderRecord) -> Reminder:
         """The message for this record."""
         reminder = record.message()
-        if self._defect is Defect.CACHED_PHONES:
-            # The defect: the first phone ever used for a borrower, whatever the ledger says now.
-            phone = self._first_phones.setdefault(record.borrower_id, reminder.phone)
-            reminder = replace(reminder, phone=phone)
         if self._defect is Defect.WRONG_AMOUNT_FORMAT:
             # The defect: the amount without its decimals, 5234 for 5234.00.
             reminder = replace(reminder, amount=reminder.amount.partition(".")[0])

@@ -46,6 +46,7 @@ class LedgerClient:
         self._feed_timeout = _timeout(feed_timeout)
         self._primary_timeout = _timeout(primary_timeout)
         self._defect = defect
+        self._first_phones: dict[str, str] = {}  # for Defect.CACHED_PHONES only
 
     async def changes(self, cursor: int) -> FeedPage:
         """The feed's page after `cursor`; LedgerError if any entry is off-contract, so that
@@ -63,16 +64,25 @@ class LedgerClient:
                 for entry in page.entries
             )
             page = replace(page, entries=entries)
-        return page
+        return replace(page, entries=tuple(self._as_cached(entry) for entry in page.entries))
 
     async def primary(self, reminder_id: str) -> ReminderRecord:
         """The source's record of the reminder as it is now; UnknownReminder on a 404."""
         url = f"{self._base_url}/{quote(reminder_id, safe='')}"
         body = await self._get(url, self._primary_timeout, {}, unknown=404)
         try:
-            return ReminderRecord.from_ledger(body)
+            record = ReminderRecord.from_ledger(body)
         except ValueError as exc:
             raise LedgerError(f"malformed primary record: {exc}") from exc
+        return self._as_cached(record)
+
+    def _as_cached(self, record: ReminderRecord) -> ReminderRecord:
+        if self._defect is not Defect.CACHED_PHONES:
+            return record
+        # The defect: a borrower's phone is the first one ever seen for them, in the feed or
+        # the primary, whatever the ledger says since.
+        phone = self._first_phones.setdefault(record.borrower_id, record.phone)
+        return replace(record, phone=phone)
 
     async def _get(
         self,
