@@ -1,6 +1,84 @@
-"""notifychaos: rehearse notification failures and score reminder continuity.
+"""notifychaos's public API: rehearse a scenario, score a run again, and the errors it raises.
 
-The pipeline: a scenario file (`harness.scenario`) drives a run (`harness.run`) that brings up
-the topology, plays the fault timeline and the load, and writes a journal (`harness.journal`);
-the scorer (`harness.continuity`) turns the journal into a scorecard, judged by the gates.
+    from harness import rehearse
+
+    result = rehearse("scenarios/primary-vendor-outage.yaml", overrides={"duration": "30s"})
+    assert result.scorecard.continuity >= 0.99, result.report_html
+
+The names in `__all__` are the API; the modules under `harness` are its implementation.
 """
+
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from harness.errors import (
+        FaultInjectionError,
+        JournalError,
+        LoadError,
+        NotifyChaosError,
+        ScenarioError,
+        StartupError,
+    )
+    from harness.rehearsal import (
+        ExitCode,
+        RunInterrupted,
+        RunResult,
+        rehearse,
+        score,
+        write_reports,
+    )
+    from harness.scenario import Scenario, load_scenario
+    from harness.scorecard import Scorecard
+
+__all__ = [
+    "ExitCode",
+    "FaultInjectionError",
+    "JournalError",
+    "LoadError",
+    "NotifyChaosError",
+    "RunInterrupted",
+    "RunResult",
+    "Scenario",
+    "ScenarioError",
+    "Scorecard",
+    "StartupError",
+    "load_scenario",
+    "rehearse",
+    "score",
+    "write_reports",
+]
+
+# Each name is imported on first use: the mock process imports `harness.journal` (which runs
+# this file first) from `mocks`, and must neither load the run machinery nor import `mocks`
+# back while `mocks` is still half loaded.
+_HOMES = {
+    "ExitCode": "harness.rehearsal",
+    "FaultInjectionError": "harness.errors",
+    "JournalError": "harness.errors",
+    "LoadError": "harness.errors",
+    "NotifyChaosError": "harness.errors",
+    "RunInterrupted": "harness.rehearsal",
+    "RunResult": "harness.rehearsal",
+    "Scenario": "harness.scenario",
+    "ScenarioError": "harness.errors",
+    "Scorecard": "harness.scorecard",
+    "StartupError": "harness.errors",
+    "load_scenario": "harness.scenario",
+    "rehearse": "harness.rehearsal",
+    "score": "harness.rehearsal",
+    "write_reports": "harness.rehearsal",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

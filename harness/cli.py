@@ -1,4 +1,7 @@
-"""The `notifychaos` command: run, validate and re-score scenarios; exit 0 pass, 1 fail, 2 error."""
+"""The `notifychaos` command: run, validate and re-score scenarios; exit 0 pass, 1 fail, 2 error.
+
+A thin layer over the public API (`harness`): it parses options and prints; the API runs.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +14,19 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
-from harness.continuity import score
-from harness.errors import NotifyChaosError, StartupError
+from harness import (
+    ExitCode,
+    NotifyChaosError,
+    RunInterrupted,
+    RunResult,
+    StartupError,
+    load_scenario,
+    rehearse,
+    score,
+    write_reports,
+)
 from harness.fleet import mocks_up
-from harness.journal import read_journal
-from harness.report import summary, write_reports
-from harness.run import Run, RunOptions, new_run_dir
-from harness.scenario import load_scenario
-from harness.scorecard import Scorecard
-
-PASSED, GATE_FAILED, NOT_RUN, INCONCLUSIVE = 0, 1, 2, 3
+from harness.report import summary
 
 # Wide enough for the summary's tables when the output is a file or a CI log.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
@@ -34,7 +40,7 @@ def _fail(exc: NotifyChaosError, debug: bool) -> NoReturn:
     if isinstance(exc, StartupError) and exc.log_tail:
         err.print(f"last lines of {exc.component}'s log:", style="dim")
         err.print(exc.log_tail, markup=False, style="dim", soft_wrap=True)
-    sys.exit(NOT_RUN)
+    sys.exit(ExitCode.NOT_RUN)
 
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -45,20 +51,10 @@ def _progress(message: str) -> None:
     console.print(f"· {message}", style="dim", markup=False)
 
 
-def exit_code(card: Scorecard) -> int:
-    """The verdict as an exit code: 0 passed (or failed as a demonstration says it must),
-    1 failed or not judged, 3 inconclusive (the run could not tell)."""
-    if card.verdict in ("passed", "failed_as_expected"):
-        return PASSED
-    return INCONCLUSIVE if card.verdict == "inconclusive" else GATE_FAILED
-
-
-def _report(run_dir: Path) -> Scorecard:
-    card = score(read_journal(run_dir / "journal"))
-    path = write_reports(run_dir, card)
-    console.print(summary(card))
-    console.print(f"scorecard: {path} (also report.html, junit.xml)", style="dim")
-    return card
+def _show(result: RunResult) -> None:
+    console.print(summary(result.scorecard))
+    console.print(f"scorecard: {result.scorecard_json} (also report.html, junit.xml)",
+                  style="dim", markup=False)
 
 
 @click.group()
@@ -83,21 +79,16 @@ def run(scenario: Path, out: Path, toxiproxy_url: str | None, toxiproxy_bin: str
     2 could not run, 3 inconclusive)."""
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        model = load_scenario(scenario, overrides)
-        run_dir = new_run_dir(out, model.name)
-    except NotifyChaosError as exc:
-        _fail(exc, debug)
-    console.print(f"run folder: {run_dir}", style="dim")
-    options = RunOptions(out=out, toxiproxy_url=toxiproxy_url, toxiproxy_binary=toxiproxy_bin)
-    try:
-        Run(model, run_dir, options, _progress).execute()
-    except KeyboardInterrupt:
+        result = rehearse(scenario, out=out, overrides=overrides, toxiproxy_url=toxiproxy_url,
+                          toxiproxy_binary=toxiproxy_bin, progress=_progress)
+    except RunInterrupted as interrupted:
         err.print("notifychaos: interrupted; everything it started is stopped")
-        _report(run_dir)
-        sys.exit(NOT_RUN)
+        _show(interrupted.result)
+        sys.exit(ExitCode.NOT_RUN)
     except NotifyChaosError as exc:
         _fail(exc, debug)
-    sys.exit(exit_code(_report(run_dir)))
+    _show(result)
+    sys.exit(result.exit_code)
 
 
 @main.command()
@@ -114,7 +105,7 @@ def validate(scenarios: tuple[Path, ...]) -> None:
         else:
             console.print(f"{path}: ok ({model.name}, {len(model.timeline)} fault steps, "
                       f"{len(model.gates)} gates)", markup=False)
-    sys.exit(NOT_RUN if bad else PASSED)
+    sys.exit(ExitCode.NOT_RUN if bad else ExitCode.PASSED)
 
 
 @main.command()
@@ -123,10 +114,11 @@ def validate(scenarios: tuple[Path, ...]) -> None:
 def report(run_dir: Path, debug: bool) -> None:
     """Score RUN_DIR again from its journal (also after an interrupted run)."""
     try:
-        card = _report(run_dir)
+        result = write_reports(run_dir, score(run_dir))
     except NotifyChaosError as exc:
         _fail(exc, debug)
-    sys.exit(exit_code(card))
+    _show(result)
+    sys.exit(result.exit_code)
 
 
 @main.group()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from copy import deepcopy
 from pathlib import Path
 from typing import Annotated, Any
@@ -258,9 +258,14 @@ def placeholders_in(text: str) -> list[str]:
     return [match.group(1) for match in PLACEHOLDER.finditer(text) if match.group(1)]
 
 
-def load_scenario(path: Path | str, overrides: Sequence[str] = ()) -> Scenario:
-    """Read and validate a scenario file, with `overrides` (`key.path=yaml value`) applied;
-    any problem is a ScenarioError with file and line."""
+Overrides = Sequence[str] | Mapping[str, Any]
+"""Scenario keys set before a file is checked: `key.path=value` strings (the value read as YAML),
+or a mapping of `key.path` to a value used as it is."""
+
+
+def load_scenario(path: Path | str, overrides: Overrides = ()) -> Scenario:
+    """Read and validate a scenario file, with `overrides` applied; any problem is a
+    ScenarioError with file and line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -270,7 +275,7 @@ def load_scenario(path: Path | str, overrides: Sequence[str] = ()) -> Scenario:
 
 
 def parse_scenario(text: str, path: Path | str = "<scenario>",
-                   overrides: Sequence[str] = ()) -> Scenario:
+                   overrides: Overrides = ()) -> Scenario:
     """Validate scenario YAML `text` with `overrides` applied; `path` is only used in error
     messages."""
     try:
@@ -281,8 +286,8 @@ def parse_scenario(text: str, path: Path | str = "<scenario>",
         raise ScenarioError(path, line, f"not valid YAML: {exc.problem}") from None
     if not isinstance(data, dict) or root is None:
         raise ScenarioError(path, 1, "expected a mapping of scenario keys (name, target, ...)")
-    for override in overrides:
-        data = _overridden(data, override, path)
+    for shown, key, value in _override_items(overrides, path):
+        data = _overridden(data, shown, key, value, path)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -293,17 +298,33 @@ def parse_scenario(text: str, path: Path | str = "<scenario>",
     return scenario
 
 
-def _overridden(data: dict[str, Any], override: str, path: Path | str) -> dict[str, Any]:
-    """A copy of `data` with one `dotted.key=value` override set (value read as YAML)."""
-    key, sep, raw = override.partition("=")
+_KEY_VALUE = "expected key.path=value, for example duration=30s or target.env.MODE=naive"
+
+
+def _override_items(overrides: Overrides, path: Path | str) -> Iterator[tuple[str, str, Any]]:
+    """Each override as (how it was written, dotted key, value)."""
+    if isinstance(overrides, Mapping):
+        for key, value in overrides.items():
+            yield f"{key}={value!r}", key, value
+        return
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep:
+            raise ScenarioError(path, None, f"override {override!r}: {_KEY_VALUE}")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ScenarioError(path, None,
+                                f"override {override!r}: the value is not YAML") from None
+        yield override, key, value
+
+
+def _overridden(data: dict[str, Any], override: str, key: str, value: Any,
+                path: Path | str) -> dict[str, Any]:
+    """A copy of `data` with `value` set at the dotted `key` (`override` as written)."""
     parts = key.strip().split(".")
-    if not sep or not all(parts):
-        raise ScenarioError(path, None, f"override {override!r}: expected key.path=value, "
-                            "for example duration=30s or target.env.MODE=naive")
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        raise ScenarioError(path, None, f"override {override!r}: the value is not YAML") from None
+    if not all(parts):
+        raise ScenarioError(path, None, f"override {override!r}: {_KEY_VALUE}")
     copy = deepcopy(data)
     node: Any = copy
     for depth, part in enumerate(parts[:-1]):
