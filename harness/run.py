@@ -14,6 +14,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from harness.canary import Canary
+from harness.container import ContainerTarget
 from harness.errors import FaultInjectionError, LoadError, NotifyChaosError, StartupError
 from harness.journal import (
     ComponentReady,
@@ -26,7 +27,7 @@ from harness.journal import (
 from harness.loadgen import LoadGenerator, LoadTotals
 from harness.processes import ManagedProcess, free_port, poll_until
 from harness.scenario import Scenario
-from harness.target import AddressBook, RunningTarget
+from harness.target import AddressBook, RunningTarget, TargetBackend
 from harness.timeline import (
     ControlInjector,
     FamilyInjector,
@@ -114,9 +115,11 @@ class Run:
         teardown.callback(control.remove_links)
         book = AddressBook({**known, **self._addresses(manifest, links)})
 
-        target = RunningTarget(self.scenario.target, book, self.logs / "target.log")
+        spec, target_log = self.scenario.target, self.logs / "target.log"
+        target: TargetBackend = (ContainerTarget(spec, book, target_log, self.run_dir)
+                                 if spec.image else RunningTarget(spec, book, target_log))
         teardown.callback(target.stop)
-        self._ready("target", target.process, book.render(self.scenario.target.health))
+        self._ready("target", target.current().pid, book.render(spec.health), target.version)
 
         load = LoadGenerator(self.scenario, manifest.ledger_url, self.run_dir / "load")
         teardown.callback(self._finish_load, load)
@@ -157,10 +160,9 @@ class Run:
                 exit_code=totals.exit_code, requests=totals.requests, failures=totals.failures))
         return self._load_totals
 
-    def _ready(self, component: str, process: ManagedProcess | None, address: str,
-               version: str = "") -> None:
+    def _ready(self, component: str, pid: int | None, address: str, version: str = "") -> None:
         self.journal.write(ComponentReady(component=component, address=address, version=version,
-                                          pid=process.pid if process else None))
+                                          pid=pid))
         self.say(f"{component} ready at {address}" + (f" (version {version})" if version else ""))
 
     def _toxiproxy(self, teardown: contextlib.ExitStack) -> ToxiproxyControl:
@@ -172,7 +174,7 @@ class Run:
                                  self.logs / "toxiproxy.log")
         teardown.callback(server.stop)
         control = ToxiproxyControl(server.url)
-        self._ready("toxiproxy", server.process, server.url, server.version)
+        self._ready("toxiproxy", server.process.pid, server.url, server.version)
         return control
 
     def _mocks(self, teardown: contextlib.ExitStack, book: AddressBook) -> Manifest:
@@ -197,7 +199,7 @@ class Run:
         if found is None:
             raise StartupError("mocks", "no manifest within 15s", process.log_tail())
         manifest = Manifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
-        self._ready("mocks", process, manifest.ledger_url)
+        self._ready("mocks", process.pid, manifest.ledger_url)
         return manifest
 
     def _upstreams(self, manifest: Manifest) -> dict[str, str]:

@@ -47,9 +47,14 @@ class _Model(BaseModel):
 
 
 class Target(_Model):
-    """How to start the notifier under test and know it is ready (see docs/target-contract.md)."""
+    """How to start the notifier under test and know it is ready (see docs/target-contract.md):
+    a command run as a process, or a container image (the command then overrides the image's)."""
 
-    command: list[str] = Field(min_length=1)
+    command: list[str] | None = Field(default=None, min_length=1)
+    image: str | None = Field(default=None, min_length=1, description="a Docker image (name:tag) "
+                              "already on the engine; the container runs on the host's network")
+    user: str | None = Field(default=None, description="image only: the container's user "
+                             "(uid:gid or a name); by default the image's own")
     cwd: str = "."
     env: dict[str, str] = {}
     health: str
@@ -61,6 +66,17 @@ class Target(_Model):
         if not value.startswith(("http://", "tcp://")):
             raise ValueError("expected an http:// URL or tcp://host:port")
         return value
+
+    @model_validator(mode="after")
+    def _command_or_image(self) -> Target:
+        if self.image is None:
+            if self.command is None:
+                raise ValueError("give a command to run, or an image to run as a container")
+            if self.user is not None:
+                raise ValueError("user is for an image's container; a command runs as the harness")
+        elif "cwd" in self.model_fields_set:
+            raise ValueError("cwd is for a command; an image has its own working directory")
+        return self
 
 
 CONTENT_FIELDS = ("amount", "amount_grouped", "due_date", "due_year", "due_month", "due_day",
@@ -383,7 +399,8 @@ def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> 
     known = scenario.placeholders()
     templated: list[tuple[tuple[str | int, ...], str]] = [
         (("target", "health"), scenario.target.health),
-        *((("target", "command", i), arg) for i, arg in enumerate(scenario.target.command)),
+        *((("target", "command", i), arg)
+          for i, arg in enumerate(scenario.target.command or ())),
         *((("target", "env", key), value) for key, value in scenario.target.env.items()),
         *((("vendors", name, key), url) for name, vendor in scenario.vendors.items()
           for key in ("report_url", "inbound_url") if (url := getattr(vendor, key))),

@@ -1,4 +1,8 @@
-"""The notifier under test: placeholders filled with this run's addresses, started, made ready."""
+"""The notifier under test: placeholders filled with this run's addresses, started, made ready.
+
+A target runs behind one protocol, `TargetBackend`, so process faults act alike on a process
+(`RunningTarget`, here) and on a container (`harness.container.ContainerTarget`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,7 +44,7 @@ class AddressBook:
         return PLACEHOLDER.sub(fill, text)
 
 
-def _healthy(health: str) -> bool | None:
+def healthy(health: str) -> bool | None:
     """True when the health URL answers 2xx (or the tcp:// port accepts); None otherwise."""
     if health.startswith("tcp://"):
         parts = urlsplit(health)
@@ -57,6 +62,7 @@ def _healthy(health: str) -> bool | None:
 
 def start_target(target: Target, book: AddressBook, log_path: Path) -> ManagedProcess:
     """Start the target with its rendered command and environment, and wait until it is healthy."""
+    assert target.command is not None, "a target without a command runs as a container"
     argv = [book.render(arg) for arg in target.command]
     env = {**os.environ, **{key: book.render(value) for key, value in target.env.items()}}
     # `python` in a scenario means the interpreter running the harness.
@@ -65,9 +71,9 @@ def start_target(target: Target, book: AddressBook, log_path: Path) -> ManagedPr
                              cwd=Path(book.render(target.cwd)))
     health = book.render(target.health)
     try:
-        ready = poll_until(lambda: _healthy(health), timeout=target.ready_timeout,
+        ready = poll_until(lambda: healthy(health), timeout=target.ready_timeout,
                            interval=0.2, watch=process)
-    except StartupError:
+    except BaseException:  # Ctrl-C while waiting too: the process is in a session of its own
         process.stop()
         raise
     if ready is None:
@@ -77,12 +83,73 @@ def start_target(target: Target, book: AddressBook, log_path: Path) -> ManagedPr
     return process
 
 
+@dataclass(frozen=True)
+class Incarnation:
+    """One start of the target, as a fault's measured detail names it."""
+
+    name: str
+    """`pid 4242`, or `container 3f2a1b0c9d8e (pid 4242)`."""
+    pid: int | None
+    """Its process id on this host, when it has one."""
+    exit_code: int | None
+    """None while it runs (paused too); its exit code once it has ended."""
+
+
+class TargetBackend(Protocol):
+    """The notifier of a run, started and ready, which process faults may pause, kill, start
+    again and restart, and which the run stops at its end (on every exit path)."""
+
+    @property
+    def version(self) -> str:
+        """What exactly runs (a container's image id), or "" when the backend cannot tell."""
+
+    def current(self) -> Incarnation:
+        """The incarnation running now, or the last one if it has ended."""
+
+    def verb(self, fault: str) -> str:
+        """What a process fault (`process.kill`, ...) does to this backend, as in `SIGKILL`."""
+
+    def pause(self) -> None:
+        """Freeze the target: it keeps its sockets open and answers nothing."""
+
+    def resume(self) -> None:
+        """Let a paused target run on; a target that is not paused is left as it is."""
+
+    def kill(self) -> None:
+        """End the target at once, as a crash or an OOM kill would."""
+
+    def start(self) -> None:
+        """Start the target again and wait until it is healthy (StartupError if it is not)."""
+
+    def restart(self) -> None:
+        """A clean restart, as a deployment does: SIGTERM, then start again and wait."""
+
+    def stop(self) -> None:
+        """End the target for good, a paused one too, leaving nothing behind."""
+
+
+_SIGNALS = {"process.pause": "SIGSTOP", "process.kill": "SIGKILL", "process.restart": "SIGTERM"}
+
+
 class RunningTarget:
-    """The target of a run, which process faults may pause, kill and start again."""
+    """The process backend: the target's command as a child process in its own group."""
 
     def __init__(self, target: Target, book: AddressBook, log_path: Path) -> None:
         self._target, self._book, self._log_path = target, book, log_path
         self.process = start_target(target, book, log_path)
+
+    @property
+    def version(self) -> str:
+        """A command has no version the harness can read."""
+        return ""
+
+    def current(self) -> Incarnation:
+        """The child process of the latest start."""
+        return Incarnation(f"pid {self.process.pid}", self.process.pid, self.process.returncode)
+
+    def verb(self, fault: str) -> str:
+        """The signal each process fault sends."""
+        return _SIGNALS[fault]
 
     def pause(self) -> None:
         """Freeze the target (SIGSTOP): it keeps its sockets open and answers nothing."""

@@ -8,7 +8,6 @@ Vendor and data faults are measured by the mocks themselves (`fault.touched`).
 
 from __future__ import annotations
 
-import signal
 import ssl
 import threading
 import time
@@ -23,7 +22,7 @@ from harness.errors import FaultInjectionError, StartupError
 from harness.faults import FAULTS, MOCK_FAULTS
 from harness.journal import FaultApplied, FaultMeasured, FaultReverted, JournalWriter
 from harness.scenario import Step
-from harness.target import RunningTarget
+from harness.target import TargetBackend
 from harness.toxiproxy import ToxiproxyControl
 
 Measure = Callable[[], FaultMeasured]
@@ -109,29 +108,25 @@ class ControlInjector:
             raise FaultInjectionError(f"{step.link}: control API {url}: {exc}") from None
 
 
-_SIGNALS = {"process.pause": signal.SIGSTOP, "process.kill": signal.SIGKILL,
-            "process.restart": signal.SIGTERM}
-
-
 class ProcessInjector:
-    """Process faults on the target: pause and resume, kill and start again, restart. Each is
-    measured by whether its signal reached a live process."""
+    """Process faults on the target (a process or a container): pause and resume, kill and start
+    again, restart. Each is measured by whether it reached a live target."""
 
-    def __init__(self, target: RunningTarget) -> None:
+    def __init__(self, target: TargetBackend) -> None:
         self._target = target
 
     def apply(self, index: int, step: Step) -> FaultMeasured:
         actions = {"process.pause": self._target.pause, "process.kill": self._target.kill,
                    "process.restart": self._target.restart}
-        process = self._target.process
-        pid, ended = process.pid, process.returncode
+        before = self._target.current()
         self._call(actions[step.fault], step)
-        detail = f"{_SIGNALS[step.fault].name} to pid {pid}"
-        if ended is not None:
-            detail += f", which had already ended (exit code {ended})"
+        detail = f"{self._target.verb(step.fault)} to {before.name}"
+        if before.exit_code is not None:
+            detail += f", which had already ended (exit code {before.exit_code})"
         elif step.fault == "process.restart":
-            detail += f", started again as pid {self._target.process.pid}"
-        return FaultMeasured(step=index, probes=1, affected=int(ended is None), detail=detail)
+            detail += f", started again as {self._target.current().name}"
+        return FaultMeasured(step=index, probes=1, affected=int(before.exit_code is None),
+                             detail=detail)
 
     def revert(self, index: int, step: Step) -> None:
         actions = {"process.pause": self._target.resume, "process.kill": self._target.start}

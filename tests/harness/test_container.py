@@ -1,0 +1,221 @@
+"""The container backend on a real Docker engine: ready with its environment, command and run
+folder; its output in the log; faults measured as for a process; nothing left behind, even by a
+harness that died."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from harness.container import HOST_LABEL, PID_LABEL, RUN_LABEL, ContainerTarget, remove_orphans
+from harness.errors import StartupError
+from harness.processes import free_port, poll_until
+from harness.scenario import Step, Target
+from harness.target import AddressBook
+from harness.timeline import ProcessInjector
+from tests.docker_engine import engine, notifier_image
+
+SERVE = "echo serving {run.seed} as $(id -u) > {run.dir}/seen && " \
+        "exec python -m http.server {target.port} --bind 127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    return notifier_image()
+
+
+@pytest.fixture
+def client() -> Any:
+    return engine()
+
+
+@pytest.fixture
+def book(tmp_path: Path) -> AddressBook:
+    return AddressBook({"target.port": str(free_port()), "run.dir": str(tmp_path),
+                        "run.seed": "42"})
+
+
+def spec(image: str, command: list[str], **more: Any) -> Target:
+    return Target(image=image, command=command, health="http://127.0.0.1:{target.port}/",
+                  ready_timeout=more.pop("ready_timeout", 20), **more)
+
+
+def labelled(client: Any, run_dir: Path) -> list[Any]:
+    return list(client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_dir}"}))
+
+
+def answers(book: AddressBook) -> bool:
+    try:
+        return httpx.get(book.render("http://127.0.0.1:{target.port}/"), timeout=1).is_success
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def target(image: str, book: AddressBook, tmp_path: Path) -> Iterator[ContainerTarget]:
+    running = ContainerTarget(spec(image, ["sh", "-c", SERVE]), book,
+                              tmp_path / "logs" / "target.log", tmp_path)
+    yield running
+    running.stop()
+
+
+def step(fault: str) -> Step:
+    return Step.model_validate({"at": 0, "for": 1, "fault": fault, "link": "target"})
+
+
+@pytest.mark.parametrize(("given", "error"), [
+    ({}, "give a command to run, or an image to run as a container"),
+    ({"command": ["x"], "user": "1000"}, "user is for an image's container"),
+    ({"image": "x:1", "cwd": "/app"}, "cwd is for a command"),
+])
+def test_a_target_is_a_command_or_an_image(given: dict[str, Any], error: str) -> None:
+    with pytest.raises(ValidationError, match=error):
+        Target.model_validate({"health": "tcp://127.0.0.1:1", **given})
+    assert Target(image="x:1", health="tcp://127.0.0.1:1").command is None  # the image's own
+
+
+def test_a_container_serves_on_the_host_network_with_its_placeholders_and_run_folder(
+        image: str, client: Any, book: AddressBook, tmp_path: Path) -> None:
+    target = ContainerTarget(
+        spec(image, ["sh", "-c", "echo $GREETING; " + SERVE], env={"GREETING": "hi {run.seed}"}),
+        book, tmp_path / "logs" / "target.log", tmp_path)
+    try:
+        assert answers(book)  # on 127.0.0.1 of the host: host networking
+        # The run folder is mounted at its own path.
+        assert (tmp_path / "seen").read_text() == "serving 42 as 0\n"
+        [container] = labelled(client, tmp_path)
+        assert container.labels[PID_LABEL] == str(os.getpid())
+        assert container.labels[HOST_LABEL] == socket.gethostname()
+        assert container.attrs["HostConfig"]["NetworkMode"] == "host"
+        assert target.version == client.images.get(image).short_id
+        log = tmp_path / "logs" / "target.log"
+        assert poll_until(lambda: "GET / " in log.read_text() or None, timeout=10)
+        assert "hi 42\n" in log.read_text()
+    finally:
+        target.stop()
+    assert labelled(client, tmp_path) == []
+
+
+def test_a_container_runs_as_the_user_it_is_given(
+        image: str, book: AddressBook, tmp_path: Path) -> None:
+    serve = "id -u; exec python -m http.server {target.port} --bind 127.0.0.1"
+    target = ContainerTarget(spec(image, ["sh", "-c", serve], user="1234:1234"), book,
+                             tmp_path / "target.log", tmp_path)
+    target.stop()
+    assert "\n1234\n" in (tmp_path / "target.log").read_text()
+
+
+def test_a_container_that_exits_early_fails_with_its_output_and_is_removed(
+        image: str, client: Any, book: AddressBook, tmp_path: Path) -> None:
+    with pytest.raises(StartupError) as caught:
+        ContainerTarget(spec(image, ["sh", "-c", "echo config missing: LEDGER_URL; exit 3"]),
+                        book, tmp_path / "target.log", tmp_path)
+    assert "container exited with code 3 before it was ready" in str(caught.value)
+    assert "config missing: LEDGER_URL" in caught.value.log_tail
+    assert labelled(client, tmp_path) == []
+
+
+def test_a_container_that_never_gets_ready_times_out_and_is_removed(
+        image: str, client: Any, book: AddressBook, tmp_path: Path) -> None:
+    with pytest.raises(StartupError, match=r"did not answer within 1s"):
+        ContainerTarget(spec(image, ["sleep", "60"], ready_timeout=1), book,
+                        tmp_path / "target.log", tmp_path)
+    assert labelled(client, tmp_path) == []
+
+
+def test_an_image_the_engine_lacks_is_named_and_never_pulled(
+        client: Any, book: AddressBook, tmp_path: Path) -> None:
+    with pytest.raises(StartupError, match=r"image 'notifychaos-test/absent:0' is not on the "
+                                           r"Docker engine \(notifychaos never pulls one\)"):
+        ContainerTarget(spec("notifychaos-test/absent:0", ["true"]), book,
+                        tmp_path / "target.log", tmp_path)
+
+
+def test_a_kill_ends_the_container_and_its_revert_starts_a_fresh_one(
+        target: ContainerTarget, image: str, client: Any, book: AddressBook,
+        tmp_path: Path) -> None:
+    injector = ProcessInjector(target)
+    before = target.current()
+    [first] = labelled(client, tmp_path)
+    measured = injector.apply(3, step("process.kill"))
+    assert (measured.step, measured.probes, measured.affected) == (3, 1, 1)
+    assert measured.detail == f"docker kill to {before.name}"
+    assert before.name == f"container {first.short_id} (pid {before.pid})"
+    assert labelled(client, tmp_path) == [] and not answers(book)
+    injector.revert(3, step("process.kill"))
+    [second] = labelled(client, tmp_path)
+    assert second.id != first.id and answers(book)
+    # Both containers' output is in the log.
+    log = (tmp_path / "logs" / "target.log").read_text()
+    assert log.count(f" from {image}\n") == 2
+
+
+def test_a_pause_freezes_the_container_until_its_revert(
+        target: ContainerTarget, client: Any, book: AddressBook, tmp_path: Path) -> None:
+    injector = ProcessInjector(target)
+    measured = injector.apply(0, step("process.pause"))
+    assert measured.affected == 1 and measured.detail.startswith("docker pause to container ")
+    [container] = labelled(client, tmp_path)
+    assert container.status == "paused" and not answers(book)
+    injector.revert(0, step("process.pause"))
+    assert answers(book)
+
+
+def test_a_restart_names_the_new_process_and_the_log_keeps_both(
+        target: ContainerTarget, tmp_path: Path) -> None:
+    before = target.current()
+    restarted = ProcessInjector(target).apply(1, step("process.restart"))
+    after = target.current()
+    assert after.pid != before.pid and after.exit_code is None
+    assert restarted.detail == f"docker restart to {before.name}, started again as {after.name}"
+    seen = (tmp_path / "seen").read_text()
+    assert seen == "serving 42 as 0\n"  # written again by the second incarnation
+    log = (tmp_path / "logs" / "target.log").read_text()
+    assert poll_until(lambda: log.count("GET / ") >= 2 or None, timeout=10)
+
+
+def test_a_fault_on_a_container_already_gone_touches_nothing(
+        target: ContainerTarget, client: Any, tmp_path: Path) -> None:
+    [container] = labelled(client, tmp_path)
+    container.kill()  # the target died on its own before the step
+    container.wait(timeout=10)
+    measured = ProcessInjector(target).apply(2, step("process.pause"))
+    assert (measured.probes, measured.affected) == (1, 0)
+    assert measured.detail.endswith(", which had already ended (exit code 137)")
+
+
+def test_a_paused_container_is_still_removed_at_the_end(
+        image: str, client: Any, book: AddressBook, tmp_path: Path) -> None:
+    target = ContainerTarget(spec(image, ["sh", "-c", SERVE]), book, tmp_path / "t.log", tmp_path)
+    target.pause()
+    target.stop()
+    assert labelled(client, tmp_path) == []
+
+
+def test_containers_of_a_harness_that_died_are_removed_and_others_kept(
+        image: str, client: Any, tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+
+    def leave(pid: int, run: str) -> Any:
+        return client.containers.run(image, ["sleep", "300"], detach=True, network_mode="host",
+                                     labels={RUN_LABEL: str(tmp_path / run), HOST_LABEL: host,
+                                             PID_LABEL: str(pid)})
+
+    orphan, alive = leave(dead.pid, "dead"), leave(os.getpid(), "alive")
+    try:
+        removed = remove_orphans(client)
+        assert removed == [f"{orphan.name} (harness pid {dead.pid}, run {tmp_path / 'dead'})"]
+        assert labelled(client, tmp_path / "dead") == []
+        assert [c.id for c in labelled(client, tmp_path / "alive")] == [alive.id]
+    finally:
+        alive.remove(force=True)
