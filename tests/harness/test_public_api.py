@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,12 @@ def test_the_api_is_exactly_the_curated_names_each_importable_and_documented() -
     internal = "Run"
     with pytest.raises(AttributeError, match="no attribute 'Run'"):
         getattr(harness, internal)
+
+
+def test_the_readme_documents_every_name_of_the_api() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = re.split(r"\n##+ ", readme.split("### Using it from Python\n", 1)[1], maxsplit=1)[0]
+    assert [name for name in CURATED if f"`{name}" not in section] == []
 
 
 def test_the_exception_tree_is_exported_under_one_base() -> None:
