@@ -254,7 +254,8 @@ class TimelinePlayer:
         with self._lock:
             for index in list(self._active):
                 self._revert(index)
-        self._thread.join(timeout=30)
+        if self._thread.ident is not None:  # a run stopped before its load began never started it
+            self._thread.join(timeout=30)
         deadline = time.monotonic() + self._measure_timeout
         for thread in self._measuring:
             thread.join(timeout=max(deadline - time.monotonic(), 0.0))

@@ -87,6 +87,14 @@ def test_stopping_undoes_what_is_in_force_and_skips_what_is_to_come(
     assert [e.step for e in journal.of(FaultReverted)] == [0]
 
 
+def test_a_run_stopped_before_its_load_began_stops_a_timeline_never_started(
+        journal: JournalWriter, tmp_path: Path) -> None:
+    injector = Recorder()
+    TimelinePlayer([step(0.0, 1)], injector, journal).stop()  # Ctrl-C before the load began
+    assert injector.calls == []
+    assert read_journal(tmp_path).of(FaultApplied) == []
+
+
 def test_a_step_that_cannot_be_applied_is_reported_and_not_undone(
         journal: JournalWriter, tmp_path: Path) -> None:
     injector = Recorder(fail_on="proxy.latency")
