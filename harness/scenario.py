@@ -74,7 +74,7 @@ class Target(_Model):
                 raise ValueError("give a command to run, or an image to run as a container")
             if self.user is not None:
                 raise ValueError("user is for an image's container; a command runs as the harness")
-        elif "cwd" in self.model_fields_set:
+        elif self.cwd != ".":
             raise ValueError("cwd is for a command; an image has its own working directory")
         return self
 

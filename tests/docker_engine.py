@@ -2,9 +2,10 @@
 answers, or Debian's dockerd started here (its data under the user's cache folder); the image
 built locally once (nothing can be pulled) and kept between runs by its tag.
 
-The image is two layers: a Debian root with Python and aiohttp made by debootstrap from the
-mirror apt is configured with and `docker import`ed (about a minute, once per machine), then
-the checkout's `examples/` copied onto it (seconds, again whenever `examples/` changes).
+The image is two layers: a Debian root with Python made by debootstrap from the mirror apt is
+configured with, plus the aiohttp of the harness's own environment (Debian's is too old)
+installed for that Python by pip, `docker import`ed (about a minute, once per machine and aiohttp
+version); then the checkout's `examples/` copied onto it (seconds, whenever `examples/` changes).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import importlib.metadata
 import io
 import os
+import platform
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -38,7 +42,8 @@ DEFAULT_SOCKET = Path("/var/run/docker.sock")
 
 BASE_REPO = "notifychaos-test/debian-python"
 NOTIFIER_REPO = "notifychaos-test/reference-notifier"
-PACKAGES = ("python3", "python3-aiohttp", "python-is-python3")
+PACKAGES = ("python3", "python-is-python3")
+PYTHON_PACKAGES = (f"aiohttp=={importlib.metadata.version('aiohttp')}",)
 DOCKERFILE = """\
 FROM {base}
 COPY examples /app/examples
@@ -143,6 +148,14 @@ def _apt_mirror(codename: str) -> str | None:
     return None
 
 
+def _prune(client: Any, repository: str, keep: str) -> None:
+    """Remove the other images of `repository`: older recipes and checkouts are of no more use."""
+    for image in client.images.list(name=repository):
+        if keep not in image.tags:
+            with contextlib.suppress(*ENGINE_ERRORS):
+                client.images.remove(image.id, force=True)
+
+
 class _BuildFailed(Exception):
     """The test image could not be built (the reason is the message)."""
 
@@ -155,10 +168,30 @@ def _has(client: Any, tag: str) -> bool:
     return True
 
 
+def _install_python_packages(root: Path) -> None:
+    """PYTHON_PACKAGES (binary wheels for the root's Python and this machine) into the root's
+    /usr/local, on Debian's Python path."""
+    version = (root / "usr" / "bin" / "python3").readlink().name.removeprefix("python")
+    arch = platform.machine()
+    # pip takes each manylinux tag as given; a Debian root has glibc 2.17 or newer.
+    platforms = [arg for minor in range(17, 40) for arg in ("--platform",
+                                                           f"manylinux_2_{minor}_{arch}")]
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--no-compile", "--only-binary=:all:", "--implementation", "cp", "--python-version",
+         version, *platforms, "--target",
+         str(root / "usr" / "local" / "lib" / f"python{version}" / "dist-packages"),
+         *PYTHON_PACKAGES], capture_output=True, text=True, timeout=600, check=False)
+    if installed.returncode != 0:
+        raise _BuildFailed(f"pip could not install {' '.join(PYTHON_PACKAGES)} for Python "
+                           f"{version}:\n{installed.stderr[-3000:]}")
+
+
 def _base_image(client: Any) -> str:
     """The Debian root with Python and aiohttp, imported once from debootstrap's work."""
     codename = _os_release().get("VERSION_CODENAME", "bookworm")
-    tag = f"{BASE_REPO}:{codename}-" + hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest()[:8]
+    recipe = " ".join((*PACKAGES, *PYTHON_PACKAGES)).encode()
+    tag = f"{BASE_REPO}:{codename}-" + hashlib.sha256(recipe).hexdigest()[:8]
     if _has(client, tag):
         return tag
     debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
@@ -175,6 +208,7 @@ def _base_image(client: Any) -> str:
         if built.returncode != 0:
             raise _BuildFailed(f"debootstrap failed ({built.returncode}):\n"
                                f"{built.stdout[-3000:]}\n{built.stderr[-3000:]}")
+        _install_python_packages(root)
         for bulk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc",
                      "usr/share/man", "usr/share/locale"):
             shutil.rmtree(root / bulk, ignore_errors=True)
@@ -185,6 +219,7 @@ def _base_image(client: Any) -> str:
         client.api.import_image_from_file(str(archive), repository=repository, tag=version)
     if not _has(client, tag):
         raise _BuildFailed(f"docker import did not make {tag}")
+    _prune(client, BASE_REPO, tag)
     return tag
 
 
@@ -217,11 +252,7 @@ def _notifier_image(client: Any) -> tuple[str, str]:
             if not _has(client, tag):
                 client.images.build(fileobj=io.BytesIO(context), custom_context=True, tag=tag,
                                     rm=True, forcerm=True, network_mode="host", timeout=300)
-                # Images of older checkouts are of no more use.
-                for image in client.images.list(name=NOTIFIER_REPO):
-                    if tag not in image.tags:
-                        with contextlib.suppress(*ENGINE_ERRORS):
-                            client.images.remove(image.id, force=True)
+                _prune(client, NOTIFIER_REPO, tag)
     except (_BuildFailed, docker.errors.BuildError, *ENGINE_ERRORS) as exc:
         return "", f"cannot build the reference notifier's image: {exc}"
     return tag, ""
