@@ -27,6 +27,7 @@ from harness import (
 )
 from harness.fleet import mocks_up
 from harness.report import summary
+from harness.schema import scenario_schema_text
 
 # Wide enough for the summary's tables when the output is a file or a CI log.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
@@ -119,6 +120,12 @@ def report(run_dir: Path, debug: bool) -> None:
         _fail(exc, debug)
     _show(result)
     sys.exit(result.exit_code)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (for editors: see the README's modeline)."""
+    click.echo(scenario_schema_text(), nl=False)
 
 
 @main.group()

@@ -5,11 +5,16 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
+
+DURATION_PATTERN = r"^ *(\d+(\.\d+)? *(ms|s|m|h) *)+$"
+"""What `parse_duration` reads, for the scenario files' JSON Schema (spaces are ignored)."""
+RATE_PATTERN = _RATE.pattern
+"""What `parse_rate` reads, for the scenario files' JSON Schema."""
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -39,8 +44,14 @@ def parse_rate(text: str | float | int) -> float:
     return float(match.group(1)) / _UNIT_SECONDS[match.group(2)]
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+# The schema says what a file may hold (a string with its unit, or seconds as a number), not the
+# float the model keeps.
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema({
+    "anyOf": [{"type": "string", "pattern": DURATION_PATTERN}, {"type": "number", "minimum": 0}],
+    "description": "a duration such as 30s, 2m, 1m30s or 500ms (a number is seconds)"})]
 """Seconds, written in a scenario as `30s`, `2m`, `500ms`."""
 
-Rate = Annotated[float, BeforeValidator(parse_rate)]
+Rate = Annotated[float, BeforeValidator(parse_rate), WithJsonSchema({
+    "anyOf": [{"type": "string", "pattern": RATE_PATTERN}, {"type": "number"}],
+    "description": "a rate such as 20/s, 300/m or 10/h (a number is per second)"})]
 """Events per second, written in a scenario as `20/s` or `300/m`."""
