@@ -40,6 +40,10 @@ from mocks.manifest import Manifest, MocksConfig
 
 Say = Callable[[str], None]
 
+FAULT_INJECTION_FAILED = "fault injection failed: "
+"""How `say` begins a fault-injection error, told when it happens (the run still fails with
+FaultInjectionError once the load ends)."""
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -133,7 +137,8 @@ class Run:
         injector = FamilyInjector({"network": NetworkInjector(control, canary),
                                    "vendor": switches, "data": switches,
                                    "process": ProcessInjector(target)})
-        timeline = TimelinePlayer(self.scenario.timeline, injector, self.journal)
+        timeline = TimelinePlayer(self.scenario.timeline, injector, self.journal,
+                                  on_error=lambda error: self.say(FAULT_INJECTION_FAILED + error))
         teardown.callback(timeline.stop)
         self.say(f"load for {self.scenario.duration:g}s, {len(self.scenario.timeline)} fault(s)")
         self.journal.write(LoadStarted(pid=load.process.pid))

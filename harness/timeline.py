@@ -167,12 +167,15 @@ class TimelinePlayer:
     """Runs the steps in a background thread against `t0`; `stop()` undoes whatever is active.
 
     Measurements run in threads of their own, so a step's canary never delays the next step;
-    `stop()` waits for them (up to `measure_timeout`) before the journal may close.
+    `stop()` waits for them (up to `measure_timeout`) before the journal may close. A step that
+    cannot be applied or undone is added to `errors` and told to `on_error` when it happens.
     """
 
     def __init__(self, steps: list[Step], injector: Injector, journal: JournalWriter,
-                 measure_timeout: float = 10.0) -> None:
+                 measure_timeout: float = 10.0,
+                 on_error: Callable[[str], None] | None = None) -> None:
         self._injector = injector
+        self._on_error = on_error
         self._journal = journal
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -211,7 +214,7 @@ class TimelinePlayer:
         try:
             effect = self._injector.apply(index, step)
         except FaultInjectionError as exc:
-            self.errors.append(f"step {index} ({step.fault} on {step.link}): {exc}")
+            self._failed(f"step {index} ({step.fault} on {step.link}): {exc}")
             return
         self._active[index] = step
         self._journal.write(FaultApplied(step=index, fault=step.fault, link=step.link,
@@ -225,6 +228,12 @@ class TimelinePlayer:
             thread.start()
         if FAULTS[step.fault].instant:
             self._revert(index)
+
+    def _failed(self, error: str) -> None:
+        # Kept for the end of the load, and told at once so that a person watching sees it now.
+        self.errors.append(error)
+        if self._on_error is not None:
+            self._on_error(error)
 
     def _measure(self, index: int, measure: Measure) -> None:
         try:
@@ -243,7 +252,7 @@ class TimelinePlayer:
             self._injector.revert(index, step)
         except FaultInjectionError as exc:
             error = str(exc)
-            self.errors.append(f"undo step {index} ({step.fault} on {step.link}): {exc}")
+            self._failed(f"undo step {index} ({step.fault} on {step.link}): {exc}")
         self._journal.write(FaultReverted(step=index, fault=step.fault, link=step.link,
                                           error=error))
 

@@ -1,0 +1,343 @@
+"""The live display: what a run is doing now, read from its growing journal, as panel or lines.
+
+On a terminal a `rich.live.Live` panel is refreshed twice a second; elsewhere (a CI log, a file)
+one plain line is printed every 10 s of load, without escape codes. The figures are a cheap
+running estimate ("so far"); the scorecard at the end is the verdict.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from pydantic import TypeAdapter, ValidationError
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from harness.journal import (
+    BorrowerChanged,
+    BorrowerOptedOut,
+    Event,
+    FaultApplied,
+    FaultReverted,
+    LoadFinished,
+    LoadStarted,
+    ReminderChanged,
+    ReminderScheduled,
+    RunEnded,
+    RunStarted,
+    SendRecorded,
+)
+from harness.run import FAULT_INJECTION_FAILED
+from harness.scenario import Scenario
+
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+RUN_FOLDER = "run folder: "
+"""How `rehearse` names the run folder in its first progress message."""
+
+
+class JournalTail:
+    """Reads what was appended to a journal folder's `*.jsonl` files since the last read.
+
+    It keeps one offset per file and takes whole lines only, so a line being written is read
+    once it is complete; a file that appears later is read from its start.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._offsets: dict[Path, int] = {}
+
+    def read(self) -> list[Event]:
+        """The events of the lines completed since the last call, file by file."""
+        events: list[Event] = []
+        for path in sorted(self.directory.glob("*.jsonl")):
+            offset = self._offsets.get(path, 0)
+            with path.open("rb") as file:
+                file.seek(offset)
+                data = file.read()
+            end = data.rfind(b"\n") + 1
+            self._offsets[path] = offset + end
+            for line in data[:end].splitlines():
+                try:
+                    events.append(_EVENT.validate_json(line))
+                except ValidationError:
+                    continue  # the display estimates; the scorer reports a bad journal
+        return events
+
+
+@dataclass(frozen=True)
+class ActiveStep:
+    """A timeline step in force now."""
+
+    step: int
+    fault: str
+    link: str
+    since: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The run as the journal tells it so far.
+
+    `due`: owed reminders that are settled (their deadline passed, or they arrived);
+    `on_time`: of those, arrived at the borrower's phone of the time by their deadline;
+    `in_flight`: owed, their send time passed, neither arrived nor late yet.
+    """
+
+    name: str
+    elapsed: float | None
+    total: float | None
+    active: tuple[ActiveStep, ...]
+    due: int
+    on_time: int
+    in_flight: int
+    requests: int
+    failures: int | None
+    ended: str | None
+
+    @property
+    def continuity(self) -> float | None:
+        """On time / due so far; None while nothing is due."""
+        return self.on_time / self.due if self.due else None
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    t: float
+    to: str
+    inbox_at: float
+
+
+class RunProgress:
+    """Folds journal events, in any order across files, into a Snapshot on demand."""
+
+    def __init__(self) -> None:
+        self._scenario: Scenario | None = None
+        self._load_started: float | None = None
+        self._active: dict[int, ActiveStep] = {}
+        self._reminders: dict[str, ReminderScheduled] = {}
+        self._repaid: set[str] = set()
+        self._phones: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        self._opted_out: set[str] = set()
+        self._opted_out_phones: set[str] = set()
+        self._arrivals: dict[str, list[_Arrival]] = defaultdict(list)
+        self._failures: int | None = None
+        self._ended: str | None = None
+
+    def add(self, events: list[Event]) -> None:
+        """Take in newly read events."""
+        for event in events:
+            self._add(event)
+
+    def _add(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._scenario = event.scenario
+        elif isinstance(event, LoadStarted):
+            self._load_started = event.t
+        elif isinstance(event, FaultApplied):
+            self._active[event.step] = ActiveStep(event.step, event.fault, event.link, event.t)
+        elif isinstance(event, FaultReverted):
+            self._active.pop(event.step, None)
+        elif isinstance(event, ReminderScheduled):
+            self._reminders[event.reminder_id] = event
+            self._phones[event.borrower_id].append((event.t, event.phone))
+            if event.opted_out:
+                self._opted_out.add(event.borrower_id)
+        elif isinstance(event, ReminderChanged) and event.change == "repaid":
+            self._repaid.add(event.reminder_id)
+        elif isinstance(event, BorrowerChanged):
+            self._phones[event.borrower_id].append((event.t, event.phone))
+            (self._opted_out.add if event.opted_out else self._opted_out.discard)(
+                event.borrower_id)
+        elif isinstance(event, BorrowerOptedOut):
+            self._opted_out_phones.add(event.phone)
+        elif isinstance(event, SendRecorded) and event.handset == "delivered" \
+                and event.inbox_at is not None:
+            arrival = _Arrival(event.t, event.to, event.inbox_at)
+            for ref in self._refs(event):
+                self._arrivals[ref].append(arrival)
+        elif isinstance(event, LoadFinished):
+            self._failures = event.failures
+        elif isinstance(event, RunEnded):
+            self._ended = event.status
+
+    def _refs(self, send: SendRecorded) -> set[str]:
+        """The references a send may carry, as the scenario correlates them."""
+        rule = self._scenario.reminders.correlate if self._scenario else None
+        refs: set[str] = set()
+        if rule is None:
+            return refs
+        if rule.client_ref and send.client_ref:
+            refs.add(send.client_ref)
+        match = re.search(rule.body, send.body) if rule.body else None
+        if match is not None:
+            refs.add(match.group("ref"))
+        return refs
+
+    def _phone_at(self, borrower: str, at: float) -> str:
+        history = sorted(self._phones[borrower])
+        return next((phone for t, phone in reversed(history) if t <= at), history[0][1])
+
+    def _owed(self, reminder: ReminderScheduled, now: float) -> bool:
+        # Cheaper than the scorer's rules (an opt-out counts from the start, whenever it came).
+        return not (reminder.reminder_id in self._repaid
+                    or reminder.borrower_id in self._opted_out
+                    or self._phone_at(reminder.borrower_id, now) in self._opted_out_phones)
+
+    def snapshot(self, now: float) -> Snapshot:
+        """The figures as of `now` (a time.time() value)."""
+        due = on_time = in_flight = 0
+        for reminder in self._reminders.values():
+            if reminder.remind_at > now or not self._owed(reminder, now):
+                continue
+            arrived = [a for a in self._arrivals.get(reminder.ref, [])
+                       if a.to == self._phone_at(reminder.borrower_id, a.t)]
+            if any(a.inbox_at <= reminder.send_by for a in arrived):
+                due, on_time = due + 1, on_time + 1
+            elif arrived or reminder.send_by <= now:
+                due += 1
+            else:
+                in_flight += 1
+        scenario = self._scenario
+        return Snapshot(
+            name=scenario.name if scenario else "",
+            elapsed=None if self._load_started is None else max(now - self._load_started, 0.0),
+            total=scenario.duration + scenario.drain_seconds if scenario else None,
+            active=tuple(self._active[step] for step in sorted(self._active)),
+            due=due, on_time=on_time, in_flight=in_flight, requests=len(self._reminders),
+            failures=self._failures, ended=self._ended)
+
+
+def plain_line(snapshot: Snapshot) -> str:
+    """One line for a log: `[ 30s/115s] due 120 on time 118 (98.3%) ... faults: ...`."""
+    total = f"{snapshot.total:.0f}s" if snapshot.total is not None else "?"
+    parts = [f"[{snapshot.elapsed or 0:>3.0f}s/{total}]", f"due {snapshot.due}",
+             f"on time {snapshot.on_time}"]
+    if snapshot.continuity is not None:
+        parts.append(f"({snapshot.continuity:.1%})")
+    parts += [f"in flight {snapshot.in_flight}", f"requests {snapshot.requests}"]
+    if snapshot.failures is not None:
+        parts.append(f"failures {snapshot.failures}")
+    faults = ", ".join(f"step {a.step} {a.fault} {a.link}" for a in snapshot.active)
+    parts.append(f"faults: {faults or 'none'}")
+    return " ".join(parts)
+
+
+def panel(snapshot: Snapshot, latest: str, errors: list[str]) -> RenderableType:
+    """The terminal panel: time, faults in force, reminders and continuity so far, load, the
+    latest progress message and every fault-injection error."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    if snapshot.elapsed is None:
+        grid.add_row("elapsed", "starting (load not begun)")
+    else:
+        total = f" / {snapshot.total:.0f}s (load + drain)" if snapshot.total else ""
+        grid.add_row("elapsed", f"{snapshot.elapsed:.0f}s{total}")
+    faults = Text()
+    for active in snapshot.active:
+        since = f" for {max(time.time() - active.since, 0):.0f}s"
+        faults.append(f"step {active.step} {active.fault} on {active.link}{since}\n",
+                      style="yellow")
+    grid.add_row("faults now", faults[:-1] if snapshot.active else Text("none", style="dim"))
+    grid.add_row("reminders", f"due so far {snapshot.due} · on time so far {snapshot.on_time}"
+                              f" · in flight {snapshot.in_flight}")
+    continuity = snapshot.continuity
+    grid.add_row("continuity", Text("—" if continuity is None else f"{continuity:.1%} so far",
+                                    style="green" if continuity in (None, 1.0) else "red"))
+    failures = "failures known when the load ends" if snapshot.failures is None \
+        else f"failures {snapshot.failures}"
+    grid.add_row("load", f"requests {snapshot.requests} · {failures}")
+    grid.add_row("latest", Text(latest, style="dim"))
+    parts: list[RenderableType] = [grid]
+    parts += [Text(error, style="bold red") for error in errors]
+    title = f"notifychaos · {snapshot.name}" if snapshot.name else "notifychaos"
+    return Panel(Group(*parts), title=title, title_align="left", expand=False)
+
+
+class LiveDisplay:
+    """Shows a run while it goes; use as a context manager and pass `say` as `progress`.
+
+    Progress messages print as they come (on a terminal, above the panel, whose last line
+    repeats the latest one); fault-injection errors also stay in the panel.
+
+    The journal is read in a background thread that never blocks the run; leaving the block
+    (normally, on an error or on Ctrl-C) stops it before anything else is printed.
+    """
+
+    def __init__(self, console: Console, *, interval: float = 10.0, poll: float = 0.5,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._console = console
+        self._interval = interval
+        self._poll = poll
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tail: JournalTail | None = None
+        self._progress = RunProgress()
+        self._latest = ""
+        self._errors: list[str] = []
+        self._next_line = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="live-display", daemon=True)
+        self._live = Live(console=console, auto_refresh=False, redirect_stdout=False,
+                          redirect_stderr=False) if console.is_terminal else None
+
+    def say(self, message: str) -> None:
+        """A progress message: printed, and the first one (naming the run folder) starts the
+        journal reading; fault-injection errors are shown apart."""
+        error = message.startswith(FAULT_INJECTION_FAILED)
+        with self._lock:
+            if self._tail is None and message.startswith(RUN_FOLDER):
+                self._tail = JournalTail(Path(message.removeprefix(RUN_FOLDER)) / "journal")
+            self._latest = message
+            if error:
+                self._errors.append(message)
+        self._console.print(f"{'!' if error else '·'} {message}", markup=False, highlight=False,
+                            style="bold red" if error else "dim")
+
+    def __enter__(self) -> LiveDisplay:
+        if self._live is not None:
+            self._live.start()
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._live is not None:
+            self._update()  # the last figures stay on screen above the summary
+            self._live.stop()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._poll):
+            self._update()
+
+    def _update(self) -> None:
+        with self._lock:
+            tail = self._tail
+        if tail is None:
+            return
+        try:
+            events = tail.read()
+        except OSError:
+            return  # the folder is being made or removed; the next poll reads on
+        self._progress.add(events)
+        snapshot = self._progress.snapshot(self._clock())
+        if self._live is not None:
+            with self._lock:
+                view = panel(snapshot, self._latest, list(self._errors))
+            self._live.update(view, refresh=True)
+        elif snapshot.elapsed is not None and snapshot.elapsed >= self._next_line \
+                and snapshot.ended is None:
+            self._next_line = (snapshot.elapsed // self._interval + 1) * self._interval
+            self._console.print(plain_line(snapshot), markup=False, highlight=False)
