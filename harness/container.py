@@ -93,7 +93,8 @@ class ContainerTarget:
     harness's pid, its output copied into the run's `logs/target.log` as it comes.
 
     A kill ends the container and removes it; the start that follows makes a fresh one from the
-    same image, with the same command, environment and port.
+    same image, with the same command, environment and port. One operation runs at a time, so a
+    stop waits for a start under way in the timeline's thread, and removes what it made.
     """
 
     def __init__(self, target: Target, book: AddressBook, log_path: Path, run_dir: Path) -> None:
@@ -108,6 +109,8 @@ class ContainerTarget:
         self._container: Any = None
         self._last = Incarnation("no container", None, None)
         self._copier: threading.Thread | None = None
+        self._lock = threading.RLock()
+        self._stopped = False
         self._client = connect()
         try:
             for orphan in remove_orphans(self._client):
@@ -134,15 +137,16 @@ class ContainerTarget:
 
     def current(self) -> Incarnation:
         """The container of the latest start, with its main process's pid on this host."""
-        if self._container is None:
-            return self._last
-        with self._engine("inspect"):
-            self._container.reload()
-        state = self._container.attrs["State"]
-        pid = int(state["Pid"]) or None
-        name = f"container {self._container.short_id}" + (f" (pid {pid})" if pid else "")
-        ended = state["Status"] in _ENDED
-        return Incarnation(name, pid, int(state["ExitCode"]) if ended else None)
+        with self._lock:
+            if self._container is None:
+                return self._last
+            with self._engine("inspect"):
+                self._container.reload()
+            state = self._container.attrs["State"]
+            pid = int(state["Pid"]) or None
+            name = f"container {self._container.short_id}" + (f" (pid {pid})" if pid else "")
+            ended = state["Status"] in _ENDED
+            return Incarnation(name, pid, int(state["ExitCode"]) if ended else None)
 
     def verb(self, fault: str) -> str:
         """The engine's operation each process fault is."""
@@ -150,91 +154,99 @@ class ContainerTarget:
 
     def pause(self) -> None:
         """Freeze every process of the container (docker pause, the cgroup freezer)."""
-        with self._engine("pause"):
+        with self._lock, self._engine("pause"):
             if self._status() == "running":
                 self._container.pause()
 
     def resume(self) -> None:
         """Thaw a paused container (docker unpause)."""
-        with self._engine("unpause"):
+        with self._lock, self._engine("unpause"):
             if self._status() == "paused":
                 self._container.unpause()
 
     def kill(self) -> None:
         """SIGKILL the container (docker kill), then remove it once its output is copied."""
-        if self._container is None:  # already killed, not started again
-            return
-        with self._engine("kill"):
-            if self._status() == "paused":
-                self._container.unpause()  # a frozen process would not die until thawed
-            if self._status() not in _ENDED:
-                self._container.kill()
-            self._container.wait(timeout=TIMEOUT)
-        self._discard()
+        with self._lock:
+            if self._container is None:  # already killed, not started again
+                return
+            with self._engine("kill"):
+                if self._status() == "paused":
+                    self._container.unpause()  # a frozen process would not die until thawed
+                if self._status() not in _ENDED:
+                    self._container.kill()
+                self._container.wait(timeout=TIMEOUT)
+            self._discard()
 
     def start(self) -> None:
         """Start a fresh container and wait until it is healthy; StartupError (with the tail of
         its output) when it exits first or never answers."""
-        self._starts += 1
-        name = _NAME_UNSAFE.sub("-", f"notifychaos-{os.getpid()}-{self._run_dir.name}"
-                                     f"-{self._starts}")
-        options: dict[str, Any] = {}
-        if self._target.command is not None:
-            options["command"] = [self._book.render(arg) for arg in self._target.command]
-        if self._target.user is not None:
-            options["user"] = self._target.user
-        run_dir = str(self._run_dir)
-        try:
-            # Under the engine's init (docker run --init), SIGTERM ends a main process that
-            # does not handle it, as it ends a process target; as PID 1 it would not.
-            self._container = self._client.containers.create(
-                self._image_ref, name=name, labels=self._labels, network_mode="host", init=True,
-                environment={key: self._book.render(value)
-                             for key, value in self._target.env.items()},
-                mounts=[docker.types.Mount(run_dir, run_dir, type="bind")], **options)
-            self._note(f"container {name} ({self._container.short_id}) from {self._image_ref}")
-            self._container.start()
-            self._copy_output(since=None)
-            self._await_health()
-        except ENGINE_ERRORS as exc:
-            self._discard()
-            raise StartupError("target", f"container {name}: {exc}") from None
-        except BaseException:  # not ready, or Ctrl-C while waiting: leave nothing behind
-            self._discard()
-            raise
+        with self._lock:
+            if self._stopped:
+                raise StartupError("target", "the run is ending: no container is started")
+            self._starts += 1
+            name = _NAME_UNSAFE.sub("-", f"notifychaos-{os.getpid()}-{self._run_dir.name}"
+                                         f"-{self._starts}")
+            options: dict[str, Any] = {}
+            if self._target.command is not None:
+                options["command"] = [self._book.render(arg) for arg in self._target.command]
+            if self._target.user is not None:
+                options["user"] = self._target.user
+            run_dir = str(self._run_dir)
+            try:
+                # Under the engine's init (docker run --init), SIGTERM ends a main process that
+                # does not handle it, as it ends a process target; as PID 1 it would not.
+                self._container = self._client.containers.create(
+                    self._image_ref, name=name, labels=self._labels, network_mode="host",
+                    init=True, environment={key: self._book.render(value)
+                                            for key, value in self._target.env.items()},
+                    mounts=[docker.types.Mount(run_dir, run_dir, type="bind")], **options)
+                self._note(f"container {name} ({self._container.short_id}) "
+                           f"from {self._image_ref}")
+                self._container.start()
+                self._copy_output(since=None)
+                self._await_health()
+            except ENGINE_ERRORS as exc:
+                self._discard()
+                raise StartupError("target", f"container {name}: {exc}") from None
+            except BaseException:  # not ready, or Ctrl-C while waiting: leave nothing behind
+                self._discard()
+                raise
 
     def restart(self) -> None:
         """A clean restart (docker restart: SIGTERM, SIGKILL after 5 s, start again), then wait
         until healthy; a container that had ended is replaced by a fresh one."""
-        with self._engine("inspect"):
-            ended = self._status() in _ENDED
-        if ended:
-            self._discard()
-            self.start()
-            return
-        with self._engine("restart"):
-            if self._status() == "paused":
-                self._container.unpause()  # so that it hears SIGTERM
-            self._container.restart(timeout=STOP_GRACE)
-            self._container.reload()
-            # The copy of the last incarnation's output ended as it stopped.
-            self._join_copier()
-            self._copy_output(since=_epoch(self._container.attrs["State"]["FinishedAt"]))
-        self._await_health()
+        with self._lock:
+            with self._engine("inspect"):
+                ended = self._status() in _ENDED
+            if ended:
+                self._discard()
+                self.start()
+                return
+            with self._engine("restart"):
+                if self._status() == "paused":
+                    self._container.unpause()  # so that it hears SIGTERM
+                self._container.restart(timeout=STOP_GRACE)
+                self._container.reload()
+                # The copy of the last incarnation's output ended as it stopped.
+                self._join_copier()
+                self._copy_output(since=_epoch(self._container.attrs["State"]["FinishedAt"]))
+            self._await_health()
 
     def stop(self) -> None:
         """SIGTERM the container, SIGKILL after 5 s (a paused one is thawed first so that it
         can hear it), and remove it; an engine that cannot remove it is an error naming it."""
-        try:
-            if self._container is not None:
-                with contextlib.suppress(*ENGINE_ERRORS):
-                    if self._status() == "paused":
-                        self._container.unpause()
-                    if self._status() not in _ENDED:
-                        self._container.stop(timeout=STOP_GRACE)
-                self._discard()
-        finally:
-            self._client.close()
+        with self._lock:
+            self._stopped = True
+            try:
+                if self._container is not None:
+                    with contextlib.suppress(*ENGINE_ERRORS):
+                        if self._status() == "paused":
+                            self._container.unpause()
+                        if self._status() not in _ENDED:
+                            self._container.stop(timeout=STOP_GRACE)
+                    self._discard()
+            finally:
+                self._client.close()
 
     def _status(self) -> str:
         if self._container is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,20 @@ def test_containers_of_a_harness_that_died_are_removed_and_others_kept(
         assert [c.id for c in labelled(client, tmp_path / "alive")] == [alive.id]
     finally:
         alive.remove(force=True)
+
+
+def test_a_stop_waits_for_a_start_under_way_and_removes_what_it_made(
+        image: str, client: Any, book: AddressBook, tmp_path: Path) -> None:
+    slow = "sleep 1; exec python -m http.server {target.port} --bind 127.0.0.1"
+    target = ContainerTarget(spec(image, ["sh", "-c", slow]), book, tmp_path / "t.log", tmp_path)
+    [first] = labelled(client, tmp_path)
+    target.kill()
+    restarting = threading.Thread(target=target.start)  # as the timeline reverts a kill
+    restarting.start()
+    assert poll_until(lambda: [c for c in labelled(client, tmp_path) if c.id != first.id] or None,
+                      timeout=10)
+    target.stop()  # while the fresh container is not ready yet
+    restarting.join(timeout=30)
+    assert labelled(client, tmp_path) == []
+    with pytest.raises(StartupError, match="the run is ending"):
+        target.start()
