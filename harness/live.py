@@ -302,7 +302,7 @@ class LiveDisplay:
             if error:
                 self._errors.append(message)
         self._console.print(f"{'!' if error else '·'} {message}", markup=False, highlight=False,
-                            style="bold red" if error else "dim")
+                            style="bold red" if error else "dim", soft_wrap=True)
 
     def __enter__(self) -> LiveDisplay:
         if self._live is not None:
@@ -340,4 +340,5 @@ class LiveDisplay:
         elif snapshot.elapsed is not None and snapshot.elapsed >= self._next_line \
                 and snapshot.ended is None:
             self._next_line = (snapshot.elapsed // self._interval + 1) * self._interval
-            self._console.print(plain_line(snapshot), markup=False, highlight=False)
+            self._console.print(plain_line(snapshot), markup=False, highlight=False,
+                                soft_wrap=True)  # one line in a log, however long
