@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -19,15 +21,19 @@ from harness import (
     NotifyChaosError,
     RunInterrupted,
     RunResult,
+    ScenarioError,
     StartupError,
     load_scenario,
     rehearse,
     score,
     write_reports,
 )
+from harness.baseline import Margin, load_baselines, parse_margin, with_defaults
 from harness.fleet import mocks_up
+from harness.live import LiveDisplay
 from harness.report import summary
 from harness.schema import scenario_schema_text
+from harness.suite import GateOn, run_suite, scenario_files, suite_summary, write_suite
 
 # Wide enough for the summary's tables when the output is a file or a CI log.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
@@ -48,8 +54,11 @@ def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _progress(message: str) -> None:
-    console.print(f"· {message}", style="dim", markup=False)
+@contextmanager
+def _live() -> Iterator[Callable[[str], None]]:
+    """A run's live display; its listener hears the run's progress."""
+    with LiveDisplay(console) as live:
+        yield live.say
 
 
 def _show(result: RunResult) -> None:
@@ -64,24 +73,76 @@ def main() -> None:
     """Rehearse notification failures and score reminder continuity."""
 
 
+def _margin(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+            ) -> tuple[Margin, ...]:
+    try:
+        return with_defaults(parse_margin(value) for value in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @main.command()
-@click.argument("scenario", type=click.Path(path_type=Path))
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"),
-              show_default=True, help="Folder under which the run folder is made.")
+              show_default=True, help="Folder under which the run folders are made.")
 @click.option("--toxiproxy-url", help="Use a running Toxiproxy server instead of starting one.")
 @click.option("--toxiproxy-bin", help="Path of the toxiproxy-server binary to start.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a scenario key (YAML value), e.g. duration=30s or "
-              "target.env.DEFECT=cached-phones; repeatable.")
+              "target.env.DEFECT=cached-phones; repeatable; applies to every scenario.")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run each scenario N times and show each figure's spread.")
+@click.option("--gate-on", type=click.Choice(["worst", "median"]), default="worst",
+              show_default=True, help="Over repeats, judge each gate on this aggregate.")
+@click.option("--baseline", type=click.Path(path_type=Path, exists=True),
+              help="A run folder, its scorecard.json, or a folder of runs (a suite's --out or "
+              "suite folder): fail when a figure regressed by more than its margin.")
+@click.option("--margin", "margins", multiple=True, metavar="FIGURE=AMOUNT", callback=_margin,
+              help="How much worse than the baseline a figure may get: a number, a duration "
+              "or a percentage of the baseline (defaults: continuity=0.01, p50/p95/p99_latency="
+              "20%); repeatable.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def run(scenario: Path, out: Path, toxiproxy_url: str | None, toxiproxy_bin: str | None,
-        overrides: tuple[str, ...], debug: bool) -> None:
-    """Run SCENARIO end to end, score it, and exit with the verdict (0 passed, 1 failed,
-    2 could not run, 3 inconclusive)."""
+def run(scenarios: tuple[Path, ...], out: Path, toxiproxy_url: str | None,
+        toxiproxy_bin: str | None, overrides: tuple[str, ...], repeat: int, gate_on: GateOn,
+        baseline: Path | None, margins: tuple[Margin, ...], debug: bool) -> None:
+    """Run SCENARIOS (files, or folders of *.yaml) end to end, score them, and exit with the
+    verdict (0 passed, 1 failed or regressed, 2 could not run, 3 inconclusive; a suite exits
+    with its worst: 2 > 1 > 3 > 0). More than one run, or a baseline, also writes
+    OUT/suite-<stamp>/ with junit.xml, index.html and suite.json."""
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    files = scenario_files(scenarios)
+    if len(files) == 1 and repeat == 1 and baseline is None:
+        _run_one(files[0], out, toxiproxy_url, toxiproxy_bin, overrides, debug)
+    if not files:
+        _fail(ScenarioError(", ".join(map(str, scenarios)), None, "no *.yaml scenario there"),
+              debug)
     try:
-        result = rehearse(scenario, out=out, overrides=overrides, toxiproxy_url=toxiproxy_url,
-                          toxiproxy_binary=toxiproxy_bin, progress=_progress)
+        baselines = None if baseline is None else load_baselines(baseline)
+    except NotifyChaosError as exc:
+        _fail(exc, debug)
+    suite = run_suite(files, out=out, overrides=overrides, repeat=repeat, gate_on=gate_on,
+                      baselines=baselines, margins=margins, toxiproxy_url=toxiproxy_url,
+                      toxiproxy_binary=toxiproxy_bin, live=_live, on_run=_show)
+    for runs in suite.runs:
+        if runs.error is not None:
+            err.print(f"notifychaos: error: {runs.path}: {runs.error}", markup=False)
+    if suite.interrupted:
+        err.print("notifychaos: interrupted; everything it started is stopped")
+    try:
+        suite = write_suite(out, suite)
+    except OSError as exc:
+        err.print(f"notifychaos: error: cannot write the suite reports: {exc}", markup=False)
+    console.print(suite_summary(suite))
+    sys.exit(suite.exit_code)
+
+
+def _run_one(scenario: Path, out: Path, toxiproxy_url: str | None, toxiproxy_bin: str | None,
+             overrides: tuple[str, ...], debug: bool) -> NoReturn:
+    try:
+        with _live() as progress:
+            result = rehearse(scenario, out=out, overrides=overrides,
+                              toxiproxy_url=toxiproxy_url, toxiproxy_binary=toxiproxy_bin,
+                              progress=progress)
     except RunInterrupted as interrupted:
         err.print("notifychaos: interrupted; everything it started is stopped")
         _show(interrupted.result)
