@@ -81,4 +81,5 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    # pytest, loading our plugin, rewrites this package and leaves `@py_builtins` behind.
+    return sorted({*(name for name in globals() if name.isidentifier()), *__all__})
