@@ -44,6 +44,9 @@ def poll_until(probe: Callable[[], T | None], *, timeout: float, interval: float
         time.sleep(interval)
 
 
+REAP_TIMEOUT = 5.0
+
+
 class ManagedProcess:
     """One child process in a new session (so Ctrl-C reaches only the harness, which stops it)."""
 
@@ -84,7 +87,9 @@ class ManagedProcess:
             self.signal_group(signum)
             if self.wait(grace) is None:
                 self.signal_group(signal.SIGKILL)
-                self.wait(grace)
+                # A killed child still has to be reaped (else it lingers as a zombie whose
+                # Popen warns when collected), even when no grace was given.
+                self.wait(max(grace, REAP_TIMEOUT))
         # Children the target forked may outlive it; the group takes them down too.
         self.signal_group(signal.SIGKILL)
         return self._popen.poll()

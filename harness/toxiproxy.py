@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from harness.errors import FaultInjectionError, StartupError
 from harness.processes import ManagedProcess, free_port, poll_until
 
 T = TypeVar("T")
+_CLIENT_LOCK = threading.Lock()
 SERVER_NAME = "toxiproxy-server"
 PROJECT_TOOLS = Path(__file__).resolve().parent.parent / ".tools" / "bin"
 
@@ -113,16 +115,18 @@ class ToxiproxyControl:
                 "toxiproxy", f"expected a URL such as http://127.0.0.1:8474, got {url!r}")
         self.url = url
         self.timeout = timeout
-        # toxiproxy-python keeps its address and `requests` as module globals: one server per
-        # process, which is how the harness uses it.
+        self._host, self._port = parts.hostname, parts.port
         toxiproxy.api.requests = _TimedRequests(timeout)
         self._client = _Client()
-        self._client.update_api_consumer(parts.hostname, parts.port)
         self._links: dict[str, Link] = {}
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
+        # toxiproxy-python keeps the server's address in class attributes: runs in threads of
+        # one process (the pytest plugin's) each point it at their own server, one call at a time.
         try:
-            return action()
+            with _CLIENT_LOCK:
+                self._client.update_api_consumer(self._host, self._port)
+                return action()
         except requests.Timeout:
             raise FaultInjectionError(
                 f"toxiproxy: {what}: no answer within {self.timeout:g}s from {self.url}") from None

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from harness import ExitCode, NotifyChaosError
 from harness.journal import Journal, read_journal
+from harness.pytest_plugin import Rehearser, describe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,18 +61,22 @@ def finish(process: subprocess.Popen[str], out: Path | None, timeout: float) -> 
     return Finished(process.returncode, stdout, stderr, runs[-1] if runs else None)
 
 
-def run_many(jobs: dict[str, tuple[Path, list[str]]], tmp: pytest.TempPathFactory,
-             concurrency: int, timeout: float) -> dict[str, Finished]:
-    """`notifychaos run SCENARIO ARGS` for every job, at most `concurrency` at a time; each job
-    gets its own output folder and `timeout` seconds."""
-    outs = {name: tmp.mktemp(name.replace("/", "-")) for name in jobs}
+def rehearse_many(jobs: dict[str, tuple[Path, list[str]]], rehearse: Rehearser,
+                  concurrency: int) -> dict[str, Finished]:
+    """Rehearse every job (scenario, overrides) through the pytest plugin's rehearser, at most
+    `concurrency` at a time in threads of this process; a run that could not be made fails the
+    test that asks for it, with its error."""
 
-    def one(name: str) -> Finished:
-        scenario, args = jobs[name]
-        return finish(start("run", scenario, "--out", outs[name], *args), outs[name], timeout)
+    def one(job: tuple[Path, list[str]]) -> Finished:
+        scenario, overrides = job
+        try:
+            result = rehearse(scenario, overrides=overrides)
+        except NotifyChaosError as exc:
+            return Finished(int(ExitCode.NOT_RUN), "", f"{type(exc).__name__}: {exc}", None)
+        return Finished(int(result.exit_code), describe(result), "", result.run_dir)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return dict(zip(jobs, pool.map(one, jobs), strict=True))
+        return dict(zip(jobs, pool.map(one, jobs.values()), strict=True))
 
 
 def pid_alive(pid: int) -> bool:

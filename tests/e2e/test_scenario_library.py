@@ -2,8 +2,8 @@
 shipped scenario (a demonstration fails as it says it must), and each defect variant of it fails
 the scenario meant to catch it, on the right gate.
 
-All runs are real (Toxiproxy, the mock process, the notifier, Locust, on 127.0.0.1) and run
-three at a time, so the whole library takes a few minutes.
+All runs are real (Toxiproxy, the mock process, the notifier, Locust, on 127.0.0.1), made through
+the pytest plugin's rehearser three at a time, so the whole library takes a few minutes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from harness.journal import BorrowerOptedOut, ComponentReady, FaultApplied, SendRecorded
-from tests.e2e.conftest import ROOT, Finished, finish, run_many, start
+from harness.pytest_plugin import Rehearser
+from tests.e2e.conftest import ROOT, Finished, finish, rehearse_many, start
 
 pytestmark = pytest.mark.e2e
 
@@ -56,10 +57,11 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finished]:
     for name in SCENARIOS:
         jobs[f"reference/{name}"] = (ROOT / "scenarios" / f"{name}.yaml", [])
     for variant in VARIANTS:
-        overrides = [f"target.env.DEFECT={variant.defect}", *variant.shorter]
-        jobs[f"defect/{variant.defect}"] = (ROOT / "scenarios" / f"{variant.scenario}.yaml",
-                                            [arg for o in overrides for arg in ("--set", o)])
-    return run_many(jobs, tmp_path_factory, concurrency=3, timeout=420)
+        jobs[f"defect/{variant.defect}"] = (
+            ROOT / "scenarios" / f"{variant.scenario}.yaml",
+            [f"target.env.DEFECT={variant.defect}", *variant.shorter])
+    rehearse = Rehearser(tmp_path_factory.mktemp("library"))
+    return rehearse_many(jobs, rehearse, concurrency=3)
 
 
 def _summary(run: Finished) -> str:
