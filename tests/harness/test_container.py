@@ -140,6 +140,12 @@ def test_an_image_the_engine_lacks_is_named_and_never_pulled(
                         tmp_path / "target.log", tmp_path)
 
 
+def logged(run_dir: Path, text: str, times: int) -> bool:
+    """Whether the target's log shows `text` `times` times within 10 s."""
+    log = run_dir / "logs" / "target.log"
+    return poll_until(lambda: log.read_text().count(text) >= times or None, timeout=10) is True
+
+
 def test_a_kill_ends_the_container_and_its_revert_starts_a_fresh_one(
         target: ContainerTarget, image: str, client: Any, book: AddressBook,
         tmp_path: Path) -> None:
@@ -154,9 +160,8 @@ def test_a_kill_ends_the_container_and_its_revert_starts_a_fresh_one(
     injector.revert(3, step("process.kill"))
     [second] = labelled(client, tmp_path)
     assert second.id != first.id and answers(book)
-    # Both containers' output is in the log.
-    log = (tmp_path / "logs" / "target.log").read_text()
-    assert log.count(f" from {image}\n") == 2
+    # Both containers' output is in the log (copied as it comes, so wait for it).
+    assert logged(tmp_path, f" from {image}\n", 2)
 
 
 def test_a_pause_freezes_the_container_until_its_revert(
@@ -179,8 +184,7 @@ def test_a_restart_names_the_new_process_and_the_log_keeps_both(
     assert restarted.detail == f"docker restart to {before.name}, started again as {after.name}"
     seen = (tmp_path / "seen").read_text()
     assert seen == "serving 42 as 0\n"  # written again by the second incarnation
-    log = (tmp_path / "logs" / "target.log").read_text()
-    assert poll_until(lambda: log.count("GET / ") >= 2 or None, timeout=10)
+    assert logged(tmp_path, "GET / ", 2)
 
 
 def test_a_fault_on_a_container_already_gone_touches_nothing(
