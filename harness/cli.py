@@ -1,4 +1,5 @@
-"""The `notifychaos` command: run, validate and re-score scenarios; exit 0 pass, 1 fail, 2 error.
+"""The `notifychaos` command: run, validate and re-score scenarios; exit 0 pass, 1 fail, 2 error,
+3 inconclusive.
 
 A thin layer over the public API (`harness`): it parses options and prints; the API runs.
 """
