@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from copy import deepcopy
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -303,7 +302,7 @@ def parse_scenario(text: str, path: Path | str = "<scenario>",
     if not isinstance(data, dict) or root is None:
         raise ScenarioError(path, 1, "expected a mapping of scenario keys (name, target, ...)")
     for shown, key, value in _override_items(overrides, path):
-        data = _overridden(data, shown, key, value, path)
+        _override(data, shown, key, value, path)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -335,14 +334,14 @@ def _override_items(overrides: Overrides, path: Path | str) -> Iterator[tuple[st
         yield override, key, value
 
 
-def _overridden(data: dict[str, Any], override: str, key: str, value: Any,
-                path: Path | str) -> dict[str, Any]:
-    """A copy of `data` with `value` set at the dotted `key` (`override` as written)."""
+def _override(document: dict[str, Any], override: str, key: str, value: Any,
+              path: Path | str) -> None:
+    """Set `value` at the dotted `key` of the document just parsed from the text (ours to
+    change; `override` as written, for errors)."""
     parts = key.strip().split(".")
     if not all(parts):
         raise ScenarioError(path, None, f"override {override!r}: {_KEY_VALUE}")
-    copy = deepcopy(data)
-    node: Any = copy
+    node: Any = document
     for depth, part in enumerate(parts[:-1]):
         child = node.get(part) if isinstance(node, dict) else None
         if child is None:
@@ -352,7 +351,6 @@ def _overridden(data: dict[str, Any], override: str, key: str, value: Any,
             raise ScenarioError(path, None, f"override {override!r}: {where} is not a mapping")
         node = child
     node[parts[-1]] = value
-    return copy
 
 
 def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> None:
