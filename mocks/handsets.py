@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import random
 import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.durations import Duration
+from mocks.draws import draw
 
 Arrival = Literal["delivered", "spam", "absent"]
 """Delivered to the inbox, delivered into the spam folder, or never (the phone is off)."""
@@ -38,7 +38,11 @@ class HandsetConfig(BaseModel):
 
 
 class Handsets:
-    """Decides, per message, whether it reaches the inbox, the spam folder, or nobody."""
+    """Decides, per message, whether it reaches the inbox, the spam folder, or nobody.
+
+    The draws are keyed (`mocks.draws`): a phone is off for a message by that message's key,
+    and whether a borrower replies STOP by their number alone, so reruns agree in any order.
+    """
 
     def __init__(self, config: HandsetConfig, seed: int) -> None:
         self._absent = config.absent
@@ -46,20 +50,22 @@ class Handsets:
         self._content = [re.compile(rule) for rule in config.spam.content]
         self._stop = config.stop
         self.stop_after = config.stop_after
-        self._rng = random.Random(f"{seed}:handsets")
+        self._seed = seed
         self._opted_out: set[str] = set()
 
-    def receive(self, to: str, sender: str, body: str) -> Arrival:
-        """Where the message to `to` ends up."""
-        if self._rng.random() < self._absent:
+    def receive(self, to: str, sender: str, body: str, key: tuple[object, ...]) -> Arrival:
+        """Where the message to `to` ends up; `key` names this one message (the vendor's
+        send key: vendor, recipient, body, attempt)."""
+        if draw(self._seed, "handsets", "absent", *key) < self._absent:
             return "absent"
         if sender in self._senders or any(rule.search(body) for rule in self._content):
             return "spam"
         return "delivered"
 
     def replies_stop(self, to: str) -> bool:
-        """Whether the borrower at `to` answers the message in their inbox with STOP (once)."""
-        if to in self._opted_out or self._rng.random() >= self._stop:
+        """Whether the borrower at `to` answers the message in their inbox with STOP (once):
+        the borrowers who do are a fraction `stop` of the numbers, drawn by number."""
+        if to in self._opted_out or draw(self._seed, "handsets", "stop", to) >= self._stop:
             return False
         self._opted_out.add(to)
         return True

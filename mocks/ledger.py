@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -23,6 +22,7 @@ from harness.journal import (
 )
 from mocks.bank import BORROWER_CHANGES, Applied, Bank, PlannedChange, Record, ms_time
 from mocks.control import LedgerFaults, fault_routes
+from mocks.draws import draw
 from mocks.manifest import MocksConfig
 
 
@@ -59,7 +59,7 @@ class Ledger:
         self._journal = journal
         self.bank = Bank(config.population, config.changes, lead=config.lead,
                          window=config.window, seed=config.seed)
-        self._replica_rng = random.Random(f"{config.seed}:replica")
+        self._seed = config.seed
         self.faults = LedgerFaults()
         self._feed: list[_Row] = []
 
@@ -114,10 +114,12 @@ class Ledger:
                                          detail=detail))
 
     def _replicate(self, record: Record) -> None:
-        faults, rng = self.faults, self._replica_rng
+        faults = self.faults
         subject, version = record.reminder_id, record.version
-        # Three draws for every entry, so one fault's choice never shifts another's.
-        dropped, drifted, doubled = rng.random(), rng.random(), rng.random()
+        # Keyed by the record's version, not drawn in turn: timers and ticks interleave
+        # differently in every run, and each fault's draw is its own.
+        dropped, drifted, doubled = (draw(self._seed, "replica", switch, subject, version)
+                                     for switch in ("drop", "drift", "duplicate"))
         if dropped < faults.drop:
             self._touched("drop", subject, version=version)
             return

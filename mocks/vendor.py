@@ -5,6 +5,11 @@ happens to each request (`admit`) and to each recipient (`fate`), records accept
 `accept`, and hands delivery reports to its `ReportQueue` (made by `report_queue`). Whenever a
 fault switch acts on something, this shared machinery journals a `FaultTouched`, so no vendor
 module has to.
+
+Every fate is a keyed draw (`mocks.draws`): a send's is keyed by the vendor, the recipient, the
+body and its attempt number (earlier sends of that body to that recipient through this vendor),
+so a rerun with the same seed gives each message the same fate whatever order it arrives in.
+`rng` is only for the ids vendor modules make up, never for a fate.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from harness.journal import (
     VendorCall,
 )
 from mocks.control import VendorFaults, fault_routes
+from mocks.draws import Attempts, draw
 from mocks.handsets import Handsets
 from mocks.manifest import VendorConfig
 from mocks.sends import SendRecord
@@ -54,6 +60,16 @@ class Touch(Protocol):
     def __call__(self, switch: str, subject: str = "", **detail: Any) -> None: ...
 
 
+SendKey = tuple[str, str, str, int]
+"""What a send's draws are keyed by: vendor, recipient, body, attempt number."""
+
+
+class Draw(Protocol):
+    """A keyed draw in [0, 1) of this vendor's seed for fault switch `switch`."""
+
+    def __call__(self, switch: str, *key: object) -> float: ...
+
+
 class ResponseLost(Exception):
     """The send was recorded but the answer must never reach the client."""
 
@@ -62,7 +78,8 @@ class ResponseLost(Exception):
 class _Call:
     """What happened during one API call, noted by `admit` and `accept`."""
 
-    sends: list[tuple[str, str]] = field(default_factory=list)  # (message id, to) accepted
+    sends: list[tuple[str, str, SendKey]] = field(default_factory=list)  # (id, to, key) accepted
+    asked: list[str] = field(default_factory=list)  # recipients whose fate was asked
     read: bool = False
     refused: bool = False
 
@@ -96,38 +113,46 @@ class ReportQueue:
 
     deliver: Deliver
     batch: bool
-    rng: random.Random
+    draw: Draw
     faults: Callable[[], VendorFaults]
     touched: Touch
     interval: float = 0.5
-    _pending: list[tuple[float, Report]] = field(default_factory=list)
+    _pending: list[tuple[float, tuple[object, ...], Report]] = field(default_factory=list)
+    _reports: Attempts = field(default_factory=Attempts)
 
     def put(self, report: Report) -> None:
-        """Queue one report, applying the loss, duplication and delay faults in force now."""
-        faults, subject = self.faults(), report.send.message_id
-        if self.rng.random() < faults.dlr_loss:
+        """Queue one report, applying the loss, duplication and delay faults in force now.
+
+        Its draws are keyed by its message's recipient and body and how many reports of that
+        message were queued before (message ids are made up afresh in every run)."""
+        faults, send = self.faults(), report.send
+        subject = send.message_id
+        key = (send.to, send.body, self._reports.next((send.to, send.body)))
+        if self.draw("dlr_loss", *key) < faults.dlr_loss:
             self.touched("dlr_loss", subject)
             return
         if faults.dlr_delay:
             self.touched("dlr_delay", subject, seconds=faults.dlr_delay)
         due = time.time() + faults.dlr_delay
-        copies = 2 if self.rng.random() < faults.dlr_duplicate else 1
+        copies = 2 if self.draw("dlr_duplicate", *key) < faults.dlr_duplicate else 1
         if copies == 2:
             self.touched("dlr_duplicate", subject)
-        self._pending.extend((due, report) for _ in range(copies))
+        self._pending.extend((due, (*key, copy), report) for copy in range(copies))
 
     async def run(self) -> None:
         """Send what is due every `interval`, until cancelled."""
         while True:
             await asyncio.sleep(self.interval)
             now = time.time()
-            due = [report for when, report in self._pending if when <= now]
-            if not due:
+            ready = [(key, report) for when, key, report in self._pending if when <= now]
+            if not ready:
                 continue
-            self._pending = [(when, r) for when, r in self._pending if when > now]
-            if self.faults().dlr_reorder and len(due) > 1:  # one report has no order to lose
-                self.rng.shuffle(due)
-                self.touched("dlr_reorder", reports=len(due))
+            self._pending = [entry for entry in self._pending if entry[0] > now]
+            if self.faults().dlr_reorder and len(ready) > 1:  # one report has no order to lose
+                # Ordered by a draw per report: a shuffle that the same reports repeat.
+                ready.sort(key=lambda entry: self.draw("dlr_reorder", *entry[0]))
+                self.touched("dlr_reorder", reports=len(ready))
+            due = [report for _, report in ready]
             for chunk in ([due] if self.batch else [[report] for report in due]):
                 try:
                     await self.deliver(chunk)
@@ -147,7 +172,11 @@ class VendorMock:
         self.record = record
         self.handsets = handsets
         self.faults = VendorFaults()
-        self.rng = random.Random(f"{seed}:{name}")
+        self.seed = seed
+        self.rng = random.Random(f"{seed}:{name}")  # ids only; fates are keyed draws
+        self._sends = Attempts()  # (to, body) -> attempt number
+        self._asks = Attempts()  # recipient -> multi-recipient asks so far
+        self._sendless = Attempts()  # a call that accepted nothing -> its repeats so far
         self.forward_reply: Forward | None = None
         self._journal = journal
         self._replies: set[asyncio.Task[None]] = set()
@@ -164,10 +193,14 @@ class VendorMock:
         self._journal.write(FaultTouched(mock=self.name, switch=switch, subject=subject,
                                          detail=detail))
 
+    def draw(self, switch: str, *key: object) -> float:
+        """The keyed draw of fault switch `switch` for `key`, from this vendor's seed."""
+        return draw(self.seed, self.name, switch, *key)
+
     def report_queue(self, deliver: Deliver, *, batch: bool,
                      interval: float = 0.5) -> ReportQueue:
-        """A report queue under this vendor's faults, seeded from it, journaling what they do."""
-        return ReportQueue(deliver, batch=batch, rng=self.rng, faults=lambda: self.faults,
+        """A report queue under this vendor's faults, drawing from it, journaling what they do."""
+        return ReportQueue(deliver, batch=batch, draw=self.draw, faults=lambda: self.faults,
                            touched=self.touched, interval=interval)
 
     async def admit(self, style: Style) -> web.Response | None:
@@ -187,15 +220,19 @@ class VendorMock:
 
     def fate(self, number: str, recipients: int = 1) -> Fate:
         """What the API says of one recipient: invalid, barred, failed (partial) or ok. Ask
-        once per recipient: each refusal is journaled as the fault touching it."""
+        once per recipient: each refusal is journaled as the fault touching it. The body is
+        not known yet, so the partial draw is keyed by the recipient and how many
+        multi-recipient calls to this vendor asked of them before."""
         faults = self.faults
+        _CALL.get(_Call()).asked.append(number)
         if number in faults.invalid_numbers:
             self.touched("invalid_numbers", to=number)
             return "invalid"
         if number in faults.barred_numbers:
             self.touched("barred_numbers", to=number)
             return "barred"
-        if recipients > 1 and self.rng.random() < faults.partial:
+        if recipients > 1 and self.draw("partial", number,
+                                        self._asks.next(number)) < faults.partial:
             self.touched("partial", to=number, recipients=recipients)
             return "failed"
         return "ok"
@@ -204,11 +241,12 @@ class VendorMock:
                client_ref: str | None, request: dict[str, object],
                reports: ReportQueue | None, callback: str | None = None) -> SendRecorded:
         """Record an accepted send, let the handset decide its delivery, queue its report."""
-        _CALL.get(_Call()).sends.append((message_id, to))
-        dropped = self.rng.random() < self.faults.drop
+        key: SendKey = (self.name, to, body, self._sends.next((to, body)))
+        _CALL.get(_Call()).sends.append((message_id, to, key))
+        dropped = self.draw("drop", *key[1:]) < self.faults.drop
         if dropped:
             self.touched("drop", message_id, to=to)
-        outcome = "dropped" if dropped else self.handsets.receive(to, sender, body)
+        outcome = "dropped" if dropped else self.handsets.receive(to, sender, body, key)
         send = self.record.add(vendor=self.name, message_id=message_id, to=to, body=body,
                                client_ref=client_ref, request=request, handset=outcome)
         callback = callback or self.config.report_url
@@ -243,11 +281,18 @@ class VendorMock:
 
     def lose_response(self) -> bool:
         """Whether this send's answer is to be lost (the record is kept); each send of the call
-        is journaled as touched (the call itself when it accepted none)."""
-        if self.rng.random() >= self.faults.response_lost:
+        is journaled as touched (the call itself when it accepted none). The draw is keyed by
+        the call's sends (else the recipients it asked about, else how many such calls came
+        before)."""
+        call = _CALL.get(_Call())
+        sends = call.sends
+        key: tuple[object, ...] = (tuple(send[2][1:] for send in sends) if sends
+                                   else ("asked", *call.asked) if call.asked else ("call",))
+        if not sends:  # a repeated call that accepted nothing is keyed by its repetition
+            key = (*key, self._sendless.next(key))
+        if self.draw("response_lost", *key) >= self.faults.response_lost:
             return False
-        sends = _CALL.get(_Call()).sends
-        for message_id, to in sends:
+        for message_id, to, _ in sends:
             self.touched("response_lost", message_id, to=to)
         if not sends:
             self.touched("response_lost")
