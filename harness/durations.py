@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -24,12 +25,21 @@ def parse_duration(text: str | float | int) -> float:
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError("a duration cannot be negative")
-        return float(text)
+        return _finite(float(text), "duration")
+    if not isinstance(text, str):
+        raise ValueError("expected a duration such as 30s, 2m or 500ms")
     compact = text.replace(" ", "")
     parts = _PART.findall(compact)
     if not compact or "".join(n + u for n, u in parts) != compact:
-        raise ValueError(f"expected a duration such as 30s, 2m or 500ms, got {text!r}")
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+        raise ValueError("expected a duration such as 30s, 2m or 500ms")
+    return _finite(sum(float(n) * _UNIT_SECONDS[u] for n, u in parts), "duration")
+
+
+def _finite(value: float, what: str) -> float:
+    # `.inf` is a YAML number, and a run or a rate of infinity never ends.
+    if not math.isfinite(value):
+        raise ValueError(f"a {what} must be finite")
+    return value
 
 
 def parse_rate(text: str | float | int) -> float:
@@ -37,18 +47,21 @@ def parse_rate(text: str | float | int) -> float:
     if isinstance(text, bool):
         raise ValueError("expected a rate such as 20/s or 300/m")
     if isinstance(text, int | float):
-        return float(text)
-    match = _RATE.match(text)
+        return _finite(float(text), "rate")
+    match = _RATE.match(text) if isinstance(text, str) else None
     if match is None:
-        raise ValueError(f"expected a rate such as 20/s or 300/m, got {text!r}")
-    return float(match.group(1)) / _UNIT_SECONDS[match.group(2)]
+        raise ValueError("expected a rate such as 20/s or 300/m")
+    return _finite(float(match.group(1)) / _UNIT_SECONDS[match.group(2)], "rate")
 
 
 # The schema says what a file may hold (a string with its unit, or seconds as a number), not the
 # float the model keeps.
-Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema({
+DURATION_SCHEMA = {
     "anyOf": [{"type": "string", "pattern": DURATION_PATTERN}, {"type": "number", "minimum": 0}],
-    "description": "a duration such as 30s, 2m, 1m30s or 500ms (a number is seconds)"})]
+    "description": "a duration such as 30s, 2m, 1m30s or 500ms (a number is seconds)"}
+"""A duration in the scenario files' JSON Schema."""
+
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(DURATION_SCHEMA)]
 """Seconds, written in a scenario as `30s`, `2m`, `500ms`."""
 
 Rate = Annotated[float, BeforeValidator(parse_rate), WithJsonSchema({

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+import types
+import typing
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,14 +19,17 @@ from pydantic import (
     PlainSerializer,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
+    field_serializer,
     field_validator,
     model_validator,
 )
 
-from harness.durations import Duration, Rate
+from harness.durations import DURATION_SCHEMA, Duration, Rate
 from harness.errors import ScenarioError
-from harness.faults import FAULTS, check_params
+from harness.faults import FAULTS, read_params, written_params
 from harness.gates import Gate, parse_gate
+from harness.scenario_input import read_bytes, read_document, read_value
 from mocks.bank import Changes, Population
 from mocks.catalogue import credential_keys
 from mocks.handsets import HandsetConfig
@@ -43,6 +49,15 @@ GateExpr = Annotated[
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+FROM_FILE = {"from_file": True}
+"""The validation context of a scenario as written in a file (see `read_params`); without it,
+the data is a scenario already read (a journal's, a model's dump)."""
+
+
+def _from_file(info: ValidationInfo) -> bool:
+    return bool(isinstance(info.context, dict) and info.context.get("from_file"))
 
 
 class Target(_Model):
@@ -168,13 +183,17 @@ class Sla(_Model):
 
 
 class Step(_Model):
-    """One fault on the timeline: when, for how long, what, and where."""
+    """One fault on the timeline: when, for how long (left out: to the end of the run), what,
+    and where, with its parameters."""
 
     at: Duration
-    duration: Duration | None = Field(default=None, alias="for")
+    duration: Annotated[Duration | None, WithJsonSchema(DURATION_SCHEMA)] = Field(
+        default=None, alias="for")
     fault: str
     link: str
-    params: dict[str, float | int | str] = {}
+    params: dict[str, float | int | str] = Field(default={}, description="the fault's "
+                                                  "parameters; times are durations with their "
+                                                  "unit (latency: 800ms, delay: 2s)")
     expect_alert: bool | None = Field(default=None, description="whether the notifier must "
                                       "alert about it; by default yes for network and vendor "
                                       "faults, no for data and process faults")
@@ -191,9 +210,14 @@ class Step(_Model):
     def _params_fit(cls, value: dict[str, float | int | str],
                     info: ValidationInfo) -> dict[str, float | int | str]:
         fault = info.data.get("fault")
-        if fault is not None:  # else the fault itself was wrong and is reported
-            check_params(FAULTS[fault], value)
-        return value
+        if fault is None:  # the fault itself was wrong and is reported
+            return value
+        return read_params(FAULTS[fault], value, written=_from_file(info))
+
+    @field_serializer("params")
+    def _params_as_written(self, value: dict[str, float | int | str]
+                           ) -> dict[str, float | int | str]:
+        return written_params(FAULTS[self.fault], value)
 
     @property
     def alert_expected(self) -> bool:
@@ -282,33 +306,26 @@ def load_scenario(path: Path | str, overrides: Overrides = ()) -> Scenario:
     """Read and validate a scenario file, with `overrides` applied; any problem is a
     ScenarioError with file and line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(path, None, f"cannot read the file: {exc.strerror}") from None
-    return parse_scenario(text, path, overrides)
+    return parse_scenario(read_bytes(path), path, overrides)
 
 
 def parse_scenario(text: str, path: Path | str = "<scenario>",
                    overrides: Overrides = ()) -> Scenario:
     """Validate scenario YAML `text` with `overrides` applied; `path` is only used in error
     messages."""
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise ScenarioError(path, line, f"not valid YAML: {exc.problem}") from None
+    document = read_document(text, path)
+    data, root = document.data, document.root
     if not isinstance(data, dict) or root is None:
         raise ScenarioError(path, 1, "expected a mapping of scenario keys (name, target, ...)")
     for shown, key, value in _override_items(overrides, path):
         _override(data, shown, key, value, path)
     try:
-        scenario = Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data, context=FROM_FILE)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        error = _first(exc.errors())
         loc = tuple(error["loc"])
         raise ScenarioError(path, _line_of(root, loc), _describe(loc, error)) from None
+    _check_timeline(scenario, root, path)
     _check_references(scenario, root, path)
     return scenario
 
@@ -327,8 +344,8 @@ def _override_items(overrides: Overrides, path: Path | str) -> Iterator[tuple[st
         if not sep:
             raise ScenarioError(path, None, f"override {override!r}: {_KEY_VALUE}")
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+            value = read_value(raw)
+        except (yaml.YAMLError, RecursionError):
             raise ScenarioError(path, None,
                                 f"override {override!r}: the value is not YAML") from None
         yield override, key, value
@@ -351,6 +368,36 @@ def _override(document: dict[str, Any], override: str, key: str, value: Any,
             raise ScenarioError(path, None, f"override {override!r}: {where} is not a mapping")
         node = child
     node[parts[-1]] = value
+
+
+def _check_timeline(scenario: Scenario, root: yaml.Node, path: Path | str) -> None:
+    """Each step's window fits the run: it starts in it, ends in it, and lasts."""
+    for index, step in enumerate(scenario.timeline):
+        where = f"timeline[{index}]"
+        if step.at >= scenario.duration:
+            raise ScenarioError(path, _line_of(root, ("timeline", index, "at")),
+                                f"{where}.at: starts at {_span(step.at)}, after the "
+                                f"run's {_span(scenario.duration)}")
+        if step.duration is None:
+            if "duration" in step.model_fields_set:
+                raise ScenarioError(path, _line_of(root, ("timeline", index, "for")),
+                                    f"{where}.for: no duration given; write one such as 30s, "
+                                    "or leave `for` out for a fault that lasts to the run's end")
+            continue
+        if step.duration <= 0:
+            raise ScenarioError(path, _line_of(root, ("timeline", index, "for")),
+                                f"{where}.for: lasts 0s; a step lasts more than that")
+        end = step.at + step.duration
+        if end > scenario.duration:
+            raise ScenarioError(path, _line_of(root, ("timeline", index, "for")),
+                                f"{where}.for: ends at {_span(end)}, after the run's "
+                                f"{_span(scenario.duration)} (leave `for` out for a fault "
+                                "that lasts to the run's end)")
+
+
+def _span(seconds: float) -> str:
+    """`90s`, `1.5s`, `250ms`: a time as a person reads it in a message."""
+    return f"{seconds * 1000:g}ms" if 0 < seconds < 1 else f"{seconds:g}s"
 
 
 def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> None:
@@ -381,11 +428,6 @@ def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> 
             raise ScenarioError(
                 path, _line_of(root, ("timeline", index, "link")),
                 f"timeline[{index}].link: {step.fault} acts on link 'ledger', got {step.link!r}")
-        if step.at >= scenario.duration:
-            raise ScenarioError(
-                path, _line_of(root, ("timeline", index, "at")),
-                f"timeline[{index}].at: starts at {step.at:g}s, after the run's "
-                f"{scenario.duration:g}s")
     if scenario.demonstrates is not None:
         gates = {gate.expr for gate in scenario.gates}
         for index, gate in enumerate(scenario.demonstrates.fails):
@@ -412,14 +454,56 @@ def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> 
                     f"known: {', '.join(sorted(known))}")
 
 
+def _first(errors: list[Any]) -> Any:
+    """The error to tell: an unknown key before a missing one (a misspelt key is both, and the
+    unknown one is where the typo is), else the first."""
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            return error
+    return errors[0]
+
+
 def _describe(loc: tuple[str | int, ...], error: Any) -> str:
     where = _dotted(loc) or "scenario"
-    message = str(error["msg"]).removeprefix("Value error, ")
+    message = " ".join(str(error["msg"]).removeprefix("Value error, ").split())
     if error["type"] == "missing":
         return f"{where}: required key is missing"
     if error["type"] == "extra_forbidden":
-        return f"{where}: unknown key"
-    return f"{where}: {message} (got {error.get('input')!r})"
+        close = difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1)
+        return f"{where}: unknown key" + (f"; did you mean {close[0]}?" if close else "")
+    if loc[-1:] == ("[key]",):  # a mapping's key, not its value, is wrong
+        where = f"{_dotted(loc[:-2]) or 'scenario'}: key {loc[-2]!r}"
+    value = error.get("input")
+    # A scalar is shown once (where the message does not show it already); a mapping's own
+    # checks say what they need without it.
+    if isinstance(value, str | int | float | bool) or value is None:
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        if shown not in message and not (isinstance(value, str) and value and value in message):
+            return f"{where}: {message} (got {shown})"
+    return f"{where}: {message}"
+
+
+def _keys_at(loc: tuple[str | int, ...]) -> list[str]:
+    """The keys the model takes at `loc` (their file names: `for`, not `duration`)."""
+    model: Any = Scenario
+    for part in loc:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            fields = {field.alias or name: field for name, field in model.model_fields.items()}
+            if not isinstance(part, str) or part not in fields:
+                return []
+            model = fields[part].annotation
+        else:  # a dict's key or a list's index: the model of its values
+            model = _values_of(model)
+        while typing.get_origin(model) in (typing.Union, types.UnionType):
+            model = next(arg for arg in typing.get_args(model) if arg is not type(None))
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [field.alias or name for name, field in model.model_fields.items()]
+    return []
+
+
+def _values_of(model: Any) -> Any:
+    args = typing.get_args(model)
+    return args[-1] if args else None
 
 
 def _dotted(loc: tuple[str | int, ...]) -> str:

@@ -28,7 +28,7 @@ timeline:
     for: 500ms
     fault: proxy.latency
     link: vendors.twilio
-    params: {latency: 300, jitter: 50}
+    params: {latency: 300ms, jitter: 50ms}
 gates:
   - continuity >= 0.99
   - p95_latency <= 15s
@@ -71,8 +71,8 @@ def test_a_scenario_round_trips_through_json() -> None:
     (("  window: 20s", "  window: 20s\n  windw: 3s"), 13, "reminders.windw: unknown key"),
     (("    fault: proxy.latency", "    fault: proxy.melt"), 17, "unknown fault 'proxy.melt'"),
     (("    link: vendors.twilio", "    link: vendors.sinch"), 18, "unknown link 'vendors.sinch'"),
-    (("jitter: 50}", "jitter: 50, bytes: 3}"), 19, "does not take bytes"),
-    (("  - continuity >= 0.99", "  - continuity >= lots"), 21, "expected a duration"),
+    (("jitter: 50ms}", "jitter: 50ms, bytes: 3}"), 19, "does not take bytes"),
+    (("  - continuity >= 0.99", "  - continuity >= lots"), 21, "neither a number nor a duration"),
     (("  - continuity >= 0.99", "  - happiness >= 1"), 21, "unknown metric 'happiness'"),
     (('"{ledger.url}"', '"{ledger.uri}"'), 6, "unknown placeholder {ledger.uri}"),
     (("(?P<ref>[A-Z0-9]{8})", "(?P<id>[A-Z0-9]{8})"), 13, "named group (?P<ref>"),
@@ -133,8 +133,8 @@ def test_content_checks_name_truth_fields_and_render_them_escaped() -> None:
 def test_network_and_vendor_faults_expect_an_alert_by_default() -> None:
     step = parse_scenario(MINIMAL).timeline[0]
     assert step.alert_expected is True
-    quiet = parse_scenario(MINIMAL.replace("    params: {latency: 300, jitter: 50}",
-                                           "    params: {latency: 300}\n    expect_alert: false"))
+    quiet = parse_scenario(MINIMAL.replace("    params: {latency: 300ms, jitter: 50ms}",
+                                           "    params: {latency: 300ms}\n    expect_alert: false"))
     assert quiet.timeline[0].alert_expected is False
 
 
