@@ -33,6 +33,7 @@ from harness.baseline import Margin, load_baselines, parse_margin, with_defaults
 from harness.fleet import mocks_up
 from harness.live import LiveDisplay
 from harness.report import summary
+from harness.runlock import recover
 from harness.schema import scenario_schema_text
 from harness.suite import GateOn, run_suite, scenario_files, suite_summary, write_suite
 
@@ -53,6 +54,16 @@ def _fail(exc: NotifyChaosError, debug: bool) -> NoReturn:
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def _answer_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP stop a run as Ctrl-C does (teardown, reports)."""
+    # A background job starts with SIGINT ignored, and Python then leaves it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    # Under nohup, SIGHUP is ignored on purpose: leave it so.
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, _sigterm_as_interrupt)
 
 
 @contextmanager
@@ -110,7 +121,7 @@ def run(scenarios: tuple[Path, ...], out: Path, toxiproxy_url: str | None,
     verdict (0 passed, 1 failed or regressed, 2 could not run, 3 inconclusive; a suite exits
     with its worst: 2 > 1 > 3 > 0). More than one run, or a baseline, also writes
     OUT/suite-<stamp>/ with junit.xml, index.html and suite.json."""
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    _answer_signals()
     files = scenario_files(scenarios)
     if len(files) == 1 and repeat == 1 and baseline is None:
         _run_one(files[0], out, toxiproxy_url, toxiproxy_bin, overrides, debug)
@@ -145,7 +156,11 @@ def _run_one(scenario: Path, out: Path, toxiproxy_url: str | None, toxiproxy_bin
                               toxiproxy_url=toxiproxy_url, toxiproxy_binary=toxiproxy_bin,
                               progress=progress)
     except RunInterrupted as interrupted:
-        err.print("notifychaos: interrupted; everything it started is stopped")
+        if interrupted.left_running:
+            err.print("notifychaos: interrupted; could not stop "
+                      f"{', '.join(interrupted.left_running)}", markup=False)
+        else:
+            err.print("notifychaos: interrupted; everything it started is stopped")
         _show(interrupted.result)
         sys.exit(ExitCode.NOT_RUN)
     except NotifyChaosError as exc:
@@ -175,8 +190,12 @@ def validate(scenarios: tuple[Path, ...]) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def report(run_dir: Path, debug: bool) -> None:
-    """Score RUN_DIR again from its journal (also after an interrupted run)."""
+    """Score RUN_DIR again from its journal (also after an interrupted run; a run whose harness
+    died is first cleaned up and its journal sealed)."""
     try:
+        recovered = recover(run_dir)
+        if recovered is not None:
+            err.print(f"notifychaos: {recovered}", markup=False)
         result = write_reports(run_dir, score(run_dir))
     except NotifyChaosError as exc:
         _fail(exc, debug)

@@ -81,6 +81,27 @@ def remove_orphans(client: Any) -> list[str]:
     return removed
 
 
+def remove_run_containers(run_dir: str) -> list[str]:
+    """Remove every container labelled with the run folder `run_dir` (a dead run's, whatever
+    its harness's pid); the names of those removed. An engine that does not answer has none."""
+    try:
+        client = docker.from_env(timeout=TIMEOUT)
+    except ENGINE_ERRORS:
+        return []
+    removed = []
+    try:
+        for container in client.containers.list(all=True,
+                                                filters={"label": f"{RUN_LABEL}={run_dir}"}):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+            removed.append(str(container.name))
+    except ENGINE_ERRORS:
+        pass  # an engine gone away holds no container of the run any more
+    finally:
+        client.close()
+    return removed
+
+
 def _epoch(stamp: str) -> float:
     """Seconds since the epoch of the engine's RFC 3339 UTC time (nanoseconds, `Z`)."""
     whole, _, fraction = stamp.removesuffix("Z").partition(".")
@@ -97,7 +118,8 @@ class ContainerTarget:
     stop waits for a start under way in the timeline's thread, and removes what it made.
     """
 
-    def __init__(self, target: Target, book: AddressBook, log_path: Path, run_dir: Path) -> None:
+    def __init__(self, target: Target, book: AddressBook, log_path: Path, run_dir: Path, *,
+                 stop_with: contextlib.ExitStack | None = None) -> None:
         if target.image is None:
             raise StartupError("target", "a container target needs an image")
         self._target, self._image_ref, self._book = target, target.image, book
@@ -124,6 +146,9 @@ class ContainerTarget:
         except ENGINE_ERRORS as exc:
             self._client.close()
             raise StartupError("target", f"Docker engine: {exc}") from None
+        # Registered before the first start waits for health (a signal may come then).
+        if stop_with is not None:
+            stop_with.callback(self.stop)
         try:
             self.start()
         except BaseException:

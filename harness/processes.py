@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from harness import runlock
 from harness.errors import StartupError
 
 T = TypeVar("T")
@@ -48,21 +49,31 @@ REAP_TIMEOUT = 5.0
 
 
 class ManagedProcess:
-    """One child process in a new session (so Ctrl-C reaches only the harness, which stops it)."""
+    """One child process in a new session (so Ctrl-C reaches only the harness, which stops it).
+
+    Started within a run (`harness.runlock.current()`), it carries the run's id in its
+    environment and its group is written into the run lock, so that it cannot outlive a
+    harness that dies.
+    """
 
     def __init__(self, name: str, argv: Sequence[str], *, log_path: Path,
                  env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
         self.name = name
         self.log_path = log_path
+        lock = runlock.current()
+        child_env = dict(os.environ if env is None else env)
+        if lock is not None:
+            child_env[runlock.RUN_ENV] = lock.run_id
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             try:
                 self._popen = subprocess.Popen(
                     list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=dict(env) if env is not None else None, cwd=cwd,
-                    start_new_session=True)
+                    env=child_env, cwd=cwd, start_new_session=True)
             except OSError as exc:
                 raise StartupError(name, f"cannot start {argv[0]!r}: {exc.strerror}") from None
+        if lock is not None:
+            lock.add_group(name, self._popen.pid)
 
     @property
     def pid(self) -> int:

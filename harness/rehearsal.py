@@ -58,11 +58,13 @@ class RunResult:
 
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM turned into it) stopped a rehearsal; everything it started is
-    stopped, and the interrupted run was scored and reported (`result`, verdict not judged)."""
+    stopped but `left_running` (empty unless a process could not be killed), and the
+    interrupted run was scored and reported (`result`, verdict not judged)."""
 
-    def __init__(self, result: RunResult) -> None:
+    def __init__(self, result: RunResult, left_running: tuple[str, ...] = ()) -> None:
         super().__init__(f"interrupted; the run's reports are in {result.run_dir}")
         self.result = result
+        self.left_running = left_running
 
 
 def score(run: Path | str) -> Scorecard:
@@ -104,10 +106,12 @@ def rehearse(scenario: Scenario | Path | str, *, out: Path | str = Path("reports
     say(f"run folder: {run_dir}")
     options = RunOptions(out=Path(out), toxiproxy_url=toxiproxy_url,
                          toxiproxy_binary=toxiproxy_binary)
+    run = Run(model, run_dir, options, say)
     try:
-        Run(model, run_dir, options, say).execute()
+        run.execute()
     except KeyboardInterrupt as interrupt:
-        raise RunInterrupted(write_reports(run_dir, score(run_dir))) from interrupt
+        raise RunInterrupted(write_reports(run_dir, score(run_dir)),
+                             run.left_running) from interrupt
     return write_reports(run_dir, score(run_dir))
 
 

@@ -38,7 +38,6 @@ from harness.timeline import (
     TimelinePlayer,
 )
 from harness.toxiproxy import Link, ToxiproxyControl, ToxiproxyServer, find_server
-from harness.versions import run_versions
 from mocks.manifest import Manifest, MocksConfig
 
 Say = Callable[[str], None]
@@ -107,7 +106,7 @@ class Run:
                 self.say(f"could not stop: {', '.join(released.remaining)}")
 
     def _execute(self, lock: runlock.RunLock) -> None:
-        self.journal.write(RunStarted(scenario=self.scenario, versions=run_versions()))
+        self.journal.write(RunStarted(scenario=self.scenario))
         status: Literal["completed", "interrupted", "failed"] = "failed"
         reason = ""
         try:
@@ -150,13 +149,12 @@ class Run:
             if spec.image else RunningTarget(spec, book, target_log, stop_with=teardown))
         self._ready("target", target.current().pid, book.render(spec.health), target.version)
 
-        load = LoadGenerator(self.scenario, manifest.ledger_url, self.run_dir / "load",
-                             manifest.token)
+        load = LoadGenerator(self.scenario, manifest.ledger_url, self.run_dir / "load")
         teardown.callback(self._finish_load, load)
         switches = ControlInjector({"ledger": manifest.ledger_control_url,
                                     **{f"vendors.{name}": vendor.control_url
                                        for name, vendor in manifest.vendors.items()}},
-                                   manifest.ca_bundle, manifest.token)
+                                   manifest.ca_bundle)
         canary = Canary.through(links, ca_bundle=manifest.ca_bundle, secure={
             f"vendors.{name}" for name, vendor in manifest.vendors.items()
             if vendor.url.startswith("https:")})

@@ -6,6 +6,7 @@ A target runs behind one protocol, `TargetBackend`, so process faults act alike 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from harness import runlock
 from harness.errors import StartupError
 from harness.processes import ManagedProcess, poll_until
 from harness.scenario import PLACEHOLDER, Target
@@ -62,13 +64,24 @@ def healthy(health: str) -> bool | None:
 
 def start_target(target: Target, book: AddressBook, log_path: Path) -> ManagedProcess:
     """Start the target with its rendered command and environment, and wait until it is healthy."""
+    process = spawn_target(target, book, log_path)
+    await_target(process, target, book)
+    return process
+
+
+def spawn_target(target: Target, book: AddressBook, log_path: Path) -> ManagedProcess:
+    """Start the target with its rendered command and environment (not waiting for health)."""
     assert target.command is not None, "a target without a command runs as a container"
     argv = [book.render(arg) for arg in target.command]
     env = {**os.environ, **{key: book.render(value) for key, value in target.env.items()}}
     # `python` in a scenario means the interpreter running the harness.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    process = ManagedProcess("target", argv, log_path=log_path, env=env,
-                             cwd=Path(book.render(target.cwd)))
+    return ManagedProcess("target", argv, log_path=log_path, env=env,
+                          cwd=Path(book.render(target.cwd)))
+
+
+def await_target(process: ManagedProcess, target: Target, book: AddressBook) -> None:
+    """Wait until the started target is healthy; it is stopped when it is not (or on Ctrl-C)."""
     health = book.render(target.health)
     try:
         ready = poll_until(lambda: healthy(health), timeout=target.ready_timeout,
@@ -80,7 +93,6 @@ def start_target(target: Target, book: AddressBook, log_path: Path) -> ManagedPr
         process.stop()
         raise StartupError("target", f"{health} did not answer within "
                            f"{target.ready_timeout:g}s", process.log_tail())
-    return process
 
 
 @dataclass(frozen=True)
@@ -132,11 +144,20 @@ _SIGNALS = {"process.pause": "SIGSTOP", "process.kill": "SIGKILL", "process.rest
 
 
 class RunningTarget:
-    """The process backend: the target's command as a child process in its own group."""
+    """The process backend: the target's command as a child process in its own group.
 
-    def __init__(self, target: Target, book: AddressBook, log_path: Path) -> None:
+    `stop_with` gets the target's stop before the first health check; the run lock in force
+    at construction also holds the starts made later from the timeline's thread.
+    """
+
+    def __init__(self, target: Target, book: AddressBook, log_path: Path, *,
+                 stop_with: contextlib.ExitStack | None = None) -> None:
         self._target, self._book, self._log_path = target, book, log_path
-        self.process = start_target(target, book, log_path)
+        self._lock = runlock.current()
+        self.process = spawn_target(target, book, log_path)
+        if stop_with is not None:
+            stop_with.callback(self.stop)
+        await_target(self.process, target, book)
 
     @property
     def version(self) -> str:
@@ -165,7 +186,9 @@ class RunningTarget:
 
     def start(self) -> None:
         """Start the target again and wait until it is healthy."""
-        self.process = start_target(self._target, self._book, self._log_path)
+        with runlock.using(self._lock):
+            self.process = spawn_target(self._target, self._book, self._log_path)
+        await_target(self.process, self._target, self._book)
 
     def restart(self) -> None:
         """A clean restart, as a deployment does: SIGTERM, then start again."""

@@ -7,6 +7,7 @@ FaultInjectionError that names the call.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -75,12 +76,16 @@ def _version_of(url: str) -> str | None:
 class ToxiproxyServer:
     """A Toxiproxy server this run started on a free loopback port, with its log."""
 
-    def __init__(self, binary: Path, log_path: Path, ready_timeout: float = 10.0) -> None:
+    def __init__(self, binary: Path, log_path: Path, ready_timeout: float = 10.0, *,
+                 stop_with: contextlib.ExitStack | None = None) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.process = ManagedProcess(
             "toxiproxy", [str(binary), "-host", "127.0.0.1", "-port", str(port)],
             log_path=log_path)
+        # Registered before the wait, so that a signal while it starts still stops it.
+        if stop_with is not None:
+            stop_with.callback(self.stop)
         # A busy API port does not make the server exit, so readiness is /version answering.
         version = poll_until(lambda: _version_of(self.url), timeout=ready_timeout,
                              watch=self.process)
@@ -106,15 +111,21 @@ class Link:
 
 
 class ToxiproxyControl:
-    """The control API of one server, through toxiproxy-python, every call bounded in time."""
+    """The control API of one server, through toxiproxy-python, every call bounded in time.
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
+    Links are called by their topology name (`ledger`); the proxy on the server is named
+    `prefix` + that name, so that runs sharing a server (or a dead run's leftovers) never
+    collide.
+    """
+
+    def __init__(self, url: str, timeout: float = 5.0, *, prefix: str = "") -> None:
         parts = urlsplit(url)
         if not parts.hostname or not parts.port:
             raise StartupError(
                 "toxiproxy", f"expected a URL such as http://127.0.0.1:8474, got {url!r}")
         self.url = url
         self.timeout = timeout
+        self.prefix = prefix
         self._host, self._port = parts.hostname, parts.port
         toxiproxy.api.requests = _TimedRequests(timeout)
         self._client = _Client()
@@ -145,9 +156,11 @@ class ToxiproxyControl:
             return text.strip()
 
     def create_link(self, name: str, upstream: str) -> Link:
-        """A new proxy named `name` on a free loopback port, forwarding to `upstream` host:port."""
-        proxy = self._call(f"create proxy {name}",
-                           lambda: self._client.create(upstream=upstream, name=name,
+        """A new proxy for link `name` on a free loopback port, forwarding to `upstream`
+        host:port."""
+        proxy = self._call(f"create proxy {self.prefix}{name}",
+                           lambda: self._client.create(upstream=upstream,
+                                                       name=self.prefix + name,
                                                        listen="127.0.0.1:0"))
         host, _, port = str(proxy.listen).rpartition(":")
         link = Link(name, host, int(port), upstream)
@@ -155,9 +168,11 @@ class ToxiproxyControl:
         return link
 
     def _proxy(self, name: str) -> Any:
-        proxy = self._call(f"find proxy {name}", lambda: self._client.get_proxy(name))
+        proxy = self._call(f"find proxy {self.prefix}{name}",
+                           lambda: self._client.get_proxy(self.prefix + name))
         if proxy is None:
-            raise FaultInjectionError(f"toxiproxy: no proxy named {name!r} on {self.url}")
+            raise FaultInjectionError(
+                f"toxiproxy: no proxy named {self.prefix + name!r} on {self.url}")
         return proxy
 
     def disable(self, name: str) -> None:
