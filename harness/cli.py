@@ -172,17 +172,22 @@ def _run_one(scenario: Path, out: Path, toxiproxy_url: str | None, toxiproxy_bin
 @main.command()
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(scenarios: tuple[Path, ...]) -> None:
-    """Check scenario files; print one line per problem, exit 2 if any."""
+    """Check SCENARIOS (files, or folders of *.yaml), every one of them; print one line per
+    file, exit 2 if any is wrong."""
     bad = 0
-    for path in scenarios:
+    for folder in (path for path in scenarios if path.is_dir() and not scenario_files([path])):
+        err.print(f"notifychaos: error: {folder}: no *.yaml scenario there", markup=False,
+                  emoji=False)
+        bad += 1
+    for path in scenario_files(scenarios):
         try:
             model = load_scenario(path)
         except NotifyChaosError as exc:
-            err.print(f"notifychaos: error: {exc}", markup=False, soft_wrap=True)
+            err.print(f"notifychaos: error: {exc}", markup=False, emoji=False)
             bad += 1
         else:
             console.print(f"{path}: ok ({model.name}, {len(model.timeline)} fault steps, "
-                      f"{len(model.gates)} gates)", markup=False)
+                          f"{len(model.gates)} gates)", markup=False, emoji=False)
     sys.exit(ExitCode.NOT_RUN if bad else ExitCode.PASSED)
 
 
