@@ -76,6 +76,8 @@ def score(journal: Journal) -> Scorecard:
         status=ended.status if ended else "unfinished",
         verdict="not_judged",
         toxiproxy_version=toxiproxy.version if toxiproxy else "",
+        seed=scenario.seed,
+        versions={**started.versions, "toxiproxy": toxiproxy.version if toxiproxy else ""},
         started_at=_iso(started.t),
         ended_at=_iso(ended.t) if ended else None,
         owed=len(settled),

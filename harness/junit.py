@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from harness.scorecard import Scorecard
+from harness.scorecard import VERSIONED, Scorecard
 
 if TYPE_CHECKING:
     from harness.suite import ScenarioRuns
@@ -51,7 +51,9 @@ def testsuite(card: Scorecard) -> ET.Element:
     properties = ET.SubElement(suite, "properties")
     for name, value in (("verdict", card.verdict), ("continuity", card.continuity),
                         ("owed", card.owed), ("status", card.status),
-                        ("toxiproxy_version", card.toxiproxy_version)):
+                        ("toxiproxy_version", card.toxiproxy_version), ("seed", card.seed),
+                        *((f"{tool}_version", card.versions[tool]) for tool in VERSIONED
+                          if tool != "toxiproxy" and tool in card.versions)):
         ET.SubElement(properties, "property", {"name": name, "value": str(value)})
     failures = 0
     for gate in card.gates:

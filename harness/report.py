@@ -46,7 +46,7 @@ def verdict_text(card: Scorecard) -> Text:
 def summary(card: Scorecard) -> Group:
     """What a person reads after a run: continuity, outcomes, faults, gates, SLAs, verdict."""
     head = Text.assemble(
-        (f"{card.scenario}", "bold"), f"  ({card.status}, toxiproxy {card.toxiproxy_version})\n",
+        (f"{card.scenario}", "bold"), f"  ({card.status}; {card.provenance()})\n",
         "continuity ", (f"{card.continuity:.2%}", "bold"),
         f" of {card.owed} owed reminders   p50 {_seconds(card.latency.p50)}"
         f"  p95 {_seconds(card.latency.p95)}  longest blackout {_seconds(card.longest_blackout)}"

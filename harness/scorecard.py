@@ -136,6 +136,10 @@ class Sample(_Model):
     backlog: int
 
 
+VERSIONED = ("notifychaos", "toxiproxy", "locust", "python")
+"""What a scorecard names the version of, in this order."""
+
+
 class Scorecard(_Model):
     """Everything a run is judged on; `scorecard.json` is this model."""
 
@@ -143,6 +147,10 @@ class Scorecard(_Model):
     status: str
     verdict: Verdict
     toxiproxy_version: str
+    seed: int = 0
+    versions: dict[str, str] = {}
+    """The versions the run recorded (see VERSIONED); a run from before they were recorded
+    has none."""
     started_at: str
     ended_at: str | None
     owed: int
@@ -175,6 +183,12 @@ class Scorecard(_Model):
     def metric(self, name: str) -> float | None:
         """The figure a gate names (see FIGURES)."""
         return FIGURES[name].value(self)
+
+    def provenance(self) -> str:
+        """What a rerun must match to give the same fates: `seed 42, notifychaos 0.1.0,
+        toxiproxy 2.12.0, locust 2.47.0, python 3.11.7` (unknown versions left out)."""
+        known = [f"{name} {self.versions[name]}" for name in VERSIONED if self.versions.get(name)]
+        return ", ".join([f"seed {self.seed}", *known])
 
 
 @dataclass(frozen=True)
