@@ -7,6 +7,7 @@ in time order. A file cut short by a crash loses at most its last, half-written 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -38,11 +39,16 @@ class RunStarted(_Event):
     versions: dict[str, str] = {}
 
 
+KILLED: Literal["interrupted (harness killed)"] = "interrupted (harness killed)"
+"""The status of a run whose harness died (SIGKILL, an OOM kill), as whoever sealed it says."""
+
+
 class RunEnded(_Event):
-    """The run stopped: completed, interrupted (Ctrl-C) or failed (with the reason)."""
+    """The run stopped: completed, interrupted (Ctrl-C), failed (with the reason), or
+    interrupted because its harness was killed (written by whoever sealed the run)."""
 
     kind: Literal["run.ended"] = "run.ended"
-    status: Literal["completed", "interrupted", "failed"]
+    status: Literal["completed", "interrupted", "failed", "interrupted (harness killed)"]
     reason: str = ""
 
 
@@ -100,6 +106,10 @@ class SendRecorded(_Event):
 
     `handset` is `delivered` (the inbox), `spam` (the spam folder), `absent` (the phone was
     off: never arrived) or `dropped` (the vendor accepted it and never delivered it).
+
+    `request` is the raw request, its secrets masked. A call with several recipients is
+    journaled once: its first send carries the request, the others name that send's message id
+    in `request_of` (one Alibaba call may list thousands of numbers).
     """
 
     kind: Literal["send.recorded"] = "send.recorded"
@@ -111,6 +121,7 @@ class SendRecorded(_Event):
     handset: Literal["delivered", "spam", "absent", "dropped"] = "delivered"
     inbox_at: float | None
     request: dict[str, Any] = {}
+    request_of: str | None = None
 
 
 class VendorCall(_Event):
@@ -274,17 +285,46 @@ class Journal:
         return next(iter(self.of(kind)), None)
 
 
+SEAL_NAME = "seal.json"
+"""A sealed journal folder's list of files and their sizes: the journal is that, whatever a
+late writer (a survivor of a killed run) appends afterwards."""
+
+
+def seal_journal(directory: Path) -> None:
+    """Seal `directory`: each `*.jsonl` file's size up to its last whole line, read no further."""
+    sizes = {}
+    for path in sorted(directory.glob("*.jsonl")):
+        data = path.read_bytes()
+        sizes[path.name] = data.rfind(b"\n") + 1
+    partial = directory / f".{SEAL_NAME}.tmp"
+    partial.write_text(json.dumps(sizes, indent=2) + "\n", encoding="utf-8")
+    partial.replace(directory / SEAL_NAME)
+
+
 def read_journal(directory: Path) -> Journal:
-    """Merge every `*.jsonl` file under `directory` into one time-ordered Journal."""
+    """Merge every `*.jsonl` file under `directory` into one time-ordered Journal (only what a
+    seal names, when the folder is sealed)."""
+    try:
+        sizes: dict[str, int] | None = json.loads(
+            (directory / SEAL_NAME).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        sizes = None
+    except (OSError, ValueError) as exc:
+        raise JournalError(f"{directory / SEAL_NAME}: not a journal seal: {exc}") from None
     events: list[Event] = []
     for path in sorted(directory.glob("*.jsonl")):
-        events.extend(_read_file(path))
+        if sizes is None:
+            events.extend(_read_file(path))
+        elif path.name in sizes:
+            events.extend(_read_file(path, sizes[path.name]))
     events.sort(key=lambda event: (event.t, event.source, event.seq))
     return Journal(tuple(events))
 
 
-def _read_file(path: Path) -> Iterator[Event]:
-    lines = path.read_text(encoding="utf-8").splitlines()
+def _read_file(path: Path, size: int | None = None) -> Iterator[Event]:
+    with path.open("rb") as file:
+        data = file.read() if size is None else file.read(size)
+    lines = data.decode("utf-8").splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

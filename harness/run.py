@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from harness import runlock
 from harness.canary import Canary
 from harness.container import ContainerTarget
 from harness.errors import FaultInjectionError, LoadError, NotifyChaosError, StartupError
@@ -72,7 +74,8 @@ class Run:
     """A rehearsal in progress. `execute()` returns when the run is over and everything stopped.
 
     Whatever happens (a gate-worthy failure, a component that never starts, Ctrl-C), the journal
-    ends with `run.ended` and every process, proxy and toxic is gone.
+    ends with `run.ended` and every process, proxy and toxic is gone. A run lock (with its
+    watchdog) names what the run holds, so that even a harness killed outright leaves nothing.
     """
 
     def __init__(self, scenario: Scenario, run_dir: Path, options: RunOptions, say: Say) -> None:
@@ -80,19 +83,37 @@ class Run:
         self.run_dir = run_dir
         self.options = options
         self.say = say
+        self.run_id = f"nc-{secrets.token_hex(4)}"
         self.journal = JournalWriter(run_dir / "journal", "harness")
         self.logs = run_dir / "logs"
         self._load_totals: LoadTotals | None = None
+        self.left_running: tuple[str, ...] = ()
+        """What the run could not stop (empty unless someone else owns a process it started)."""
 
     def execute(self) -> None:
         """Run the scenario to its end; errors and Ctrl-C are re-raised after the teardown."""
+        for line in runlock.recover_dead_runs(self.options.out):
+            self.say(line)
+        lock = runlock.RunLock(self.run_dir, self.run_id)
+        try:
+            with runlock.using(lock):
+                self._execute(lock)
+        finally:
+            released = lock.release()
+            if released.stopped:
+                self.say(f"stopped what the teardown left: {released.stopped.describe()}")
+            self.left_running = released.remaining
+            if released.remaining:
+                self.say(f"could not stop: {', '.join(released.remaining)}")
+
+    def _execute(self, lock: runlock.RunLock) -> None:
         self.journal.write(RunStarted(scenario=self.scenario, versions=run_versions()))
         status: Literal["completed", "interrupted", "failed"] = "failed"
         reason = ""
         try:
             with contextlib.ExitStack() as teardown:
                 try:
-                    self._rehearse(teardown)
+                    self._rehearse(teardown, lock)
                     status = "completed"
                 except KeyboardInterrupt:
                     status, reason = "interrupted", "interrupted by the user"
@@ -106,8 +127,8 @@ class Run:
         finally:
             self.journal.close()
 
-    def _rehearse(self, teardown: contextlib.ExitStack) -> None:
-        control = self._toxiproxy(teardown)
+    def _rehearse(self, teardown: contextlib.ExitStack, lock: runlock.RunLock) -> None:
+        control = self._toxiproxy(teardown, lock)
         target_port = free_port()
         known = {
             "target.host": "127.0.0.1", "target.port": str(target_port),
@@ -121,9 +142,12 @@ class Run:
         book = AddressBook({**known, **self._addresses(manifest, links)})
 
         spec, target_log = self.scenario.target, self.logs / "target.log"
-        target: TargetBackend = (ContainerTarget(spec, book, target_log, self.run_dir)
-                                 if spec.image else RunningTarget(spec, book, target_log))
-        teardown.callback(target.stop)
+        if spec.image:
+            lock.use_docker()
+        # Each backend registers its stop before it waits for health (a signal may come then).
+        target: TargetBackend = (
+            ContainerTarget(spec, book, target_log, self.run_dir, stop_with=teardown)
+            if spec.image else RunningTarget(spec, book, target_log, stop_with=teardown))
         self._ready("target", target.current().pid, book.render(spec.health), target.version)
 
         load = LoadGenerator(self.scenario, manifest.ledger_url, self.run_dir / "load")
@@ -171,15 +195,23 @@ class Run:
                                           pid=pid))
         self.say(f"{component} ready at {address}" + (f" (version {version})" if version else ""))
 
-    def _toxiproxy(self, teardown: contextlib.ExitStack) -> ToxiproxyControl:
+    def _toxiproxy(self, teardown: contextlib.ExitStack, lock: runlock.RunLock
+                   ) -> ToxiproxyControl:
+        prefix = f"{self.run_id}."
         if self.options.toxiproxy_url:
-            control = ToxiproxyControl(self.options.toxiproxy_url)
-            self._ready("toxiproxy", None, control.url, control.version())
+            control = ToxiproxyControl(self.options.toxiproxy_url, prefix=prefix)
+            try:
+                version = control.version()
+            except FaultInjectionError as exc:
+                raise StartupError("toxiproxy", f"no server answers at {control.url} "
+                                   f"({exc})") from None
+            # Written down before the first proxy is made, so that none can be left behind.
+            lock.add_toxiproxy(control.url)
+            self._ready("toxiproxy", None, control.url, version)
             return control
         server = ToxiproxyServer(find_server(self.options.toxiproxy_binary),
-                                 self.logs / "toxiproxy.log")
-        teardown.callback(server.stop)
-        control = ToxiproxyControl(server.url)
+                                 self.logs / "toxiproxy.log", stop_with=teardown)
+        control = ToxiproxyControl(server.url, prefix=prefix)
         self._ready("toxiproxy", server.process.pid, server.url, server.version)
         return control
 
