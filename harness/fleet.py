@@ -9,7 +9,7 @@ from rich.console import Console
 
 from harness.scenario import load_scenario
 from mocks.catalogue import MODULES
-from mocks.manifest import Manifest, MocksConfig, VendorConfig
+from mocks.manifest import TOKEN_HEADER, Manifest, MocksConfig, VendorConfig
 from mocks.server import serve
 
 DEMO_TEMPLATES = {
@@ -19,7 +19,8 @@ DEMO_TEMPLATES = {
 
 
 def fleet_config(state: Path, scenario: Path | None, seed: int) -> MocksConfig:
-    """The vendors of `scenario`, or one of each kind the mocks speak, journaling into `state`."""
+    """The vendors of `scenario`, or one of each kind the mocks speak, journaling into `state`,
+    with a fresh token."""
     if scenario is not None:
         model = load_scenario(scenario)
         return MocksConfig(seed=model.seed, window=model.reminders.window,
@@ -31,8 +32,10 @@ def fleet_config(state: Path, scenario: Path | None, seed: int) -> MocksConfig:
 
 
 def describe(manifest: Manifest) -> str:
-    """Each mock's address, credentials and control URLs, for a person to copy from."""
-    lines = [f"ledger   {manifest.ledger_url}", f"alerts   {manifest.alerts_url}"]
+    """Each mock's address, credentials and control URLs, and the token the control URLs and
+    the ledger's /admin want, for a person to copy from."""
+    lines = [f"ledger   {manifest.ledger_url}", f"alerts   {manifest.alerts_url}",
+             f"token    {manifest.token}   (header {TOKEN_HEADER}: faults, sends, /admin)"]
     for name, vendor in manifest.vendors.items():
         lines.append(f"{name} ({vendor.kind})   {vendor.url}")
         lines += [f"    {key} = {value}" for key, value in vendor.credentials.items()]

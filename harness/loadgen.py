@@ -24,11 +24,16 @@ class LoadTotals:
     failures: int
 
 
+TOKEN_ENV = "NOTIFYCHAOS_TOKEN"
+"""The environment variable that gives Locust the run's token (the ledger's admin wants it)."""
+
+
 class LoadGenerator:
     """One headless Locust run ticking the ledger (each tick schedules a reminder) at the
-    scenario's rate."""
+    scenario's rate, with the run's `token`."""
 
-    def __init__(self, scenario: Scenario, ledger_admin_url: str, workdir: Path) -> None:
+    def __init__(self, scenario: Scenario, ledger_admin_url: str, workdir: Path,
+                 token: str) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self._stats = workdir / "locust"
         argv = [
@@ -41,6 +46,8 @@ class LoadGenerator:
             **os.environ,
             "NOTIFYCHAOS_RATE": f"{scenario.reminders.rate:g}",
             "NOTIFYCHAOS_USERS": str(scenario.load.users),
+            # The environment, not argv: any local user can read a process's command line.
+            TOKEN_ENV: token,
         }
         # cwd is the run's own folder: Locust reads locust.conf and pyproject.toml from its cwd.
         self.process = ManagedProcess("locust", argv, log_path=workdir / "locust.log",

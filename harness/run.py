@@ -40,6 +40,7 @@ from harness.timeline import (
 from harness.toxiproxy import Link, ToxiproxyControl, ToxiproxyServer, find_server
 from harness.versions import run_versions
 from mocks.manifest import Manifest, MocksConfig
+from mocks.private import write_private
 
 Say = Callable[[str], None]
 
@@ -150,12 +151,13 @@ class Run:
             if spec.image else RunningTarget(spec, book, target_log, stop_with=teardown))
         self._ready("target", target.current().pid, book.render(spec.health), target.version)
 
-        load = LoadGenerator(self.scenario, manifest.ledger_url, self.run_dir / "load")
+        load = LoadGenerator(self.scenario, manifest.ledger_url, self.run_dir / "load",
+                             manifest.token)
         teardown.callback(self._finish_load, load)
         switches = ControlInjector({"ledger": manifest.ledger_control_url,
                                     **{f"vendors.{name}": vendor.control_url
                                        for name, vendor in manifest.vendors.items()}},
-                                   manifest.ca_bundle)
+                                   manifest.ca_bundle, manifest.token)
         canary = Canary.through(links, ca_bundle=manifest.ca_bundle, secure={
             f"vendors.{name}" for name, vendor in manifest.vendors.items()
             if vendor.url.startswith("https:")})
@@ -225,8 +227,10 @@ class Run:
                 key: book.render(url) for key in ("report_url", "inbound_url")
                 if (url := getattr(vendor, key))})
                 for name, vendor in self.scenario.vendors.items()})
+        # The config holds the run's token (fresh per run) and the manifest its credentials
+        # too: both owner-only. The token goes to the harness's own clients, never the target.
         config_path = self.run_dir / "mocks-config.json"
-        config_path.write_text(config.model_dump_json(indent=2), encoding="utf-8")
+        write_private(config_path, config.model_dump_json(indent=2))
         manifest_path = self.run_dir / "mocks-manifest.json"
         process = ManagedProcess("mocks", [sys.executable, "-m", "mocks", str(config_path),
                                            str(manifest_path)],

@@ -24,6 +24,7 @@ from harness.journal import FaultApplied, FaultMeasured, FaultReverted, JournalW
 from harness.scenario import Step
 from harness.target import TargetBackend
 from harness.toxiproxy import ToxiproxyControl
+from mocks.manifest import TOKEN_HEADER
 
 Measure = Callable[[], FaultMeasured]
 """Measures a step's effect; may take seconds (canary probes), so it runs off the timeline."""
@@ -74,12 +75,13 @@ class ControlInjector:
     """Vendor and data faults, switched through a mock's control API (a vendor, the ledger).
 
     Steps on one mock may overlap: it gets the union of the steps in force, so ending one step
-    leaves the others as they were.
+    leaves the others as they were. Every call carries the run's `token`.
     """
 
-    def __init__(self, control_urls: Mapping[str, str], ca_bundle: str,
+    def __init__(self, control_urls: Mapping[str, str], ca_bundle: str, token: str,
                  timeout: float = 5.0) -> None:
         self._urls = dict(control_urls)  # link → control URL
+        self._headers = {TOKEN_HEADER: token}
         self._timeout = timeout
         self._tls = ssl.create_default_context(cafile=ca_bundle)  # HTTPS vendors' test CA
         self._active: dict[str, dict[int, dict[str, Any]]] = {}
@@ -102,7 +104,7 @@ class ControlInjector:
         url = self._urls[step.link]
         try:
             response = httpx.put(url, content=faults.model_dump_json(), timeout=self._timeout,
-                                 verify=self._tls)
+                                 verify=self._tls, headers=self._headers)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise FaultInjectionError(f"{step.link}: control API {url}: {exc}") from None

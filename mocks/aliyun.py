@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
-import json
 import random
 import re
 import string
@@ -21,10 +21,13 @@ from aiohttp import web
 
 from harness.journal import SendRecorded
 from mocks.catalogue import pick
+from mocks.guard import Junk, form, guard, json_value
 from mocks.sends import raw_request
 from mocks.vendor import Report, ResponseLost, VendorMock
 
 _MOBILE = re.compile(r"^(?:\+86|0086|86)?(1\d{10})$")
+_MAX_NUMBERS = 1000  # PhoneNumbers of one SendSms
+_YIELD_EVERY = 100  # recipients accepted between two turns given back to the event loop
 _CHINA = timezone(timedelta(hours=8))
 
 
@@ -104,6 +107,11 @@ class _Style:
 
     def throttled(self) -> web.Response:
         return _business("isv.BUSINESS_LIMIT_CONTROL", "触发号码天级流控Permits:10")
+
+    def junk(self, status: int, reason: str) -> web.Response:
+        codes = {404: "InvalidAction.NotFound", 405: "UnsupportedHTTPMethod",
+                 408: "RequestTimeout", 413: "RequestEntityTooLarge", 500: "InternalError"}
+        return _platform_error(status, codes.get(status, "InvalidParameter"), reason)
 
 
 _FATE_CODES = {
@@ -207,7 +215,8 @@ def create_app(vendor: VendorMock) -> web.Application:
             return _platform_error(400, "InvalidSignatureMethod",
                                    "Specified signature method is not supported.")
         expected = rpc_signature(secret, request.method, params)
-        if not hmac.compare_digest(expected.encode(), params["Signature"].encode()):
+        if not hmac.compare_digest(expected.encode(), params["Signature"].encode(
+                "utf-8", "replace")):
             return _signature_mismatch()
         return params.get("SignatureNonce", "")
 
@@ -232,7 +241,7 @@ def create_app(vendor: VendorMock) -> web.Application:
 
     async def rpc(request: web.Request) -> web.Response:
         body = await request.read()
-        params = {**request.query, **{k: str(v) for k, v in (await request.post()).items()}}
+        params = {**request.query, **await form(request)}
         authorization = request.headers.get("Authorization", "")
         checked = (check_acs3(request, authorization, body) if authorization.startswith(ACS3)
                    else check_v1(request, params))
@@ -282,13 +291,15 @@ def create_app(vendor: VendorMock) -> web.Application:
         if template is None:
             return _business("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
         try:
-            values = json.loads(params.get("TemplateParam") or "{}")
-        except json.JSONDecodeError:
+            values = json_value((params.get("TemplateParam") or "{}").encode())
+        except Junk:
             values = None
         if not isinstance(values, dict):
             return _business("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
         numbers = [n.strip() for n in params.get("PhoneNumbers", "").split(",") if n.strip()]
         phones = ["+86" + m.group(1) for m in map(_MOBILE.match, numbers) if m]
+        if len(numbers) > _MAX_NUMBERS:
+            return _business("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
         if not numbers or len(phones) != len(numbers):
             return _business("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
         fates = [vendor.fate(phone, len(phones)) for phone in phones]
@@ -300,7 +311,9 @@ def create_app(vendor: VendorMock) -> web.Application:
             r"\$\{(\w+)\}", lambda m: str(values.get(m.group(1), "")), template)
         biz_id = f"{vendor.rng.randrange(10**17, 10**18)}^0"
         raw = await raw_request(request)
-        for phone in phones:
+        for count, phone in enumerate(phones, 1):
+            if count % _YIELD_EVERY == 0:  # a long batch must not stall the other vendors
+                await asyncio.sleep(0)
             send = vendor.accept(message_id=biz_id, to=phone, sender=config.sign_name, body=text,
                                  client_ref=params.get("OutId") or None, request=raw,
                                  reports=reports)
@@ -310,6 +323,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         return _business("OK", "OK", biz_id)
 
     app = vendor.application(reports)
+    app.middlewares.append(guard(style, passing=(ResponseLost,)))
     app.router.add_route("POST", "/", rpc)
     app.router.add_route("GET", "/", rpc)
     return app

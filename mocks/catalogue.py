@@ -2,6 +2,8 @@
 
 A vendor module defines `CREDENTIAL_KEYS`, `issue_credentials(rng)` and `create_app(vendor)`,
 and `TLS = True` if the vendor's SDK only speaks HTTPS (the mock then serves a per-run test CA).
+Credentials are drawn from the operating system's randomness, never from the run's seed: every
+run has secrets of its own (the manifest records them for replay).
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ MODULES: dict[str, str] = {
     "sns": "mocks.sns",
 }
 
+SECRET_KEYS = frozenset({"auth_token", "api_secret", "signature_secret", "access_key_secret",
+                         "secret_key", "secret_access_key"})
+"""The credentials that are secrets; the others name an account, a key or a sender, and travel
+in the clear in the vendor's own requests."""
+
+
 def vendor_module(kind: str) -> ModuleType:
     """The module that speaks vendor `kind`'s wire format."""
     return importlib.import_module(MODULES[kind])
@@ -30,13 +38,13 @@ def credential_keys(kind: str) -> tuple[str, ...]:
 
 
 def pick(rng: random.Random, alphabet: str, n: int) -> str:
-    """`n` characters of `alphabet` drawn from `rng` (so a seed repeats credentials)."""
+    """`n` characters of `alphabet` drawn from `rng`."""
     return "".join(rng.choice(alphabet) for _ in range(n))
 
 
-def issue_credentials(kind: str, rng: random.Random) -> dict[str, str]:
-    """Fresh credentials in vendor `kind`'s own shape."""
-    credentials: dict[str, str] = vendor_module(kind).issue_credentials(rng)
+def issue_credentials(kind: str) -> dict[str, str]:
+    """Fresh credentials in vendor `kind`'s own shape, unpredictable (not from any seed)."""
+    credentials: dict[str, str] = vendor_module(kind).issue_credentials(random.SystemRandom())
     return credentials
 
 

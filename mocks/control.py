@@ -3,31 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+MAX_SECONDS = 300.0
+"""The longest delay a fault may hold an answer, a report or the replica (finite: a switch must
+never hold a handler past the run)."""
+
+MAX_NUMBERS = 10_000
+"""The most phone numbers a number fault may list."""
+
+Number = Annotated[str, StringConstraints(max_length=32)]
 
 
 class VendorFaults(BaseModel):
     """Application-level faults of one vendor, switched by the control API; all off at first."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     outage: int | None = Field(default=None, ge=400, le=599,
                                description="answer every send with this HTTP status, vendor-style")
     throttle: bool = Field(default=False, description="answer every send with the vendor's "
                            "rate-limit error")
-    latency: float = Field(default=0.0, ge=0, description="seconds before answering")
+    latency: float = Field(default=0.0, ge=0, le=MAX_SECONDS,
+                           description="seconds before answering")
     drop: float = Field(default=0.0, ge=0, le=1,
                         description="fraction of accepted sends never delivered")
     response_lost: float = Field(default=0.0, ge=0, le=1, description="fraction of sends "
                                  "recorded, then the connection closed with no answer")
-    invalid_numbers: frozenset[str] = frozenset()
-    barred_numbers: frozenset[str] = frozenset()
+    invalid_numbers: frozenset[Number] = Field(default=frozenset(), max_length=MAX_NUMBERS)
+    barred_numbers: frozenset[Number] = Field(default=frozenset(), max_length=MAX_NUMBERS)
     partial: float = Field(default=0.0, ge=0, le=1, description="fraction of the recipients of "
                            "a multi-recipient send that fail")
-    dlr_delay: float = Field(default=0.0, ge=0, description="seconds before each report")
+    dlr_delay: float = Field(default=0.0, ge=0, le=MAX_SECONDS,
+                             description="seconds before each report")
     dlr_loss: float = Field(default=0.0, ge=0, le=1)
     dlr_duplicate: float = Field(default=0.0, ge=0, le=1)
     dlr_reorder: bool = False
@@ -41,9 +52,10 @@ class LedgerFaults(BaseModel):
     the wire format, so it applies to every page and primary record served while it is.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    lag: float = Field(default=0.0, ge=0, description="seconds the replica is behind the truth")
+    lag: float = Field(default=0.0, ge=0, le=MAX_SECONDS,
+                       description="seconds the replica is behind the truth")
     drop: float = Field(default=0.0, ge=0, le=1, description="fraction of feed entries never "
                         "replicated")
     drift: float = Field(default=0.0, ge=0, le=1, description="fraction of feed entries "
@@ -76,7 +88,8 @@ def fault_routes(model: type[M], current: Callable[[], M],
         except ConnectionResetError:  # the fault cut it off: no one is left to answer
             return web.Response(status=400)
         size = request.query.get("bytes", "16")
-        if not (size.isascii() and size.isdigit()) or int(size) > CANARY_MAX_BYTES:
+        if not (size.isascii() and size.isdigit() and len(size) <= 9) or int(
+                size) > CANARY_MAX_BYTES:
             return web.json_response({"error": f"bytes must be 0 to {CANARY_MAX_BYTES}"},
                                      status=400)
         return web.Response(body=b"." * int(size), content_type="application/octet-stream")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, field_validator
+import secrets
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mocks.bank import Changes, Population
 from mocks.catalogue import MODULES
 from mocks.handsets import HandsetConfig
+
+TOKEN_HEADER = "X-Notifychaos-Token"
+"""The header that carries the run's token to the mocks' control APIs (see mocks.access)."""
 
 
 class _Model(BaseModel):
@@ -31,7 +36,8 @@ class VendorConfig(_Model):
 
 
 class MocksConfig(_Model):
-    """Everything the mock process needs to start."""
+    """Everything the mock process needs to start; `token` is the run's secret for the
+    control APIs (fresh per config unless given: the harness makes one per run)."""
 
     seed: int = 0
     window: float = 20.0
@@ -41,6 +47,7 @@ class MocksConfig(_Model):
     journal_dir: str
     vendors: dict[str, VendorConfig]
     handsets: HandsetConfig = HandsetConfig()
+    token: str = Field(default_factory=lambda: secrets.token_urlsafe(32), min_length=16)
 
 
 class VendorEndpoint(_Model):
@@ -54,8 +61,9 @@ class VendorEndpoint(_Model):
 
 
 class Manifest(_Model):
-    """The served topology: one base URL per mock, each vendor's credentials, and the PEM file
-    of the test CA that signed the certificate of every HTTPS vendor mock."""
+    """The served topology: one base URL per mock, each vendor's credentials, the PEM file
+    of the test CA that signed the certificate of every HTTPS vendor mock, and the token the
+    control APIs want (in TOKEN_HEADER). It holds secrets: it is written owner-only."""
 
     pid: int
     ledger_url: str
@@ -63,3 +71,4 @@ class Manifest(_Model):
     alerts_url: str
     ca_bundle: str
     vendors: dict[str, VendorEndpoint]
+    token: str

@@ -3,22 +3,62 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Literal
 
 from aiohttp import web
 
 from harness.journal import JournalWriter, SendRecorded, read_journal
+from mocks.catalogue import SECRET_KEYS
+from mocks.manifest import TOKEN_HEADER
+
+MASK = "***"
+"""What the record keeps in place of a secret."""
+
+_SCHEMED_HEADERS = frozenset({"authorization", "proxy-authorization"})
+_SECRET_HEADERS = frozenset({TOKEN_HEADER.lower(), "cookie", "x-amz-security-token",
+                             "x-acs-security-token"})
+SECRET_FIELDS = SECRET_KEYS | {
+    "api_secret", "sig", "signature", "x-amz-signature", "x-amz-security-token",
+    "securitytoken", "accesskeysecret", "secretkey", "password", TOKEN_HEADER.lower()}
+"""Names of the request fields (query, form, multipart or JSON) whose value is a secret or a
+signature: Vonage's api_secret and sig, Alibaba's Signature, presigned AWS queries, ..."""
+
+_NAMES = "|".join(re.escape(name) for name in sorted(SECRET_FIELDS, key=len, reverse=True))
+_PAIR = re.compile(rf"(?i)((?:^|&)(?:{_NAMES})=)[^&]*")
+_JSON = re.compile(rf'(?i)("(?:{_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*"')
+_PART = re.compile(rf'(?is)(name="(?:{_NAMES})"[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n).*?(?=\r\n--)')
+
+
+def mask_text(text: str) -> str:
+    """`text` (a query string or a body: form, JSON or multipart) with the value of every
+    secret field replaced by MASK, the rest as it was."""
+    text = _PAIR.sub(rf"\1{MASK}", text)
+    text = _JSON.sub(rf'\1"{MASK}"', text)
+    return _PART.sub(rf"\1{MASK}", text)
+
+
+def mask_header(name: str, value: str) -> str:
+    """A header's value for the record: an authorization keeps its scheme only (Basic auth is
+    the secret itself; a signature scheme's Signature is derived from it), and the run's token
+    and session tokens are masked whole."""
+    lowered = name.lower()
+    if lowered in _SCHEMED_HEADERS:
+        scheme = value.split(" ", 1)[0]
+        return f"{scheme} {MASK}" if " " in value else MASK
+    return MASK if lowered in _SECRET_HEADERS else value
 
 
 async def raw_request(request: web.Request) -> dict[str, object]:
-    """The request as it came over the wire, for the record."""
+    """The request as it came over the wire, for the record, with its secrets masked (the
+    journal is readable by whoever can read the run folder)."""
     return {
         "method": request.method,
         "path": request.path,
-        "query": request.rel_url.raw_query_string,
-        "headers": dict(request.headers),
-        "body": (await request.read()).decode("utf-8", "replace"),
+        "query": mask_text(request.rel_url.raw_query_string),
+        "headers": {name: mask_header(name, value) for name, value in request.headers.items()},
+        "body": mask_text((await request.read()).decode("utf-8", "replace")),
     }
 
 
@@ -34,15 +74,18 @@ class SendRecord:
     def add(self, *, vendor: str, message_id: str, to: str, body: str,
             client_ref: str | None, request: dict[str, object],
             handset: Literal["delivered", "spam", "absent", "dropped"] = "delivered",
-            ) -> SendRecorded:
+            request_of: str | None = None) -> SendRecorded:
         """Record one accepted message; if the handset got it, it arrived now. The send comes
-        back without its raw request, which only the journal keeps: a long run holds many."""
+        back without its raw request, which only the journal keeps: a long run holds many.
+
+        `request_of` names the send of the same call that carries the raw request (the first
+        recipient of a multi-recipient call): this one is journaled without it."""
         now = time.time()
         arrived = handset in ("delivered", "spam")
         send = self._journal.write(SendRecorded(
             t=now, vendor=vendor, message_id=message_id, to=to, body=body,
             client_ref=client_ref, handset=handset, inbox_at=now if arrived else None,
-            request=request))
+            request={} if request_of is not None else request, request_of=request_of))
         return send.model_copy(update={"request": {}})
 
     def routes(self, vendor: str) -> list[web.RouteDef]:

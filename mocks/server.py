@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import signal
 import ssl
 from collections.abc import Callable
@@ -16,17 +15,21 @@ from aiohttp import web
 
 from harness.journal import JournalWriter
 from mocks import alerts, ledger
+from mocks.access import require_token
 from mocks.catalogue import issue_credentials, serves_tls, vendor_module
 from mocks.handsets import Handsets
 from mocks.manifest import Manifest, MocksConfig, VendorEndpoint
+from mocks.private import write_private
 from mocks.sends import SendRecord
 from mocks.vendor import VendorMock
 
 log = logging.getLogger("mocks")
 
 
-async def _serve(app: web.Application, runners: list[web.AppRunner],
+async def _serve(app: web.Application, runners: list[web.AppRunner], token: str,
                  tls: ssl.SSLContext | None = None) -> str:
+    # Outermost, so a refused control call reaches nothing; the app is frozen by setup().
+    app.middlewares.insert(0, require_token(token))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
@@ -52,7 +55,6 @@ async def serve(config: MocksConfig, manifest_path: Path,
     and then `on_ready` is called with it."""
     journal = JournalWriter(Path(config.journal_dir), "mocks")
     record = SendRecord(journal)
-    rng = random.Random(config.seed)
     runners: list[web.AppRunner] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -60,17 +62,17 @@ async def serve(config: MocksConfig, manifest_path: Path,
         loop.add_signal_handler(signum, stop.set)
     try:
         ledger_url = await _serve(
-            ledger.create_app(ledger.Ledger(journal, config)), runners)
-        alerts_url = await _serve(alerts.create_app(journal), runners) + "/alerts"
+            ledger.create_app(ledger.Ledger(journal, config)), runners, config.token)
+        alerts_url = await _serve(alerts.create_app(journal), runners, config.token) + "/alerts"
         vendors: dict[str, VendorEndpoint] = {}
         handsets = Handsets(config.handsets, config.seed)
         ca_path = manifest_path.with_name("mocks-ca.pem")
         tls = _test_ca(ca_path)
         for name, vendor in config.vendors.items():
-            mock = VendorMock(name, vendor, issue_credentials(vendor.kind, rng), record, journal,
+            mock = VendorMock(name, vendor, issue_credentials(vendor.kind), record, journal,
                               handsets, config.seed)
             url = await _serve(vendor_module(vendor.kind).create_app(mock), runners,
-                               tls if serves_tls(vendor.kind) else None)
+                               config.token, tls if serves_tls(vendor.kind) else None)
             vendors[name] = VendorEndpoint(kind=vendor.kind, url=url,
                                            credentials=mock.credentials,
                                            control_url=f"{url}/__notifychaos/faults",
@@ -81,10 +83,8 @@ async def serve(config: MocksConfig, manifest_path: Path,
         manifest = Manifest(pid=os.getpid(), ledger_url=ledger_url,
                             ledger_control_url=f"{ledger_url}/__notifychaos/faults",
                             alerts_url=alerts_url,
-                            ca_bundle=str(ca_path), vendors=vendors)
-        partial = manifest_path.with_suffix(".tmp")
-        partial.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
-        partial.replace(manifest_path)
+                            ca_bundle=str(ca_path), vendors=vendors, token=config.token)
+        write_private(manifest_path, manifest.model_dump_json(indent=2))
         on_ready(manifest)
         await stop.wait()
     finally:

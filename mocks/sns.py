@@ -15,6 +15,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from mocks.catalogue import pick
+from mocks.guard import guard
 from mocks.sends import raw_request
 from mocks.vendor import ResponseLost, VendorMock
 
@@ -88,6 +89,12 @@ class _Style:
         code = "ServiceUnavailable" if status == 503 else "InternalError"
         return _error(status, code, "Service is unavailable" if status == 503
                       else "An internal error occurred", kind="Receiver")
+
+    def junk(self, status: int, reason: str) -> web.Response:
+        codes = {404: "InvalidAction", 405: "InvalidHttpRequest", 408: "RequestTimeout",
+                 413: "RequestEntityTooLarge", 500: "InternalFailure"}
+        return _error(status, codes.get(status, "MalformedQueryString"), reason,
+                      kind="Receiver" if status >= 500 else "Sender")
 
     def throttled(self) -> web.Response:
         # SNS's model gives `Throttled` (429) to the SMS-settings and sandbox operations only;
@@ -179,6 +186,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         return web.json_response({"sms_messages": messages, "region": region})
 
     app = vendor.application()
+    app.middlewares.append(guard(style, passing=(ResponseLost,)))
     app.router.add_post("/", query_api)
     app.router.add_get("/", query_api)
     app.router.add_get("/_aws/sns/sms-messages", sms_messages)

@@ -19,6 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from mocks.catalogue import pick
+from mocks.guard import Junk, guard, json_value
 from mocks.sends import raw_request
 from mocks.vendor import Fate, Report, ResponseLost, VendorMock
 
@@ -88,6 +89,13 @@ class _Style:
 
     def throttled(self) -> web.Response:
         return _error("RequestLimitExceeded", "the request frequency exceeds the limit")
+
+    def junk(self, status: int, reason: str) -> web.Response:
+        # Request-level errors, inside a 200 as the API's own; the mock's failure as a 500.
+        codes = {404: "InvalidAction", 405: "UnsupportedProtocol", 408: "RequestTimeout",
+                 413: "RequestSizeLimitExceeded", 500: "InternalError"}
+        return _error(codes.get(status, "InvalidParameter"), reason,
+                      500 if status == 500 else 200)
 
 
 def _status_report(report: Report) -> dict[str, object]:
@@ -160,7 +168,8 @@ def create_app(vendor: VendorMock) -> web.Application:
         if key != secret_id:
             return _error("AuthFailure.SecretIdNotFound", "the SecretId is not found")
         timestamp = request.headers.get("X-TC-Timestamp", "")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > _SKEW:
+        if (not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12)
+                or abs(time.time() - int(timestamp)) > _SKEW):
             return _error("AuthFailure.SignatureExpire", "the signature has expired")
         signed_headers = signed.split(";")
         if (service != SERVICE or not {"content-type", "host"} <= set(signed_headers)
@@ -187,8 +196,8 @@ def create_app(vendor: VendorMock) -> web.Application:
         if refused is not None:
             return refused
         try:
-            params = json.loads(body)
-        except ValueError:
+            params = json_value(body)
+        except Junk:
             params = None
         if not isinstance(params, dict):
             return _error("FailedOperation.JsonParseFail", "the body is not a JSON object")
@@ -245,5 +254,6 @@ def create_app(vendor: VendorMock) -> web.Application:
         return _answer({"SendStatusSet": statuses})
 
     app = vendor.application(reports)
+    app.middlewares.append(guard(style, passing=(ResponseLost,)))
     app.router.add_post("/", api)
     return app

@@ -20,10 +20,14 @@ from aiohttp import web
 
 from harness.journal import SendRecorded
 from mocks.catalogue import pick
+from mocks.guard import form as read_form
+from mocks.guard import guard
 from mocks.sends import raw_request
 from mocks.vendor import Report, ResponseLost, VendorMock
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_MAX_BODY = 1600  # characters of a message body, once concatenated (error 21617)
+_MAX_PAGE = 10**6  # a page number past any account's messages
 
 
 def signature(auth_token: str, url: str, params: dict[str, str]) -> str:
@@ -60,6 +64,10 @@ class _Style:
 
     def throttled(self) -> web.Response:
         return _error(429, 20429, "Too Many Requests")
+
+    def junk(self, status: int, reason: str) -> web.Response:
+        codes = {404: 20404, 405: 20004, 500: 20500}
+        return _error(status, codes.get(status, 20001), reason)
 
 
 _STATUS = {"delivered": "delivered", "spam": "delivered", "absent": "undelivered",
@@ -143,7 +151,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         refused = authenticate(request) or await vendor.admit(style)
         if refused is not None:
             return refused
-        form = await request.post()
+        form = await read_form(request)
         to, sender, body = (str(form.get(key, "")) for key in ("To", "From", "Body"))
         if not to:
             return _error(400, 21604, "A 'To' phone number is required.")
@@ -156,13 +164,16 @@ def create_app(vendor: VendorMock) -> web.Application:
             return _error(400, 21603, "A 'From' phone number is required.")
         if not body:
             return _error(400, 21602, "Message body is required.")
+        if len(body) > _MAX_BODY:
+            return _error(400, 21617, "The concatenated message body exceeds the "
+                          f"{_MAX_BODY} character limit.")
         message_sid = "SM" + uuid.uuid4().hex
         callback = str(form.get("StatusCallback", ""))
         send = vendor.accept(message_id=message_sid, to=to, sender=sender, body=body,
                              client_ref=None, request=await raw_request(request),
                              reports=reports if callback else None, callback=callback)
         service = form.get("MessagingServiceSid")
-        messages.append(_Message.of(send, sender, str(service) if service else None))
+        messages.append(_Message.of(send, sender, service or None))
         if vendor.lose_response():
             raise ResponseLost
         return web.json_response(messages[-1].resource(sid, just_created=True), status=201)
@@ -173,12 +184,12 @@ def create_app(vendor: VendorMock) -> web.Application:
         if refused is not None:
             return refused
         query = request.query
-        try:
-            size = min(int(query.get("PageSize", "50")), 1000)
-            page = int(query.get("Page", "0"))
-        except ValueError:
+        size_text, page_text = query.get("PageSize", "50"), query.get("Page", "0")
+        if not all(text.isascii() and text.isdigit() and len(text) <= 9
+                   for text in (size_text, page_text)):
             return _error(400, 20001, "Invalid paging parameter")
-        if size < 1 or page < 0:
+        size, page = min(int(size_text), 1000), int(page_text)
+        if size < 1 or page > _MAX_PAGE:
             return _error(400, 20001, "Invalid paging parameter")
         matching = [m for m in reversed(messages) if m.matches(query)]
         vendor.read()
@@ -210,6 +221,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         return web.json_response(found.resource(sid))
 
     app = vendor.application(reports)
+    app.middlewares.append(guard(style, passing=(ResponseLost,)))
     messages_path = "/2010-04-01/Accounts/{sid}/Messages"
     app.router.add_post(messages_path + ".json", create_message)
     app.router.add_get(messages_path + ".json", list_messages)

@@ -240,15 +240,19 @@ class VendorMock:
     def accept(self, *, message_id: str, to: str, sender: str, body: str,
                client_ref: str | None, request: dict[str, object],
                reports: ReportQueue | None, callback: str | None = None) -> SendRecorded:
-        """Record an accepted send, let the handset decide its delivery, queue its report."""
+        """Record an accepted send, let the handset decide its delivery, queue its report.
+        The call's raw request is journaled with its first send only."""
         key: SendKey = (self.name, to, body, self._sends.next((to, body)))
-        _CALL.get(_Call()).sends.append((message_id, to, key))
+        call = _CALL.get(_Call())
+        first = call.sends[0][0] if call.sends else None
+        call.sends.append((message_id, to, key))
         dropped = self.draw("drop", *key[1:]) < self.faults.drop
         if dropped:
             self.touched("drop", message_id, to=to)
         outcome = "dropped" if dropped else self.handsets.receive(to, sender, body, key)
         send = self.record.add(vendor=self.name, message_id=message_id, to=to, body=body,
-                               client_ref=client_ref, request=request, handset=outcome)
+                               client_ref=client_ref, request=request, handset=outcome,
+                               request_of=first)
         callback = callback or self.config.report_url
         if reports is not None and callback and not dropped:
             delivered = outcome in ("delivered", "spam")

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from harness.journal import SendRecorded
 from mocks.catalogue import pick
+from mocks.guard import Junk, form, guard, json_value
 from mocks.sends import raw_request
 from mocks.vendor import Report, ResponseLost, VendorMock
 
@@ -32,6 +33,7 @@ _GSM = ("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()
         "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
 _GSM_EXTENDED = "^{}\\[~]|€\f"  # two septets each
 _PRICE = "0.03330000"
+_MAX_TEXT = 3200  # the mock's bound on a text, so that one request cannot ask for a receipt flood
 
 
 def issue_credentials(rng: random.Random) -> dict[str, str]:
@@ -87,6 +89,14 @@ class _Style:
     def throttled(self) -> web.Response:
         return _status("1", "Throughput Rate Exceeded - please wait [ 1000 ] and retry")
 
+    def junk(self, status: int, reason: str) -> web.Response:
+        # What the API gateway answers before the SMS API sees the request.
+        titles = {404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+                  413: "Payload Too Large", 500: "Internal Error"}
+        return web.json_response({"type": "https://developer.vonage.com/api-errors",
+                                  "title": titles.get(status, "Bad Request"), "detail": reason},
+                                 status=status, content_type="application/problem+json")
+
 
 def _signed(params: dict[str, str], secret: str, now: float) -> dict[str, str]:
     """`params` as a webhook carries them when the account signs: with `timestamp` (unix
@@ -119,11 +129,14 @@ async def _receipt(session: aiohttp.ClientSession, report: Report, api_key: str,
 
 
 async def _params(request: web.Request) -> dict[str, str]:
-    """The request's parameters, from a form or a JSON body, as strings."""
-    if request.content_type == "application/json":
-        payload = await request.json()
-        return {k: str(v) for k, v in payload.items()} if isinstance(payload, dict) else {}
-    return {k: str(v) for k, v in (await request.post()).items()}
+    """The request's parameters, from a form or a JSON body, as strings; Junk when the body
+    cannot be read as what it says it is."""
+    if request.content_type != "application/json":
+        return await form(request)
+    payload = json_value(await request.read())
+    if not isinstance(payload, dict):
+        raise Junk("the JSON body is not an object")
+    return {k: str(v) for k, v in payload.items()}
 
 
 def create_app(vendor: VendorMock) -> web.Application:
@@ -168,9 +181,9 @@ def create_app(vendor: VendorMock) -> web.Application:
         if "api_secret" in params:
             return _status("32", "Signature and api secret cannot be used together")
         digest = _DIGESTS.get(len(params["sig"]))
-        if "timestamp" not in params or digest is None or not any(
-                hmac.compare_digest(sig, params["sig"])
-                for sig in signatures(signing_secret, params, digest)):
+        if ("timestamp" not in params or digest is None or not params["sig"].isascii()
+                or not any(hmac.compare_digest(sig, params["sig"])
+                for sig in signatures(signing_secret, params, digest))):
             return _status("14", "Invalid Signature")
         return None
 
@@ -183,15 +196,23 @@ def create_app(vendor: VendorMock) -> web.Application:
                 reports.put(Report(part, arrived, send.handset, sender, url))
 
     async def send(request: web.Request) -> web.Response:
-        params = await _params(request)
+        # Credentials come first: a body that cannot be read has none, unless in the header.
+        try:
+            params, unreadable = await _params(request), None
+        except Junk as junk:
+            params, unreadable = {}, junk.reason
         refused = authenticated(request, params) or await vendor.admit(style)
         if refused is not None:
             return refused
+        if unreadable is not None:
+            return _status("2", f"Missing to, from or text: {unreadable}")
         to, sender, text = params.get("to", ""), params.get("from", ""), params.get("text", "")
         if not to or not sender or not text:
             return _status("2", "Missing to, from or text")
         if not _NUMBER.match(to):
             return _status("3", "Invalid to address")
+        if len(text) > _MAX_TEXT:
+            return _status("3", f"Invalid text: longer than {_MAX_TEXT} characters")
         phone = "+" + to.removeprefix("+")
         fate = vendor.fate(phone)
         if fate != "ok":
@@ -210,5 +231,6 @@ def create_app(vendor: VendorMock) -> web.Application:
                             "network": "46000"} | echo for part_id in ids))
 
     app = vendor.application(reports)
+    app.middlewares.append(guard(style, passing=(ResponseLost,)))
     app.router.add_post("/sms/json", send)
     return app

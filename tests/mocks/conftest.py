@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from mockkit import REPORT_PATH, Mocks, Receiver, receiver, running_mocks
+from mockkit import CONTROL, REPORT_PATH, Mocks, Receiver, receiver, running_mocks
 
 
 @pytest.fixture(scope="module")
@@ -34,5 +34,6 @@ def fresh_mocks(tmp_path: Path, reports: Receiver) -> Iterator[Mocks]:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=5.0) as http:
+    """A client with the run's token: control calls pass, and vendor calls show it masked."""
+    with httpx.Client(timeout=5.0, headers=CONTROL) as http:
         yield http

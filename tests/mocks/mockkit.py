@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import ssl
 import subprocess
 import sys
@@ -26,7 +27,7 @@ import httpx
 
 from mocks.bank import Changes, Population
 from mocks.handsets import HandsetConfig
-from mocks.manifest import Manifest, MocksConfig, VendorConfig, VendorEndpoint
+from mocks.manifest import TOKEN_HEADER, Manifest, MocksConfig, VendorConfig, VendorEndpoint
 
 T = TypeVar("T")
 
@@ -36,6 +37,10 @@ LEAD = 5.0
 SIGN_NAME = "示例银行"
 TEMPLATES = {"SMS_T1": "尊敬的${name}，还款${amount}元，ref:${ref}"}
 REPORT_PATH = "/aliyun/report"
+TOKEN = secrets.token_urlsafe(32)
+"""The token of every mock process these tests start (one per test session)."""
+CONTROL = {TOKEN_HEADER: TOKEN}
+"""Headers of a call to the mocks' control APIs (faults, sends, the ledger's admin)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,7 @@ def fault_switch(mocks: Mocks, vendor: str) -> Iterator[Switch]:
     """A switch for `vendor`'s faults through its control API; the faults are cleared after."""
     control = mocks.manifest.vendors[vendor].control_url
     tls = ssl.create_default_context(cafile=mocks.manifest.ca_bundle)
-    with httpx.Client(verify=tls, timeout=5) as client:
+    with httpx.Client(verify=tls, timeout=5, headers=CONTROL) as client:
         yield lambda **values: client.put(control, json=values).raise_for_status()
         client.delete(control).raise_for_status()
 
@@ -274,7 +279,7 @@ def running_mocks(workdir: Path, report_url: str, *, inbound_url: str | None = N
     config = MocksConfig(
         seed=seed, window=WINDOW, lead=lead, journal_dir=str(journal_dir),
         population=population or Population(), changes=changes or Changes(),
-        handsets=handsets or HandsetConfig(),
+        handsets=handsets or HandsetConfig(), token=TOKEN,
         vendors={
             "twilio": VendorConfig(kind="twilio", inbound_url=inbound_url),
             "aliyun": VendorConfig(kind="aliyun", sign_name=SIGN_NAME, templates=TEMPLATES,

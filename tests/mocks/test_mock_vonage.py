@@ -17,6 +17,7 @@ import httpx
 import pytest
 import requests
 from mockkit import (
+    CONTROL,
     REPORT_PATH,
     Mocks,
     Receiver,
@@ -97,7 +98,8 @@ def test_the_sdk_sends_and_the_record_keeps_it(mocks: Mocks, https: httpx.Client
     assert (send.vendor, send.message_id, send.to, send.body) == (
         "vonage", part.message_id, "+" + TO, f"reminder ref:{ref}")
     assert send.request["headers"]["Authorization"].startswith("Basic ")
-    listing = https.get(mocks.manifest.vendors["vonage"].sends_url).json()["sends"]
+    listing = https.get(mocks.manifest.vendors["vonage"].sends_url,
+                        headers=CONTROL).json()["sends"]
     assert [s["message_id"] for s in listing if s["client_ref"] == ref] == [part.message_id]
 
 

@@ -14,7 +14,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, ConnectionClosedError
-from mockkit import Mocks, Switch, fault_switch, marker
+from mockkit import CONTROL, Mocks, Switch, fault_switch, marker
 
 from harness.journal import SendRecorded, VendorCall, read_journal
 
@@ -77,7 +77,7 @@ def test_boto3_publishes_and_the_record_reads_like_localstack(mocks: Mocks) -> N
     assert message["MessageAttributes"] == {
         "AWS.SNS.SMS.SenderID": {"DataType": "String", "StringValue": "BANK"},
         "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"}}
-    sends = httpx.get(mocks.manifest.vendors["sns"].sends_url).json()["sends"]
+    sends = httpx.get(mocks.manifest.vendors["sns"].sends_url, headers=CONTROL).json()["sends"]
     assert [s["message_id"] for s in sends if s["body"] == body] == [answer["MessageId"]]
 
 

@@ -1,0 +1,180 @@
+"""Keeps junk from turning into a mock's 500: bodies read under a deadline, forms and JSON read
+safely, and every failure answered in the mock's own error style, never with a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable
+from typing import Protocol
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler, Middleware
+
+from mocks.control import CANARY_PATH
+
+log = logging.getLogger("mocks.guard")
+
+READ_TIMEOUT = 30.0
+"""Seconds a request's body may take to arrive once its headers are in (a vendor's SMS request
+is a few kilobytes, even through a slow link); a half-sent request is then answered and closed."""
+
+READ_TIMEOUT_KEY = web.AppKey("read_timeout", float)
+"""Where an app may hold a shorter body deadline than `READ_TIMEOUT` (tests of half-sent
+requests)."""
+
+MAX_DEPTH = 32
+"""JSON nested deeper than this is refused: no vendor's request nests more than three levels."""
+
+class Junk(Exception):
+    """A request the mock cannot make sense of, answered in its style with `status`."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class JunkStyle(Protocol):
+    """How a mock says a request was malformed (`status` is the HTTP status it means: 400 bad
+    request, 404, 405, 408 too slow, 413 too large, 500 the mock's own failure)."""
+
+    def junk(self, status: int, reason: str) -> web.Response: ...
+
+
+class ControlStyle:
+    """The mocks' own APIs (control, ledger, alert sink): the status and `{"error": reason}`."""
+
+    def junk(self, status: int, reason: str) -> web.Response:
+        return web.json_response({"error": reason}, status=status)
+
+
+_CONTROL = ControlStyle()
+
+
+def guard(style: JunkStyle, *, passing: tuple[type[Exception], ...] = ()) -> Middleware:
+    """A middleware that reads the body under the deadline and answers every failure, the
+    handler's own included, in `style` (the control API's paths in the control API's style).
+    Exceptions of the `passing` types are the handler's way of signalling and go through."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        answer = _CONTROL if request.path.startswith("/__notifychaos/") else style
+        try:
+            _check_headers(request)
+            await _read_body(request)
+        except Junk as exc:
+            response = answer.junk(exc.status, exc.reason)
+            if exc.status == 408:  # what is left of a half-sent request is not worth waiting for
+                response.force_close()
+            return response
+        try:
+            return await handler(request)
+        except passing:
+            raise
+        except Junk as exc:
+            return answer.junk(exc.status, exc.reason)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return answer.junk(exc.status, exc.reason)
+        except Exception:  # the last line: a bug of the mock must still answer in style
+            log.exception("unexpected failure answering %s %s", request.method, request.path)
+            return answer.junk(500, "internal error")
+
+    return middleware
+
+
+def _check_headers(request: web.Request) -> None:
+    """Junk if a header is not UTF-8 (aiohttp keeps such bytes as lone surrogates, which no
+    signature check, answer or journal line could encode)."""
+    for name, value in request.headers.items():
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise Junk(f"header {name} is not UTF-8") from None
+
+
+async def _read_body(request: web.Request) -> None:
+    """Read (and cache for the handler) the whole body under the deadline; the canary streams
+    its own, which may be larger than any request, and a multipart form is read from the stream
+    by `form`, under the same deadline."""
+    if (request.path == CANARY_PATH or not request.body_exists
+            or request.content_type == "multipart/form-data"):
+        return
+    await _within_deadline(request, request.read())
+
+
+async def _within_deadline(request: web.Request, reading: Awaitable[object]) -> None:
+    """Await `reading` the body under the app's deadline; Junk if it fails or takes too long."""
+    deadline = request.config_dict.get(READ_TIMEOUT_KEY, READ_TIMEOUT)
+    try:
+        async with asyncio.timeout(deadline):
+            await reading
+    except TimeoutError:
+        raise Junk(f"the request's body did not arrive within {deadline:g} s", 408) from None
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise Junk(f"the request's body is larger than {request.client_max_size} bytes",
+                   413) from exc
+    except (HttpProcessingError, ConnectionError, ValueError) as exc:
+        # A broken chunked or compressed encoding, or a connection cut off half-way.
+        raise Junk(f"the request's body cannot be read: {type(exc).__name__}") from None
+
+
+async def form(request: web.Request) -> dict[str, str]:
+    """The form fields of a urlencoded or multipart body (the first of repeated ones); Junk
+    when they cannot be read (a charset unknown or not matching, a broken multipart, a file)."""
+    try:
+        await _within_deadline(request, request.post())
+        fields = await request.post()  # read and cached by now
+    except LookupError:
+        raise Junk(f"unknown charset {request.charset!r}") from None
+    except (ValueError, RuntimeError, AssertionError, HttpProcessingError) as exc:
+        # UnicodeDecodeError is a ValueError; aiohttp's multipart reader raises all of these.
+        raise Junk(f"the form cannot be read: {type(exc).__name__}") from None
+    values: dict[str, str] = {}
+    for name, value in fields.items():
+        if not isinstance(value, str):
+            raise Junk(f"form field {name!r} is a file, not text")
+        values.setdefault(name, value)
+    return values
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_value(body: bytes) -> object:
+    """`body` parsed as strict JSON (no NaN, no lone surrogates, at most MAX_DEPTH deep); Junk
+    otherwise."""
+    try:
+        value = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise Junk(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
+        raise Junk(f"the body is not JSON: {str(exc)[:80]}") from None
+    if _too_deep(value):
+        raise Junk(f"JSON nested deeper than {MAX_DEPTH} levels")
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise Junk("the JSON holds a lone surrogate (\\ud800 to \\udfff)") from None
+    return value
+
+
+def _too_deep(value: object) -> bool:
+    """Whether `value` nests lists and objects deeper than MAX_DEPTH (without recursing)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (item.values() if isinstance(item, dict)
+                    else item if isinstance(item, list) else None)
+        if children is None:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
