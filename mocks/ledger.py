@@ -4,7 +4,6 @@ seeded timers, and serves the change feed (a replica, where data faults act) and
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -23,6 +22,7 @@ from harness.journal import (
 from mocks.bank import BORROWER_CHANGES, Applied, Bank, PlannedChange, Record, ms_time
 from mocks.control import LedgerFaults, fault_routes
 from mocks.draws import draw
+from mocks.guard import ControlStyle, Junk, guard, json_value
 from mocks.manifest import MocksConfig
 
 
@@ -225,10 +225,12 @@ def create_app(ledger: Ledger) -> web.Application:
         return web.json_response(as_wire(record, ledger.faults.schema_change))
 
     async def tick(request: web.Request) -> web.Response:
+        # Whatever a body would set (a due date, a borrower) is the bank's to draw, never the
+        # caller's: anything but nothing or {} is refused, never kept to fail a page later.
         body = (await request.read()).strip()
         try:
-            empty = not body or json.loads(body) == {}
-        except ValueError:
+            empty = not body or json_value(body) == {}
+        except Junk:
             empty = False
         if not empty:
             return _error(400, "a tick takes no body (or {})")
@@ -239,7 +241,7 @@ def create_app(ledger: Ledger) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    app = web.Application()
+    app = web.Application(middlewares=[guard(ControlStyle())])
     app.router.add_get("/v1/reminders/changes", changes)
     app.router.add_get("/v1/reminders/{reminder_id}", primary)
     app.router.add_post("/admin/ticks", tick)
