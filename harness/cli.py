@@ -30,6 +30,7 @@ from harness import (
     write_reports,
 )
 from harness.baseline import Margin, load_baselines, parse_margin, with_defaults
+from harness.determinism import check_determinism
 from harness.fleet import mocks_up
 from harness.live import LiveDisplay
 from harness.report import summary
@@ -113,16 +114,22 @@ def _margin(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
               help="How much worse than the baseline a figure may get: a number, a duration "
               "or a percentage of the baseline (defaults: continuity=0.01, p50/p95/p99_latency="
               "20%); repeatable.")
+@click.option("--check-determinism", is_flag=True,
+              help="Run the one scenario twice with its seed and compare every reminder's fate "
+              "(exit 0 same, 1 differs, 2 could not run).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def run(scenarios: tuple[Path, ...], out: Path, toxiproxy_url: str | None,
         toxiproxy_bin: str | None, overrides: tuple[str, ...], repeat: int, gate_on: GateOn,
-        baseline: Path | None, margins: tuple[Margin, ...], debug: bool) -> None:
+        baseline: Path | None, margins: tuple[Margin, ...], check_determinism: bool,
+        debug: bool) -> None:
     """Run SCENARIOS (files, or folders of *.yaml) end to end, score them, and exit with the
     verdict (0 passed, 1 failed or regressed, 2 could not run, 3 inconclusive; a suite exits
     with its worst: 2 > 1 > 3 > 0). More than one run, or a baseline, also writes
     OUT/suite-<stamp>/ with junit.xml, index.html and suite.json."""
     _answer_signals()
     files = scenario_files(scenarios)
+    if check_determinism:
+        _check_determinism(files, out, toxiproxy_url, toxiproxy_bin, overrides, debug)
     if len(files) == 1 and repeat == 1 and baseline is None:
         _run_one(files[0], out, toxiproxy_url, toxiproxy_bin, overrides, debug)
     if not files:
@@ -167,6 +174,33 @@ def _run_one(scenario: Path, out: Path, toxiproxy_url: str | None, toxiproxy_bin
         _fail(exc, debug)
     _show(result)
     sys.exit(result.exit_code)
+
+
+def _check_determinism(files: list[Path], out: Path, toxiproxy_url: str | None,
+                       toxiproxy_bin: str | None, overrides: tuple[str, ...], debug: bool
+                       ) -> NoReturn:
+    if len(files) != 1:
+        raise click.UsageError("--check-determinism takes one scenario file")
+    try:
+        check = check_determinism(files[0], out=out, overrides=overrides,
+                                  toxiproxy_url=toxiproxy_url, toxiproxy_binary=toxiproxy_bin,
+                                  live=_live)
+    except RunInterrupted as interrupted:
+        left = interrupted.left_running
+        err.print("notifychaos: interrupted; " + (f"could not stop {', '.join(left)}" if left
+                                                  else "everything it started is stopped"),
+                  markup=False)
+        sys.exit(ExitCode.NOT_RUN)
+    except NotifyChaosError as exc:
+        _fail(exc, debug)
+    for number, result in enumerate(check.runs, start=1):
+        card = result.scorecard
+        console.print(f"run {number}: {result.run_dir} ({card.verdict}, continuity "
+                      f"{card.continuity:.2%} of {card.owed} owed)", markup=False)
+    console.print(check.runs[0].scorecard.provenance(), style="dim", markup=False)
+    for line in check.comparison.describe():
+        console.print(line, markup=False)
+    sys.exit(ExitCode.PASSED if check.comparison.same else ExitCode.FAILED)
 
 
 @main.command()
