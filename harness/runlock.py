@@ -119,10 +119,9 @@ def _started(pid: int) -> int | None:
     return int(fields[19])
 
 
-def _pids() -> Iterator[int]:
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            yield int(entry.name)
+def _pids() -> list[int]:
+    with os.scandir("/proc") as entries:
+        return [int(entry.name) for entry in entries if entry.name.isdigit()]
 
 
 def _tagged(pid: int, run_id: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from harness.errors import StartupError
 from harness.processes import free_port
 from harness.scenario import Target
-from harness.target import AddressBook, start_target
+from harness.target import AddressBook, RunningTarget, start_target
 
 
 def test_placeholders_are_filled_and_double_braces_are_literal() -> None:
@@ -50,3 +51,18 @@ def test_a_target_that_never_gets_ready_times_out(tmp_path: Path) -> None:
                     health=f"tcp://127.0.0.1:{free_port()}", ready_timeout=0.5)
     with pytest.raises(StartupError, match=r"did not answer within 0\.5s"):
         start_target(target, AddressBook({}), tmp_path / "t.log")
+
+
+def test_the_runs_stop_is_registered_before_the_health_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = Target(command=[sys.executable, "-c", "import time; time.sleep(60)"],
+                    health=f"tcp://127.0.0.1:{free_port()}", ready_timeout=20)
+    with contextlib.ExitStack() as teardown:
+        def health_check_torn_down(*args: object, **kwargs: object) -> bool:
+            teardown.close()  # the run tears down while the target is still starting
+            return True
+
+        monkeypatch.setattr("harness.target.poll_until", health_check_torn_down)
+        running = RunningTarget(target, AddressBook({}), tmp_path / "t.log", stop_with=teardown)
+    assert running.process.returncode is not None
+

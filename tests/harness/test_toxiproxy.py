@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from harness.errors import FaultInjectionError, StartupError
+from harness.processes import ManagedProcess
+from harness.runlock import LockState, reap
 from harness.toxiproxy import ToxiproxyControl, ToxiproxyServer, find_server
 
 
@@ -135,3 +139,60 @@ def test_a_server_that_dies_at_start_is_reported_with_its_log(tmp_path: Path) ->
         ToxiproxyServer(broken, tmp_path / "tp.log")
     assert "exited with code 2" in str(caught.value)
     assert "flag provided but not defined" in caught.value.log_tail
+
+
+def test_runs_sharing_a_server_name_their_proxies_apart(server: ToxiproxyServer,
+                                                        echo_port: int) -> None:
+    # Two runs (or a dead run's leftovers and the next run) make the same links: no collision.
+    first = ToxiproxyControl(server.url, prefix="nc-first.")
+    second = ToxiproxyControl(server.url, prefix="nc-second.")
+    try:
+        one, two = (control.create_link("ledger", f"127.0.0.1:{echo_port}")
+                    for control in (first, second))
+        assert one.listen_port != two.listen_port
+        first.disable("ledger")
+        with pytest.raises(ConnectionRefusedError):
+            round_trip(one.listen_port)
+        assert round_trip(two.listen_port) == b"ping"
+        assert set(httpx.get(f"{server.url}/proxies", timeout=5).json()) == {
+            "nc-first.ledger", "nc-second.ledger"}
+    finally:
+        first.remove_links()
+        second.remove_links()
+
+
+def test_a_dead_runs_proxies_are_removed_and_no_one_elses(server: ToxiproxyServer,
+                                                          echo_port: int) -> None:
+    dead = ToxiproxyControl(server.url, prefix="nc-dead.")
+    alive = ToxiproxyControl(server.url, prefix="nc-alive.")
+    dead.create_link("ledger", f"127.0.0.1:{echo_port}")
+    dead.create_link("vendors.twilio", f"127.0.0.1:{echo_port}")
+    alive.create_link("ledger", f"127.0.0.1:{echo_port}")
+    try:
+        state = LockState(run_id="nc-dead", run_dir=str(Path("/nonexistent")), host="h",
+                          harness_pid=1, harness_started=0, toxiproxies=(server.url,))
+        left = reap(state)
+        assert sorted(left.proxies) == ["nc-dead.ledger", "nc-dead.vendors.twilio"]
+        assert set(httpx.get(f"{server.url}/proxies", timeout=5).json()) == {"nc-alive.ledger"}
+    finally:
+        alive.remove_links()
+
+
+def test_a_server_interrupted_while_it_starts_is_stopped_by_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[ManagedProcess] = []
+
+    class Recorded(ManagedProcess):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the run waits for the server's answer
+
+    monkeypatch.setattr("harness.toxiproxy.ManagedProcess", Recorded)
+    monkeypatch.setattr("harness.toxiproxy.poll_until", interrupted)
+    with pytest.raises(KeyboardInterrupt), contextlib.ExitStack() as teardown:
+        ToxiproxyServer(find_server(), tmp_path / "tp.log", stop_with=teardown)
+    [process] = made
+    assert process.returncode is not None
