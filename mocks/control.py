@@ -87,6 +87,8 @@ def fault_routes(model: type[M], current: Callable[[], M],
                 pass
         except ConnectionResetError:  # the fault cut it off: no one is left to answer
             return web.Response(status=400)
+        except web.RequestPayloadError as exc:  # a broken chunked or compressed body
+            return web.json_response({"error": f"the body cannot be read: {exc}"}, status=400)
         size = request.query.get("bytes", "16")
         if not (size.isascii() and size.isdigit() and len(size) <= 9) or int(
                 size) > CANARY_MAX_BYTES:

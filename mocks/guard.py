@@ -56,12 +56,13 @@ _CONTROL = ControlStyle()
 
 def guard(style: JunkStyle, *, passing: tuple[type[Exception], ...] = ()) -> Middleware:
     """A middleware that reads the body under the deadline and answers every failure, the
-    handler's own included, in `style` (the control API's paths in the control API's style).
+    handler's own included, in `style` (the mocks' own paths in the control API's style).
     Exceptions of the `passing` types are the handler's way of signalling and go through."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        answer = _CONTROL if request.path.startswith("/__notifychaos/") else style
+        # The mocks' own endpoints (control, LocalStack's record) start with an underscore.
+        answer = _CONTROL if request.path.startswith("/_") else style
         try:
             _check_headers(request)
             await _read_body(request)
@@ -119,7 +120,7 @@ async def _within_deadline(request: web.Request, reading: Awaitable[object]) -> 
     except web.HTTPRequestEntityTooLarge as exc:
         raise Junk(f"the request's body is larger than {request.client_max_size} bytes",
                    413) from exc
-    except (HttpProcessingError, ConnectionError, ValueError) as exc:
+    except (web.RequestPayloadError, HttpProcessingError, ConnectionError, ValueError) as exc:
         # A broken chunked or compressed encoding, or a connection cut off half-way.
         raise Junk(f"the request's body cannot be read: {type(exc).__name__}") from None
 
@@ -132,7 +133,8 @@ async def form(request: web.Request) -> dict[str, str]:
         fields = await request.post()  # read and cached by now
     except LookupError:
         raise Junk(f"unknown charset {request.charset!r}") from None
-    except (ValueError, RuntimeError, AssertionError, HttpProcessingError) as exc:
+    except (ValueError, RuntimeError, AssertionError, HttpProcessingError,
+            web.RequestPayloadError) as exc:
         # UnicodeDecodeError is a ValueError; aiohttp's multipart reader raises all of these.
         raise Junk(f"the form cannot be read: {type(exc).__name__}") from None
     values: dict[str, str] = {}

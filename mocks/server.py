@@ -25,12 +25,25 @@ from mocks.vendor import VendorMock
 
 log = logging.getLogger("mocks")
 
+HEADERS_TIMEOUT = 30.0
+"""Seconds a connection may stay idle or sending half its headers before it is closed (aiohttp
+closes a connection with no complete request after its keep-alive timeout); once the headers are
+in, the body has `mocks.guard.READ_TIMEOUT`."""
+
+MAX_LINE = 64 * 1024
+"""Bytes of a request line: Alibaba's SDK puts every parameter in the query, and 1000 numbers of
+one SendSms take 12 KB there (aiohttp's default is 8 KB)."""
+
+STOP_GRACE = 2.0
+"""Seconds stopping waits for answers in flight (a latency fault may hold one for minutes)."""
+
 
 async def _serve(app: web.Application, runners: list[web.AppRunner], token: str,
                  tls: ssl.SSLContext | None = None) -> str:
     # Outermost, so a refused control call reaches nothing; the app is frozen by setup().
     app.middlewares.insert(0, require_token(token))
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=HEADERS_TIMEOUT,
+                           shutdown_timeout=STOP_GRACE, max_line_size=MAX_LINE)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()

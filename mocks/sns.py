@@ -22,6 +22,7 @@ from mocks.vendor import ResponseLost, VendorMock
 CREDENTIAL_KEYS = ("access_key_id", "secret_access_key")
 _XMLNS = "http://sns.amazonaws.com/doc/2010-03-31/"
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _AUTH = re.compile(r"^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request,"
                    r"\s*SignedHeaders=([^,]+),\s*Signature=([0-9a-f]{64})$")
 
@@ -77,8 +78,10 @@ def _xml(status: int, body: str, request_id: str) -> web.Response:
 
 def _error(status: int, code: str, message: str, kind: str = "Sender") -> web.Response:
     request_id = str(uuid.uuid4())
+    # A message may quote the request, whose characters XML 1.0 may not allow.
+    text = escape(_NOT_XML.sub("\ufffd", message))
     return _xml(status, f'<ErrorResponse xmlns="{_XMLNS}"><Error><Type>{kind}</Type>'
-                f"<Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+                f"<Code>{code}</Code><Message>{text}</Message></Error>"
                 f"<RequestId>{request_id}</RequestId></ErrorResponse>", request_id)
 
 
