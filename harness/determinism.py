@@ -7,8 +7,9 @@ it is about (`mocks.draws`), so two runs give each reminder the same fate; what 
 decides is told apart, not counted as a difference:
 
 - a reminder scheduled in one run only (the load generator ticked once more or less);
-- a reminder with a send, or its scheduling, within `MARGIN` of a fault step's start or end
-  in either run: whether the fault was in force for it is a race, not a draw.
+- a reminder sent within `MARGIN` of a fault step's start or end in either run, or whose record
+  was replicated (scheduled, changed) that near a data fault's: whether the fault was in force
+  for it is a race, not a draw.
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ class Fate:
     touches: tuple[str, ...]
     """The ledger's distortions of its record (`ledger drift`) and `STOP` if its borrower
     replied STOP to it."""
-    times: tuple[float, ...]
-    """When it was scheduled, sent and distorted (journal times)."""
+    sent: tuple[float, ...]
+    """When each copy was accepted (journal times)."""
+    recorded: tuple[float, ...]
+    """When its record was scheduled and distorted (journal times)."""
 
     def describe(self) -> str:
         """The fate in words: `missed: twilio dropped (drop); ledger drift`."""
@@ -102,10 +105,10 @@ def fates(journal: Journal) -> dict[str, Fate]:
                       and send.inbox_at <= stop.t for stop in stops for send in sends)
         touches = (*sorted({f"ledger {t.switch}" for t in ledger}),
                    *(("STOP",) if stopped else ()))
-        times = (judged.truth.scheduled.t, *(send.t for send in sends),
-                 *(t.t for t in ledger))
-        found[judged.reminder_id] = Fate(judged.reminder_id, _state(judged), copies, touches,
-                                         times)
+        found[judged.reminder_id] = Fate(
+            judged.reminder_id, _state(judged), copies, touches,
+            sent=tuple(send.t for send in sends),
+            recorded=(judged.truth.scheduled.t, *(t.t for t in ledger)))
     return found
 
 
@@ -114,10 +117,25 @@ def _copy(send: SendRecorded, touched: Sequence[FaultTouched]) -> str:
     return f"{send.vendor} {send.handset}" + (f" ({', '.join(switches)})" if switches else "")
 
 
-def boundaries(journal: Journal) -> tuple[float, ...]:
-    """When fault steps started or ended, as the harness and the mocks saw it."""
-    return tuple(sorted(event.t for event in journal.events
-                        if isinstance(event, FaultApplied | FaultReverted | MockFaultsChanged)))
+@dataclass(frozen=True)
+class Edges:
+    """When fault steps started or ended, as the harness and the mocks saw it: data faults
+    (the ledger's replica) apart from the others, which act on sends."""
+
+    sends: tuple[float, ...] = ()
+    records: tuple[float, ...] = ()
+
+
+def boundaries(journal: Journal) -> Edges:
+    """The fault edges of a run."""
+    sends: list[float] = []
+    records: list[float] = []
+    for event in journal.events:
+        if isinstance(event, FaultApplied | FaultReverted):
+            (records if event.fault.startswith("data.") else sends).append(event.t)
+        elif isinstance(event, MockFaultsChanged):
+            (records if event.mock == "ledger" else sends).append(event.t)
+    return Edges(tuple(sends), tuple(records))
 
 
 @dataclass(frozen=True)
@@ -172,8 +190,7 @@ class Comparison:
 
 
 def compare(first: Mapping[str, Fate], second: Mapping[str, Fate],
-            first_edges: Sequence[float] = (), second_edges: Sequence[float] = ()
-            ) -> Comparison:
+            first_edges: Edges = Edges(), second_edges: Edges = Edges()) -> Comparison:
     """Compare two runs' fates; `*_edges` are each run's fault boundaries (`boundaries`)."""
     differences: list[Difference] = []
     timing: list[Difference] = []
@@ -195,8 +212,10 @@ def compare(first: Mapping[str, Fate], second: Mapping[str, Fate],
     return Comparison(compared, tuple(differences), tuple(timing), near, only)
 
 
-def _near(fate: Fate, edges: Sequence[float]) -> bool:
-    return any(abs(t - edge) < MARGIN for t in fate.times for edge in edges)
+def _near(fate: Fate, edges: Edges) -> bool:
+    return any(abs(t - edge) < MARGIN for times, near in ((fate.sent, edges.sends),
+                                                          (fate.recorded, edges.records))
+               for t in times for edge in near)
 
 
 def compare_runs(first: Path, second: Path) -> Comparison:

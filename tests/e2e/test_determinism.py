@@ -1,0 +1,170 @@
+"""Same seed, same fates, on real processes: two runs of a scenario with random vendor faults
+(Twilio drops 30 % of sends and loses 30 % of its answers) and random handset faults (20 % of
+messages meet a phone that is off, 10 % of borrowers reply STOP) give every reminder the same
+fate, whatever order and moment the reference notifier's four workers send them in.
+`notifychaos run --check-determinism` makes the two runs and says so; the test then checks the
+two journals itself, send by send.
+
+Timing cannot decide a fate here: each reminder is sent once, through Twilio (a drop fails no
+call and a lost answer is found by asking Twilio, so the notifier never fails over or retries),
+its window is 20 s (only a notifier 20 s behind could make it late), and its borrower is one of
+100,000 (so a STOP reply almost never meets a second reminder of the same borrower). What timing
+does decide, whether a send made within a second of the faults' start or end caught them, is
+left out of the comparison, as the determinism check leaves it out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from harness.journal import (
+    BorrowerOptedOut,
+    FaultApplied,
+    FaultReverted,
+    FaultTouched,
+    Journal,
+    MockFaultsChanged,
+    SendRecorded,
+    read_journal,
+)
+from tests.e2e.conftest import finish, start
+
+pytestmark = pytest.mark.e2e
+
+MARGIN = 1.0
+
+SCENARIO = """\
+name: same-seed-same-fates
+about: Random vendor and handset faults, drawn from the seed; a rerun gives the same fates.
+seed: 11
+duration: 25s
+
+target:
+  command: [python, -m, examples.reminder_service]
+  env:
+    PORT: "{target.port}"
+    PUBLIC_URL: "{target.url}"
+    OUTBOX_PATH: "{run.dir}/outbox.sqlite3"
+    LEDGER_URL: "{ledger.url}"
+    ALERT_URL: "{alerts.url}"
+    NOTIFIER_MODE: resilient
+    PRIMARY_VENDOR: twilio
+    SECONDARY_VENDOR: aliyun
+    TWILIO_BASE_URL: "{vendors.twilio.url}"
+    TWILIO_ACCOUNT_SID: "{vendors.twilio.credentials.account_sid}"
+    TWILIO_AUTH_TOKEN: "{vendors.twilio.credentials.auth_token}"
+    TWILIO_FROM: "{vendors.twilio.credentials.from}"
+    ALIYUN_BASE_URL: "{vendors.aliyun.url}"
+    ALIYUN_ACCESS_KEY_ID: "{vendors.aliyun.credentials.access_key_id}"
+    ALIYUN_ACCESS_KEY_SECRET: "{vendors.aliyun.credentials.access_key_secret}"
+    ALIYUN_SIGN_NAME: 示例银行
+    ALIYUN_TEMPLATE_CODE: SMS_REPAYMENT_REMINDER
+  health: "http://{target.host}:{target.port}/healthz"
+  ready_timeout: 30s
+
+vendors:
+  twilio:
+    kind: twilio
+    inbound_url: "{target.url}/inbound/twilio"
+  aliyun:
+    kind: aliyun
+    sign_name: 示例银行
+    templates:
+      SMS_REPAYMENT_REMINDER: "@TEXT@"
+    report_url: "{target.url}/dlr/aliyun"
+    inbound_url: "{target.url}/inbound/aliyun"
+
+handsets:
+  absent: 0.2
+  stop: 0.1
+
+population:
+  borrowers: 100000
+  locale: zh_CN
+
+reminders:
+  rate: 4/s
+  window: 20s
+  correlate:
+    body: 'ref:(?P<ref>[A-Z0-9]{8})'
+    client_ref: true
+
+load:
+  users: 4
+  spawn_rate: 4/s
+
+timeline:
+  - at: 2s
+    for: 22s
+    fault: vendor.drop
+    link: vendors.twilio
+    params: {fraction: 0.3}
+    expect_alert: false
+  - at: 2s
+    for: 22s
+    fault: vendor.response_lost
+    link: vendors.twilio
+    params: {fraction: 0.3}
+    expect_alert: false
+
+gates:
+  - duplicates == 0
+
+""".replace("@TEXT@", "尊敬的${name}，您的房贷本期还款${amount}元"
+           "将于${due_date}到期，请按时还款。ref:${ref}")
+
+Fates = dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]]
+_REF = re.compile(r"ref:([A-Z0-9]{8})")
+
+
+def _fates(journal: Journal) -> tuple[Fates, set[str]]:
+    """Each reference's sends (vendor, handset, fault switches that touched it), and the
+    references with a send within MARGIN of a fault's start or end."""
+    edges = [e.t for e in journal.events
+             if isinstance(e, FaultApplied | FaultReverted | MockFaultsChanged)]
+    touched: dict[str, set[str]] = defaultdict(set)
+    for touch in journal.of(FaultTouched):
+        touched[touch.subject].add(touch.switch)
+    fates: dict[str, list[tuple[str, str, tuple[str, ...]]]] = defaultdict(list)
+    near: set[str] = set()
+    for send in journal.of(SendRecorded):
+        match = _REF.search(send.body)
+        assert match is not None, send.body
+        ref = match.group(1)
+        fates[ref].append((send.vendor, send.handset, tuple(sorted(touched[send.message_id]))))
+        if any(abs(send.t - edge) < MARGIN for edge in edges):
+            near.add(ref)
+    return {ref: tuple(sends) for ref, sends in fates.items()}, near
+
+
+def test_two_runs_with_the_same_seed_give_every_reminder_the_same_fate(tmp_path: Path) -> None:
+    scenario = tmp_path / "same-seed-same-fates.yaml"
+    scenario.write_text(SCENARIO, encoding="utf-8")
+    out = tmp_path / "runs"
+    process = start("run", "--check-determinism", scenario, "--out", out)
+    done = finish(process, None, timeout=900)
+    assert done.code == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    verdict = re.search(r"deterministic: (\d+) reminders, same fates", done.stdout)
+    assert verdict is not None, done.stdout[-3000:]
+    assert int(verdict.group(1)) >= 60, done.stdout[-3000:]
+    assert "seed 11, notifychaos " in done.stdout and " locust " in done.stdout
+
+    first, second = (read_journal(run / "journal") for run in sorted(out.iterdir()))
+    one, near_one = _fates(first)
+    two, near_two = _fates(second)
+    compared = (one.keys() & two.keys()) - near_one - near_two
+    assert len(compared) >= 60
+    assert {ref: one[ref] for ref in compared} == {ref: two[ref] for ref in compared}
+    # The faults really acted, on both runs: each kind of draw decided some fates.
+    for fates, journal in ((one, first), (two, second)):
+        seen = [handset for ref in compared for _, handset, _ in fates[ref]]
+        switches = [s for ref in compared for _, _, touched in fates[ref] for s in touched]
+        assert seen.count("dropped") >= 5 and seen.count("absent") >= 5
+        assert switches.count("response_lost") >= 5
+        assert journal.of(BorrowerOptedOut)
+    # Every reminder was sent once, through Twilio: no failover or retry that timing decides.
+    assert all(len(one[ref]) == 1 and one[ref][0][0] == "twilio" for ref in compared)
