@@ -178,14 +178,14 @@ def test_rehearse_applies_overrides_to_a_file_or_a_loaded_scenario(tmp_path: Pat
     # A Toxiproxy nobody serves ends each run early, once the scenario is final and journaled.
     nobody = "http://127.0.0.1:9"
     with pytest.raises(NotifyChaosError, match="nothing listens"):
-        rehearse(DEMO, out=tmp_path / "file", overrides=["duration=40s"], toxiproxy_url=nobody)
-    assert started_scenario(tmp_path / "file").duration == 40.0
+        rehearse(DEMO, out=tmp_path / "file", overrides=["duration=60s"], toxiproxy_url=nobody)
+    assert started_scenario(tmp_path / "file").duration == 60.0
     loaded = load_scenario(DEMO)
     with pytest.raises(NotifyChaosError, match="nothing listens"):
-        rehearse(loaded, out=tmp_path / "model", overrides={"duration": "45s", "seed": 7},
+        rehearse(loaded, out=tmp_path / "model", overrides={"duration": "75s", "seed": 7},
                  toxiproxy_url=nobody)
     again = started_scenario(tmp_path / "model")
-    assert (again.duration, again.seed) == (45.0, 7)
+    assert (again.duration, again.seed) == (75.0, 7)
     assert again.model_copy(update={"duration": 90.0, "seed": 42}) == loaded
     with pytest.raises(ScenarioError, match=r"<scenario primary-vendor-outage>.*duration"):
         rehearse(loaded, out=tmp_path / "bad", overrides={"duration": "soon"})
