@@ -34,16 +34,28 @@ MAX_LINE = 64 * 1024
 """Bytes of a request line: Alibaba's SDK puts every parameter in the query, and 1000 numbers of
 one SendSms take 12 KB there (aiohttp's default is 8 KB)."""
 
+LINGER = 2.0
+"""Seconds the rest of a body is read (and dropped) after an early answer (408, 413), so that the
+client sees the answer rather than a reset; aiohttp's default is 10 s."""
+
 STOP_GRACE = 2.0
 """Seconds stopping waits for answers in flight (a latency fault may hold one for minutes)."""
+
+
+def make_runner(app: web.Application,
+                headers_timeout: float = HEADERS_TIMEOUT) -> web.AppRunner:
+    """The runner every mock is served by: a half-sent request, idle connections and stopping
+    all have their deadlines, and request lines may be long."""
+    return web.AppRunner(app, access_log=None, keepalive_timeout=headers_timeout,
+                         lingering_time=LINGER, shutdown_timeout=STOP_GRACE,
+                         max_line_size=MAX_LINE)
 
 
 async def _serve(app: web.Application, runners: list[web.AppRunner], token: str,
                  tls: ssl.SSLContext | None = None) -> str:
     # Outermost, so a refused control call reaches nothing; the app is frozen by setup().
     app.middlewares.insert(0, require_token(token))
-    runner = web.AppRunner(app, access_log=None, keepalive_timeout=HEADERS_TIMEOUT,
-                           shutdown_timeout=STOP_GRACE, max_line_size=MAX_LINE)
+    runner = make_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
@@ -101,6 +113,6 @@ async def serve(config: MocksConfig, manifest_path: Path,
         on_ready(manifest)
         await stop.wait()
     finally:
-        for runner in runners:
-            await runner.cleanup()
+        # All at once: each waits up to STOP_GRACE for its answers in flight.
+        await asyncio.gather(*(runner.cleanup() for runner in runners))
         journal.close()
