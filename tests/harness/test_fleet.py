@@ -1,8 +1,10 @@
-"""`notifychaos mocks up`: the fleet in the foreground, its manifest, and a clean Ctrl-C."""
+"""`notifychaos mocks up`: the fleet in the foreground, its manifest (owner-only: it holds the
+credentials and the token the control APIs want), and a clean Ctrl-C."""
 
 from __future__ import annotations
 
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from harness.processes import poll_until
-from mocks.manifest import Manifest
+from mocks.manifest import TOKEN_HEADER, Manifest
 from tests.conftest import ROOT
 
 
@@ -30,12 +32,16 @@ def test_mocks_up_serves_the_scenario_vendors_until_ctrl_c(tmp_path: Path) -> No
                           auth=(sid, token), timeout=5,
                           data={"To": "+8613800000001", "From": "+15005550006", "Body": "hi"})
         assert sent.status_code == 201
-        record = httpx.get(twilio.sends_url, timeout=5).json()
+        assert httpx.get(twilio.sends_url, timeout=5).status_code == 401
+        record = httpx.get(twilio.sends_url, timeout=5,
+                           headers={TOKEN_HEADER: manifest.token}).json()
         assert [s["body"] for s in record["sends"]] == ["hi"]
+        assert stat.S_IMODE(manifest_path.stat().st_mode) == 0o600
     finally:
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=20)
     assert process.returncode == 0, stderr
     assert f"twilio (twilio)   {twilio.url}" in stdout
     assert f"account_sid = {sid}" in stdout
+    assert f"token    {manifest.token}   (header {TOKEN_HEADER}" in stdout
     assert (tmp_path / "journal" / "mocks.jsonl").read_text().count('"send.recorded"') == 1
