@@ -78,7 +78,7 @@ class Target(_Model):
     @classmethod
     def _health_scheme(cls, value: str) -> str:
         if not value.startswith(("http://", "tcp://")):
-            raise ValueError("expected an http:// URL or tcp://host:port")
+            raise ValueError(f"expected an http:// URL or tcp://host:port, got {value[:60]!r}")
         return value
 
     @model_validator(mode="after")
@@ -191,7 +191,8 @@ class Step(_Model):
         default=None, alias="for")
     fault: str
     link: str
-    params: dict[str, float | int | str] = Field(default={}, description="the fault's "
+    # A `true` stays a bool (reorder: true), not the number 1 (a time refuses it).
+    params: dict[str, bool | float | int | str] = Field(default={}, description="the fault's "
                                                   "parameters; times are durations with their "
                                                   "unit (latency: 800ms, delay: 2s)")
     expect_alert: bool | None = Field(default=None, description="whether the notifier must "
@@ -207,16 +208,16 @@ class Step(_Model):
 
     @field_validator("params")
     @classmethod
-    def _params_fit(cls, value: dict[str, float | int | str],
-                    info: ValidationInfo) -> dict[str, float | int | str]:
+    def _params_fit(cls, value: dict[str, bool | float | int | str],
+                    info: ValidationInfo) -> dict[str, bool | float | int | str]:
         fault = info.data.get("fault")
         if fault is None:  # the fault itself was wrong and is reported
             return value
         return read_params(FAULTS[fault], value, written=_from_file(info))
 
     @field_serializer("params")
-    def _params_as_written(self, value: dict[str, float | int | str]
-                           ) -> dict[str, float | int | str]:
+    def _params_as_written(self, value: dict[str, bool | float | int | str]
+                           ) -> dict[str, bool | float | int | str]:
         return written_params(FAULTS[self.fault], value)
 
     @property
@@ -472,14 +473,14 @@ def _describe(loc: tuple[str | int, ...], error: Any) -> str:
         close = difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1)
         return f"{where}: unknown key" + (f"; did you mean {close[0]}?" if close else "")
     if loc[-1:] == ("[key]",):  # a mapping's key, not its value, is wrong
-        where = f"{_dotted(loc[:-2]) or 'scenario'}: key {loc[-2]!r}"
+        return f"{_dotted(loc[:-2]) or 'scenario'}: key {loc[-2]!r}: {message}"
     value = error.get("input")
-    # A scalar is shown once (where the message does not show it already); a mapping's own
-    # checks say what they need without it.
-    if isinstance(value, str | int | float | bool) or value is None:
+    # Our own checks (value errors) say what was wrong, naming the value where it helps;
+    # pydantic's own messages ("should be a valid integer") need the scalar they refused.
+    if error["type"] != "value_error" and (isinstance(value, str | int | float | bool)
+                                           or value is None):
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-        if shown not in message and not (isinstance(value, str) and value and value in message):
-            return f"{where}: {message} (got {shown})"
+        return f"{where}: {message} (got {shown})"
     return f"{where}: {message}"
 
 

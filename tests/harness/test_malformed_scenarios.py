@@ -3,6 +3,7 @@ naming the file, the line and the mistake, by the loader and by `notifychaos val
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +121,8 @@ def test_each_malformed_file_is_one_line_with_its_place(path: Path) -> None:
     assert (error.path, error.line) == (path, line), str(error)
     assert str(error).startswith(f"{path}:{line}: {message}"), str(error)
     assert "\n" not in str(error)
+    for quoted in re.findall(r"'[^']+'", error.message):  # no value told twice
+        assert error.message.count(quoted) == 1, error.message
 
 
 def _too_large(folder: Path) -> Path:

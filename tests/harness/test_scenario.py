@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ScenarioError
-from harness.scenario import content_pattern, load_scenario, parse_scenario
+from harness.faults import FAULTS
+from harness.scenario import Scenario, content_pattern, load_scenario, parse_scenario
 
 MINIMAL = """\
 name: tiny
@@ -35,9 +36,9 @@ gates:
 """
 
 
-def error_for(text: str) -> ScenarioError:
+def error_for(text: str, overrides: list[str] | None = None) -> ScenarioError:
     with pytest.raises(ScenarioError) as caught:
-        parse_scenario(text, "s.yaml")
+        parse_scenario(text, "s.yaml", overrides or ())
     return caught.value
 
 
@@ -146,3 +147,89 @@ def test_a_demonstration_must_name_gates_of_the_scenario() -> None:
     assert error.line == 23
     assert "demonstrates.fails[0]: 'duplicates == 0' is not one of the scenario's gates" \
         in error.message
+
+
+def _step(fault: str, params: str) -> str:
+    return MINIMAL.replace("proxy.latency", fault).replace("{latency: 300ms, jitter: 50ms}",
+                                                            params)
+
+
+def test_fault_times_are_durations_kept_in_the_units_toxiproxy_takes() -> None:
+    assert parse_scenario(MINIMAL).timeline[0].params == {"latency": 300, "jitter": 50}
+    slow = parse_scenario(_step("proxy.slow_close", "{delay: 2s}")).timeline[0]
+    assert slow.params == {"delay": 2000}
+    sliced = parse_scenario(_step("proxy.slicer", "{average_size: 100, size_variation: 10, "
+                                                  "delay: 2ms}")).timeline[0]
+    assert sliced.params["delay"] == 2000  # the slicer's delay is in microseconds
+    vendor = parse_scenario(_step("vendor.latency", "{latency: 1.5s}")).timeline[0]
+    assert FAULTS[vendor.fault].switches is not None
+    assert FAULTS[vendor.fault].switches(vendor.params) == {"latency": 1.5}  # the mock's seconds
+    stale = parse_scenario(_step("data.stale", "{lag: 5s}").replace("vendors.twilio\n    params",
+                                                                    "ledger\n    params"))
+    assert stale.timeline[0].params == {"lag": 5000}
+
+
+@pytest.mark.parametrize(("params", "words"), [
+    ("{latency: 300}", "proxy.latency latency: a time needs its unit; write 300ms"),
+    ("{latency: 2 seconds}", "proxy.latency latency: expected a duration such as 800ms or 2s, "
+                             "got '2 seconds'"),
+    ("{latency: 1.5ms}", "Toxiproxy takes whole milliseconds"),
+    ("{latency: 2h}", "proxy.latency latency: at most 1h"),
+    ("{latency: true}", "expected a duration such as 800ms or 2s, got True"),
+])
+def test_a_fault_time_without_a_unit_or_out_of_range_says_how_to_write_it(
+        params: str, words: str) -> None:
+    error = error_for(MINIMAL.replace("{latency: 300ms, jitter: 50ms}", params))
+    assert error.line == 19
+    assert words in error.message, error.message
+
+
+def test_a_scenario_read_back_keeps_its_fault_times() -> None:
+    scenario = parse_scenario(MINIMAL)
+    written = scenario.model_dump(mode="json", by_alias=True)
+    assert written["timeline"][0]["params"] == {"latency": "300ms", "jitter": "50ms"}
+    assert Scenario.model_validate(written) == scenario
+    # A journal written before fault times were durations holds milliseconds as numbers.
+    before = written | {"timeline": [written["timeline"][0] | {"params": {"latency": 300,
+                                                                          "jitter": 50}}]}
+    assert Scenario.model_validate(before) == scenario
+
+
+def test_a_step_without_for_lasts_to_the_end_of_the_run() -> None:
+    assert parse_scenario(MINIMAL.replace("    for: 500ms\n", "")).timeline[0].duration is None
+    assert "timeline[0].for: no duration given" in error_for(
+        MINIMAL.replace("for: 500ms", "for:")).message
+    zero = error_for(MINIMAL.replace("for: 500ms", "for: 0s"))
+    assert "timeline[0].for: lasts 0s" in zero.message
+
+
+def test_a_step_must_end_by_the_end_of_the_run() -> None:
+    assert parse_scenario(MINIMAL.replace("for: 500ms", "for: 50s")).timeline[0].duration == 50
+    error = error_for(MINIMAL.replace("for: 500ms", "for: 50.5s"))
+    assert (error.line, error.message) == (16, "timeline[0].for: ends at 60.5s, after the run's "
+                                               "60s (leave `for` out for a fault that lasts to "
+                                               "the run's end)")
+    shortened = error_for(MINIMAL, overrides=["duration=10s"])
+    assert shortened.message.startswith("timeline[0].at: starts at 10s, after the run's 10s")
+
+
+def test_dates_stay_strings_in_files_and_overrides() -> None:
+    assert parse_scenario(MINIMAL + "about: 2026-99-99\n").about == "2026-99-99"
+    assert parse_scenario(MINIMAL, overrides=["about=2026-12-05"]).about == "2026-12-05"
+
+
+def test_a_misspelt_key_is_unknown_at_its_own_line() -> None:
+    error = error_for(MINIMAL.replace("  correlate:", "  corelate:"))
+    assert (error.line, error.message) == (13, "reminders.corelate: unknown key; did you mean "
+                                               "correlate?")
+    error = error_for(MINIMAL + "colour: red\n")
+    assert (error.line, error.message) == (23, "colour: unknown key")
+
+
+def test_a_key_given_twice_is_an_error_at_the_second() -> None:
+    error = error_for(MINIMAL.replace("  rate: 120/m\n", "  rate: 120/m\n  rate: 2/s\n"))
+    assert (error.line, error.message) == (12, "reminders.rate: given twice (first at line 11); "
+                                               "a key is given once")
+    # YAML's merge key is how a mapping takes another's keys, not a duplicate.
+    merged = parse_scenario(MINIMAL.replace("  rate: 120/m\n", "  <<: {lead: 3s}\n  rate: 120/m\n"))
+    assert merged.reminders.lead == 3.0

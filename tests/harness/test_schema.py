@@ -68,8 +68,10 @@ def _with(changes: dict[str, Any], at: tuple[str, ...] = ()) -> dict[str, Any]:
     ({"gates": ["continuity 0.99"]}, (), "['gates', 0]"),
     ({"duraton": "60s"}, (), "[]"),
     ({"target": {"command": ["notifier"]}}, (), "['target']"),
+    ({"timeline": [{"at": "30s", "for": None, "fault": "proxy.down", "link": "vendors.twilio"}]},
+     (), "['timeline', 0, 'for']"),
 ], ids=["duration-words", "negative-duration", "rate-word", "unknown-metric", "no-operator",
-        "misspelt-key", "no-health"])
+        "misspelt-key", "no-health", "for-without-value"])
 def test_a_wrong_file_does_not_validate_and_the_model_agrees(
         changes: dict[str, Any], at: tuple[str, ...], where: str) -> None:
     document = _with(changes, at)
