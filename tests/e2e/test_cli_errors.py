@@ -26,6 +26,18 @@ def test_a_bad_scenario_is_one_line_with_file_and_line(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+def test_run_refuses_a_malformed_file_in_one_line_before_starting_anything(tmp_path: Path) -> None:
+    corpus = ROOT / "tests" / "harness" / "malformed"
+    for name in ("binary-png", "duplicate-vendor", "deep-nesting", "ends-after-run"):
+        path = corpus / f"{name}.yaml"
+        done = finish(start("run", path, "--out", tmp_path / "runs"), None, timeout=60)
+        assert done.code == 2, done.stderr
+        [message] = done.stderr.strip().splitlines()
+        assert message.startswith(f"notifychaos: error: {path}:"), message
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.e2e
 def test_a_target_that_never_becomes_ready_stops_the_run_cleanly(tmp_path: Path) -> None:
     scenario = tmp_path / "dead.yaml"
