@@ -9,6 +9,7 @@ import pytest
 from harness.errors import ScenarioError
 from harness.faults import FAULTS
 from harness.scenario import Scenario, content_pattern, load_scenario, parse_scenario
+from mocks.control import MAX_SECONDS
 
 MINIMAL = """\
 name: tiny
@@ -162,8 +163,9 @@ def test_fault_times_are_durations_kept_in_the_units_toxiproxy_takes() -> None:
                                                   "delay: 2ms}")).timeline[0]
     assert sliced.params["delay"] == 2000  # the slicer's delay is in microseconds
     vendor = parse_scenario(_step("vendor.latency", "{latency: 1.5s}")).timeline[0]
-    assert FAULTS[vendor.fault].switches is not None
-    assert FAULTS[vendor.fault].switches(vendor.params) == {"latency": 1.5}  # the mock's seconds
+    switches = FAULTS[vendor.fault].switches
+    assert switches is not None
+    assert switches(vendor.params) == {"latency": 1.5}  # the mock's seconds
     stale = parse_scenario(_step("data.stale", "{lag: 5s}").replace("vendors.twilio\n    params",
                                                                     "ledger\n    params"))
     assert stale.timeline[0].params == {"lag": 5000}
@@ -182,6 +184,11 @@ def test_a_fault_time_without_a_unit_or_out_of_range_says_how_to_write_it(
     error = error_for(MINIMAL.replace("{latency: 300ms, jitter: 50ms}", params))
     assert error.line == 19
     assert words in error.message, error.message
+
+
+def test_a_mock_fault_time_is_bounded_as_the_mock_bounds_it() -> None:
+    error = error_for(_step("vendor.latency", "{latency: 10m}"))
+    assert error.message == f"timeline[0].params: vendor.latency latency: at most {MAX_SECONDS:g}s"
 
 
 def test_a_scenario_read_back_keeps_its_fault_times() -> None:
