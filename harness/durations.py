@@ -18,7 +18,7 @@ RATE_PATTERN = _RATE.pattern
 """What `parse_rate` reads, for the scenario files' JSON Schema."""
 
 
-def parse_duration(text: str | float | int) -> float:
+def parse_duration(text: object) -> float:
     """Return seconds for `30s`, `2m`, `1m30s`, `250ms` or a bare number of seconds."""
     if isinstance(text, bool):
         raise ValueError("expected a duration such as 30s, 2m or 500ms")
@@ -27,30 +27,30 @@ def parse_duration(text: str | float | int) -> float:
             raise ValueError("a duration cannot be negative")
         return _finite(float(text), "duration")
     if not isinstance(text, str):
-        raise ValueError("expected a duration such as 30s, 2m or 500ms")
+        raise ValueError(f"expected a duration such as 30s, 2m or 500ms, got {text!r}")
     compact = text.replace(" ", "")
     parts = _PART.findall(compact)
     if not compact or "".join(n + u for n, u in parts) != compact:
-        raise ValueError("expected a duration such as 30s, 2m or 500ms")
+        raise ValueError(f"expected a duration such as 30s, 2m or 500ms, got {text[:40]!r}")
     return _finite(sum(float(n) * _UNIT_SECONDS[u] for n, u in parts), "duration")
 
 
 def _finite(value: float, what: str) -> float:
     # `.inf` is a YAML number, and a run or a rate of infinity never ends.
     if not math.isfinite(value):
-        raise ValueError(f"a {what} must be finite")
+        raise ValueError(f"a {what} must be finite, got {value}")
     return value
 
 
-def parse_rate(text: str | float | int) -> float:
+def parse_rate(text: object) -> float:
     """Return events per second for `20/s`, `300/m`, `10/h` or a bare number per second."""
     if isinstance(text, bool):
-        raise ValueError("expected a rate such as 20/s or 300/m")
+        raise ValueError(f"expected a rate such as 20/s or 300/m, got {str(text)[:40]!r}")
     if isinstance(text, int | float):
         return _finite(float(text), "rate")
     match = _RATE.match(text) if isinstance(text, str) else None
     if match is None:
-        raise ValueError("expected a rate such as 20/s or 300/m")
+        raise ValueError(f"expected a rate such as 20/s or 300/m, got {str(text)[:40]!r}")
     return _finite(float(match.group(1)) / _UNIT_SECONDS[match.group(2)], "rate")
 
 
