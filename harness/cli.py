@@ -170,6 +170,9 @@ def _run_one(scenario: Path, out: Path, toxiproxy_url: str | None, toxiproxy_bin
             err.print("notifychaos: interrupted; everything it started is stopped")
         _show(interrupted.result)
         sys.exit(ExitCode.NOT_RUN)
+    except KeyboardInterrupt:  # before the run began, or while it was being scored
+        err.print("notifychaos: interrupted")
+        sys.exit(ExitCode.NOT_RUN)
     except NotifyChaosError as exc:
         _fail(exc, debug)
     _show(result)

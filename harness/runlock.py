@@ -279,11 +279,15 @@ class RunLock:
                                 harness_pid=os.getpid(), harness_started=started)
         self._write(self._state)
         env = {key: value for key, value in os.environ.items() if key != RUN_ENV}
-        with (run_dir / "logs" / "watchdog.log").open("ab") as log:
-            self._watchdog = subprocess.Popen(
-                [sys.executable, "-m", "harness.watchdog", str(self.path)],
-                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True)
+        try:
+            with (run_dir / "logs" / "watchdog.log").open("ab") as log:
+                self._watchdog = subprocess.Popen(
+                    [sys.executable, "-m", "harness.watchdog", str(self.path)],
+                    stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env,
+                    start_new_session=True)
+        except BaseException:  # Ctrl-C now: the run holds nothing yet, and has no lock
+            self.path.unlink(missing_ok=True)
+            raise
 
     @property
     def state(self) -> LockState:
