@@ -338,18 +338,26 @@ def _override_items(overrides: Overrides, path: Path | str) -> Iterator[tuple[st
     """Each override as (how it was written, dotted key, value)."""
     if isinstance(overrides, Mapping):
         for key, value in overrides.items():
-            yield f"{key}={value!r}", key, value
+            yield _shortened(f"{key}={value!r}"), key, value
         return
     for override in overrides:
         key, sep, raw = override.partition("=")
+        shown = _shortened(override)
         if not sep:
-            raise ScenarioError(path, None, f"override {override!r}: {_KEY_VALUE}")
+            raise ScenarioError(path, None, f"override {shown!r}: {_KEY_VALUE}")
         try:
             value = read_value(raw)
+        except yaml.MarkedYAMLError as exc:
+            raise ScenarioError(path, None, f"override {shown!r}: the value is not YAML "
+                                f"({exc.problem})") from None
         except (yaml.YAMLError, RecursionError):
             raise ScenarioError(path, None,
-                                f"override {override!r}: the value is not YAML") from None
-        yield override, key, value
+                                f"override {shown!r}: the value is not YAML") from None
+        yield shown, key, value
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _override(document: dict[str, Any], override: str, key: str, value: Any,
