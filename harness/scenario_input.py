@@ -14,9 +14,9 @@ from yaml.constructor import ConstructorError
 from harness.errors import ScenarioError
 
 MAX_BYTES = 1_000_000
-"""The largest scenario file read (the shipped ones are under 4 KB)."""
+"""The largest scenario file read (the shipped ones are under 3 KB)."""
 MAX_DEPTH = 20
-"""The deepest nesting of mappings and lists (the scenario model itself is 5 deep)."""
+"""The deepest nesting of mappings and lists (the shipped scenarios nest at most 4 levels)."""
 MAX_VALUES = 100_000
 """The most values a document may hold once its aliases are expanded (a billion laughs is not)."""
 
@@ -42,7 +42,8 @@ class _Loader(yaml.CSafeLoader):
             return super().construct_object(node, deep)
         except (ValueError, TypeError, OverflowError):  # `!!int abc`, `!!float x`
             what = repr(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
-            raise ConstructorError(None, None, f"cannot read {_short(what)} as {node.tag}",
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise ConstructorError(None, None, f"cannot read {_short(what)} as {tag}",
                                    node.start_mark) from None
 
 
@@ -64,6 +65,8 @@ def read_bytes(path: Path) -> str:
     if len(raw) > MAX_BYTES:
         raise ScenarioError(path, None, f"too large: a scenario file is at most "
                             f"{MAX_BYTES // 1000} KB")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ScenarioError(path, 1, "not UTF-8 text: UTF-16 (save the file as UTF-8)")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -93,9 +96,8 @@ def read_document(text: str, path: Path | str) -> Document:
         data = None if root is None else loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "unreadable"
-        raise ScenarioError(path, mark.line + 1 if mark else None,
-                            f"not valid YAML: {problem}") from None
+        at = mark.line + 1 if mark else None
+        raise ScenarioError(path, at, f"not valid YAML: {_problem(exc, text, at)}") from None
     except yaml.YAMLError as exc:
         raise ScenarioError(path, None, f"not valid YAML: {_one_line(str(exc))}") from None
     finally:
@@ -110,6 +112,22 @@ def read_value(text: str) -> Any:
         return loader.get_single_data()
     finally:
         loader.dispose()
+
+
+def _problem(exc: yaml.MarkedYAMLError, text: str, line: int | None) -> str:
+    """What the parser says, in one sentence: `expected a single document in the stream, but
+    found another document`; `did not find expected ',' or ']' (while parsing a flow sequence,
+    from line 4)`."""
+    problem = exc.problem or "unreadable"
+    if exc.context and problem.startswith("but "):
+        problem = f"{exc.context}, {problem}"
+    elif exc.context:
+        start = exc.context_mark.line + 1 if exc.context_mark else None
+        problem += f" ({exc.context}" + (f", from line {start})" if start != line else ")")
+    lines = text.splitlines()
+    if line is not None and line <= len(lines) and "\t" in lines[line - 1]:
+        problem += "; this line has a tab: indent with spaces"
+    return problem
 
 
 def _short(text: str) -> str:
