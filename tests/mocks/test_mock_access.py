@@ -27,6 +27,8 @@ def protected_calls(manifest: Manifest) -> list[Call]:
     calls: list[Call] = [(method, manifest.ledger_control_url)
                          for method in ("GET", "PUT", "DELETE")]
     calls.append(("POST", f"{manifest.ledger_url}/admin/ticks"))
+    # The alert sink has no read side; its control namespace is guarded all the same.
+    calls.append(("GET", manifest.alerts_url.removesuffix("/alerts") + "/__notifychaos/x"))
     for vendor in manifest.vendors.values():
         calls += [(method, vendor.control_url) for method in ("GET", "PUT", "DELETE")]
         calls.append(("GET", vendor.sends_url))
@@ -79,7 +81,7 @@ def test_a_token_that_is_not_ascii_is_refused_not_a_server_error(
 
 def test_the_runs_own_calls_pass(mocks: Mocks, anyone: httpx.Client) -> None:
     results = answers(anyone, [call for call in protected_calls(mocks.manifest)
-                               if not call[1].endswith("/no-such-thing")], CONTROL)
+                               if not call[1].endswith(("/no-such-thing", "/x"))], CONTROL)
 
     assert {call: status for call, (status, _) in results.items()} == {
         call: 201 if call[1].endswith("/admin/ticks") else 200 for call in results}
