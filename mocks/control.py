@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Annotated, Literal, TypeVar
 
@@ -73,6 +74,15 @@ M = TypeVar("M", bound=BaseModel)
 CANARY_PATH = "/__notifychaos/canary"
 CANARY_MAX_BYTES = 16 * 1024 * 1024
 
+READ_TIMEOUT = 30.0
+"""Seconds a request's body may take to arrive once its headers are in (a vendor's SMS request
+is a few kilobytes, a canary's probe takes under 5 s, even through a slow link); a half-sent
+request is then answered 408 and closed."""
+
+READ_TIMEOUT_KEY = web.AppKey("read_timeout", float)
+"""Where an app may hold a shorter body deadline than `READ_TIMEOUT` (tests of half-sent
+requests)."""
+
 
 def fault_routes(model: type[M], current: Callable[[], M],
                  switch: Callable[[M], None]) -> list[web.RouteDef]:
@@ -82,9 +92,16 @@ def fault_routes(model: type[M], current: Callable[[], M],
 
     async def canary(request: web.Request) -> web.Response:
         # Streamed, not read(): an upstream fault's probe may send more than client_max_size.
+        deadline = request.config_dict.get(READ_TIMEOUT_KEY, READ_TIMEOUT)
         try:
-            async for _ in request.content.iter_any():
-                pass
+            async with asyncio.timeout(deadline):
+                async for _ in request.content.iter_any():
+                    pass
+        except TimeoutError:
+            response = web.json_response(
+                {"error": f"the body did not arrive within {deadline:g} s"}, status=408)
+            response.force_close()
+            return response
         except ConnectionResetError:  # the fault cut it off: no one is left to answer
             return web.Response(status=400)
         except web.RequestPayloadError as exc:  # a broken chunked or compressed body

@@ -13,17 +13,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
-from mocks.control import CANARY_PATH
+from mocks.control import CANARY_PATH, READ_TIMEOUT, READ_TIMEOUT_KEY
 
 log = logging.getLogger("mocks.guard")
-
-READ_TIMEOUT = 30.0
-"""Seconds a request's body may take to arrive once its headers are in (a vendor's SMS request
-is a few kilobytes, even through a slow link); a half-sent request is then answered and closed."""
-
-READ_TIMEOUT_KEY = web.AppKey("read_timeout", float)
-"""Where an app may hold a shorter body deadline than `READ_TIMEOUT` (tests of half-sent
-requests)."""
 
 MAX_DEPTH = 32
 """JSON nested deeper than this is refused: no vendor's request nests more than three levels."""

@@ -28,7 +28,7 @@ log = logging.getLogger("mocks")
 HEADERS_TIMEOUT = 30.0
 """Seconds a connection may stay idle or sending half its headers before it is closed (aiohttp
 closes a connection with no complete request after its keep-alive timeout); once the headers are
-in, the body has `mocks.guard.READ_TIMEOUT`."""
+in, the body has `mocks.control.READ_TIMEOUT`."""
 
 MAX_LINE = 64 * 1024
 """Bytes of a request line: Alibaba's SDK puts every parameter in the query, and 1000 numbers of

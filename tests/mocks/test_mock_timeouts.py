@@ -17,10 +17,10 @@ from aiohttp import web
 from mockkit import CONTROL, Mocks, wait_until
 
 from harness.journal import FaultTouched, JournalWriter, read_journal
-from mocks import alerts, twilio
-from mocks.guard import READ_TIMEOUT_KEY
+from mocks import alerts, ledger, twilio
+from mocks.control import READ_TIMEOUT_KEY
 from mocks.handsets import HandsetConfig, Handsets
-from mocks.manifest import VendorConfig
+from mocks.manifest import MocksConfig, VendorConfig
 from mocks.sends import SendRecord
 from mocks.server import make_runner
 from mocks.vendor import VendorMock
@@ -86,6 +86,25 @@ def test_a_half_sent_body_is_answered_408_in_twilio_style_and_closed(tmp_path: P
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408"), answer
     assert b'"code": 20001' in body and b"did not arrive within 0.5 s" in body, body
+    assert SHORT * 0.8 <= elapsed < DEADLINE
+
+
+def test_a_half_sent_canary_probe_is_answered_408_and_closed(tmp_path: Path) -> None:
+    async def scenario() -> tuple[bytes, float]:
+        journal = JournalWriter(tmp_path, "mocks")
+        try:
+            config = MocksConfig(journal_dir=str(tmp_path), vendors={})
+            app = ledger.create_app(ledger.Ledger(journal, config))
+            app[READ_TIMEOUT_KEY] = SHORT
+            async with serving(app) as port:
+                return await exchange(port, b"POST /__notifychaos/canary HTTP/1.1\r\nHost: x\r\n"
+                                            b"Content-Length: 4096\r\n\r\n....")
+        finally:
+            journal.close()
+
+    answer, elapsed = asyncio.run(scenario())
+
+    assert answer.startswith(b"HTTP/1.1 408"), answer
     assert SHORT * 0.8 <= elapsed < DEADLINE
 
 
