@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +21,14 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from harness.container import RUN_LABEL
 from harness.journal import (
     KILLED,
     ComponentReady,
     Event,
     FaultApplied,
     FaultReverted,
+    Journal,
     LoadFinished,
     LoadStarted,
     RunEnded,
@@ -36,6 +38,7 @@ from harness.journal import (
 from harness.processes import ManagedProcess, free_port, poll_until
 from harness.runlock import LOCK_NAME, read_lock
 from harness.toxiproxy import find_server
+from tests.docker_engine import engine, notifier_image
 from tests.e2e.conftest import ROOT, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -47,10 +50,21 @@ MARK = "NOTIFYCHAOS_ABORT_CASE"
 """Every process a case's harness starts inherits this from it: what the scans look for."""
 OVERRIDES = ("--set", "duration=6s", "--set", "drain=2s", "--set",
              "timeline=[{at: 1s, for: 2s, fault: proxy.down, link: vendors.twilio}]")
+
+
+def _ready(component: str) -> Callable[[Journal], bool]:
+    return lambda journal: any(c.component == component for c in journal.of(ComponentReady))
+
+
+def _has(kind: type[Event]) -> Callable[[Journal], bool]:
+    return lambda journal: bool(journal.of(kind))
+
+
 # Where a kill is aimed: after which milestone, and up to how many seconds after it.
-AIMS: dict[str, tuple[type[Event] | None, float]] = {
-    "start-up": (None, 1.0), "components": (ComponentReady, 3.0), "load": (LoadStarted, 2.0),
-    "fault": (FaultApplied, 1.0), "drain": (LoadFinished, 1.0)}
+AIMS: dict[str, tuple[Callable[[Journal], bool], float]] = {
+    "start-up": (lambda journal: True, 1.0), "toxiproxy": (_ready("toxiproxy"), 1.5),
+    "mocks": (_ready("mocks"), 2.0), "load": (_has(LoadStarted), 2.0),
+    "fault": (_has(FaultApplied), 1.0), "drain": (_has(LoadFinished), 1.0)}
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
 
@@ -75,11 +89,13 @@ class Outcome:
 
 
 def plan() -> list[Kill]:
+    """Each signal at every milestone once, then at seeded-random ones; seeded delays."""
     draw = random.Random(SEED)
     aims = list(AIMS)
     kills = []
     for number in range(KILLS_PER_SIGNAL * len(SIGNALS)):
-        aim = aims[number % len(aims)] if number < len(aims) * 2 else draw.choice(aims)
+        nth = number // len(SIGNALS)
+        aim = aims[nth] if nth < len(aims) else draw.choice(aims)
         kills.append(Kill(number, SIGNALS[number % len(SIGNALS)], aim,
                           round(draw.uniform(0, AIMS[aim][1]), 2), number % 2 == 1))
     return kills
@@ -199,27 +215,25 @@ def phase_at(events: tuple[Event, ...], moment: float) -> str:
 
 def milestone(out: Path, aim: str) -> Path:
     """The run folder, once the kill's milestone is in its journal (or the folder exists)."""
-    event, _ = AIMS[aim]
+    reached_in, _ = AIMS[aim]
 
     def reached() -> bool:
         folders = list(out.glob("*/journal"))
-        if not folders:
-            return False
-        return event is None or bool(read_journal(folders[0]).of(event))
+        return bool(folders) and reached_in(read_journal(folders[0]))
 
     wait_for(reached, 90, f"the run to reach {aim}")
     [run_dir] = out.iterdir()
     return run_dir
 
 
-def harness(out: Path, mark: str, signum: signal.Signals, toxiproxy_url: str | None
-            ) -> subprocess.Popen[str]:
+def harness(out: Path, mark: str, signum: signal.Signals, toxiproxy_url: str | None,
+            *more: str) -> subprocess.Popen[str]:
     """`notifychaos run` of the short scenario in a session of its own, marked; for SIGINT, as
     a background job (the shell starts it with SIGINT ignored)."""
     extra = ("--toxiproxy-url", toxiproxy_url) if toxiproxy_url else ()
     argv = [sys.executable, "-m", "harness", "run",
             str(ROOT / "scenarios" / "primary-vendor-outage.yaml"), "--out", str(out),
-            *OVERRIDES, *extra]
+            *OVERRIDES, *extra, *more]
     if signum == signal.SIGINT:
         argv = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *argv]
     return subprocess.Popen(argv, cwd=ROOT, text=True, stdout=subprocess.PIPE,
@@ -309,3 +323,21 @@ def test_an_unreachable_toxiproxy_is_a_startup_error(tmp_path: Path) -> None:
     [run_dir] = out.iterdir()
     wait_for(lambda: not remaining("unreachable", run_dir), 30, "the watchdog to end")
     assert not (run_dir / LOCK_NAME).exists()
+
+
+def test_a_killed_run_leaves_no_container(tmp_path: Path) -> None:
+    client, image = engine(), notifier_image()
+    out = tmp_path / "runs"
+    process = harness(out, "docker", signal.SIGKILL, None, "--set", f"target.image={image}")
+    run_dir = milestone(out, "load")
+    process.kill()
+    process.communicate(timeout=30)
+
+    def labelled() -> list[object]:
+        return list(client.containers.list(all=True,
+                                           filters={"label": f"{RUN_LABEL}={run_dir}"}))
+
+    wait_for(lambda: not remaining("docker", run_dir) and not labelled(), 60,
+             "the watchdog to remove the run's container")
+    log = (run_dir / "logs" / "watchdog.log").read_text(encoding="utf-8")
+    assert "1 container (notifychaos-" in log, log

@@ -16,7 +16,14 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from harness.container import HOST_LABEL, PID_LABEL, RUN_LABEL, ContainerTarget, remove_orphans
+from harness.container import (
+    HOST_LABEL,
+    PID_LABEL,
+    RUN_LABEL,
+    ContainerTarget,
+    remove_orphans,
+    remove_run_containers,
+)
 from harness.errors import StartupError
 from harness.processes import free_port, poll_until
 from harness.scenario import Step, Target
@@ -241,3 +248,18 @@ def test_a_stop_waits_for_a_start_under_way_and_removes_what_it_made(
     assert labelled(client, tmp_path) == []
     with pytest.raises(StartupError, match="the run is ending"):
         target.start()
+
+
+def test_a_dead_runs_containers_are_removed_by_its_folder_and_no_one_elses(
+        image: str, client: Any, tmp_path: Path) -> None:
+    def leave(run: str) -> Any:
+        return client.containers.run(image, ["sleep", "300"], detach=True, network_mode="host",
+                                     labels={RUN_LABEL: str(tmp_path / run)})
+
+    dead, other = leave("dead"), leave("other")
+    try:
+        assert remove_run_containers(str(tmp_path / "dead")) == [dead.name]
+        assert labelled(client, tmp_path / "dead") == []
+        assert [c.id for c in labelled(client, tmp_path / "other")] == [other.id]
+    finally:
+        other.remove(force=True)
