@@ -9,7 +9,8 @@ import logging
 from collections.abc import Awaitable
 from typing import Protocol
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion11
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
@@ -78,6 +79,35 @@ def guard(style: JunkStyle, *, passing: tuple[type[Exception], ...] = ()) -> Mid
             return answer.junk(500, "internal error")
 
     return middleware
+
+
+def cover(app: web.Application) -> None:
+    """Make every request to `app` reach its middlewares, the guard among them: a catch-all
+    route answers unknown paths (404) and methods (405) through them, and every route takes
+    `Expect` as `expect` does. Call it once all routes are added."""
+    for route in app.router.routes():
+        route._expect_handler = expect  # aiohttp takes it only as a route is added
+    routes = list(app.router.resources())
+
+    async def unrouted(request: web.Request) -> web.StreamResponse:
+        allowed: set[str] = set()
+        for resource in routes:
+            allowed |= (await resource.resolve(request))[1]
+        if allowed:
+            raise web.HTTPMethodNotAllowed(request.method, allowed)
+        raise web.HTTPNotFound()
+
+    app.router.add_route("*", "/{path:.*}", unrouted, expect_handler=expect)
+
+
+async def expect(request: web.Request) -> None:
+    """An `Expect` header (aiohttp runs a route's expect handler before any middleware, and its
+    default answers an unknown expectation 417 in plain text, a non-UTF-8 one with a 500):
+    `100-continue` is honoured, any other expectation ignored, as RFC 9110 allows."""
+    if (request.version == HttpVersion11
+            and request.headers.get(hdrs.EXPECT, "").lower() == "100-continue"):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer's own size starts after the interim one
 
 
 def _check_headers(request: web.Request) -> None:

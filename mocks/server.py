@@ -14,7 +14,7 @@ import trustme
 from aiohttp import web
 
 from harness.journal import JournalWriter
-from mocks import alerts, ledger
+from mocks import alerts, guard, ledger
 from mocks.access import require_token
 from mocks.catalogue import issue_credentials, serves_tls, vendor_module
 from mocks.handsets import Handsets
@@ -45,7 +45,9 @@ STOP_GRACE = 2.0
 def make_runner(app: web.Application,
                 headers_timeout: float = HEADERS_TIMEOUT) -> web.AppRunner:
     """The runner every mock is served by: a half-sent request, idle connections and stopping
-    all have their deadlines, and request lines may be long."""
+    all have their deadlines, request lines may be long, and every request, to any path with
+    any method or expectation, reaches the app's middlewares (`guard.cover`)."""
+    guard.cover(app)
     return web.AppRunner(app, access_log=None, keepalive_timeout=headers_timeout,
                          lingering_time=LINGER, shutdown_timeout=STOP_GRACE,
                          max_line_size=MAX_LINE)

@@ -95,6 +95,9 @@ GENERIC: list[tuple[str, bytes, list[Header]]] = [
     ("deflate that is not", b"nor deflate", [FORM, ("Content-Encoding", b"deflate")]),
     ("header in invalid UTF-8", b"", [("X-Junk", b"\xff\xfe\xfd")]),
     ("header of 8,000 bytes", b"", [("X-Junk", b"a" * 8000)]),
+    ("Expect not UTF-8", b"", [("Expect", b"\x80\xff")]),
+    ("an unknown expectation", b"", [("Expect", b"x-wait-for-it")]),
+    ("100-continue", b"To=%2B15005550006", [FORM, ("Expect", b"100-continue")]),
 ]
 
 
@@ -124,6 +127,22 @@ def test_a_wrong_method_is_refused_in_style(mocks: Mocks, endpoint: Endpoint,
             "UnsupportedProtocol")
     else:
         assert answer.status in (404, 405)
+
+
+@pytest.mark.parametrize("endpoint", VENDOR_ENDPOINTS, ids=lambda e: e.name)
+def test_an_unknown_path_is_refused_in_style(mocks: Mocks, endpoint: Endpoint) -> None:
+    for path in ("/nope", "/2010-04-01/Accounts/AC0/Calls.json", "/" + "x" * 5000, "/%FF%00"):
+        for method in ("GET", "POST"):
+            elsewhere = Endpoint(endpoint.name, endpoint.mock, method, path, endpoint.style)
+            answer = _answer(elsewhere, mocks, b"", [("Expect", b"\x80")])
+            assert answer.status in (200, 400) if endpoint.mock == "tencent" else (
+                answer.status in (400, 404)), (path, answer)
+    for mock in ("twilio", "ledger"):
+        lost = Endpoint("control", mock, "GET", "/__notifychaos/nope", endpoint.style)
+        assert lost.send(mocks, signed=False).status == 401
+        found = lost.send(mocks, headers=[(name, value.encode()) for name, value in
+                                          CONTROL.items()], signed=False)
+        assert found.status == 404 and "error" in found.json(), found  # type: ignore[operator]
 
 
 @pytest.mark.parametrize("endpoint", VENDOR_ENDPOINTS, ids=lambda e: e.name)
@@ -216,6 +235,21 @@ def test_alibaba_refuses_more_than_1000_numbers_at_once(mocks: Mocks) -> None:
     for template in ("[" * 100_000, '{"name": NaN}', '"text"', "\ud7ff"):
         answer = _aliyun_send(mocks, numbers[:1], template)
         assert answer.json()["Code"] == "isv.INVALID_JSON_PARAM", template  # type: ignore[index]
+
+
+def test_alibaba_v3_junk_is_refused_in_style(mocks: Mocks) -> None:
+    rpc = _by_name("aliyun rpc post")
+    key_id = mocks.manifest.vendors["aliyun"].credentials["access_key_id"]
+    acs = [("x-acs-action", b"SendSms"), ("x-acs-version", b"2017-05-25")]
+    for authorization in (b"ACS3-HMAC-SHA256 ", b"ACS3-HMAC-SHA256 ===,,,=",
+                          "ACS3-HMAC-SHA256 Credential=é,Signature=é".encode(),
+                          f"ACS3-HMAC-SHA256 Credential={key_id},SignedHeaders=;;host;;,"
+                          "Signature=zz".encode(),
+                          f"ACS3-HMAC-SHA256 Credential={key_id},SignedHeaders=x-acs-action,"
+                          "Signature=é".encode()):
+        answer = _answer(rpc, mocks, b"", [*acs, ("Authorization", authorization),
+                                           ("x-acs-content-sha256", b"\xc3\xa9")])
+        assert answer.status in (400, 404), authorization
 
 
 def test_alibaba_query_absurd_values(mocks: Mocks) -> None:
@@ -323,6 +357,18 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                 max_size=4),
     max_leaves=12)
+HEADER_NAMES = st.sampled_from([
+    "Authorization", "X-TC-Action", "X-TC-Version", "X-TC-Timestamp", "X-TC-Content-SHA256",
+    "x-acs-action", "x-acs-version", "x-acs-signature-nonce", "x-acs-content-sha256",
+    "X-Amz-Date", "Content-Encoding", "Accept-Charset", "X-Notifychaos-Token", "Expect"])
+HEADER_VALUES = st.one_of(
+    st.sampled_from([b"ACS3-HMAC-SHA256 Credential=\xc3\xa9,SignedHeaders=;;;,Signature=",
+                     b"TC3-HMAC-SHA256 Credential=x/2026-12-01/sms/tc3_request, SignedHeaders="
+                     b"content-type;host, Signature=" + b"0" * 64, b"Basic Og==", b"gzip",
+                     b"100-continue", b"UNSIGNED-PAYLOAD", b"9" * 5000]),
+    # Header bytes aiohttp's parser lets through (no controls): printable ASCII and obs-text.
+    st.binary(max_size=40).map(lambda raw: bytes(b for b in raw if 0x20 <= b < 0x7f or b >= 0x80)
+                               .strip()))
 CONTENT_TYPES = st.sampled_from([
     None, b"application/json", b"application/x-www-form-urlencoded",
     b"application/x-www-form-urlencoded; charset=latin-1", b"application/json; charset=utf-16",
@@ -351,6 +397,7 @@ def junk(draw: st.DrawFn, endpoint: Endpoint) -> tuple[bytes, list[Header], str]
                      for k, v in (fields.items() if framing == "query" else ()))
     content_type = draw(CONTENT_TYPES)
     headers = [] if content_type is None else [("Content-Type", content_type)]
+    headers += draw(st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES), max_size=3))
     return body, headers, query
 
 
