@@ -96,7 +96,7 @@ def remove_run_containers(run_dir: str) -> list[str]:
                 container.remove(force=True)
             removed.append(str(container.name))
     except ENGINE_ERRORS:
-        pass  # an engine gone away holds no container of the run any more
+        pass  # an engine that stopped answering: what it holds cannot be removed now
     finally:
         client.close()
     return removed
