@@ -341,3 +341,31 @@ def test_a_killed_run_leaves_no_container(tmp_path: Path) -> None:
              "the watchdog to remove the run's container")
     log = (run_dir / "logs" / "watchdog.log").read_text(encoding="utf-8")
     assert "1 container (notifychaos-" in log, log
+
+
+def test_a_dead_run_whose_watchdog_died_too_is_cleaned_up_by_report(
+        tmp_path: Path, shared_toxiproxy: str) -> None:
+    out = tmp_path / "runs"
+    process = harness(out, "orphaned", signal.SIGKILL, shared_toxiproxy)
+    run_dir = milestone(out, "load")
+    lock = read_lock(run_dir / LOCK_NAME)
+    assert lock is not None
+    [watchdog] = [pid for pid in pids() if b"harness.watchdog\0" + str(run_dir).encode()
+                  in _read(f"/proc/{pid}/cmdline")]
+    os.kill(watchdog, signal.SIGKILL)
+    process.kill()
+    process.communicate(timeout=30)
+    assert remaining("orphaned", run_dir), "the children outlived both"
+
+    def ours() -> list[str]:
+        proxies = httpx.get(f"{shared_toxiproxy}/proxies", timeout=5).json()
+        return [name for name in proxies if name.startswith(lock.proxy_prefix)]
+
+    assert ours()
+    report = subprocess.run([sys.executable, "-m", "harness", "report", str(run_dir)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    # Its Toxiproxy is the shared one: what survived is the mocks, the target and Locust.
+    assert f"notifychaos: a dead run ({run_dir}) left 3 processes (mocks pid" in report.stderr
+    assert ", 3 proxies (" in report.stderr and "its journal sealed" in report.stderr
+    assert "NOT JUDGED: the run interrupted (harness killed)" in report.stdout
+    assert remaining("orphaned", run_dir) == [] and ours() == []
