@@ -144,15 +144,24 @@ def run(scenarios: tuple[Path, ...], out: Path, toxiproxy_url: str | None,
                       toxiproxy_binary=toxiproxy_bin, live=_live, on_run=_show)
     for runs in suite.runs:
         if runs.error is not None:
-            err.print(f"notifychaos: error: {runs.path}: {runs.error}", markup=False)
+            # A scenario's own error names its file already.
+            where = "" if str(runs.error).startswith(str(runs.path)) else f"{runs.path}: "
+            err.print(f"notifychaos: error: {where}{runs.error}", markup=False)
     if suite.interrupted:
-        err.print("notifychaos: interrupted; everything it started is stopped")
+        _say_interrupted(suite.left_running)
     try:
         suite = write_suite(out, suite)
     except OSError as exc:
         err.print(f"notifychaos: error: cannot write the suite reports: {exc}", markup=False)
     console.print(suite_summary(suite))
     sys.exit(suite.exit_code)
+
+
+def _say_interrupted(left_running: tuple[str, ...]) -> None:
+    """Tell an interrupted run's end: everything stopped, or what could not be."""
+    err.print("notifychaos: interrupted; " + (
+        f"could not stop {', '.join(left_running)}" if left_running
+        else "everything it started is stopped"), markup=False)
 
 
 def _run_one(scenario: Path, out: Path, toxiproxy_url: str | None, toxiproxy_bin: str | None,
@@ -163,11 +172,7 @@ def _run_one(scenario: Path, out: Path, toxiproxy_url: str | None, toxiproxy_bin
                               toxiproxy_url=toxiproxy_url, toxiproxy_binary=toxiproxy_bin,
                               progress=progress)
     except RunInterrupted as interrupted:
-        if interrupted.left_running:
-            err.print("notifychaos: interrupted; could not stop "
-                      f"{', '.join(interrupted.left_running)}", markup=False)
-        else:
-            err.print("notifychaos: interrupted; everything it started is stopped")
+        _say_interrupted(interrupted.left_running)
         _show(interrupted.result)
         sys.exit(ExitCode.NOT_RUN)
     except KeyboardInterrupt:  # before the run began, or while it was being scored
@@ -189,10 +194,7 @@ def _check_determinism(files: list[Path], out: Path, toxiproxy_url: str | None,
                                   toxiproxy_url=toxiproxy_url, toxiproxy_binary=toxiproxy_bin,
                                   live=_live)
     except RunInterrupted as interrupted:
-        left = interrupted.left_running
-        err.print("notifychaos: interrupted; " + (f"could not stop {', '.join(left)}" if left
-                                                  else "everything it started is stopped"),
-                  markup=False)
+        _say_interrupted(interrupted.left_running)
         sys.exit(ExitCode.NOT_RUN)
     except NotifyChaosError as exc:
         _fail(exc, debug)
@@ -261,7 +263,8 @@ def mocks() -> None:
               show_default=True, help="Folder for the manifest, the test CA and the record.")
 @click.option("--scenario", type=click.Path(path_type=Path),
               help="Serve this scenario's vendors (default: one of each kind).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for credentials.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed for the borrowers and the fates.")
 def mocks_up_command(state: Path, scenario: Path | None, seed: int) -> None:
     """Serve the vendor mocks, ledger and alert sink in the foreground; write a manifest."""
     try:

@@ -106,12 +106,14 @@ class ScenarioRuns:
 
 @dataclass(frozen=True)
 class SuiteResult:
-    """A suite's scenarios, where its reports went, and whether Ctrl-C cut it short."""
+    """A suite's scenarios, where its reports went, whether Ctrl-C cut it short, and what the
+    interrupted run could not stop (empty unless a process could not be killed)."""
 
     runs: tuple[ScenarioRuns, ...]
     folder: Path | None = None
     interrupted: bool = False
     files: dict[str, Path] = field(default_factory=dict)
+    left_running: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> ExitCode:
@@ -237,7 +239,8 @@ def run_suite(paths: Sequence[Path], *, out: Path, overrides: Overrides = (), re
             results.append(interrupted.result)
             assert model is not None  # a run was under way, so its scenario was loaded
             done.append(judge(path, model, results, gate_on))
-            return SuiteResult(tuple(done), interrupted=True)
+            return SuiteResult(tuple(done), interrupted=True,
+                               left_running=interrupted.left_running)
         except NotifyChaosError as exc:
             done.append(ScenarioRuns(path, model.name if model else path.stem,
                                      tuple(results), error=str(exc), gate_on=gate_on))
@@ -284,7 +287,7 @@ def write_suite(out: Path, suite: SuiteResult) -> SuiteResult:
                               "regressions": [c.describe() for c in runs.comparison.regressions]
                               if runs.comparison else []} for runs in suite.runs]}
     files["json"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return SuiteResult(suite.runs, folder, suite.interrupted, files)
+    return SuiteResult(suite.runs, folder, suite.interrupted, files, suite.left_running)
 
 
 _LABELS = {ExitCode.PASSED: "passed", ExitCode.FAILED: "FAILED", ExitCode.NOT_RUN: "NOT RUN",
