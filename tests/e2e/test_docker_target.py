@@ -82,11 +82,27 @@ def _started(out: Path, image: str, event: type) -> tuple[subprocess.Popen[str],
     return process, run_dir
 
 
+def _watchdog_of(run_dir: Path) -> int:
+    """The pid of the run's watchdog (its command line names the run's lock)."""
+    lock = str(run_dir / "run.lock").encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"harness.watchdog" in argv and lock in argv:
+                return int(entry.name)
+    raise AssertionError(f"no watchdog holds {lock!r}")
+
+
 def test_a_dead_harness_leaves_its_container_to_the_next_run_which_sigterm_cleans_up(
         tmp_path: Path) -> None:
     client, image = engine(), notifier_image()
-    # A harness killed outright (SIGKILL) cannot clean up: its container stays behind.
+    # A harness killed outright (SIGKILL) with its watchdog (a whole process tree killed at
+    # once) cannot clean up: its container stays behind.
     killed, killed_dir = _started(tmp_path / "killed", image, LoadStarted)
+    os.kill(_watchdog_of(killed_dir), signal.SIGKILL)
     killed.kill()
     killed.communicate(timeout=10)
     journal = read_journal(killed_dir / "journal")
