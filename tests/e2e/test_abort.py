@@ -35,9 +35,9 @@ from harness.journal import (
     RunStarted,
     read_journal,
 )
-from harness.processes import ManagedProcess, free_port, poll_until
+from harness.processes import free_port
 from harness.runlock import LOCK_NAME, read_lock
-from harness.toxiproxy import find_server
+from harness.toxiproxy import ToxiproxyServer, find_server
 from tests.docker_engine import engine, notifier_image
 from tests.e2e.conftest import ROOT, wait_for
 
@@ -104,20 +104,8 @@ def plan() -> list[Kill]:
 @pytest.fixture(scope="module")
 def shared_toxiproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Toxiproxy server the runs share (--toxiproxy-url), to look into after each is gone."""
-    port = free_port()
-    server = ManagedProcess("toxiproxy", [str(find_server()), "-host", "127.0.0.1",
-                                          "-port", str(port)],
-                            log_path=tmp_path_factory.mktemp("tp") / "tp.log")
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool | None:
-        try:
-            return httpx.get(f"{url}/version", timeout=1).status_code == 200 or None
-        except httpx.HTTPError:
-            return None
-
-    assert poll_until(answers, timeout=10), server.log_tail()
-    yield url
+    server = ToxiproxyServer(find_server(), tmp_path_factory.mktemp("tp") / "tp.log")
+    yield server.url
     server.stop()
 
 

@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from harness.journal import ComponentReady, FaultApplied, LoadStarted, RunEnded, read_journal
-from harness.processes import ManagedProcess, free_port, poll_until
-from harness.toxiproxy import find_server
+from harness.toxiproxy import ToxiproxyServer, find_server
 from tests.e2e.conftest import ROOT, finish, pid_alive, start, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -26,19 +25,8 @@ SHORT = (ROOT / "scenarios" / "primary-vendor-outage.yaml").read_text(encoding="
 @pytest.fixture
 def toxiproxy_url(tmp_path: Path) -> Iterator[str]:
     """A Toxiproxy server the test owns, to look into after the harness is gone."""
-    port = free_port()
-    server = ManagedProcess("toxiproxy", [str(find_server()), "-host", "127.0.0.1",
-                                          "-port", str(port)], log_path=tmp_path / "tp.log")
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool | None:
-        try:
-            return httpx.get(f"{url}/version", timeout=1).status_code == 200 or None
-        except httpx.HTTPError:
-            return None
-
-    assert poll_until(answers, timeout=10), server.log_tail()
-    yield url
+    server = ToxiproxyServer(find_server(), tmp_path / "tp.log")
+    yield server.url
     server.stop()
 
 
