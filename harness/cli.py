@@ -38,9 +38,11 @@ from harness.runlock import recover
 from harness.schema import scenario_schema_text
 from harness.suite import GateOn, run_suite, scenario_files, suite_summary, write_suite
 
-# Wide enough for the summary's tables when the output is a file or a CI log.
-console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Wide enough for the summary's tables when the output is a file or a CI log. No emoji codes:
+# a `:name:` in a scenario's text or an error must print as written.
+console = Console(highlight=False, soft_wrap=True, emoji=False,
+                  width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def _fail(exc: NotifyChaosError, debug: bool) -> NoReturn:
@@ -196,6 +198,9 @@ def _check_determinism(files: list[Path], out: Path, toxiproxy_url: str | None,
     except RunInterrupted as interrupted:
         _say_interrupted(interrupted.left_running)
         sys.exit(ExitCode.NOT_RUN)
+    except KeyboardInterrupt:  # before a run began, between the two, or while comparing
+        err.print("notifychaos: interrupted")
+        sys.exit(ExitCode.NOT_RUN)
     except NotifyChaosError as exc:
         _fail(exc, debug)
     for number, result in enumerate(check.runs, start=1):
@@ -215,18 +220,17 @@ def validate(scenarios: tuple[Path, ...]) -> None:
     file, exit 2 if any is wrong."""
     bad = 0
     for folder in (path for path in scenarios if path.is_dir() and not scenario_files([path])):
-        err.print(f"notifychaos: error: {folder}: no *.yaml scenario there", markup=False,
-                  emoji=False)
+        err.print(f"notifychaos: error: {folder}: no *.yaml scenario there", markup=False)
         bad += 1
     for path in scenario_files(scenarios):
         try:
             model = load_scenario(path)
         except NotifyChaosError as exc:
-            err.print(f"notifychaos: error: {exc}", markup=False, emoji=False)
+            err.print(f"notifychaos: error: {exc}", markup=False)
             bad += 1
         else:
             console.print(f"{path}: ok ({model.name}, {len(model.timeline)} fault steps, "
-                          f"{len(model.gates)} gates)", markup=False, emoji=False)
+                          f"{len(model.gates)} gates)", markup=False)
     sys.exit(ExitCode.NOT_RUN if bad else ExitCode.PASSED)
 
 
@@ -238,11 +242,17 @@ def report(run_dir: Path, debug: bool) -> None:
     died is first cleaned up and its journal sealed)."""
     try:
         recovered = recover(run_dir)
+    except OSError as exc:  # a read-only copy (a CI artifact) can still be scored
+        err.print(f"notifychaos: cannot clean up or seal {run_dir}: {exc}", markup=False)
+    else:
         if recovered is not None:
             err.print(f"notifychaos: {recovered}", markup=False)
+    try:
         result = write_reports(run_dir, score(run_dir))
     except NotifyChaosError as exc:
         _fail(exc, debug)
+    except OSError as exc:
+        _fail(NotifyChaosError(f"cannot write the reports into {run_dir}: {exc}"), debug)
     _show(result)
     sys.exit(result.exit_code)
 

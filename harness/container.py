@@ -151,8 +151,9 @@ class ContainerTarget:
             stop_with.callback(self.stop)
         try:
             self.start()
-        except BaseException:
-            self._client.close()
+        except BaseException:  # a failed start, or Ctrl-C while it waits for health
+            if stop_with is None:  # else the stack stops it, with the client still open
+                self.stop()
             raise
 
     @property

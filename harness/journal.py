@@ -324,7 +324,12 @@ def read_journal(directory: Path) -> Journal:
 def _read_file(path: Path, size: int | None = None) -> Iterator[Event]:
     with path.open("rb") as file:
         data = file.read() if size is None else file.read(size)
-    lines = data.decode("utf-8").splitlines()
+    # Split on b"\n" alone: str.splitlines() also splits on U+2028 or U+0085, which JSON
+    # keeps unescaped inside a message body. Bytes also make a last line cut mid-character
+    # (read while its writer appends) the torn line it is, not a decoding error.
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

@@ -72,6 +72,7 @@ class ManagedProcess:
                     env=child_env, cwd=cwd, start_new_session=True)
             except OSError as exc:
                 raise StartupError(name, f"cannot start {argv[0]!r}: {exc.strerror}") from None
+        self._stopped = False
         if lock is not None:
             lock.add_group(name, self._popen.pid)
 
@@ -93,20 +94,29 @@ class ManagedProcess:
             return None
 
     def stop(self, grace: float = 5.0, signum: int = signal.SIGTERM) -> int | None:
-        """Send `signum` to the whole group, then SIGKILL after `grace` seconds."""
+        """Send `signum` to the whole group, then SIGKILL after `grace` seconds. Once stopped,
+        stopping (or signalling) again does nothing: the group's id may by then be another's."""
+        if self._stopped:
+            return self._popen.poll()
+        self._stopped = True
         if self._popen.poll() is None:
-            self.signal_group(signum)
+            self._killpg(signum)
             if self.wait(grace) is None:
-                self.signal_group(signal.SIGKILL)
+                self._killpg(signal.SIGKILL)
                 # A killed child still has to be reaped (else it lingers as a zombie whose
                 # Popen warns when collected), even when no grace was given.
                 self.wait(max(grace, REAP_TIMEOUT))
         # Children the target forked may outlive it; the group takes them down too.
-        self.signal_group(signal.SIGKILL)
+        self._killpg(signal.SIGKILL)
         return self._popen.poll()
 
     def signal_group(self, signum: int) -> None:
-        """Send `signum` to the child and all it started; a process already gone is no error."""
+        """Send `signum` to the child and all it started; a process already gone (or stopped
+        by `stop`) is no error."""
+        if not self._stopped:
+            self._killpg(signum)
+
+    def _killpg(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._popen.pid, signum)
 

@@ -199,7 +199,7 @@ class Run:
 
     def _toxiproxy(self, teardown: contextlib.ExitStack, lock: runlock.RunLock
                    ) -> ToxiproxyControl:
-        prefix = f"{self.run_id}."
+        prefix = lock.state.proxy_prefix
         if self.options.toxiproxy_url:
             control = ToxiproxyControl(self.options.toxiproxy_url, prefix=prefix)
             try:

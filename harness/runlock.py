@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,15 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from harness.journal import KILLED, JournalWriter, RunEnded, read_journal, seal_journal
+from harness.journal import (
+    KILLED,
+    Journal,
+    JournalWriter,
+    RunEnded,
+    RunStarted,
+    read_journal,
+    seal_journal,
+)
 
 LOCK_NAME = "run.lock"
 RUN_ENV = "NOTIFYCHAOS_RUN"
@@ -173,8 +181,8 @@ def _remove_proxies(state: LockState) -> list[str]:
         for name in proxies:
             if name.startswith(state.proxy_prefix):
                 with contextlib.suppress(httpx.HTTPError):
-                    httpx.delete(f"{url}/proxies/{name}", timeout=5.0)
-                    removed.append(name)
+                    if httpx.delete(f"{url}/proxies/{name}", timeout=5.0).is_success:
+                        removed.append(name)
     return removed
 
 
@@ -206,8 +214,7 @@ def seal_dead_run(journal_dir: Path) -> None:
 
 
 def read_lock(path: Path) -> LockState | None:
-    """The lock at `path`, or None when there is none (or it is cut short: a harness killed
-    while writing it had started nothing since its last whole write)."""
+    """The lock at `path`, or None when there is none or it cannot be read."""
     try:
         return LockState.model_validate_json(path.read_bytes())
     except (OSError, ValidationError):
@@ -225,8 +232,10 @@ def recover(run_dir: Path, *, holder_gone: bool = False) -> str | None:
         return None
     journal_dir = run_dir / "journal"
     sealed = (journal_dir / "seal.json").exists()
+    # Without a lock, only a run that began (its lock is made before `run.started`) and never
+    # ended is dead: a folder with no `run.started` yet may be a run still starting.
     if state is None and (sealed or not journal_dir.is_dir()
-                          or read_journal(journal_dir).first(RunEnded) is not None):
+                          or not _began_and_never_ended(read_journal(journal_dir))):
         return None
     left = reap(state) if state is not None else Leftovers()
     seal_dead_run(journal_dir)
@@ -234,6 +243,10 @@ def recover(run_dir: Path, *, holder_gone: bool = False) -> str | None:
     if left:
         return f"a dead run ({run_dir}) left {left.describe()}: stopped, its journal sealed"
     return None if sealed else f"a dead run ({run_dir}) was sealed: its journal is read no further"
+
+
+def _began_and_never_ended(journal: Journal) -> bool:
+    return journal.first(RunStarted) is not None and journal.first(RunEnded) is None
 
 
 def recover_dead_runs(out: Path) -> list[str]:
@@ -300,26 +313,29 @@ class RunLock:
         partial.write_text(state.model_dump_json(indent=2), encoding="utf-8")
         partial.replace(self.path)
 
-    def _update(self, **changes: object) -> None:
+    def _update(self, change: Callable[[LockState], LockState]) -> None:
+        # Read and written under one lock: a target restarted on the timeline's thread must
+        # not lose a group written down at the same moment on the run's.
         with self._lock:
-            self._state = self._state.model_copy(update=changes)
+            self._state = change(self._state)
             self._write(self._state)
 
     def add_group(self, name: str, pid: int) -> None:
         """Write down a child's process group (it leads one of its own)."""
         started = _started(pid)
         if started is not None:
-            self._update(groups=(*self._state.groups, Group(name=name, pgid=pid,
-                                                            started=started)))
+            group = Group(name=name, pgid=pid, started=started)
+            self._update(lambda state: state.model_copy(
+                update={"groups": (*state.groups, group)}))
 
     def add_toxiproxy(self, url: str) -> None:
         """Write down a Toxiproxy server the run is about to make proxies on."""
-        if url not in self._state.toxiproxies:
-            self._update(toxiproxies=(*self._state.toxiproxies, url))
+        self._update(lambda state: state if url in state.toxiproxies else state.model_copy(
+            update={"toxiproxies": (*state.toxiproxies, url)}))
 
     def use_docker(self) -> None:
         """Write down that the run is about to make containers (labelled with its folder)."""
-        self._update(docker=True)
+        self._update(lambda state: state.model_copy(update={"docker": True}))
 
     def release(self) -> Released:
         """At the run's end, after its teardown: stop anything that still survived (what the

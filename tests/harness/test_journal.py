@@ -46,3 +46,22 @@ def test_damage_before_the_last_line_is_an_error_with_its_place(tmp_path: Path) 
                                           '"body": "x"}\n')
     with pytest.raises(JournalError, match=r"mocks.jsonl:1: not a journal event"):
         read_journal(tmp_path)
+
+
+def test_line_separators_inside_a_body_do_not_split_its_event(tmp_path: Path) -> None:
+    # JSON leaves U+2028, U+2029 and U+0085 unescaped; only "\n" ends a journal line.
+    writer = JournalWriter(tmp_path, "mocks")
+    body = "line\u2028separator\u2029paragraph\x85next"
+    writer.write(AlertReceived(t=1.0, body=body))
+    writer.write(AlertReceived(t=2.0, body="after"))
+    writer.close()
+    assert [e.body for e in read_journal(tmp_path).of(AlertReceived)] == [body, "after"]
+
+
+def test_a_last_line_cut_inside_a_character_is_a_torn_line(tmp_path: Path) -> None:
+    writer = JournalWriter(tmp_path, "mocks")
+    writer.write(AlertReceived(t=1.0, body="kept"))
+    writer.close()
+    with (tmp_path / "mocks.jsonl").open("ab") as file:
+        file.write('{"kind": "alert.received", "body": "退'.encode()[:-1])
+    assert [e.body for e in read_journal(tmp_path).of(AlertReceived)] == ["kept"]

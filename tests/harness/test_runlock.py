@@ -19,10 +19,12 @@ from harness.journal import (
     ComponentReady,
     JournalWriter,
     RunEnded,
+    RunStarted,
     read_journal,
     seal_journal,
 )
 from harness.processes import ManagedProcess
+from tests.harness.journals import SCENARIO
 
 ROOT = Path(__file__).resolve().parents[2]
 # A child that forks a grandchild (same group, same environment), as a notifier may.
@@ -195,9 +197,18 @@ def test_a_sealed_journal_is_read_no_further(tmp_path: Path) -> None:
     assert [event.component for event in events] == ["a", "b"]
 
 
+def test_a_run_still_starting_is_not_taken_for_dead(tmp_path: Path) -> None:
+    # Its journal is open, its lock not made yet (the lock comes before `run.started`).
+    run_dir = run_folder(tmp_path)
+    JournalWriter(run_dir / "journal", "harness").close()
+    assert runlock.recover(run_dir) is None
+    assert not (run_dir / "journal" / "seal.json").exists()
+
+
 def test_a_run_that_never_ended_without_a_lock_is_sealed_once(tmp_path: Path) -> None:
     run_dir = run_folder(tmp_path)
     writer = JournalWriter(run_dir / "journal", "harness")
+    writer.write(RunStarted(scenario=SCENARIO))
     writer.write(ComponentReady(component="a"))
     writer.close()
     assert runlock.recover(run_dir) == (f"a dead run ({run_dir}) was sealed: its journal is "
