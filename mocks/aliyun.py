@@ -302,13 +302,13 @@ def create_app(vendor: VendorMock) -> web.Application:
             return _business("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
         if not numbers or len(phones) != len(numbers):
             return _business("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
-        fates = [vendor.fate(phone, len(phones)) for phone in phones]
+        text = f"【{config.sign_name}】" + re.sub(
+            r"\$\{(\w+)\}", lambda m: str(values.get(m.group(1), "")), template)
+        fates = [vendor.fate(phone, text, len(phones)) for phone in phones]
         # Alibaba refuses the whole request when any number is refused.
         refused = next((fate for fate in fates if fate != "ok"), None)
         if refused is not None:
             return _business(*_FATE_CODES[refused])
-        text = f"【{config.sign_name}】" + re.sub(
-            r"\$\{(\w+)\}", lambda m: str(values.get(m.group(1), "")), template)
         biz_id = f"{vendor.rng.randrange(10**17, 10**18)}^0"
         raw = await raw_request(request)
         for count, phone in enumerate(phones, 1):

@@ -155,7 +155,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         if refused is not None:
             return refused
         phone, message = params.get("PhoneNumber", ""), params.get("Message", "")
-        fate = vendor.fate(phone)
+        fate = vendor.fate(phone, message)
         if not _E164.match(phone) or fate != "ok":
             # Real SNS accepts a publish to an opted-out phone and only logs the failure; the
             # barred-numbers fault means a refusal, so it takes Publish's modelled error.

@@ -237,7 +237,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         for number in numbers:
             mobile = _MOBILE.match(number)
             phone = "+86" + mobile.group(1) if mobile else ""
-            fate: Fate = vendor.fate(phone, len(numbers)) if phone else "invalid"
+            fate: Fate = vendor.fate(phone, text, len(numbers)) if phone else "invalid"
             status = {"SerialNo": "", "PhoneNumber": number, "Fee": 0, "SessionContext": session,
                       "Code": "Ok", "Message": "send success", "IsoCode": "CN"}
             if fate == "ok":

@@ -155,7 +155,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         to, sender, body = (str(form.get(key, "")) for key in ("To", "From", "Body"))
         if not to:
             return _error(400, 21604, "A 'To' phone number is required.")
-        fate = vendor.fate(to) if _E164.match(to) else "invalid"
+        fate = vendor.fate(to, body) if _E164.match(to) else "invalid"
         if fate == "invalid":
             return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         if fate == "barred":

@@ -175,7 +175,7 @@ class VendorMock:
         self.seed = seed
         self.rng = random.Random(f"{seed}:{name}")  # ids only; fates are keyed draws
         self._sends = Attempts()  # (to, body) -> attempt number
-        self._asks = Attempts()  # recipient -> multi-recipient asks so far
+        self._asks = Attempts()  # (to, body) -> multi-recipient asks so far
         self._sendless = Attempts()  # a call that accepted nothing -> its repeats so far
         self.forward_reply: Forward | None = None
         self._journal = journal
@@ -218,11 +218,11 @@ class VendorMock:
         self.touched("throttle")
         return style.throttled()
 
-    def fate(self, number: str, recipients: int = 1) -> Fate:
-        """What the API says of one recipient: invalid, barred, failed (partial) or ok. Ask
-        once per recipient: each refusal is journaled as the fault touching it. The body is
-        not known yet, so the partial draw is keyed by the recipient and how many
-        multi-recipient calls to this vendor asked of them before."""
+    def fate(self, number: str, body: str, recipients: int = 1) -> Fate:
+        """What the API says of one recipient of `body`: invalid, barred, failed (partial) or
+        ok. Ask once per recipient: each refusal is journaled as the fault touching it. The
+        partial draw is keyed like a send's: by the recipient, the body, and how many
+        multi-recipient calls to this vendor asked of that message before."""
         faults = self.faults
         _CALL.get(_Call()).asked.append(number)
         if number in faults.invalid_numbers:
@@ -231,8 +231,8 @@ class VendorMock:
         if number in faults.barred_numbers:
             self.touched("barred_numbers", to=number)
             return "barred"
-        if recipients > 1 and self.draw("partial", number,
-                                        self._asks.next(number)) < faults.partial:
+        if recipients > 1 and self.draw("partial", number, body,
+                                        self._asks.next((number, body))) < faults.partial:
             self.touched("partial", to=number, recipients=recipients)
             return "failed"
         return "ok"

@@ -214,7 +214,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         if len(text) > _MAX_TEXT:
             return _status("3", f"Invalid text: longer than {_MAX_TEXT} characters")
         phone = "+" + to.removeprefix("+")
-        fate = vendor.fate(phone)
+        fate = vendor.fate(phone, text)
         if fate != "ok":
             return _status(*_FATE_STATUS[fate])
         ids = [uuid.uuid4().hex[:16].upper() for _ in range(parts(text, params.get("type", "")))]

@@ -105,13 +105,27 @@ def test_stop_replies_are_drawn_per_borrower() -> None:
     assert sorted(replied) == sorted(chosen)
 
 
-def test_a_partial_failure_is_keyed_by_recipient_and_ask(tmp_path: Path) -> None:
-    phones = [to for to, _ in MESSAGES]
+def _partial_fates(tmp_path: Path, asks: list[tuple[str, str]]) -> dict[tuple[str, str, int], str]:
+    """Each multi-recipient ask's fate, by (to, body, ask number), asking in `asks` order."""
+    fates: dict[tuple[str, str, int], str] = {}
+    attempts = Attempts()
     with _vendor(tmp_path, VendorFaults(partial=0.5), HandsetConfig()) as vendor:
-        fates = [vendor.fate(to, recipients=2) for to in reversed(phones)]
-    expected = ["failed" if draw(SEED, "twilio", "partial", to, 0) < 0.5 else "ok"
-                for to in reversed(phones)]
-    assert fates == expected and "failed" in fates and "ok" in fates
+        for to, body in asks:
+            fates[(to, body, attempts.next((to, body)))] = vendor.fate(to, body, recipients=2)
+    return fates
+
+
+def test_a_partial_failure_is_keyed_by_message_and_ask(tmp_path: Path) -> None:
+    # Two reminders to each number, each asked twice: in the other order, each keeps its fate.
+    asks = [(to, f"{body} #{n}") for to, body in MESSAGES for n in (1, 2)] * 2
+    in_order = _partial_fates(tmp_path / "one", asks)
+    reversed_ = _partial_fates(tmp_path / "two", asks[::-1])
+    assert reversed_ == in_order
+    assert in_order == {key: "failed" if draw(SEED, "twilio", "partial", *key) < 0.5 else "ok"
+                        for key in in_order}
+    # The two reminders to one number do not share a fate (draws per message, not per number).
+    assert any(in_order[(to, f"{body} #1", 0)] != in_order[(to, f"{body} #2", 0)]
+               for to, body in MESSAGES)
 
 
 def test_replica_faults_are_keyed_by_reminder_and_version(tmp_path: Path) -> None:
