@@ -13,6 +13,8 @@ from typing import Literal
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mocks.draws import draw
+
 BANK_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 """The bank's time zone; China has kept UTC+8 without daylight saving since 1991."""
 
@@ -24,6 +26,9 @@ _PREFIXES = ("130", "131", "132", "133", "134", "135", "136", "137", "138", "139
              "178", "180", "181", "182", "183", "184", "185", "186", "187", "188", "189", "191",
              "198", "199")
 _NUMBERS = len(_PREFIXES) * 10**8
+# Numbers below this index are the population's own, and then the new ones of phone changes
+# (one at most per reminder scheduled: a run never reaches it); from it up, nobody's ever.
+_UNUSED_FROM = _NUMBERS // 2
 # Household-registration areas an 18-digit resident identity number starts with.
 _AREAS = ("110101", "110105", "310101", "310115", "440103", "440305", "330106", "320102",
           "510104", "420102", "610113", "500103")
@@ -38,7 +43,8 @@ class _Model(BaseModel):
 class Population(_Model):
     """The bank's borrowers (each with one mortgage), made by the ledger from the seed."""
 
-    borrowers: int = Field(default=1000, ge=1)
+    # A billion at most: the population's numbers and its new ones stay below _UNUSED_FROM.
+    borrowers: int = Field(default=1000, ge=1, le=10**9)
     locale: str = "zh_CN"
     opted_out: float = Field(default=0.0, ge=0, le=1,
                              description="fraction of borrowers opted out of SMS at the start")
@@ -207,10 +213,8 @@ class Bank:
         self._numbers = _Permutation(_NUMBERS, random.Random(f"{seed}:numbers"))
         self._opt_outs = _Permutation(population.borrowers, random.Random(f"{seed}:opt-outs"))
         self._opted_out_count = round(population.opted_out * population.borrowers)
-        # Numbers below `borrowers` are the population's own; new numbers count up from there,
-        # numbers nobody ever had (for a distorted replica) count down from the top.
+        # Numbers below `borrowers` are the population's own; new numbers count up from there.
         self._new_numbers = population.borrowers
-        self._unused_numbers = _NUMBERS - 1
         self._accounts: dict[str, _Account] = {}
         self._records: dict[str, Record] = {}
         self._refs: set[str] = set()
@@ -245,11 +249,12 @@ class Bank:
         """The current version of a reminder's record (the primary), if it exists."""
         return self._records.get(reminder_id)
 
-    def unused_phone(self) -> str:
-        """A mobile number no borrower has or ever will have in this run."""
-        index = self._unused_numbers
-        self._unused_numbers -= 1
-        return self._phone(index)
+    def unused_phone(self, reminder_id: str, version: int) -> str:
+        """A mobile number no borrower has or ever will have in this run, for a replica that
+        shows this version of the reminder with a wrong phone: a keyed draw (not the next
+        number in turn), so the same version drifts to the same number in every rerun."""
+        spread = draw(self._seed, "drift-phone", reminder_id, version)
+        return self._phone(_UNUSED_FROM + int(spread * (_NUMBERS - _UNUSED_FROM)))
 
     def _new_ref(self) -> str:
         while True:

@@ -137,8 +137,8 @@ class Ledger:
         """The record with one field changed, as a replica that missed an update has it; the
         version stays the truth's (the replica is wrong, not newer)."""
         if field == "phone":
-            drifted = replace(record, borrower=replace(record.borrower,
-                                                       phone=self.bank.unused_phone()))
+            phone = self.bank.unused_phone(record.reminder_id, record.version)
+            drifted = replace(record, borrower=replace(record.borrower, phone=phone))
             truth, replica = record.borrower.phone, drifted.borrower.phone
         elif field == "amount":
             drifted = replace(record, amount_cents=record.amount_cents + 10_000)

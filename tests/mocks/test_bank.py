@@ -185,10 +185,21 @@ def test_new_and_unused_numbers_were_never_anyones() -> None:
     bank = make(20, changes=Changes(phone_changed=1.0))
     originals = {bank.borrower(i).phone for i in range(20)}
     new = {c.phone for i in range(50) for c in bank.schedule(NOW + i * 10).changes}
-    unused = {bank.unused_phone() for _ in range(50)}
+    unused = {bank.unused_phone(f"ML-{n:06d}-001", 1) for n in range(50)}
 
     assert len(new) == 50 and len(unused) == 50
     assert not originals & new and not originals & unused and not new & unused
+
+
+def test_an_unused_number_is_the_same_for_a_reminders_version_in_any_order() -> None:
+    keys = [(f"ML-{n:06d}-001", version) for n in range(20) for version in (1, 2)]
+    first, second = make(seed=3), make(seed=3)
+    second.schedule(NOW)  # what else the bank did meanwhile does not matter
+
+    in_order = [first.unused_phone(*key) for key in keys]
+    assert [second.unused_phone(*key) for key in reversed(keys)] == in_order[::-1]
+    assert len(set(in_order)) == len(keys)  # another reminder or version, another number
+    assert make(seed=4).unused_phone(*keys[0]) != in_order[0]
 
 
 def test_nothing_changes_after_remind_at_or_after_cancellation() -> None:

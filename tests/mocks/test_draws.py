@@ -145,3 +145,29 @@ def test_replica_faults_are_keyed_by_reminder_and_version(tmp_path: Path) -> Non
                     if draw(SEED, "replica", switch, rid, 1) < 0.3
                     and (switch == "drop" or draw(SEED, "replica", "drop", rid, 1) >= 0.3)]
         assert hit == expected and hit
+
+
+def _drifted_phones(tmp_path: Path, drift_from: int) -> dict[str, object]:
+    """The replica's phone of each reminder drifted, by reminder, with phone drift switched on
+    from the `drift_from`-th of 40 ticks."""
+    journal = JournalWriter(tmp_path, "mocks")
+    ledger = Ledger(journal, MocksConfig(seed=SEED, journal_dir=str(tmp_path), vendors={}))
+
+    async def ticks() -> None:
+        for n in range(40):
+            if n == drift_from:
+                ledger.switch(LedgerFaults(drift=0.5, drift_field="phone"))
+            ledger.tick()
+
+    asyncio.run(ticks())
+    journal.close()
+    return {t.subject: t.detail["replica"] for t in read_journal(tmp_path).of(FaultTouched)
+            if t.switch == "drift"}
+
+
+def test_a_drifted_phone_is_keyed_by_reminder_and_version(tmp_path: Path) -> None:
+    always = _drifted_phones(tmp_path / "always", 0)
+    later = _drifted_phones(tmp_path / "later", 20)
+    # Fewer drifts came before each of the later ones: each still drifts to the same number.
+    assert later and len(later) < len(always)
+    assert later == {rid: phone for rid, phone in always.items() if rid in later}
