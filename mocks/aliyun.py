@@ -86,6 +86,7 @@ def _business(code: str, message: str, biz_id: str = "") -> web.Response:
 
 
 CREDENTIAL_KEYS = ("access_key_id", "access_key_secret")
+SECRET_KEYS = frozenset({"access_key_secret"})
 
 
 def issue_credentials(rng: random.Random) -> dict[str, str]:

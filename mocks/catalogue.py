@@ -1,13 +1,16 @@
 """Which vendor wire formats the mocks speak: kind → module, and each kind's credentials.
 
-A vendor module defines `CREDENTIAL_KEYS`, `issue_credentials(rng)` and `create_app(vendor)`,
-and `TLS = True` if the vendor's SDK only speaks HTTPS (the mock then serves a per-run test CA).
+A vendor module defines `CREDENTIAL_KEYS`, `SECRET_KEYS` (those of them that are secrets; the
+others name an account, a key or a sender, and travel in the clear in the vendor's own requests),
+`issue_credentials(rng)` and `create_app(vendor)`, and `TLS = True` if the vendor's SDK only
+speaks HTTPS (the mock then serves a per-run test CA).
 Credentials are drawn from the operating system's randomness, never from the run's seed: every
 run has secrets of its own (the manifest records them for replay).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import random
 from types import ModuleType
@@ -20,11 +23,6 @@ MODULES: dict[str, str] = {
     "sns": "mocks.sns",
 }
 
-SECRET_KEYS = frozenset({"auth_token", "api_secret", "signature_secret", "access_key_secret",
-                         "secret_key", "secret_access_key"})
-"""The credentials that are secrets; the others name an account, a key or a sender, and travel
-in the clear in the vendor's own requests."""
-
 
 def vendor_module(kind: str) -> ModuleType:
     """The module that speaks vendor `kind`'s wire format."""
@@ -35,6 +33,19 @@ def credential_keys(kind: str) -> tuple[str, ...]:
     """The names of the credentials vendor `kind` issues (placeholders may use them)."""
     keys: tuple[str, ...] = vendor_module(kind).CREDENTIAL_KEYS
     return keys
+
+
+def secret_keys(kind: str) -> frozenset[str]:
+    """The names of vendor `kind`'s credentials that are secrets."""
+    keys: frozenset[str] = vendor_module(kind).SECRET_KEYS
+    return keys
+
+
+@functools.cache
+def all_secret_keys() -> frozenset[str]:
+    """The names of every vendor's secret credentials. A function, not a constant: the vendor
+    modules import this one, so their union can only be taken once they are all loaded."""
+    return frozenset().union(*map(secret_keys, MODULES))
 
 
 def pick(rng: random.Random, alphabet: str, n: int) -> str:

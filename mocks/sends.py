@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 from typing import Literal
@@ -10,7 +11,7 @@ from typing import Literal
 from aiohttp import web
 
 from harness.journal import JournalWriter, SendRecorded, read_journal
-from mocks.catalogue import SECRET_KEYS
+from mocks.catalogue import all_secret_keys
 from mocks.manifest import TOKEN_HEADER
 
 MASK = "***"
@@ -19,24 +20,32 @@ MASK = "***"
 _SCHEMED_HEADERS = frozenset({"authorization", "proxy-authorization"})
 _SECRET_HEADERS = frozenset({TOKEN_HEADER.lower(), "cookie", "x-amz-security-token",
                              "x-acs-security-token"})
-SECRET_FIELDS = SECRET_KEYS | {
-    "api_secret", "sig", "signature", "x-amz-signature", "x-amz-security-token",
-    "securitytoken", "accesskeysecret", "secretkey", "password", TOKEN_HEADER.lower()}
-"""Names of the request fields (query, form, multipart or JSON) whose value is a secret or a
-signature: Vonage's api_secret and sig, Alibaba's Signature, presigned AWS queries, ..."""
+_SIGNED_FIELDS = frozenset({
+    "sig", "signature", "x-amz-signature", "x-amz-security-token", "securitytoken",
+    "accesskeysecret", "secretkey", "password", TOKEN_HEADER.lower()})
+"""Names of the request fields whose value is a signature, a session token or a secret under a
+wire name of its own: Vonage's sig, Alibaba's Signature, presigned AWS queries, ... (with the
+vendors' secret credentials, `all_secret_keys`, they are the fields `mask_text` masks)."""
 
-_NAMES = "|".join(re.escape(name) for name in sorted(SECRET_FIELDS, key=len, reverse=True))
-_PAIR = re.compile(rf"(?i)((?:^|&)(?:{_NAMES})=)[^&]*")
-_JSON = re.compile(rf'(?i)("(?:{_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*"')
-_PART = re.compile(rf'(?is)(name="(?:{_NAMES})"[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n).*?(?=\r\n--)')
+
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """A secret field in a query or form, in JSON, in multipart: built when first used, once
+    every vendor module (which imports this one) has declared its secret keys."""
+    names = "|".join(re.escape(name) for name in sorted(
+        all_secret_keys() | _SIGNED_FIELDS, key=len, reverse=True))
+    return (re.compile(rf"(?i)((?:^|&)(?:{names})=)[^&]*"),
+            re.compile(rf'(?i)("(?:{names})"\s*:\s*)"(?:[^"\\]|\\.)*"'),
+            re.compile(rf'(?is)(name="(?:{names})"[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n).*?(?=\r\n--)'))
 
 
 def mask_text(text: str) -> str:
     """`text` (a query string or a body: form, JSON or multipart) with the value of every
     secret field replaced by MASK, the rest as it was."""
-    text = _PAIR.sub(rf"\1{MASK}", text)
-    text = _JSON.sub(rf'\1"{MASK}"', text)
-    return _PART.sub(rf"\1{MASK}", text)
+    pair, json_string, part = _patterns()
+    text = pair.sub(rf"\1{MASK}", text)
+    text = json_string.sub(rf'\1"{MASK}"', text)
+    return part.sub(rf"\1{MASK}", text)
 
 
 def mask_header(name: str, value: str) -> str:

@@ -20,6 +20,7 @@ from mocks.sends import raw_request
 from mocks.vendor import ResponseLost, VendorMock
 
 CREDENTIAL_KEYS = ("access_key_id", "secret_access_key")
+SECRET_KEYS = frozenset({"secret_access_key"})
 _XMLNS = "http://sns.amazonaws.com/doc/2010-03-31/"
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

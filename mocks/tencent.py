@@ -24,6 +24,7 @@ from mocks.sends import raw_request
 from mocks.vendor import Fate, Report, ResponseLost, VendorMock
 
 CREDENTIAL_KEYS = ("secret_id", "secret_key", "sdk_app_id")
+SECRET_KEYS = frozenset({"secret_key"})
 SERVICE = "sms"
 _AUTH = re.compile(r"^TC3-HMAC-SHA256 Credential=([^/]+)/(\d{4}-\d{2}-\d{2})/([^/]+)/tc3_request,"
                    r"\s*SignedHeaders=([^,]+),\s*Signature=([0-9a-f]{64})$")

@@ -38,6 +38,7 @@ def signature(auth_token: str, url: str, params: dict[str, str]) -> str:
 
 
 CREDENTIAL_KEYS = ("account_sid", "auth_token", "from")
+SECRET_KEYS = frozenset({"auth_token"})
 
 
 def issue_credentials(rng: random.Random) -> dict[str, str]:

@@ -25,6 +25,7 @@ from mocks.vendor import Report, ResponseLost, VendorMock
 
 TLS = True  # the official SDK builds https:// URLs only
 CREDENTIAL_KEYS = ("api_key", "api_secret", "signature_secret")
+SECRET_KEYS = frozenset({"api_secret", "signature_secret"})
 _NUMBER = re.compile(r"^\+?[1-9]\d{6,14}$")
 _DIGESTS = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}  # by hex length
 _FATE_STATUS = {"invalid": ("6", "Unroutable message - rejected"),

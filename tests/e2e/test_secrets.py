@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from harness.journal import FaultApplied, LoadFinished, MockFaultsChanged, ReminderScheduled
-from mocks.catalogue import SECRET_KEYS
+from mocks.catalogue import all_secret_keys
 from tests.e2e.conftest import ROOT, finish, start
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +36,7 @@ def secrets_of(manifest: dict[str, object]) -> dict[str, str]:
     for name, vendor in vendors.items():
         credentials: dict[str, str] = vendor["credentials"]
         for key, secret in credentials.items():
-            if key not in SECRET_KEYS:
+            if key not in all_secret_keys():
                 continue
             found[f"{name}.{key}"] = secret
             found[f"{name}.{key}, quoted"] = quote(secret, safe="")

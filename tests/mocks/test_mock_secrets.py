@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 from mockkit import Mocks
 
-from mocks.catalogue import MODULES, SECRET_KEYS, credential_keys, issue_credentials
+from mocks.catalogue import (
+    MODULES,
+    all_secret_keys,
+    credential_keys,
+    issue_credentials,
+    secret_keys,
+)
 from mocks.private import write_private
 
 
@@ -26,7 +32,7 @@ def test_two_mock_processes_with_one_seed_issue_different_credentials(
     for name, vendor in first.items():
         other = second[name].credentials
         assert vendor.credentials.keys() == other.keys()
-        for key in vendor.credentials.keys() & SECRET_KEYS:
+        for key in vendor.credentials.keys() & all_secret_keys():
             assert vendor.credentials[key] != other[key], (name, key)
     assert mocks.manifest.token == fresh_mocks.manifest.token  # the tests gave both one token
 
@@ -36,10 +42,17 @@ def test_credentials_are_fresh_on_every_issue_and_some_are_secrets(kind: str) ->
     issued = [issue_credentials(kind) for _ in range(3)]
 
     assert all(credentials.keys() == set(credential_keys(kind)) for credentials in issued)
-    secrets = [key for key in credential_keys(kind) if key in SECRET_KEYS]
+    secrets = secret_keys(kind)
     assert secrets, f"{kind} issues no secret"
+    assert secrets <= set(credential_keys(kind))
     for key in secrets:
         assert len({credentials[key] for credentials in issued}) == 3, key
+
+
+def test_the_secret_keys_are_those_each_vendor_module_declares() -> None:
+    assert all_secret_keys() == frozenset().union(*map(secret_keys, MODULES))
+    assert {"auth_token", "api_secret", "secret_access_key"} <= all_secret_keys()
+    assert not {"account_sid", "api_key", "access_key_id"} & all_secret_keys()
 
 
 def test_the_manifest_with_credentials_and_token_is_owner_only(mocks: Mocks) -> None:
