@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import re
 import time
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import quote, quote_plus
 
 from aiohttp import web
 
@@ -48,6 +52,47 @@ def mask_text(text: str) -> str:
     return part.sub(rf"\1{MASK}", text)
 
 
+@dataclass(frozen=True)
+class Secrets:
+    """One vendor's secret credential values, in every form they travel in: as they are,
+    URL-encoded, and in HTTP Basic auth with each of its other credentials (`sid:token`)."""
+
+    pattern: re.Pattern[str] | None
+    """Any of those forms; None when the vendor has no secret."""
+
+    @classmethod
+    def of(cls, credentials: Mapping[str, str], secret_keys: Set[str]) -> Secrets:
+        """The secrets among `credentials` (those named in `secret_keys`)."""
+        forms: set[str] = set()
+        for key in secret_keys & credentials.keys():
+            secret = credentials[key]
+            plain = {secret, *(base64.b64encode(pair.encode()).decode()
+                               for other, value in credentials.items() if other != key
+                               for pair in (f"{value}:{secret}", f"{secret}:{value}"))}
+            forms |= {encoded for form in plain
+                      for encoded in (form, quote(form, safe=""), quote_plus(form))}
+        forms.discard("")
+        # Longest first: a form that contains another is masked whole.
+        alternatives = "|".join(map(re.escape, sorted(forms, key=len, reverse=True)))
+        return cls(re.compile(alternatives) if forms else None)
+
+    def mask(self, request: dict[str, object]) -> dict[str, object]:
+        """A raw request (`raw_request`) with every form of these secrets replaced by MASK,
+        wherever it is (path, query, a header, the body), whatever field carries it."""
+        if self.pattern is None:
+            return request
+        return {key: self._mask(self.pattern, value) for key, value in request.items()}
+
+    @classmethod
+    def _mask(cls, pattern: re.Pattern[str], value: object) -> object:
+        if isinstance(value, str):
+            return pattern.sub(MASK, value)
+        if isinstance(value, dict):  # the headers
+            return {cls._mask(pattern, key): cls._mask(pattern, item)
+                    for key, item in value.items()}
+        return value
+
+
 def mask_header(name: str, value: str) -> str:
     """A header's value for the record: an authorization keeps its scheme only (Basic auth is
     the secret itself; a signature scheme's Signature is derived from it), and the run's token
@@ -60,8 +105,9 @@ def mask_header(name: str, value: str) -> str:
 
 
 async def raw_request(request: web.Request) -> dict[str, object]:
-    """The request as it came over the wire, for the record, with its secrets masked (the
-    journal is readable by whoever can read the run folder)."""
+    """The request as it came over the wire, for the record, with its secret fields masked by
+    name (the journal is readable by whoever can read the run folder); the vendor also masks
+    its own secrets' values wherever they are (`Secrets`) before the record keeps it."""
     return {
         "method": request.method,
         "path": request.path,

@@ -34,11 +34,12 @@ from harness.journal import (
     SendRecorded,
     VendorCall,
 )
+from mocks.catalogue import secret_keys
 from mocks.control import VendorFaults, fault_routes
 from mocks.draws import Attempts, draw
 from mocks.handsets import Handsets
 from mocks.manifest import VendorConfig
-from mocks.sends import SendRecord
+from mocks.sends import Secrets, SendRecord
 
 log = logging.getLogger("mocks.vendor")
 
@@ -169,6 +170,7 @@ class VendorMock:
         self.name = name
         self.config = config
         self.credentials = credentials
+        self._secrets = Secrets.of(credentials, secret_keys(config.kind))
         self.record = record
         self.handsets = handsets
         self.faults = VendorFaults()
@@ -241,10 +243,13 @@ class VendorMock:
                client_ref: str | None, request: dict[str, object],
                reports: ReportQueue | None, callback: str | None = None) -> SendRecorded:
         """Record an accepted send, let the handset decide its delivery, queue its report.
-        The call's raw request is journaled with its first send only."""
+        The call's raw request is journaled with its first send only, with this vendor's
+        secrets masked wherever they are in it."""
         key: SendKey = (self.name, to, body, self._sends.next((to, body)))
         call = _CALL.get(_Call())
         first = call.sends[0][0] if call.sends else None
+        if first is None:
+            request = self._secrets.mask(request)
         call.sends.append((message_id, to, key))
         dropped = self.draw("drop", *key[1:]) < self.faults.drop
         if dropped:

@@ -31,7 +31,7 @@ from mockkit import (
 from harness.journal import SendRecorded, read_journal
 from mocks.catalogue import all_secret_keys
 from mocks.manifest import TOKEN_HEADER
-from mocks.sends import MASK, mask_header, mask_text
+from mocks.sends import MASK, Secrets, mask_header, mask_text
 
 TO = "+8613912345678"
 
@@ -65,6 +65,24 @@ def test_masking_keeps_everything_but_the_secret_values() -> None:
                  '--b\r\nContent-Disposition: form-data; name="to"\r\n\r\n86138\r\n--b--\r\n')
     assert mask_text(multipart) == multipart.replace("hush", MASK)
     assert mask_text("") == ""
+
+
+def test_a_vendors_secrets_are_masked_in_every_form_wherever_they_are() -> None:
+    credentials = {"account_sid": "AC1", "auth_token": "to/ken+1", "from": "+1555"}
+    basic = base64.b64encode(b"AC1:to/ken+1").decode()
+    secrets = Secrets.of(credentials, {"auth_token"})
+    request: dict[str, object] = {
+        "method": "POST", "path": "/to/ken+1", "query": "x=to%2Fken%2B1&y=to%2Fken%2B1",
+        "headers": {"X-Note": f"Basic {basic}", "to/ken+1": "1"},
+        "body": f'{{"n": ["to/ken+1"], "b": "{quote(basic, safe="")}", "sid": "AC1"}}'}
+    before = json.dumps(request)
+
+    assert secrets.mask(request) == {
+        "method": "POST", "path": f"/{MASK}", "query": f"x={MASK}&y={MASK}",
+        "headers": {"X-Note": f"Basic {MASK}", MASK: "1"},
+        "body": f'{{"n": ["{MASK}"], "b": "{MASK}", "sid": "AC1"}}'}
+    assert json.dumps(request) == before  # the request given is left as it was
+    assert Secrets.of(credentials, set()).mask(request) == request
 
 
 def test_an_authorization_keeps_its_scheme_only() -> None:
@@ -151,6 +169,35 @@ def test_no_vendors_secret_signature_or_the_token_reaches_the_journal(
     assert by_vendor["sns"]["headers"]["Authorization"] == f"AWS4-HMAC-SHA256 {MASK}"
     query = dict(parse_qsl(str(by_vendor["aliyun"]["query"])))
     assert (query["Signature"], query["AccessKeyId"]) == (MASK, params["AccessKeyId"])
+
+
+def test_a_secret_under_an_unknown_name_or_in_free_text_is_masked(
+        mocks: Mocks, https: httpx.Client) -> None:
+    vendors, ref = mocks.manifest.vendors, marker()
+    twilio, vonage = vendors["twilio"], vendors["vonage"]
+    sid, auth_token = twilio.credentials["account_sid"], twilio.credentials["auth_token"]
+    basic = base64.b64encode(f"{sid}:{auth_token}".encode()).decode()
+    form = {"To": TO, "From": twilio.credentials["from"], "Body": f"twilio ref:{ref}",
+            "Memo": f"token {auth_token}, basic {basic}", "Key": quote(auth_token, safe="")}
+    assert twilio_send(https, twilio, form).status_code == 201
+    api_secret = vonage.credentials["api_secret"]
+    signature_secret = vonage.credentials["signature_secret"]
+    body = {"api_key": vonage.credentials["api_key"], "api_secret": api_secret, "to": TO[1:],
+            "from": "BANK", "text": f"json ref:{ref}",
+            "extra": {"signature_secret": [signature_secret], "notes": f"s={api_secret}"}}
+    assert https.post(f"{vonage.url}/sms/json", json=body).status_code == 200
+
+    by_vendor = {s.vendor: s.request for s in sends_of(mocks, ref) if s.request}
+    assert sorted(by_vendor) == ["twilio", "vonage"]
+    recorded = journal_bytes(mocks)
+    leaked = {"auth_token": auth_token, "basic": basic, "api_secret": api_secret,
+              "signature_secret": signature_secret}
+    assert [name for name, value in leaked.items() if value.encode() in recorded] == []
+    sent = dict(parse_qsl(str(by_vendor["twilio"]["body"])))
+    assert (sent["Memo"], sent["Key"], sent["Body"]) == (
+        f"token {MASK}, basic {MASK}", MASK, f"twilio ref:{ref}")
+    assert json.loads(str(by_vendor["vonage"]["body"]))["extra"] == {
+        "signature_secret": [MASK], "notes": f"s={MASK}"}
 
 
 def test_the_runs_control_calls_are_not_in_the_record(mocks: Mocks, client: httpx.Client) -> None:
