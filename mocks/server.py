@@ -115,6 +115,11 @@ async def serve(config: MocksConfig, manifest_path: Path,
         on_ready(manifest)
         await stop.wait()
     finally:
-        # All at once: each waits up to STOP_GRACE for its answers in flight.
-        await asyncio.gather(*(runner.cleanup() for runner in runners))
+        # All at once: each waits up to STOP_GRACE for its answers in flight. One runner's
+        # failure to stop must not keep the others running or the journal open.
+        outcomes = await asyncio.gather(*(runner.cleanup() for runner in runners),
+                                        return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                log.error("a mock did not stop cleanly: %r", outcome)
         journal.close()
