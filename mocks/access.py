@@ -1,9 +1,8 @@
 """Who may use the mocks' control APIs: only a caller with the run's token (TOKEN_HEADER).
 
-Protected: every path under `/__notifychaos/` but the canary (network-fault probes must look
-like any traffic through a link) and the ledger's `/admin/...` (Locust's ticks schedule the
-reminders a run is scored on). The vendor APIs, the ledger's pull API and the alert sink's
-intake stay open: the notifier under test uses them and never gets the token.
+Which paths are protected is `mocks.paths.needs_token`. The vendor APIs, the ledger's pull API
+and the alert sink's intake stay open: the notifier under test uses them and never gets the
+token.
 """
 
 from __future__ import annotations
@@ -13,15 +12,8 @@ import hmac
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from mocks.control import CANARY_PATH
 from mocks.manifest import TOKEN_HEADER
-
-
-def protected(path: str) -> bool:
-    """Whether a request for `path` needs the run's token."""
-    if path == CANARY_PATH:
-        return False
-    return path.startswith(("/__notifychaos/", "/admin/"))
+from mocks.paths import needs_token
 
 
 def _matches(given: str, token: str) -> bool:
@@ -34,7 +26,7 @@ def require_token(token: str) -> Middleware:
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if protected(request.path):
+        if needs_token(request.path):
             given = request.headers.get(TOKEN_HEADER)
             if given is None:
                 return web.json_response(

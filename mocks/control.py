@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Annotated, Literal, TypeVar
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from mocks.guard import within_deadline
+
+# Re-exported while harness.canary and its tests import it from here (it lives in mocks.paths).
+from mocks.paths import CANARY_PATH as CANARY_PATH
 
 MAX_SECONDS = 300.0
 """The longest delay a fault may hold an answer, a report or the replica (finite: a switch must
@@ -71,17 +75,12 @@ class LedgerFaults(BaseModel):
 
 M = TypeVar("M", bound=BaseModel)
 
-CANARY_PATH = "/__notifychaos/canary"
 CANARY_MAX_BYTES = 16 * 1024 * 1024
 
-READ_TIMEOUT = 30.0
-"""Seconds a request's body may take to arrive once its headers are in (a vendor's SMS request
-is a few kilobytes, a canary's probe takes under 5 s, even through a slow link); a half-sent
-request is then answered 408 and closed."""
 
-READ_TIMEOUT_KEY = web.AppKey("read_timeout", float)
-"""Where an app may hold a shorter body deadline than `READ_TIMEOUT` (tests of half-sent
-requests)."""
+async def _drain(content: StreamReader) -> None:
+    async for _ in content.iter_any():
+        pass
 
 
 def fault_routes(model: type[M], current: Callable[[], M],
@@ -91,21 +90,9 @@ def fault_routes(model: type[M], current: Callable[[], M],
     reads whatever body is sent, answers N bytes)."""
 
     async def canary(request: web.Request) -> web.Response:
-        # Streamed, not read(): an upstream fault's probe may send more than client_max_size.
-        deadline = request.config_dict.get(READ_TIMEOUT_KEY, READ_TIMEOUT)
-        try:
-            async with asyncio.timeout(deadline):
-                async for _ in request.content.iter_any():
-                    pass
-        except TimeoutError:
-            response = web.json_response(
-                {"error": f"the body did not arrive within {deadline:g} s"}, status=408)
-            response.force_close()
-            return response
-        except ConnectionResetError:  # the fault cut it off: no one is left to answer
-            return web.Response(status=400)
-        except web.RequestPayloadError as exc:  # a broken chunked or compressed body
-            return web.json_response({"error": f"the body cannot be read: {exc}"}, status=400)
+        # Streamed, not read() (the guard leaves it to the canary): an upstream fault's probe
+        # may send more than client_max_size. Junk it raises is answered by the guard.
+        await within_deadline(request, _drain(request.content))
         size = request.query.get("bytes", "16")
         if not (size.isascii() and size.isdigit() and len(size) <= 9) or int(
                 size) > CANARY_MAX_BYTES:

@@ -14,7 +14,8 @@ from aiohttp.http import HttpVersion11
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
-from mocks.control import CANARY_PATH, READ_TIMEOUT, READ_TIMEOUT_KEY
+from mocks.deadlines import READ_TIMEOUT, READ_TIMEOUT_KEY
+from mocks.paths import CANARY_PATH, is_own
 
 log = logging.getLogger("mocks.guard")
 
@@ -54,22 +55,18 @@ def guard(style: JunkStyle, *, passing: tuple[type[Exception], ...] = ()) -> Mid
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        # The mocks' own endpoints (control, LocalStack's record) start with an underscore.
-        answer = _CONTROL if request.path.startswith("/_") else style
+        answer = _CONTROL if is_own(request.path) else style
         try:
             _check_headers(request)
             await _read_body(request)
         except Junk as exc:
-            response = answer.junk(exc.status, exc.reason)
-            if exc.status == 408:  # what is left of a half-sent request is not worth waiting for
-                response.force_close()
-            return response
+            return _refused(answer, exc)
         try:
             return await handler(request)
         except passing:
             raise
         except Junk as exc:
-            return answer.junk(exc.status, exc.reason)
+            return _refused(answer, exc)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -79,6 +76,13 @@ def guard(style: JunkStyle, *, passing: tuple[type[Exception], ...] = ()) -> Mid
             return answer.junk(500, "internal error")
 
     return middleware
+
+
+def _refused(answer: JunkStyle, exc: Junk) -> web.Response:
+    response = answer.junk(exc.status, exc.reason)
+    if exc.status == 408:  # what is left of a half-sent request is not worth waiting for
+        response.force_close()
+    return response
 
 
 def cover(app: web.Application) -> None:
@@ -128,11 +132,12 @@ async def _read_body(request: web.Request) -> None:
     if (request.path == CANARY_PATH or not request.body_exists
             or request.content_type == "multipart/form-data"):
         return
-    await _within_deadline(request, request.read())
+    await within_deadline(request, request.read())
 
 
-async def _within_deadline(request: web.Request, reading: Awaitable[object]) -> None:
-    """Await `reading` the body under the app's deadline; Junk if it fails or takes too long."""
+async def within_deadline(request: web.Request, reading: Awaitable[object]) -> None:
+    """Await `reading` the body under the app's deadline; Junk if it fails (400), is too large
+    (413) or takes too long (408, and the connection is closed)."""
     deadline = request.config_dict.get(READ_TIMEOUT_KEY, READ_TIMEOUT)
     try:
         async with asyncio.timeout(deadline):
@@ -151,7 +156,7 @@ async def form(request: web.Request) -> dict[str, str]:
     """The form fields of a urlencoded or multipart body (the first of repeated ones); Junk
     when they cannot be read (a charset unknown or not matching, a broken multipart, a file)."""
     try:
-        await _within_deadline(request, request.post())
+        await within_deadline(request, request.post())
         fields = await request.post()  # read and cached by now
     except LookupError:
         raise Junk(f"unknown charset {request.charset!r}") from None

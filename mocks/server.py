@@ -17,6 +17,7 @@ from harness.journal import JournalWriter
 from mocks import alerts, guard, ledger
 from mocks.access import require_token
 from mocks.catalogue import issue_credentials, serves_tls, vendor_module
+from mocks.deadlines import IDLE_TIMEOUT, LINGER, STOP_GRACE
 from mocks.handsets import Handsets
 from mocks.manifest import Manifest, MocksConfig, VendorEndpoint
 from mocks.private import write_private
@@ -25,30 +26,17 @@ from mocks.vendor import VendorMock
 
 log = logging.getLogger("mocks")
 
-HEADERS_TIMEOUT = 30.0
-"""Seconds a connection may stay idle or sending half its headers before it is closed (aiohttp
-closes a connection with no complete request after its keep-alive timeout); once the headers are
-in, the body has `mocks.control.READ_TIMEOUT`."""
-
 MAX_LINE = 64 * 1024
 """Bytes of a request line: Alibaba's SDK puts every parameter in the query, and 1000 numbers of
 one SendSms take 12 KB there (aiohttp's default is 8 KB)."""
 
-LINGER = 2.0
-"""Seconds the rest of a body is read (and dropped) after an early answer (408, 413), so that the
-client sees the answer rather than a reset; aiohttp's default is 10 s."""
 
-STOP_GRACE = 2.0
-"""Seconds stopping waits for answers in flight (a latency fault may hold one for minutes)."""
-
-
-def make_runner(app: web.Application,
-                headers_timeout: float = HEADERS_TIMEOUT) -> web.AppRunner:
+def make_runner(app: web.Application, idle_timeout: float = IDLE_TIMEOUT) -> web.AppRunner:
     """The runner every mock is served by: a half-sent request, idle connections and stopping
     all have their deadlines, request lines may be long, and every request, to any path with
     any method or expectation, reaches the app's middlewares (`guard.cover`)."""
     guard.cover(app)
-    return web.AppRunner(app, access_log=None, keepalive_timeout=headers_timeout,
+    return web.AppRunner(app, access_log=None, keepalive_timeout=idle_timeout,
                          lingering_time=LINGER, shutdown_timeout=STOP_GRACE,
                          max_line_size=MAX_LINE)
 

@@ -39,6 +39,7 @@ from mocks.control import VendorFaults, fault_routes
 from mocks.draws import Attempts, draw
 from mocks.handsets import Handsets
 from mocks.manifest import VendorConfig
+from mocks.paths import is_own
 from mocks.sends import Secrets, SendRecord
 
 log = logging.getLogger("mocks.vendor")
@@ -317,8 +318,8 @@ class VendorMock:
                              handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                              ) -> web.StreamResponse:
         """Journal every API call with its outcome and latency; the mocks' own endpoints (the
-        control API, LocalStack's record) start with an underscore and are not vendor calls."""
-        if request.path.startswith("/_"):
+        control API, LocalStack's record) are not vendor calls."""
+        if is_own(request.path):
             return await handler(request)
         call, began = _Call(), time.monotonic()
         _CALL.set(call)

@@ -15,8 +15,8 @@ from harness.errors import FaultInjectionError
 from harness.journal import MockFaultsChanged, read_journal
 from harness.scenario import Step
 from harness.timeline import ControlInjector
-from mocks.control import CANARY_PATH
 from mocks.manifest import TOKEN_HEADER, Manifest
+from mocks.paths import CANARY_PATH
 
 Call = tuple[str, str]  # (method, URL)
 

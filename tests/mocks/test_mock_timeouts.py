@@ -18,7 +18,7 @@ from mockkit import CONTROL, Mocks, wait_until
 
 from harness.journal import FaultTouched, JournalWriter, read_journal
 from mocks import alerts, ledger, twilio
-from mocks.control import READ_TIMEOUT_KEY
+from mocks.deadlines import READ_TIMEOUT_KEY
 from mocks.handsets import HandsetConfig, Handsets
 from mocks.manifest import MocksConfig, VendorConfig
 from mocks.sends import SendRecord
@@ -33,9 +33,9 @@ DEADLINE = 5.0
 
 
 @asynccontextmanager
-async def serving(app: web.Application, headers_timeout: float = 30.0) -> AsyncIterator[int]:
+async def serving(app: web.Application, idle_timeout: float = 30.0) -> AsyncIterator[int]:
     """Serve `app` on a loopback port with the mocks' own runner; yields the port."""
-    runner = make_runner(app, headers_timeout)
+    runner = make_runner(app, idle_timeout)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -108,11 +108,11 @@ def test_a_half_sent_canary_probe_is_answered_408_and_closed(tmp_path: Path) -> 
     assert SHORT * 0.8 <= elapsed < DEADLINE
 
 
-def test_half_sent_headers_are_dropped_after_the_headers_timeout(tmp_path: Path) -> None:
+def test_half_sent_headers_are_dropped_after_the_idle_timeout(tmp_path: Path) -> None:
     async def scenario() -> tuple[bytes, float]:
         journal = JournalWriter(tmp_path, "mocks")
         try:
-            async with serving(alerts.create_app(journal), headers_timeout=SHORT) as port:
+            async with serving(alerts.create_app(journal), idle_timeout=SHORT) as port:
                 return await exchange(port, b"POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Le")
         finally:
             journal.close()
