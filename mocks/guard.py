@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Protocol
 
-from aiohttp import hdrs, web
+from aiohttp import BodyPartReader, MultipartReader, StreamReader, hdrs, web
 from aiohttp.http import HttpVersion11
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
@@ -126,11 +126,9 @@ def _check_headers(request: web.Request) -> None:
 
 
 async def _read_body(request: web.Request) -> None:
-    """Read (and cache for the handler) the whole body under the deadline; the canary streams
-    its own, which may be larger than any request, and a multipart form is read from the stream
-    by `form`, under the same deadline."""
-    if (request.path == CANARY_PATH or not request.body_exists
-            or request.content_type == "multipart/form-data"):
+    """Read (and cache for the handler, `form` and the journal) the whole body, multipart too,
+    under the deadline; the canary streams its own, which may be larger than any request."""
+    if request.path == CANARY_PATH or not request.body_exists:
         return
     await within_deadline(request, request.read())
 
@@ -153,11 +151,16 @@ async def within_deadline(request: web.Request, reading: Awaitable[object]) -> N
 
 
 async def form(request: web.Request) -> dict[str, str]:
-    """The form fields of a urlencoded or multipart body (the first of repeated ones); Junk
-    when they cannot be read (a charset unknown or not matching, a broken multipart, a file)."""
+    """The form fields of a urlencoded or multipart body (the first of repeated ones), parsed
+    from the body the guard read; Junk when they cannot be read (a charset unknown or not
+    matching, a broken multipart, a file)."""
+    fields: list[tuple[str, object]]
     try:
-        await within_deadline(request, request.post())
-        fields = await request.post()  # read and cached by now
+        if (request.content_type == "multipart/form-data"
+                and request.method in request.POST_METHODS):
+            fields = await _multipart(request)
+        else:
+            fields = list((await request.post()).items())
     except LookupError:
         raise Junk(f"unknown charset {request.charset!r}") from None
     except (ValueError, RuntimeError, AssertionError, HttpProcessingError,
@@ -165,11 +168,37 @@ async def form(request: web.Request) -> dict[str, str]:
         # UnicodeDecodeError is a ValueError; aiohttp's multipart reader raises all of these.
         raise Junk(f"the form cannot be read: {type(exc).__name__}") from None
     values: dict[str, str] = {}
-    for name, value in fields.items():
+    for name, value in fields:
         if not isinstance(value, str):
             raise Junk(f"form field {name!r} is a file, not text")
         values.setdefault(name, value)
     return values
+
+
+async def _multipart(request: web.Request) -> list[tuple[str, object]]:
+    """The parts of a multipart form, as `request.post` reads them (a text part as its text, a
+    file or binary part as None), but from the body the guard read: the request's own stream
+    is spent by then, and the journal keeps those bytes."""
+    body = await request.read()
+    # A limit above the body's size: feeding it must never pause the connection's reading.
+    stream = StreamReader(request.protocol, max(len(body), 2**16),
+                          loop=asyncio.get_running_loop())
+    stream.feed_data(body)
+    stream.feed_eof()
+    reader = MultipartReader(request.headers, stream)
+    fields: list[tuple[str, object]] = []
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise Junk("a multipart form nested in a form part")
+        if part.name is None:
+            raise Junk("a multipart form part without a name")
+        content_type = part.headers.get(hdrs.CONTENT_TYPE)
+        if part.filename or not (content_type is None or content_type.startswith("text/")):
+            fields.append((part.name, None))
+            continue
+        value = await part.read(decode=True)
+        fields.append((part.name, value.decode(part.get_charset(default="utf-8"))))
+    return fields
 
 
 def _reject_constant(name: str) -> object:

@@ -162,6 +162,10 @@ def test_no_vendors_secret_signature_or_the_token_reaches_the_journal(
     secrets |= {f"signature {n}, quoted": quote(s, safe="") for n, s in enumerate(signatures)}
     recorded = journal_bytes(mocks)
     assert [name for name, value in secrets.items() if value.encode() in recorded] == []
+    # A multipart body is journaled as it was sent, but for its secret.
+    [multipart] = [s for s in sends if s.body == f"multipart ref:{ref}"]
+    sent = str(multipart.request["body"])
+    assert f"multipart ref:{ref}" in sent and f'name="api_secret"\r\n\r\n{MASK}\r\n' in sent
     by_vendor = {s.vendor: s.request for s in sends if s.request}
     assert by_vendor["twilio"]["headers"]["Authorization"] == f"Basic {MASK}"
     assert by_vendor["twilio"]["headers"][TOKEN_HEADER] == MASK

@@ -17,7 +17,7 @@ from aiohttp import web
 from mockkit import CONTROL, Mocks, wait_until
 
 from harness.journal import FaultTouched, JournalWriter, read_journal
-from mocks import alerts, ledger, twilio
+from mocks import alerts, aliyun, ledger, twilio
 from mocks.deadlines import READ_TIMEOUT_KEY
 from mocks.handsets import HandsetConfig, Handsets
 from mocks.manifest import MocksConfig, VendorConfig
@@ -86,6 +86,34 @@ def test_a_half_sent_body_is_answered_408_in_twilio_style_and_closed(tmp_path: P
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408"), answer
     assert b'"code": 20001' in body and b"did not arrive within 0.5 s" in body, body
+    assert SHORT * 0.8 <= elapsed < DEADLINE
+
+
+def test_a_half_sent_multipart_body_is_answered_408_in_alibaba_style_and_closed(
+        tmp_path: Path) -> None:
+    credentials = {"access_key_id": "LTAI1", "access_key_secret": "s"}
+
+    async def scenario() -> tuple[bytes, float]:
+        journal = JournalWriter(tmp_path, "mocks")
+        try:
+            vendor = VendorMock("aliyun", VendorConfig(kind="aliyun"), credentials,
+                                SendRecord(journal), journal, Handsets(HandsetConfig(), 7), 7)
+            app = aliyun.create_app(vendor)
+            app[READ_TIMEOUT_KEY] = SHORT
+            async with serving(app) as port:
+                return await exchange(port, (
+                    b"POST / HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Type: multipart/form-data; boundary=b\r\n"
+                    b"Content-Length: 400\r\n\r\n"
+                    b'--b\r\nContent-Disposition: form-data; name="Action"\r\n\r\nSend'))
+        finally:
+            journal.close()
+
+    answer, elapsed = asyncio.run(scenario())
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer
+    assert b'"Code": "RequestTimeout"' in body and b"did not arrive within 0.5 s" in body, body
     assert SHORT * 0.8 <= elapsed < DEADLINE
 
 
