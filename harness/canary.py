@@ -27,7 +27,8 @@ from typing import Literal
 from harness.journal import FaultMeasured
 from harness.scenario import Step
 from harness.toxiproxy import Link
-from mocks.control import CANARY_MAX_BYTES, CANARY_PATH
+from mocks.control import CANARY_MAX_BYTES
+from mocks.paths import CANARY_PATH
 
 BUDGET = 4.5
 """Seconds one probe may take at most, connection to close."""

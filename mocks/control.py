@@ -9,9 +9,7 @@ from aiohttp import StreamReader, web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from mocks.guard import within_deadline
-
-# Re-exported while harness.canary and its tests import it from here (it lives in mocks.paths).
-from mocks.paths import CANARY_PATH as CANARY_PATH
+from mocks.paths import CANARY_PATH
 
 MAX_SECONDS = 300.0
 """The longest delay a fault may hold an answer, a report or the replica (finite: a switch must

@@ -20,7 +20,8 @@ from harness.journal import FaultMeasured
 from harness.scenario import Step
 from harness.timeline import NetworkInjector
 from harness.toxiproxy import ToxiproxyControl, ToxiproxyServer, find_server
-from mocks.control import CANARY_PATH, fault_routes
+from mocks.control import fault_routes
+from mocks.paths import CANARY_PATH
 
 
 class _NoFaults(BaseModel):
