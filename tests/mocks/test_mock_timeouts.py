@@ -8,7 +8,7 @@ import base64
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,7 +17,8 @@ from aiohttp import web
 from mockkit import CONTROL, Mocks, wait_until
 
 from harness.journal import FaultTouched, JournalWriter, read_journal
-from mocks import alerts, aliyun, ledger, twilio
+from mocks import alerts, ledger
+from mocks.catalogue import vendor_module
 from mocks.deadlines import READ_TIMEOUT_KEY
 from mocks.handsets import HandsetConfig, Handsets
 from mocks.manifest import MocksConfig, VendorConfig
@@ -61,27 +62,46 @@ async def exchange(port: int, half: bytes) -> tuple[bytes, float]:
     return answer, time.monotonic() - began
 
 
-def test_a_half_sent_body_is_answered_408_in_twilio_style_and_closed(tmp_path: Path) -> None:
-    credentials = {"account_sid": "AC1", "auth_token": "t", "from": "+15005550001"}
-    basic = base64.b64encode(b"AC1:t")
+def half_sent(tmp_path: Path, make_app: Callable[[JournalWriter], web.Application],
+              half: bytes, idle_timeout: float = 30.0) -> tuple[bytes, float]:
+    """Serve the app `make_app` builds (its body deadline `SHORT`), send it `half` a request:
+    what came back and after how long."""
 
     async def scenario() -> tuple[bytes, float]:
         journal = JournalWriter(tmp_path, "mocks")
         try:
-            vendor = VendorMock("twilio", VendorConfig(kind="twilio"), credentials,
-                                SendRecord(journal), journal, Handsets(HandsetConfig(), 7), 7)
-            app = twilio.create_app(vendor)
+            app = make_app(journal)
             app[READ_TIMEOUT_KEY] = SHORT
-            async with serving(app) as port:
-                return await exchange(port, (
-                    b"POST /2010-04-01/Accounts/AC1/Messages.json HTTP/1.1\r\nHost: x\r\n"
-                    b"Authorization: Basic " + basic + b"\r\n"
-                    b"Content-Type: application/x-www-form-urlencoded\r\n"
-                    b"Content-Length: 100\r\n\r\nTo=%2B150055"))
+            async with serving(app, idle_timeout) as port:
+                return await exchange(port, half)
         finally:
             journal.close()
 
-    answer, elapsed = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def vendor_app(kind: str, credentials: dict[str, str]
+               ) -> Callable[[JournalWriter], web.Application]:
+    """Builds vendor `kind`'s mock app over a journal."""
+
+    def make(journal: JournalWriter) -> web.Application:
+        vendor = VendorMock(kind, VendorConfig(kind=kind), credentials, SendRecord(journal),
+                            journal, Handsets(HandsetConfig(), 7), 7)
+        app: web.Application = vendor_module(kind).create_app(vendor)
+        return app
+
+    return make
+
+
+def test_a_half_sent_body_is_answered_408_in_twilio_style_and_closed(tmp_path: Path) -> None:
+    credentials = {"account_sid": "AC1", "auth_token": "t", "from": "+15005550001"}
+    basic = base64.b64encode(b"AC1:t")
+
+    answer, elapsed = half_sent(tmp_path, vendor_app("twilio", credentials), (
+        b"POST /2010-04-01/Accounts/AC1/Messages.json HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Basic " + basic + b"\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: 100\r\n\r\nTo=%2B150055"))
 
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408"), answer
@@ -93,23 +113,11 @@ def test_a_half_sent_multipart_body_is_answered_408_in_alibaba_style_and_closed(
         tmp_path: Path) -> None:
     credentials = {"access_key_id": "LTAI1", "access_key_secret": "s"}
 
-    async def scenario() -> tuple[bytes, float]:
-        journal = JournalWriter(tmp_path, "mocks")
-        try:
-            vendor = VendorMock("aliyun", VendorConfig(kind="aliyun"), credentials,
-                                SendRecord(journal), journal, Handsets(HandsetConfig(), 7), 7)
-            app = aliyun.create_app(vendor)
-            app[READ_TIMEOUT_KEY] = SHORT
-            async with serving(app) as port:
-                return await exchange(port, (
-                    b"POST / HTTP/1.1\r\nHost: x\r\n"
-                    b"Content-Type: multipart/form-data; boundary=b\r\n"
-                    b"Content-Length: 400\r\n\r\n"
-                    b'--b\r\nContent-Disposition: form-data; name="Action"\r\n\r\nSend'))
-        finally:
-            journal.close()
-
-    answer, elapsed = asyncio.run(scenario())
+    answer, elapsed = half_sent(tmp_path, vendor_app("aliyun", credentials), (
+        b"POST / HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\n"
+        b"Content-Length: 400\r\n\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="Action"\r\n\r\nSend'))
 
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408"), answer
@@ -118,34 +126,20 @@ def test_a_half_sent_multipart_body_is_answered_408_in_alibaba_style_and_closed(
 
 
 def test_a_half_sent_canary_probe_is_answered_408_and_closed(tmp_path: Path) -> None:
-    async def scenario() -> tuple[bytes, float]:
-        journal = JournalWriter(tmp_path, "mocks")
-        try:
-            config = MocksConfig(journal_dir=str(tmp_path), vendors={})
-            app = ledger.create_app(ledger.Ledger(journal, config))
-            app[READ_TIMEOUT_KEY] = SHORT
-            async with serving(app) as port:
-                return await exchange(port, b"POST /__notifychaos/canary HTTP/1.1\r\nHost: x\r\n"
-                                            b"Content-Length: 4096\r\n\r\n....")
-        finally:
-            journal.close()
+    config = MocksConfig(journal_dir=str(tmp_path), vendors={})
 
-    answer, elapsed = asyncio.run(scenario())
+    answer, elapsed = half_sent(
+        tmp_path, lambda journal: ledger.create_app(ledger.Ledger(journal, config)),
+        b"POST /__notifychaos/canary HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n....")
 
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert SHORT * 0.8 <= elapsed < DEADLINE
 
 
 def test_half_sent_headers_are_dropped_after_the_idle_timeout(tmp_path: Path) -> None:
-    async def scenario() -> tuple[bytes, float]:
-        journal = JournalWriter(tmp_path, "mocks")
-        try:
-            async with serving(alerts.create_app(journal), idle_timeout=SHORT) as port:
-                return await exchange(port, b"POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Le")
-        finally:
-            journal.close()
-
-    answer, elapsed = asyncio.run(scenario())
+    answer, elapsed = half_sent(tmp_path, alerts.create_app,
+                                b"POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Le",
+                                idle_timeout=SHORT)
 
     assert answer == b""  # closed: no request to answer
     assert SHORT * 0.8 <= elapsed < DEADLINE
