@@ -1,8 +1,9 @@
 """The catalogue of fault kinds a timeline step may name, and how their parameters are checked.
 
-Four families: network faults, carried out by the real Toxiproxy server on a link; vendor and
-data faults, switched in a vendor mock or the ledger through its control API; and process faults
-on the target.
+Five families: network faults, carried out by the real Toxiproxy server on a link; vendor and
+data faults, switched in a vendor mock or the ledger through its control API; process faults on
+an instance of the target; and the upgrade, which cuts the target over to the scenario's version
+B.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class FaultKind:
 
     name: str
     about: str
-    family: Literal["network", "vendor", "data", "process"]
+    family: Literal["network", "vendor", "data", "process", "upgrade"]
     attributes: tuple[str, ...] = ()
     toxic: str | None = None  # network: the Toxiproxy toxic type; None for `proxy.down`
     switches: Callable[[Params], dict[str, Any]] | None = None  # vendor, data: mock faults
@@ -123,10 +124,22 @@ FAULTS: dict[str, FaultKind] = {kind.name: kind for kind in (
           lambda p: {"duplicate": p.get("fraction", 1.0)}),
     _data("data.schema", "the pull API's schema changes: change renamed_field or date_format",
           ("change",), lambda p: {"schema_change": p.get("change", "renamed_field")}),
+    _data("data.snapshot", "the replica is restored from a snapshot age old: repayments, phone "
+          "changes and opt-outs made since are forgotten", ("age",),
+          lambda p: {"snapshot_age": _seconds(p, "age")}, {"age": MS}),
+    _data("data.test_leak", "records from the test environment reach production: test borrowers "
+          "with test phone numbers (records: borrowers) or test amounts (records: amounts), for "
+          "a fraction of feed entries", ("fraction", "records"),
+          lambda p: {"test_leak": p.get("fraction", 0.1),
+                     "test_leak_records": p.get("records", "borrowers")}),
     _process("process.pause", "freeze the target (SIGSTOP) until the step ends (SIGCONT)"),
     _process("process.kill", "kill the target (SIGKILL); start it again when the step ends"),
     _process("process.restart", "restart the target cleanly (SIGTERM, then start)",
              instant=True),
+    _process("process.stop", "stop the target cleanly (SIGTERM) for the step, then start it "
+             "again: a planned maintenance window"),
+    FaultKind("upgrade", "stop version A of the target, run the migration, start version B "
+              "(the scenario's upgrade section)", "upgrade", instant=True),
 )}
 
 NETWORK_COMMON = ("stream", "toxicity")

@@ -73,6 +73,28 @@ class Target(_Model):
     env: dict[str, str] = {}
     health: str
     ready_timeout: Duration = 30.0
+    replicas: int = Field(default=1, ge=1, le=8, description="how many instances run, each "
+                          "with its own port and log; process faults name one (target[0])")
+    instances: list[str] | None = Field(default=None, min_length=1, max_length=8,
+                                        description="the instances' names instead of a count "
+                                        "(e.g. [active, standby]); faults name target.<name>")
+    stop_grace: Duration = Field(default=10.0, ge=0, description="how long a stopped instance "
+                                 "has after SIGTERM before it is killed")
+
+    @property
+    def instance_names(self) -> list[str]:
+        """Each instance's name, in start order: the given names, else `0`, `1`, ..."""
+        return list(self.instances) if self.instances else [str(i) for i in range(self.replicas)]
+
+    @field_validator("instances")
+    @classmethod
+    def _instance_names(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or ():
+            if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+                raise ValueError(f"instance name {name!r}: use lower-case letters, digits, _ or -")
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("instance names must differ")
+        return value
 
     @field_validator("health")
     @classmethod
@@ -90,7 +112,29 @@ class Target(_Model):
                 raise ValueError("user is for an image's container; a command runs as the harness")
         elif self.cwd != ".":
             raise ValueError("cwd is for a command; an image has its own working directory")
+        if (self.instances is not None and "replicas" in self.model_fields_set
+                and self.replicas != len(self.instances)):
+            raise ValueError(f"replicas is {self.replicas} but {len(self.instances)} instances "
+                             "are named; give one or the other")
         return self
+
+
+class Migration(_Model):
+    """The command run between stopping version A and starting version B (placeholders
+    allowed); its output goes to the run's logs, and a non-zero exit fails the rehearsal."""
+
+    command: list[str] = Field(min_length=1)
+    cwd: str = "."
+    env: dict[str, str] = {}
+    timeout: Duration = Field(default=60.0, gt=0)
+
+
+class Upgrade(_Model):
+    """What an `upgrade` step cuts over to: version B of the target (a `target`-shaped block,
+    on the same ports) and the migration run while neither version runs."""
+
+    target: Target
+    migrate: Migration | None = None
 
 
 CONTENT_FIELDS = ("amount", "amount_grouped", "due_date", "due_year", "due_month", "due_day",
@@ -245,6 +289,8 @@ class Scenario(_Model):
     duration: Duration = Field(gt=0)
     drain: Duration | None = None
     target: Target
+    upgrade: Upgrade | None = Field(default=None, description="version B of the target and its "
+                                    "migration, for the timeline's `upgrade` step")
     vendors: dict[str, VendorConfig] = Field(min_length=1)
     handsets: HandsetConfig = HandsetConfig()
     slas: dict[str, Sla] = {}
@@ -279,10 +325,22 @@ class Scenario(_Model):
         """The Toxiproxy links of this run: the ledger and one per vendor."""
         return ["ledger", *(f"vendors.{name}" for name in self.vendors)]
 
+    @property
+    def instance_links(self) -> dict[str, int]:
+        """The links process faults may name, each to its instance's index: `target[i]`,
+        `target.<name>` for named instances, and `target` when there is only one."""
+        names = self.target.instance_names
+        links = {"target": 0} if len(names) == 1 else {}
+        links |= {f"target[{index}]": index for index in range(len(names))}
+        if self.target.instances:
+            links |= {f"target.{name}": index for index, name in enumerate(names)}
+        return links
+
     def placeholders(self) -> set[str]:
-        """Every placeholder name a target may use in this scenario."""
+        """Every placeholder name a target may use in this scenario (`target.*` are the
+        instance's own: its port, its name, its index)."""
         names = {"ledger.url", "alerts.url", "mocks.ca_bundle", "target.host", "target.port",
-                 "target.url", "run.dir", "run.seed"}
+                 "target.url", "target.instance", "target.index", "run.dir", "run.seed"}
         for name, vendor in self.vendors.items():
             names |= {f"vendors.{name}.url", f"vendors.{name}.host", f"vendors.{name}.port"}
             names |= {f"vendors.{name}.credentials.{key}" for key in credential_keys(vendor.kind)}
@@ -416,14 +474,23 @@ def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> 
             raise ScenarioError(path, _line_of(root, ("slas", name)),
                                 f"slas.{name}: no vendor named {name!r}; "
                                 f"known: {', '.join(scenario.vendors)}")
+    upgrades = 0
     for index, step in enumerate(scenario.timeline):
         family = FAULTS[step.fault].family
-        if (family == "process") != (step.link == "target"):
+        line = _line_of(root, ("timeline", index, "link"))
+        on_target = step.link == "target" or step.link in scenario.instance_links
+        if family == "process" and step.link not in scenario.instance_links:
             raise ScenarioError(
-                path, _line_of(root, ("timeline", index, "link")),
-                f"timeline[{index}].link: process faults act on link 'target' and only they do; "
-                f"got {step.fault} on {step.link!r}")
-        if family != "process" and step.link not in scenario.links:
+                path, line, f"timeline[{index}].link: {step.fault} acts on an instance of the "
+                f"target; got {step.link!r}, known: {', '.join(scenario.instance_links)}")
+        if family == "upgrade":
+            _check_upgrade_step(scenario, step, index, upgrades, root, path)
+            upgrades += 1
+        if family not in ("process", "upgrade") and on_target:
+            raise ScenarioError(
+                path, line, f"timeline[{index}].link: only process faults and the upgrade act "
+                f"on the target; got {step.fault} on {step.link!r}")
+        if family not in ("process", "upgrade") and step.link not in scenario.links:
             raise ScenarioError(
                 path, _line_of(root, ("timeline", index, "link")),
                 f"timeline[{index}].link: unknown link {step.link!r}; "
@@ -453,6 +520,7 @@ def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> 
         *((("target", "env", key), value) for key, value in scenario.target.env.items()),
         *((("vendors", name, key), url) for name, vendor in scenario.vendors.items()
           for key in ("report_url", "inbound_url") if (url := getattr(vendor, key))),
+        *_upgrade_templates(scenario.upgrade),
     ]
     for loc, text in templated:
         for name in placeholders_in(text):
@@ -461,6 +529,54 @@ def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> 
                     path, _line_of(root, loc),
                     f"{_dotted(loc)}: unknown placeholder {{{name}}}; "
                     f"known: {', '.join(sorted(known))}")
+
+
+def _upgrade_templates(upgrade: Upgrade | None
+                       ) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Where the upgrade section may hold placeholders: version B's target and the migration."""
+    if upgrade is None:
+        return
+    target = upgrade.target
+    yield ("upgrade", "target", "health"), target.health
+    yield ("upgrade", "target", "cwd"), target.cwd
+    yield from ((("upgrade", "target", "command", i), arg)
+                for i, arg in enumerate(target.command or ()))
+    yield from ((("upgrade", "target", "env", key), value) for key, value in target.env.items())
+    if upgrade.migrate is not None:
+        migrate = upgrade.migrate
+        yield ("upgrade", "migrate", "cwd"), migrate.cwd
+        yield from ((("upgrade", "migrate", "command", i), arg)
+                    for i, arg in enumerate(migrate.command))
+        yield from ((("upgrade", "migrate", "env", key), value)
+                    for key, value in migrate.env.items())
+
+
+def _check_upgrade_step(scenario: Scenario, step: Step, index: int, before: int,
+                        root: yaml.Node, path: Path | str) -> None:
+    """An upgrade step cuts the whole target over once, to the scenario's version B."""
+    where = f"timeline[{index}]"
+    if scenario.upgrade is None:
+        raise ScenarioError(path, _line_of(root, ("timeline", index, "fault")),
+                            f"{where}.fault: an upgrade step needs the scenario's upgrade "
+                            "section (version B's target, and its migration)")
+    if step.link != "target":
+        raise ScenarioError(path, _line_of(root, ("timeline", index, "link")),
+                            f"{where}.link: an upgrade acts on link 'target' (every instance), "
+                            f"got {step.link!r}")
+    if step.duration is not None:
+        raise ScenarioError(path, _line_of(root, ("timeline", index, "for")),
+                            f"{where}.for: an upgrade is over when version B is ready; "
+                            "leave `for` out")
+    if before:
+        raise ScenarioError(path, _line_of(root, ("timeline", index)),
+                            f"{where}: a scenario upgrades once; the upgrade section "
+                            "holds one version B")
+    wanted, given = len(scenario.target.instance_names), len(
+        scenario.upgrade.target.instance_names)
+    if wanted != given:
+        raise ScenarioError(path, _line_of(root, ("upgrade", "target")),
+                            f"upgrade.target: {given} instance(s), but the target has {wanted}; "
+                            "version B replaces each instance of version A")
 
 
 def _first(errors: list[Any]) -> Any:

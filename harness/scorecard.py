@@ -198,18 +198,23 @@ class Figure:
     name: str
     about: str
     value: Callable[[Scorecard], float | None]
+    better: Literal["higher", "lower"] | None = "lower"
+    """Which way is better, for `notifychaos compare`; None for a figure that is neither (how
+    many reminders were owed)."""
+    unit: Literal["share", "count", "seconds"] = "count"
 
 
-def _outcome(name: Outcome, about: str) -> Figure:
-    return Figure(name, about, lambda card: float(card.outcomes[name]))
+def _outcome(name: Outcome, about: str, better: Literal["higher", "lower"] = "lower") -> Figure:
+    return Figure(name, about, lambda card: float(card.outcomes[name]), better)
 
 
-def _field(name: str, about: str) -> Figure:
+def _field(name: str, about: str, better: Literal["higher", "lower"] | None = "lower",
+           unit: Literal["share", "count", "seconds"] = "count") -> Figure:
     def value(card: Scorecard) -> float | None:
         raw = getattr(card, name)
         return None if raw is None else float(raw)
 
-    return Figure(name, about, value)
+    return Figure(name, about, value, better, unit)
 
 
 def _latency(which: Literal["p50", "p95", "p99"], about: str) -> Figure:
@@ -217,14 +222,14 @@ def _latency(which: Literal["p50", "p95", "p99"], about: str) -> Figure:
         raw: float | None = getattr(card.latency, which)
         return raw
 
-    return Figure(f"{which}_latency", about, value)
+    return Figure(f"{which}_latency", about, value, "lower", "seconds")
 
 
 FIGURES: dict[str, Figure] = {figure.name: figure for figure in (
-    _field("continuity", "on-time reminders / owed reminders (0..1)"),
-    _field("owed", "reminders owed and settled during the run"),
+    _field("continuity", "on-time reminders / owed reminders (0..1)", "higher", "share"),
+    _field("owed", "reminders owed and settled during the run", None),
     _outcome("on_time", "reminders that reached the inbox within their window, right number "
-             "and content"),
+             "and content", "higher"),
     _outcome("late", "reminders that arrived correctly, but after their window"),
     _outcome("missed", "reminders of which nothing correct arrived"),
     _outcome("early", "reminders that arrived only before the bank's remind_at"),
@@ -235,8 +240,9 @@ FIGURES: dict[str, Figure] = {figure.name: figure for figure in (
              "borrower's (a stale or wrong one)"),
     _field("duplicates", "extra copies of reminders that reached a borrower"),
     _field("unmatched", "messages that correlate with no reminder"),
-    _field("cancelled", "reminders cancelled by a repayment before they were delivered"),
-    _field("opted_out", "borrowers who opted out (STOP reply or at the bank) during the run"),
+    _field("cancelled", "reminders cancelled by a repayment before they were delivered", None),
+    _field("opted_out", "borrowers who opted out (STOP reply or at the bank) during the run",
+           None),
     _field("sent_to_opted_out", "messages sent to a borrower after they opted out"),
     _field("sent_after_repayment", "messages sent for a reminder after its installment was "
            "repaid"),
@@ -244,12 +250,12 @@ FIGURES: dict[str, Figure] = {figure.name: figure for figure in (
     _latency("p95", "95th percentile seconds from remind_at to the inbox"),
     _latency("p99", "99th percentile seconds from remind_at to the inbox"),
     _field("longest_blackout", "longest seconds during which reminders were owed and none was "
-           "delivered on time"),
+           "delivered on time", unit="seconds"),
     _field("max_recovery", "longest seconds after a fault ended until the backlog was back to "
-           "its pre-fault level (none if it never was)"),
-    _field("alerts", "alerts the notifier sent to the alert sink"),
+           "its pre-fault level (none if it never was)", unit="seconds"),
+    _field("alerts", "alerts the notifier sent to the alert sink", None),
     _field("undetected_faults", "fault steps the notifier should have alerted about and did "
            "not (while active or within the grace after)"),
     _field("detection_time", "longest seconds from a fault's start to the notifier's first "
-           "alert about it, over the faults it should alert about"),
+           "alert about it, over the faults it should alert about", unit="seconds"),
 )}

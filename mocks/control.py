@@ -69,6 +69,15 @@ class LedgerFaults(BaseModel):
     schema_change: Literal["renamed_field", "date_format"] | None = Field(
         default=None, description="renamed_field: due_date becomes dueDate; date_format: "
         "due dates as DD/MM/YYYY")
+    snapshot_age: float = Field(default=0.0, ge=0, le=MAX_SECONDS,
+                                description="the replica was restored from a snapshot this many "
+                                "seconds old: changes made since are forgotten (0: no snapshot)")
+    test_leak: float = Field(default=0.0, ge=0, le=1, description="fraction of feed entries "
+                             "joined (records: borrowers) or changed (records: amounts) by "
+                             "records from the test environment")
+    test_leak_records: Literal["borrowers", "amounts"] = Field(
+        default="borrowers", description="borrowers: test borrowers with test phone numbers "
+        "appear; amounts: production borrowers carry test amounts")
 
 
 M = TypeVar("M", bound=BaseModel)

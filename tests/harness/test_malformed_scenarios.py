@@ -72,8 +72,8 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "misspelt-step-key": (17, "timeline[0].fro: unknown key; did you mean for?"),
     "misspelt-top-key": (2, "duraton: unknown key; did you mean duration?"),
     "nul-byte": (24, "not text: a NUL byte at column 9"),
-    "process-fault-on-vendor": (19, "timeline[0].link: process faults act on link 'target' and "
-                                    "only they do; got process.kill on 'vendors.twilio'"),
+    "process-fault-on-vendor": (19, "timeline[0].link: process.kill acts on an instance of the "
+                                    "target; got 'vendors.twilio', known: target, target[0]"),
     "rate-words": (12, "reminders.rate: expected a rate such as 20/s or 300/m, got 'fast'"),
     "seed-words": (24, "seed: Input should be a valid integer, unable to parse string as an "
                        "integer (got 'many')"),
