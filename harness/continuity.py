@@ -24,11 +24,12 @@ from harness.journal import (
     SendRecorded,
     VendorCall,
 )
-from harness.judging import ContentChecks, Correlator, count_outcomes, judge
+from harness.judging import ContentChecks, Correlator, Judgement, count_outcomes, judge
+from harness.scenario import Scenario
 from harness.scorecard import LoadFigures, Scorecard
 from harness.timing import Backlog, latency, longest_blackout, series
 from harness.traces import worst
-from harness.truth import rebuild
+from harness.truth import Truth, rebuild
 from harness.vendor_figures import sla_results, vendor_figures
 from harness.verdict import gate_results, inconclusive_reasons, verdict
 
@@ -45,22 +46,43 @@ def _max_recovery(recoveries: list[float | None]) -> float | None:
     return max(r for r in recoveries if r is not None)
 
 
-def score(journal: Journal) -> Scorecard:
-    """Score a run from its journal alone; the scenario comes from its `run.started` event."""
+def _started(journal: Journal) -> RunStarted:
     started = journal.first(RunStarted)
     if started is None:
         raise JournalError("the journal has no run.started event: nothing to score")
+    return started
+
+
+def _end(journal: Journal) -> float:
+    ended = journal.first(RunEnded)
+    return ended.t if ended else max(event.t for event in journal.events)
+
+
+def _judge(journal: Journal, scenario: Scenario, truth: Truth, end: float) -> Judgement:
+    return judge(truth, journal.of(SendRecorded),
+                 Correlator(scenario.reminders.correlate, truth.by_ref),
+                 ContentChecks(scenario.reminders.content), end)
+
+
+def judge_run(journal: Journal) -> Judgement:
+    """Every reminder of a run judged exactly as `score` judges it (its truth, copies,
+    outcome, whether it was owed and settled): for what looks at reminders one by one, as
+    `notifychaos compare` does."""
+    return _judge(journal, _started(journal).scenario, rebuild(journal), _end(journal))
+
+
+def score(journal: Journal) -> Scorecard:
+    """Score a run from its journal alone; the scenario comes from its `run.started` event."""
+    started = _started(journal)
     scenario = started.scenario
     ended = journal.first(RunEnded)
-    end = ended.t if ended else max(event.t for event in journal.events)
+    end = _end(journal)
     load_started = journal.first(LoadStarted)
     t0 = load_started.t if load_started else started.t
     toxiproxy = next((c for c in journal.of(ComponentReady) if c.component == "toxiproxy"), None)
 
     truth = rebuild(journal)
-    judgement = judge(truth, journal.of(SendRecorded),
-                      Correlator(scenario.reminders.correlate, truth.by_ref),
-                      ContentChecks(scenario.reminders.content), end)
+    judgement = _judge(journal, scenario, truth, end)
     settled = judgement.settled
     counts = count_outcomes(settled)
     backlog = Backlog(settled)

@@ -29,14 +29,21 @@ class _Event(BaseModel):
     seq: int = 0
 
 
+JOURNAL_SCHEMA = 2
+"""The journal format this code writes and reads up to: 1 before `run.started` said its
+`schema_version` (no instances, upgrade or rehearsal data faults), 2 since."""
+
+
 class RunStarted(_Event):
-    """The run began; it carries the scenario so that the journal alone can be scored, and the
+    """The run began; it carries the scenario so that the journal alone can be scored, the
     versions of what ran it (`notifychaos`, `locust`, `python`; Toxiproxy's server says its own
-    in its `component.ready`)."""
+    in its `component.ready`) and the journal's format (`schema_version`; a journal written
+    before it was recorded is schema 1)."""
 
     kind: Literal["run.started"] = "run.started"
     scenario: Scenario
     versions: dict[str, str] = {}
+    schema_version: int = 1
 
 
 KILLED: Literal["interrupted (harness killed)"] = "interrupted (harness killed)"
@@ -225,11 +232,35 @@ class LoadFinished(_Event):
     failures: int
 
 
+UpgradeOutcome = Literal["upgraded", "migration_failed", "not_ready", "interrupted"]
+"""How an upgrade step ended: version B ready; the migration failed (non-zero exit, timed out,
+or could not start) or version B never became ready, both rolled back to version A; or the run
+stopped in the middle."""
+
+
+class UpgradeFinished(_Event):
+    """An upgrade step is over: when version A's stop began and ended, how the migration ended
+    (`migration_exit` None: timed out, or no migration given), when version B was ready (None:
+    never) and the cut-over gap (stop began to B healthy); `log` is relative to the run folder."""
+
+    kind: Literal["upgrade.finished"] = "upgrade.finished"
+    step: int
+    stop_began: float
+    stop_ended: float | None
+    migration_exit: int | None
+    migration_seconds: float | None
+    ready_at: float | None
+    cut_over_gap: float | None
+    outcome: UpgradeOutcome
+    reason: str
+    log: str = ""
+
+
 Event = Annotated[
     RunStarted | RunEnded | ComponentReady | ReminderScheduled | ReminderChanged
     | BorrowerChanged | SendRecorded | VendorCall | BorrowerOptedOut | MockFaultsChanged
     | FaultTouched | FaultApplied | FaultReverted | FaultMeasured | AlertReceived
-    | LoadStarted | LoadFinished,
+    | LoadStarted | LoadFinished | UpgradeFinished,
     Field(discriminator="kind"),
 ]
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
@@ -313,12 +344,31 @@ def read_journal(directory: Path) -> Journal:
         raise JournalError(f"{directory / SEAL_NAME}: not a journal seal: {exc}") from None
     events: list[Event] = []
     for path in sorted(directory.glob("*.jsonl")):
+        _refuse_newer(path)
         if sizes is None:
             events.extend(_read_file(path))
         elif path.name in sizes:
             events.extend(_read_file(path, sizes[path.name]))
     events.sort(key=lambda event: (event.t, event.source, event.seq))
     return Journal(tuple(events))
+
+
+def _refuse_newer(path: Path) -> None:
+    """Refuse a journal of a newer format than this code reads, before its events are read
+    (a newer format may have events this code would call malformed). `run.started` is the
+    first line of the harness's file."""
+    with path.open("rb") as file:
+        first = file.readline()
+    try:
+        started = json.loads(first)
+    except ValueError:
+        return  # a torn or empty first line: the reader says what is wrong with it
+    if not isinstance(started, dict) or started.get("kind") != "run.started":
+        return
+    version = started.get("schema_version", 1)
+    if isinstance(version, int) and version > JOURNAL_SCHEMA:
+        raise JournalError(f"{path}: written by a newer notifychaos: schema {version}, this one "
+                           f"reads up to {JOURNAL_SCHEMA}")
 
 
 def _read_file(path: Path, size: int | None = None) -> Iterator[Event]:

@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 
 from harness import runlock
 from harness.canary import Canary
-from harness.container import ContainerTarget
 from harness.errors import FaultInjectionError, LoadError, NotifyChaosError, StartupError
+from harness.instances import Instances, instance_values
 from harness.journal import (
+    JOURNAL_SCHEMA,
     ComponentReady,
     JournalWriter,
     LoadFinished,
@@ -29,7 +30,7 @@ from harness.journal import (
 from harness.loadgen import LoadGenerator, LoadTotals
 from harness.processes import ManagedProcess, free_port, poll_until
 from harness.scenario import Scenario
-from harness.target import AddressBook, RunningTarget, TargetBackend
+from harness.target import AddressBook
 from harness.timeline import (
     ControlInjector,
     FamilyInjector,
@@ -108,7 +109,8 @@ class Run:
                 self.say(f"could not stop: {', '.join(released.remaining)}")
 
     def _execute(self, lock: runlock.RunLock) -> None:
-        self.journal.write(RunStarted(scenario=self.scenario, versions=run_versions()))
+        self.journal.write(RunStarted(scenario=self.scenario, versions=run_versions(),
+                                      schema_version=JOURNAL_SCHEMA))
         status: Literal["completed", "interrupted", "failed"] = "failed"
         reason = ""
         try:
@@ -130,10 +132,10 @@ class Run:
 
     def _rehearse(self, teardown: contextlib.ExitStack, lock: runlock.RunLock) -> None:
         control = self._toxiproxy(teardown, lock)
-        target_port = free_port()
+        spec = self.scenario.target
+        # The vendors' callback URLs, rendered as the mocks start, name instance 0.
         known = {
-            "target.host": "127.0.0.1", "target.port": str(target_port),
-            "target.url": f"http://127.0.0.1:{target_port}",
+            **instance_values(0, spec.instance_names[0], free_port()),
             "run.dir": str(self.run_dir), "run.seed": str(self.scenario.seed),
         }
         manifest = self._mocks(teardown, AddressBook(known))
@@ -142,14 +144,10 @@ class Run:
         teardown.callback(control.remove_links)
         book = AddressBook({**known, **self._addresses(manifest, links)})
 
-        spec, target_log = self.scenario.target, self.logs / "target.log"
-        if spec.image:
-            lock.use_docker()
-        # Each backend registers its stop before it waits for health (a signal may come then).
-        target: TargetBackend = (
-            ContainerTarget(spec, book, target_log, self.run_dir, stop_with=teardown)
-            if spec.image else RunningTarget(spec, book, target_log, stop_with=teardown))
-        self._ready("target", target.current().pid, book.render(spec.health), target.version)
+        # Their stop is on the teardown before the first health check (a signal may come then).
+        instances = Instances(spec, self.scenario.instance_links, book, self.logs, self.run_dir,
+                              teardown, on_ready=lambda ready: self._ready(
+                                  ready.component, ready.pid, ready.address, ready.version))
 
         load = LoadGenerator(self.scenario, manifest.ledger_url, self.run_dir / "load",
                              manifest.token)
@@ -161,12 +159,16 @@ class Run:
         canary = Canary.through(links, ca_bundle=manifest.ca_bundle, secure={
             f"vendors.{name}" for name, vendor in manifest.vendors.items()
             if vendor.url.startswith("https:")})
+        processes = ProcessInjector(instances.for_link)
         injector = FamilyInjector({"network": NetworkInjector(control, canary),
                                    "vendor": switches, "data": switches,
-                                   "process": ProcessInjector(target)})
+                                   "process": processes})
         timeline = TimelinePlayer(self.scenario.timeline, injector, self.journal,
                                   on_error=lambda error: self.say(FAULT_INJECTION_FAILED + error))
         teardown.callback(timeline.stop)
+        # Runs before the timeline's stop: its undoing of a kill must not start an instance
+        # that the teardown then stops.
+        teardown.callback(processes.end)
         self.say(f"load for {self.scenario.duration:g}s, {len(self.scenario.timeline)} fault(s)")
         self.journal.write(LoadStarted(pid=load.process.pid))
         timeline.start(time.monotonic())

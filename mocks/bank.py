@@ -198,7 +198,9 @@ class Bank:
     Borrowers come into being the first time a reminder picks them, each from their own seed, so
     a population of any size costs nothing until it is used. Every draw that decides what
     happens is made when a reminder is scheduled, from one generator, so the reminders and their
-    changes depend only on the seed and the number of reminders scheduled.
+    changes depend only on the seed and the number of reminders scheduled: the i-th reminder of
+    two banks with one seed is the same reminder (id, reference, borrower, amount, due date
+    counted from the first reminder's day, planned changes), whenever each tick comes.
     """
 
     def __init__(self, population: Population, changes: Changes, *, lead: float,
@@ -218,6 +220,7 @@ class Bank:
         self._accounts: dict[str, _Account] = {}
         self._records: dict[str, Record] = {}
         self._refs: set[str] = set()
+        self._first_day: date | None = None
 
     def _phone(self, index: int) -> str:
         prefix, rest = divmod(self._numbers(index), 10**8)
@@ -273,13 +276,16 @@ class Bank:
         installment = account.next_installment
         account.next_installment += 1
         reminder_id = f"{account.loan_id}-{installment:03d}"
-        today = ms_time(now_ms).date()
+        # Due dates count from the bank's first day, not each tick's: a run that crosses
+        # midnight in Shanghai gives its i-th reminder the same due date as a rerun that does not.
+        if self._first_day is None:
+            self._first_day = ms_time(now_ms).date()
         remind_at_ms = now_ms + self._lead_ms
         record = Record(
             reminder_id=reminder_id, ref=self._new_ref(), version=1, status="scheduled",
             loan_id=account.loan_id, borrower=account.borrower, installment=installment,
             amount_cents=account.monthly_cents,
-            due_date=today + timedelta(days=rng.randint(3, 10)),
+            due_date=self._first_day + timedelta(days=rng.randint(3, 10)),
             remind_at_ms=remind_at_ms, send_by_ms=remind_at_ms + self._window_ms,
             as_of_ms=now_ms)
         self._records[reminder_id] = record
