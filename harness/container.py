@@ -4,6 +4,7 @@ folder, faulted as a process is, and always removed (a dead harness's, by the ne
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import socket
@@ -30,15 +31,13 @@ HOST_LABEL = "notifychaos.host"
 
 TIMEOUT = 30.0
 """Seconds any one call to the engine may take."""
-STOP_GRACE = 5
-"""Seconds between SIGTERM and SIGKILL when a container is stopped, as for a process."""
 
 ENGINE_ERRORS = (docker.errors.DockerException, requests.RequestException)
 """What a call to the engine raises: the engine's refusals, and its socket's failures."""
 
 _ENDED = ("exited", "dead", "removing")
 _VERBS = {"process.pause": "docker pause", "process.kill": "docker kill",
-          "process.restart": "docker restart"}
+          "process.restart": "docker restart", "process.stop": "docker stop"}
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 
 
@@ -113,16 +112,18 @@ class ContainerTarget:
     127.0.0.1), `{run.dir}` bind-mounted at its own path, labelled with the run folder and this
     harness's pid, its output copied into the run's `logs/target.log` as it comes.
 
-    A kill ends the container and removes it; the start that follows makes a fresh one from the
-    same image, with the same command, environment and port. One operation runs at a time, so a
-    stop waits for a start under way in the timeline's thread, and removes what it made.
+    A kill or a halt ends the container and removes it; the start that follows makes a fresh
+    one from the same image, with the same command, environment and port. One operation runs at
+    a time, so a stop waits for a start under way in the timeline's thread, and removes what it
+    made. Several instances of one image differ by `name` (`target`, `target.standby`), which
+    their containers' names carry, and by the port each one's environment gives it.
     """
 
     def __init__(self, target: Target, book: AddressBook, log_path: Path, run_dir: Path, *,
-                 stop_with: contextlib.ExitStack | None = None) -> None:
+                 stop_with: contextlib.ExitStack | None = None, name: str = "target") -> None:
         if target.image is None:
-            raise StartupError("target", "a container target needs an image")
-        self._target, self._image_ref, self._book = target, target.image, book
+            raise StartupError(name, "a container target needs an image")
+        self._target, self._image_ref, self._book, self._name = target, target.image, book, name
         self._log_path, self._run_dir = log_path, run_dir
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._labels = {RUN_LABEL: str(run_dir), PID_LABEL: str(os.getpid()),
@@ -140,12 +141,12 @@ class ContainerTarget:
             self._image = self._client.images.get(self._image_ref)
         except docker.errors.ImageNotFound:
             self._client.close()
-            raise StartupError("target", f"image {self._image_ref!r} is not on the Docker engine "
+            raise StartupError(name, f"image {self._image_ref!r} is not on the Docker engine "
                                "(notifychaos never pulls one): build, load or pull it first")\
                 from None
         except ENGINE_ERRORS as exc:
             self._client.close()
-            raise StartupError("target", f"Docker engine: {exc}") from None
+            raise StartupError(name, f"Docker engine: {exc}") from None
         # Registered before the first start waits for health (a signal may come then).
         if stop_with is not None:
             stop_with.callback(self.stop)
@@ -208,10 +209,13 @@ class ContainerTarget:
         its output) when it exits first or never answers."""
         with self._lock:
             if self._stopped:
-                raise StartupError("target", "the run is ending: no container is started")
+                raise StartupError(self._name, "the run is ending: no container is started")
             self._starts += 1
+            # The instance's name keeps two instances' containers apart (a lone one's is the
+            # name it always had: no instance part).
+            instance = self._name.removeprefix("target").strip(".[]")
             name = _NAME_UNSAFE.sub("-", f"notifychaos-{os.getpid()}-{self._run_dir.name}"
-                                         f"-{self._starts}")
+                                         f"{'-' + instance if instance else ''}-{self._starts}")
             options: dict[str, Any] = {}
             if self._target.command is not None:
                 options["command"] = [self._book.render(arg) for arg in self._target.command]
@@ -233,14 +237,15 @@ class ContainerTarget:
                 self._await_health()
             except ENGINE_ERRORS as exc:
                 self._discard()
-                raise StartupError("target", f"container {name}: {exc}") from None
+                raise StartupError(self._name, f"container {name}: {exc}") from None
             except BaseException:  # not ready, or Ctrl-C while waiting: leave nothing behind
                 self._discard()
                 raise
 
     def restart(self) -> None:
-        """A clean restart (docker restart: SIGTERM, SIGKILL after 5 s, start again), then wait
-        until healthy; a container that had ended is replaced by a fresh one."""
+        """A clean restart (docker restart: SIGTERM, SIGKILL after the target's stop_grace,
+        start again), then wait until healthy; a container that had ended is replaced by a
+        fresh one."""
         with self._lock:
             with self._engine("inspect"):
                 ended = self._status() in _ENDED
@@ -251,28 +256,42 @@ class ContainerTarget:
             with self._engine("restart"):
                 if self._status() == "paused":
                     self._container.unpause()  # so that it hears SIGTERM
-                self._container.restart(timeout=STOP_GRACE)
+                self._container.restart(timeout=math.ceil(self._target.stop_grace))
                 self._container.reload()
                 # The copy of the last incarnation's output ended as it stopped.
                 self._join_copier()
                 self._copy_output(since=_epoch(self._container.attrs["State"]["FinishedAt"]))
             self._await_health()
 
+    def halt(self) -> None:
+        """docker stop: SIGTERM, SIGKILL after the target's stop_grace (a paused container is
+        thawed first so that it can hear it); then remove it, as a kill does."""
+        with self._lock:
+            if self._container is None:  # already ended, not started again
+                return
+            with self._engine("stop"):
+                self._stop_container()
+            self._discard()
+
     def stop(self) -> None:
-        """SIGTERM the container, SIGKILL after 5 s (a paused one is thawed first so that it
-        can hear it), and remove it; an engine that cannot remove it is an error naming it."""
+        """Stop the container as `halt` does and remove it, for good (no start after it); an
+        engine that cannot remove it is an error naming it."""
         with self._lock:
             self._stopped = True
             try:
                 if self._container is not None:
                     with contextlib.suppress(*ENGINE_ERRORS):
-                        if self._status() == "paused":
-                            self._container.unpause()
-                        if self._status() not in _ENDED:
-                            self._container.stop(timeout=STOP_GRACE)
+                        self._stop_container()
                     self._discard()
             finally:
                 self._client.close()
+
+    def _stop_container(self) -> None:
+        if self._status() == "paused":
+            self._container.unpause()
+        if self._status() not in _ENDED:
+            # The engine takes whole seconds; a grace is never cut short.
+            self._container.stop(timeout=math.ceil(self._target.stop_grace))
 
     def _status(self) -> str:
         if self._container is None:
@@ -286,17 +305,17 @@ class ContainerTarget:
         def probe() -> bool | None:
             if (status := self._status()) in _ENDED:
                 code = self._container.attrs["State"]["ExitCode"]
-                raise StartupError("target", f"container {status} with code {code} before it "
+                raise StartupError(self._name, f"container {status} with code {code} before it "
                                    "was ready", self._tail())
             return healthy(health)
 
         try:
             ready = poll_until(probe, timeout=self._target.ready_timeout, interval=0.2)
         except ENGINE_ERRORS as exc:
-            raise StartupError("target", f"Docker engine, while waiting for {health}: {exc}")\
+            raise StartupError(self._name, f"Docker engine, while waiting for {health}: {exc}")\
                 from None
         if ready is None:
-            raise StartupError("target", f"{health} did not answer within "
+            raise StartupError(self._name, f"{health} did not answer within "
                                f"{self._target.ready_timeout:g}s", self._tail())
 
     def _copy_output(self, since: float | None) -> None:

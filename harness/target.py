@@ -69,14 +69,16 @@ def start_target(target: Target, book: AddressBook, log_path: Path) -> ManagedPr
     return process
 
 
-def spawn_target(target: Target, book: AddressBook, log_path: Path) -> ManagedProcess:
-    """Start the target with its rendered command and environment (not waiting for health)."""
+def spawn_target(target: Target, book: AddressBook, log_path: Path,
+                 name: str = "target") -> ManagedProcess:
+    """Start the target (the instance `name`) with its rendered command and environment, not
+    waiting for health."""
     assert target.command is not None, "a target without a command runs as a container"
     argv = [book.render(arg) for arg in target.command]
     env = {**os.environ, **{key: book.render(value) for key, value in target.env.items()}}
     # `python` in a scenario means the interpreter running the harness.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return ManagedProcess("target", argv, log_path=log_path, env=env,
+    return ManagedProcess(name, argv, log_path=log_path, env=env,
                           cwd=Path(book.render(target.cwd)))
 
 
@@ -91,7 +93,7 @@ def await_target(process: ManagedProcess, target: Target, book: AddressBook) -> 
         raise
     if ready is None:
         process.stop()
-        raise StartupError("target", f"{health} did not answer within "
+        raise StartupError(process.name, f"{health} did not answer within "
                            f"{target.ready_timeout:g}s", process.log_tail())
 
 
@@ -136,25 +138,32 @@ class TargetBackend(Protocol):
     def restart(self) -> None:
         """A clean restart, as a deployment does: SIGTERM, then start again and wait."""
 
+    def halt(self) -> None:
+        """A clean stop, as for maintenance or an upgrade: SIGTERM (a paused target is let run
+        first so that it hears it), SIGKILL after the target's `stop_grace`; `start` brings
+        it back."""
+
     def stop(self) -> None:
         """End the target for good, a paused one too, leaving nothing behind."""
 
 
-_SIGNALS = {"process.pause": "SIGSTOP", "process.kill": "SIGKILL", "process.restart": "SIGTERM"}
+_SIGNALS = {"process.pause": "SIGSTOP", "process.kill": "SIGKILL", "process.restart": "SIGTERM",
+            "process.stop": "SIGTERM"}
 
 
 class RunningTarget:
     """The process backend: the target's command as a child process in its own group.
 
     `stop_with` gets the target's stop before the first health check; the run lock in force
-    at construction also holds the starts made later from the timeline's thread.
+    at construction also holds the starts made later from the timeline's thread. `name` is
+    the instance's, as errors and the run lock name it (`target`, `target.standby`).
     """
 
     def __init__(self, target: Target, book: AddressBook, log_path: Path, *,
-                 stop_with: contextlib.ExitStack | None = None) -> None:
-        self._target, self._book, self._log_path = target, book, log_path
+                 stop_with: contextlib.ExitStack | None = None, name: str = "target") -> None:
+        self._target, self._book, self._log_path, self._name = target, book, log_path, name
         self._lock = runlock.current()
-        self.process = spawn_target(target, book, log_path)
+        self.process = spawn_target(target, book, log_path, name)
         if stop_with is not None:
             stop_with.callback(self.stop)
         await_target(self.process, target, book)
@@ -187,15 +196,20 @@ class RunningTarget:
     def start(self) -> None:
         """Start the target again and wait until it is healthy."""
         with runlock.using(self._lock):
-            self.process = spawn_target(self._target, self._book, self._log_path)
+            self.process = spawn_target(self._target, self._book, self._log_path, self._name)
         await_target(self.process, self._target, self._book)
 
     def restart(self) -> None:
         """A clean restart, as a deployment does: SIGTERM, then start again."""
-        self.process.stop()
+        self.halt()
         self.start()
 
-    def stop(self) -> None:
-        """End the target for good; a paused one is resumed first so it can hear SIGTERM."""
+    def halt(self) -> None:
+        """SIGTERM (a paused target is resumed first so that it hears it), SIGKILL after the
+        target's `stop_grace`."""
         self.resume()
-        self.process.stop()
+        self.process.stop(grace=self._target.stop_grace)
+
+    def stop(self) -> None:
+        """End the target for good, as `halt` does: nothing of it is left running."""
+        self.halt()

@@ -111,29 +111,44 @@ class ControlInjector:
 
 
 class ProcessInjector:
-    """Process faults on the target (a process or a container): pause and resume, kill and start
-    again, restart. Each is measured by whether it reached a live target."""
+    """Process faults on an instance of the target (a process or a container), the one the
+    step's link names (`instance_for`): pause and resume, kill and start again, restart, stop
+    cleanly and start again. Each is measured by whether it reached a live instance.
 
-    def __init__(self, target: TargetBackend) -> None:
-        self._target = target
+    Once the run `end`s, a kill or stop undone leaves its instance down: the teardown stops
+    every instance, and starting one only to stop it would keep the run waiting for nothing.
+    """
+
+    def __init__(self, instance_for: Callable[[str], TargetBackend]) -> None:
+        self._instance_for = instance_for
+        self._ending = threading.Event()
 
     def apply(self, index: int, step: Step) -> FaultMeasured:
-        actions = {"process.pause": self._target.pause, "process.kill": self._target.kill,
-                   "process.restart": self._target.restart}
-        before = self._target.current()
+        target = self._instance_for(step.link)
+        actions = {"process.pause": target.pause, "process.kill": target.kill,
+                   "process.restart": target.restart, "process.stop": target.halt}
+        before = target.current()
         self._call(actions[step.fault], step)
-        detail = f"{self._target.verb(step.fault)} to {before.name}"
+        # A lone instance's link is the target itself; another names the instance it hit.
+        where = "" if step.link == "target" else f" ({step.link})"
+        detail = f"{target.verb(step.fault)} to {before.name}{where}"
         if before.exit_code is not None:
             detail += f", which had already ended (exit code {before.exit_code})"
         elif step.fault == "process.restart":
-            detail += f", started again as {self._target.current().name}"
+            detail += f", started again as {target.current().name}"
         return FaultMeasured(step=index, probes=1, affected=int(before.exit_code is None),
                              detail=detail)
 
     def revert(self, index: int, step: Step) -> None:
-        actions = {"process.pause": self._target.resume, "process.kill": self._target.start}
-        if step.fault in actions:
-            self._call(actions[step.fault], step)
+        target = self._instance_for(step.link)
+        if step.fault == "process.pause":
+            self._call(target.resume, step)
+        elif step.fault in ("process.kill", "process.stop") and not self._ending.is_set():
+            self._call(target.start, step)
+
+    def end(self) -> None:
+        """The run is ending: from now on, no step's undo starts an instance again."""
+        self._ending.set()
 
     @staticmethod
     def _call(action: Callable[[], None], step: Step) -> None:

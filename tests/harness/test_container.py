@@ -156,7 +156,7 @@ def logged(run_dir: Path, text: str, times: int) -> bool:
 def test_a_kill_ends_the_container_and_its_revert_starts_a_fresh_one(
         target: ContainerTarget, image: str, client: Any, book: AddressBook,
         tmp_path: Path) -> None:
-    injector = ProcessInjector(target)
+    injector = ProcessInjector(lambda link: target)
     before = target.current()
     [first] = labelled(client, tmp_path)
     measured = injector.apply(3, step("process.kill"))
@@ -173,7 +173,7 @@ def test_a_kill_ends_the_container_and_its_revert_starts_a_fresh_one(
 
 def test_a_pause_freezes_the_container_until_its_revert(
         target: ContainerTarget, client: Any, book: AddressBook, tmp_path: Path) -> None:
-    injector = ProcessInjector(target)
+    injector = ProcessInjector(lambda link: target)
     measured = injector.apply(0, step("process.pause"))
     assert measured.affected == 1 and measured.detail.startswith("docker pause to container ")
     [container] = labelled(client, tmp_path)
@@ -185,7 +185,7 @@ def test_a_pause_freezes_the_container_until_its_revert(
 def test_a_restart_names_the_new_process_and_the_log_keeps_both(
         target: ContainerTarget, tmp_path: Path) -> None:
     before = target.current()
-    restarted = ProcessInjector(target).apply(1, step("process.restart"))
+    restarted = ProcessInjector(lambda link: target).apply(1, step("process.restart"))
     after = target.current()
     assert after.pid != before.pid and after.exit_code is None
     assert restarted.detail == f"docker restart to {before.name}, started again as {after.name}"
@@ -199,7 +199,7 @@ def test_a_fault_on_a_container_already_gone_touches_nothing(
     [container] = labelled(client, tmp_path)
     container.kill()  # the target died on its own before the step
     container.wait(timeout=10)
-    measured = ProcessInjector(target).apply(2, step("process.pause"))
+    measured = ProcessInjector(lambda link: target).apply(2, step("process.pause"))
     assert (measured.probes, measured.affected) == (1, 0)
     assert measured.detail.endswith(", which had already ended (exit code 137)")
 

@@ -32,7 +32,7 @@ def step(fault: str) -> Step:
 
 
 def test_a_kill_reaches_the_live_target_and_says_which_pid(target: RunningTarget) -> None:
-    injector = ProcessInjector(target)
+    injector = ProcessInjector(lambda link: target)
     pid = target.process.pid
     measured = injector.apply(4, step("process.kill"))
     assert target.process.wait(5) == -signal.SIGKILL  # it dies as the kernel gets to it
@@ -43,7 +43,7 @@ def test_a_kill_reaches_the_live_target_and_says_which_pid(target: RunningTarget
 
 
 def test_a_pause_and_a_restart_name_their_signal_and_the_new_pid(target: RunningTarget) -> None:
-    injector = ProcessInjector(target)
+    injector = ProcessInjector(lambda link: target)
     pid = target.process.pid
     assert injector.apply(0, step("process.pause")).detail == f"SIGSTOP to pid {pid}"
     injector.revert(0, step("process.pause"))
@@ -55,6 +55,6 @@ def test_a_pause_and_a_restart_name_their_signal_and_the_new_pid(target: Running
 def test_a_signal_to_a_target_already_gone_touches_nothing(target: RunningTarget) -> None:
     target.process.stop()  # the target died on its own before the step
     pid, code = target.process.pid, target.process.returncode
-    measured = ProcessInjector(target).apply(2, step("process.pause"))
+    measured = ProcessInjector(lambda link: target).apply(2, step("process.pause"))
     assert (measured.probes, measured.affected) == (1, 0)
     assert measured.detail == f"SIGSTOP to pid {pid}, which had already ended (exit code {code})"
