@@ -1,4 +1,5 @@
-"""notifychaos's public API: rehearse a scenario, score a run again, and the errors it raises.
+"""notifychaos's public API: rehearse a scenario, score a run again, compare a rehearsal with
+its baseline, and the errors it raises.
 
     from harness import rehearse
 
@@ -12,6 +13,7 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
+    from harness.comparison import Comparison, compare
     from harness.errors import (
         FaultInjectionError,
         JournalError,
@@ -32,6 +34,7 @@ if _typing.TYPE_CHECKING:
     from harness.scorecard import Scorecard
 
 __all__ = [
+    "Comparison",
     "ExitCode",
     "FaultInjectionError",
     "JournalError",
@@ -43,6 +46,7 @@ __all__ = [
     "ScenarioError",
     "Scorecard",
     "StartupError",
+    "compare",
     "load_scenario",
     "rehearse",
     "score",
@@ -53,6 +57,7 @@ __all__ = [
 # this file first) from `mocks`, and must neither load the run machinery nor import `mocks`
 # back while `mocks` is still half loaded.
 _HOMES = {
+    "Comparison": "harness.comparison",
     "ExitCode": "harness.rehearsal",
     "FaultInjectionError": "harness.errors",
     "JournalError": "harness.errors",
@@ -64,6 +69,7 @@ _HOMES = {
     "ScenarioError": "harness.errors",
     "Scorecard": "harness.scorecard",
     "StartupError": "harness.errors",
+    "compare": "harness.comparison",
     "load_scenario": "harness.scenario",
     "rehearse": "harness.rehearsal",
     "score": "harness.rehearsal",

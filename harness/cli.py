@@ -1,5 +1,5 @@
-"""The `notifychaos` command: run, validate and re-score scenarios; exit 0 pass, 1 fail, 2 error,
-3 inconclusive.
+"""The `notifychaos` command: run, validate, re-score and compare runs; exit 0 pass, 1 fail, 2
+error, 3 inconclusive.
 
 A thin layer over the public API (`harness`): it parses options and prints; the API runs.
 """
@@ -24,12 +24,15 @@ from harness import (
     RunResult,
     ScenarioError,
     StartupError,
+    compare,
     load_scenario,
     rehearse,
     score,
     write_reports,
 )
 from harness.baseline import Margin, load_baselines, parse_margin, with_defaults
+from harness.comparison import parse_margins
+from harness.comparison_report import comparison_summary, write_comparison
 from harness.determinism import check_determinism
 from harness.fleet import mocks_up
 from harness.live import LiveDisplay
@@ -255,6 +258,48 @@ def report(run_dir: Path, debug: bool) -> None:
         _fail(NotifyChaosError(f"cannot write the reports into {run_dir}: {exc}"), debug)
     _show(result)
     sys.exit(result.exit_code)
+
+
+def _compare_margins(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+                     ) -> tuple[str, ...]:
+    try:
+        parse_margins(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return values
+
+
+@main.command("compare")
+@click.argument("baseline_run", type=click.Path(path_type=Path))
+@click.argument("rehearsal_run", type=click.Path(path_type=Path))
+@click.option("--margin", "margins", multiple=True, metavar="NAME=VALUE",
+              callback=_compare_margins,
+              help="How much worse than the baseline a figure may get: a number, a duration "
+              "(p95_latency=2s) or a share of the baseline value (20%); shares and counts are "
+              "judged with margin 0 by default, seconds only when given one; repeatable.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder for compare.json and compare.html (default: the rehearsal's run "
+              "folder).")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def compare_command(baseline_run: Path, rehearsal_run: Path, margins: tuple[str, ...],
+                    out: Path | None, debug: bool) -> None:
+    """Compare REHEARSAL_RUN with BASELINE_RUN (run folders, each scored again from its
+    journal): every figure side by side and the reminders whose outcome changed; exit 0 not
+    worse, 1 worse than the baseline by more than a margin (or a reminder lost), 2 the runs
+    cannot be compared (another seed, population or schedule; a journal that cannot be
+    scored), a bad margin or no such folder."""
+    try:
+        comparison = compare(baseline_run, rehearsal_run, margins)
+    except NotifyChaosError as exc:
+        _fail(exc, debug)
+    folder = rehearsal_run if out is None else out
+    try:
+        data, _ = write_comparison(folder, comparison)
+    except OSError as exc:
+        _fail(NotifyChaosError(f"cannot write the comparison into {folder}: {exc}"), debug)
+    console.print(comparison_summary(comparison))
+    console.print(f"comparison: {data} (also compare.html)", style="dim", markup=False)
+    sys.exit(ExitCode.FAILED if comparison.worse else ExitCode.PASSED)
 
 
 @main.command()

@@ -42,9 +42,9 @@ from tests.e2e.conftest import pid_alive
 from tests.harness.journals import BASE, SCENARIO, T0, journal, owed, scenario, sent, step
 
 CURATED = [
-    "ExitCode", "FaultInjectionError", "JournalError", "LoadError", "NotifyChaosError",
-    "RunInterrupted", "RunResult", "Scenario", "ScenarioError", "Scorecard", "StartupError",
-    "load_scenario", "rehearse", "score", "write_reports",
+    "Comparison", "ExitCode", "FaultInjectionError", "JournalError", "LoadError",
+    "NotifyChaosError", "RunInterrupted", "RunResult", "Scenario", "ScenarioError", "Scorecard",
+    "StartupError", "compare", "load_scenario", "rehearse", "score", "write_reports",
 ]
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "scenarios" / "primary-vendor-outage.yaml"
