@@ -4,6 +4,7 @@ harness that died."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from harness.container import (
     remove_run_containers,
 )
 from harness.errors import StartupError
+from harness.instances import Instances
 from harness.processes import free_port, poll_until
 from harness.scenario import Step, Target
 from harness.target import AddressBook
@@ -75,8 +77,8 @@ def target(image: str, book: AddressBook, tmp_path: Path) -> Iterator[ContainerT
     running.stop()
 
 
-def step(fault: str) -> Step:
-    return Step.model_validate({"at": 0, "for": 1, "fault": fault, "link": "target"})
+def step(fault: str, link: str = "target") -> Step:
+    return Step.model_validate({"at": 0, "for": 1, "fault": fault, "link": link})
 
 
 @pytest.mark.parametrize(("given", "error"), [
@@ -263,3 +265,29 @@ def test_a_dead_runs_containers_are_removed_by_its_folder_and_no_one_elses(
         assert [c.id for c in labelled(client, tmp_path / "other")] == [other.id]
     finally:
         other.remove(force=True)
+
+
+def test_two_instances_of_one_image_run_apart_and_one_stops_cleanly_for_a_while(
+        image: str, client: Any, tmp_path: Path) -> None:
+    pair = spec(image, ["sh", "-c", "exec python -m http.server {target.port} --bind 127.0.0.1"],
+                instances=["active", "standby"], stop_grace=2)
+    book = AddressBook({"run.dir": str(tmp_path)})
+    with contextlib.ExitStack() as teardown:
+        instances = Instances(pair, {"target.active": 0, "target.standby": 1}, book,
+                              tmp_path / "logs", tmp_path, teardown)
+        names = sorted(container.name for container in labelled(client, tmp_path))
+        assert len(names) == 2 and names[0].endswith("-active-1") \
+            and names[1].endswith("-standby-1")
+        assert all(answers(each) for each in instances.books)
+        injector = ProcessInjector(instances.for_link)
+        before = instances.backend(1).current()
+        measured = injector.apply(0, step("process.stop", "target.standby"))
+        assert measured.detail == f"docker stop to {before.name} (target.standby)"
+        assert not answers(instances.books[1]) and answers(instances.books[0])
+        assert [c.name for c in labelled(client, tmp_path)] == [names[0]]
+        injector.revert(0, step("process.stop", "target.standby"))
+        assert answers(instances.books[1])
+        # A fresh container: the standby's second start.
+        assert sorted(c.name.rsplit("-", 2)[-2:] for c in labelled(client, tmp_path)) == [
+            ["active", "1"], ["standby", "2"]]
+    assert labelled(client, tmp_path) == []

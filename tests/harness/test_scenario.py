@@ -240,3 +240,69 @@ def test_a_key_given_twice_is_an_error_at_the_second() -> None:
     # YAML's merge key is how a mapping takes another's keys, not a duplicate.
     merged = parse_scenario(MINIMAL.replace("  rate: 120/m\n", "  <<: {lead: 3s}\n  rate: 120/m\n"))
     assert merged.reminders.lead == 3.0
+
+
+KILL_AT_10S = MINIMAL.replace("""    for: 500ms
+    fault: proxy.latency
+    link: vendors.twilio
+    params: {latency: 300ms, jitter: 50ms}
+""", """    for: 500ms
+    fault: process.kill
+    link: LINK
+""")
+
+
+def test_instances_are_linked_by_index_and_by_name() -> None:
+    lone = parse_scenario(MINIMAL)
+    assert (lone.target.instance_names, lone.instance_links) == (["0"], {"target": 0,
+                                                                         "target[0]": 0})
+    replicas = parse_scenario(MINIMAL, overrides=["target.replicas=3"])
+    assert replicas.target.instance_names == ["0", "1", "2"]
+    assert replicas.instance_links == {"target[0]": 0, "target[1]": 1, "target[2]": 2}
+    pair = parse_scenario(MINIMAL, overrides=["target.instances=[active, standby]"])
+    assert pair.instance_links == {"target[0]": 0, "target[1]": 1, "target.active": 0,
+                                   "target.standby": 1}
+
+
+def test_a_process_fault_names_an_instance_of_the_target() -> None:
+    pair = ["target.instances=[active, standby]"]
+    assert parse_scenario(KILL_AT_10S.replace("LINK", "target.standby"),
+                          overrides=pair).timeline[0].link == "target.standby"
+    assert parse_scenario(KILL_AT_10S.replace("LINK", "target[1]"),
+                          overrides=pair).timeline[0].link == "target[1]"
+    error = error_for(KILL_AT_10S.replace("LINK", "target"), overrides=pair)
+    assert (error.line, error.message) == (
+        18, "timeline[0].link: process.kill acts on an instance of the target; got 'target', "
+        "known: target[0], target[1], target.active, target.standby")
+    beyond = error_for(KILL_AT_10S.replace("LINK", "target[2]"), overrides=["target.replicas=2"])
+    assert beyond.message.endswith("got 'target[2]', known: target[0], target[1]")
+    assert parse_scenario(KILL_AT_10S.replace("LINK", "target")).timeline[0].link == "target"
+    stop = KILL_AT_10S.replace("process.kill", "process.stop").replace("LINK", "target.active")
+    assert parse_scenario(stop, overrides=pair).timeline[0].fault == "process.stop"
+
+
+def test_each_instance_has_its_own_placeholders_and_an_image_may_run_several() -> None:
+    own = MINIMAL.replace('    LEDGER_URL: "{ledger.url}"\n', '    LEDGER_URL: "{ledger.url}"\n'
+                          '    NAME: "{target.instance}-{target.index}"\n')
+    assert parse_scenario(own, overrides=["target.replicas=2"]).target.env["NAME"] \
+        == "{target.instance}-{target.index}"
+    error = error_for(own.replace("{target.index}", "{target.name}"))
+    assert (error.line, error.message.split(";")[0]) == (
+        7, "target.env.NAME: unknown placeholder {target.name}")
+    image = parse_scenario(MINIMAL.replace("  command: [python, -m, examples.reminder_service]\n",
+                                           "  image: reminders:2\n"),
+                           overrides=["target.replicas=2"])
+    assert image.target.instance_names == ["0", "1"]
+
+
+def test_instances_are_counted_or_named_once_and_named_plainly() -> None:
+    both = error_for(MINIMAL, overrides=["target.replicas=3", "target.instances=[a, b]"])
+    assert both.message == ("target: replicas is 3 but 2 instances are named; give one or "
+                            "the other")
+    assert parse_scenario(MINIMAL, overrides=["target.replicas=2", "target.instances=[a, b]"]
+                          ).target.instance_names == ["a", "b"]
+    assert "instance name 'Active'" in error_for(
+        MINIMAL, overrides=["target.instances=[Active]"]).message
+    assert "instance names must differ" in error_for(
+        MINIMAL, overrides=["target.instances=[a, a]"]).message
+    assert "target.replicas:" in error_for(MINIMAL, overrides=["target.replicas=9"]).message
