@@ -16,8 +16,9 @@ Rules (`notifychaos compare`, README "Comparing a rehearsal with its baseline"):
   margin; one only the rehearsal has is said, never worse.
 - **Reminders** are lined up by id over those both runs scheduled. A reminder's state is its
   outcome when it was owed and settled, else cancelled, not owed or unsettled; a changed
-  reminder's state differs. Lost: settled in both, delivered (on time or late) in the baseline,
-  not in the rehearsal. A run that lasted longer scheduled more: those are counted apart.
+  reminder's state differs. Lost: owed in both, delivered (on time or late) in the baseline,
+  not in the rehearsal (by its end: a reminder still in its window when the rehearsal ended
+  was not delivered in it either). A run that lasted longer scheduled more: those are counted apart.
 - **The verdict** is worse when a judged figure is worse than its margin allows (a lost
   reminder lowers `on_time`), else not worse; a worse verdict's reasons name the lost reminders.
 """
@@ -103,7 +104,7 @@ class ChangedReminder(_Model):
     baseline: str
     rehearsal: str
     lost: bool
-    """Settled in both, delivered in the baseline and not in the rehearsal."""
+    """Owed in both, delivered in the baseline and not in the rehearsal."""
 
 
 class Comparison(_Model):
@@ -115,13 +116,13 @@ class Comparison(_Model):
     compared: int
     """Reminders both runs scheduled (lined up by id)."""
     owed_in_both: int
-    """Of those, owed and settled in both runs."""
+    """Of those, owed in both runs."""
     changed: list[ChangedReminder]
     only_baseline: list[str]
     """Reminders only the baseline scheduled (it ran longer); their ids."""
     only_rehearsal: list[str]
     owed_only_baseline: int
-    """Of `only_baseline`, how many it owed and settled."""
+    """Of `only_baseline`, how many it owed."""
     owed_only_rehearsal: int
     verdict: Literal["not worse", "worse"]
     reasons: list[str]
@@ -278,13 +279,13 @@ def _reminders(before: Judgement, after: Judgement) -> tuple[list[ChangedReminde
                 f"not the same schedule: reminder {number} is {a.reminder_id} (ref {a.ref}, "
                 f"{a.borrower_id}, {a.amount}) in the baseline and {b.reminder_id} (ref "
                 f"{b.ref}, {b.borrower_id}, {b.amount}) in the rehearsal")
-        settled = one.settled and two.settled
-        both += settled
+        owed = one.owed and two.owed
+        both += owed
         was, now = _state(one), _state(two)
         if was != now:
             changed.append(ChangedReminder(
                 reminder_id=a.reminder_id, ref=a.ref, borrower_id=a.borrower_id, baseline=was,
-                rehearsal=now, lost=settled and was in DELIVERED and now not in DELIVERED))
+                rehearsal=now, lost=owed and was in DELIVERED and now not in DELIVERED))
     return changed, both
 
 
@@ -332,6 +333,6 @@ def compare(baseline: Path | str, rehearsal: Path | str, margins: Iterable[str] 
         figures=rows, compared=common, owed_in_both=both, changed=changed,
         only_baseline=[judged.reminder_id for judged in only_one],
         only_rehearsal=[judged.reminder_id for judged in only_two],
-        owed_only_baseline=sum(judged.settled for judged in only_one),
-        owed_only_rehearsal=sum(judged.settled for judged in only_two),
+        owed_only_baseline=sum(judged.owed for judged in only_one),
+        owed_only_rehearsal=sum(judged.owed for judged in only_two),
         verdict="worse" if reasons else "not worse", reasons=reasons)
