@@ -34,6 +34,14 @@ _AREAS = ("110101", "110105", "310101", "310115", "440103", "440305", "330106", 
           "510104", "420102", "610113", "500103")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _REF_CHARS = string.ascii_uppercase + string.digits
+# The test environment's numbers: +86 170 0000 0000 to +86 170 0009 9999, a block of the 170
+# virtual-operator prefix (where test SIM pools live), which _PREFIXES leaves out, so no
+# production borrower's number, new number or drifted number is ever one of them.
+_TEST_PREFIX = "170"
+_TEST_NUMBERS = 10**5
+# The test environment's references start so; the bank never issues one that does.
+_TEST_REF = "TEST"
+_TEST_AMOUNTS = (100, 1)  # 1.00 and 0.01: what testers type
 
 
 class _Model(BaseModel):
@@ -259,10 +267,32 @@ class Bank:
         spread = draw(self._seed, "drift-phone", reminder_id, version)
         return self._phone(_UNUSED_FROM + int(spread * (_NUMBERS - _UNUSED_FROM)))
 
+    def test_record(self, joined: Record, now_ms: int) -> Record:
+        """A record from the test environment, leaked into production beside `joined` (due
+        when it is): a test borrower with a test number, a reminder and a reference the bank
+        does not have. Keyed by `joined`'s version, so a rerun leaks the same records."""
+        spread = draw(self._seed, "test-record", joined.reminder_id, joined.version)
+        number = int(spread * _TEST_NUMBERS)
+        rng = random.Random(f"{self._seed}:test-record:{joined.reminder_id}:{joined.version}")
+        self._faker.seed_instance(f"{self._seed}:test-name:{number}")
+        borrower = Borrower(borrower_id=f"T{number:05d}", name=self._faker.name(),
+                            phone=f"+86{_TEST_PREFIX}{number:08d}",
+                            national_id=_national_id(rng), opted_out=False)
+        ref = _TEST_REF + "".join(rng.choices(_REF_CHARS, k=8 - len(_TEST_REF)))
+        return replace(joined, reminder_id=f"ML-T{number:05d}-001", ref=ref, version=1,
+                       status="scheduled", loan_id=f"ML-T{number:05d}", borrower=borrower,
+                       installment=1, amount_cents=_TEST_AMOUNTS[0], as_of_ms=now_ms)
+
+    def test_amount(self, record: Record) -> Record:
+        """`record` with an amount from the test environment (1.00 or 0.01), keyed by its
+        version."""
+        pick = draw(self._seed, "test-amount", record.reminder_id, record.version)
+        return replace(record, amount_cents=_TEST_AMOUNTS[int(pick * len(_TEST_AMOUNTS))])
+
     def _new_ref(self) -> str:
         while True:
             ref = "".join(self._rng.choices(_REF_CHARS, k=8))
-            if ref not in self._refs:
+            if ref not in self._refs and not ref.startswith(_TEST_REF):
                 self._refs.add(ref)
                 return ref
 

@@ -1,5 +1,31 @@
 """The ledger mock (core banking): schedules reminders as Locust ticks, changes the truth on
-seeded timers, and serves the change feed (a replica, where data faults act) and the primary."""
+seeded timers, and serves the change feed (a replica, where data faults act) and the primary.
+
+The core system's own upgrade, as the incident had it, is two data faults of the replica:
+
+- `snapshot_age` (data.snapshot): the replica was restored from a snapshot taken that long
+  before the switch (time S), and it is cut off from the source while the switch is on. A
+  notifier reading the change feed sees what a restored replica shows: the log is not rewound
+  (its positions, and the notifier's cursor, stay valid), but the restored replica re-publishes
+  its rows, so every reminder whose record changed in [S, switch) gets a new entry holding it as
+  the snapshot held it: the version it had at S (older number, status, amount, phone, consent).
+  A notifier that takes the latest entry as the truth un-cancels a repaid reminder; one that
+  keeps the highest version ignores it. An installment is in the bank's schedule long before
+  its reminder falls due, so one scheduled (fallen due) after S was in the snapshot too: as its
+  first version with its borrower's contact and consent as of S. While the switch is on,
+  changes of the truth (repayments, phone changes, opt-outs and opt-ins) never reach the feed,
+  not even once it is off (a replica re-synced later does not replay them), and reminders
+  scheduled then reach it as the snapshot holds them (their borrower's contact and consent as
+  of S). Each record so re-served, withheld or given an old contact is journaled
+  (`fault.touched`, switch `snapshot_age`, `action` restored / withheld / stale_contact,
+  `forgot`: each field the replica shows otherwise, with the truth's value). Re-served rows do
+  not meet the other faults' draws.
+- `test_leak` (data.test_leak): for a keyed fraction of feed entries, test-environment data:
+  with `borrowers`, a test record joins the feed after the entry (`Bank.test_record`: a test
+  borrower with a number of the test range, a reminder id and reference the primary answers
+  404 for), journaled with its reference and number so that the scorer knows a send of it;
+  with `amounts`, the entry is replicated with a test amount.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +45,15 @@ from harness.journal import (
     ReminderChanged,
     ReminderScheduled,
 )
-from mocks.bank import BORROWER_CHANGES, Applied, Bank, PlannedChange, Record, ms_time
+from mocks.bank import (
+    BORROWER_CHANGES,
+    Applied,
+    Bank,
+    Borrower,
+    PlannedChange,
+    Record,
+    ms_time,
+)
 from mocks.control import LedgerFaults, fault_routes
 from mocks.draws import draw
 from mocks.guard import ControlStyle, Junk, guard, json_value
@@ -37,6 +71,36 @@ class _Row:
 
     record: Record
     visible_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeakedRecord:
+    """A test-environment record that joined the feed, as its `test_leak` touch journals it."""
+
+    reminder_id: str
+    ref: str
+    phone: str
+
+
+_LEAK = "test_leak"
+_SNAPSHOT = "snapshot_age"
+
+
+def leaked_record(event: FaultTouched) -> LeakedRecord | None:
+    """The test record a ledger touch says joined the feed, if it says one did."""
+    detail = event.detail
+    if (event.mock, event.switch, detail.get("records")) != ("ledger", _LEAK, "borrowers"):
+        return None
+    return LeakedRecord(event.subject, str(detail["ref"]), str(detail["phone"]))
+
+
+def _forgot(replica: Record, truth: Record) -> dict[str, object]:
+    """The fields `replica` shows differently from `truth`, with the truth's values."""
+    fields: dict[str, tuple[object, object]] = {
+        "status": (replica.status, truth.status), "amount": (replica.amount, truth.amount),
+        "phone": (replica.borrower.phone, truth.borrower.phone),
+        "opted_out": (replica.borrower.opted_out, truth.borrower.opted_out)}
+    return {name: true for name, (shown, true) in fields.items() if shown != true}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +126,53 @@ class Ledger:
         self._seed = config.seed
         self.faults = LedgerFaults()
         self._feed: list[_Row] = []
+        # The truth's history, for a restore: every version of each reminder, and each
+        # borrower's contact and consent since when (ms; their first since 0).
+        self._versions: dict[str, list[Record]] = {}
+        self._contacts: dict[str, list[tuple[int, Borrower]]] = {}
+        self._snapshot_ms: int | None = None
+        """When the snapshot the replica was restored from was taken, while it is in force."""
 
     def switch(self, faults: LedgerFaults) -> None:
-        """Put data-sync faults in force now, and journal when they took effect."""
-        self.faults = faults
+        """Put data-sync faults in force now, and journal when they took effect; a new
+        `snapshot_age` restores the replica from a snapshot that old."""
+        before, self.faults = self.faults, faults
         self._journal.write(MockFaultsChanged(
             mock="ledger", faults=faults.model_dump(mode="json", exclude_defaults=True)))
+        if not faults.snapshot_age:
+            self._snapshot_ms = None
+        elif faults.snapshot_age != before.snapshot_age:
+            now_ms = round(time.time() * 1000)
+            self._snapshot_ms = now_ms - round(faults.snapshot_age * 1000)
+            self._restore(self._snapshot_ms, now_ms)
+
+    def _restore(self, taken_ms: int, now_ms: int) -> None:
+        """Re-publish, as the snapshot taken at `taken_ms` holds them, the reminders whose
+        record is not what it was then."""
+        visible_ms = now_ms + round(self.faults.lag * 1000)
+        for versions in self._versions.values():
+            latest = versions[-1]
+            if latest.as_of_ms < taken_ms:
+                continue
+            held = self._held(versions, taken_ms)
+            forgot = _forgot(held, latest)
+            if not forgot:
+                continue
+            self._feed.append(_Row(held, visible_ms))
+            self._touched(_SNAPSHOT, latest.reminder_id, action="restored",
+                          version=latest.version, served=held.version, forgot=forgot)
+
+    def _held(self, versions: list[Record], taken_ms: int) -> Record:
+        """A reminder as the snapshot taken at `taken_ms` holds it: its latest version from
+        before; if it fell due since, its first, with its borrower's contact as of then."""
+        standing = [record for record in versions if record.as_of_ms < taken_ms]
+        if standing:
+            return standing[-1]
+        first = versions[0]
+        # The borrower's first contact holds since 0, before any snapshot: one is always known.
+        known = [borrower for since, borrower in self._contacts[first.borrower.borrower_id]
+                 if since < taken_ms]
+        return replace(first, borrower=known[-1])
 
     def tick(self) -> Record:
         """Schedule the next reminder now, journal it, replicate it, and set its changes'
@@ -81,6 +186,8 @@ class Ledger:
             phone=borrower.phone, opted_out=borrower.opted_out, amount=record.amount,
             due_date=record.due_date.isoformat(), remind_at=record.remind_at_ms / 1000,
             send_by=record.send_by_ms / 1000))
+        self._versions[record.reminder_id] = [record]
+        self._contacts.setdefault(borrower.borrower_id, [(0, borrower)])
         self._replicate(record)
         loop = asyncio.get_running_loop()
         for change in scheduled.changes:
@@ -92,7 +199,11 @@ class Ledger:
         if applied is None:
             return
         self._journal.write(self._change_event(applied))
+        if applied.change.kind in BORROWER_CHANGES:
+            self._contacts[applied.borrower.borrower_id].append(
+                (applied.records[0].as_of_ms, applied.borrower))
         for record in applied.records:
+            self._versions[record.reminder_id].append(record)
             self._replicate(record)
 
     @staticmethod
@@ -116,15 +227,27 @@ class Ledger:
     def _replicate(self, record: Record) -> None:
         faults = self.faults
         subject, version = record.reminder_id, record.version
+        if self._snapshot_ms is not None:
+            restored = self._as_restored(record, self._snapshot_ms)
+            if restored is None:
+                return
+            record = restored
         # Keyed by the record's version, not drawn in turn: timers and ticks interleave
         # differently in every run, and each fault's draw is its own.
-        dropped, drifted, doubled = (draw(self._seed, "replica", switch, subject, version)
-                                     for switch in ("drop", "drift", "duplicate"))
+        dropped, drifted, doubled, leaked = (
+            draw(self._seed, "replica", switch, subject, version)
+            for switch in ("drop", "drift", "duplicate", _LEAK))
         if dropped < faults.drop:
             self._touched("drop", subject, version=version)
             return
         if drifted < faults.drift:
             record = self._drifted(record, faults.drift_field)
+        leaks = leaked < faults.test_leak
+        if leaks and faults.test_leak_records == "amounts":
+            tested = self.bank.test_amount(record)
+            self._touched(_LEAK, subject, records="amounts", version=version,
+                          truth=record.amount, replica=tested.amount)
+            record = tested
         if faults.lag:
             self._touched("lag", subject, version=version, lag=faults.lag)
         row = _Row(record, record.as_of_ms + round(faults.lag * 1000))
@@ -132,6 +255,25 @@ class Ledger:
         if doubled < faults.duplicate:
             self._touched("duplicate", subject, version=version)
             self._feed.append(row)
+        if leaks and faults.test_leak_records == "borrowers":
+            test = self.bank.test_record(record, record.as_of_ms)
+            self._touched(_LEAK, test.reminder_id, records="borrowers", ref=test.ref,
+                          phone=test.borrower.phone, joined=subject)
+            self._feed.append(_Row(test, row.visible_ms))
+
+    def _as_restored(self, record: Record, taken_ms: int) -> Record | None:
+        """What the replica restored from the snapshot taken at `taken_ms` replicates of
+        `record`: nothing of a change, a new reminder as the snapshot holds it."""
+        versions = self._versions[record.reminder_id]
+        if record.version > 1:
+            self._touched(_SNAPSHOT, record.reminder_id, action="withheld",
+                          version=record.version, forgot=_forgot(versions[-2], record))
+            return None
+        held = self._held(versions, taken_ms)
+        if held != record:
+            self._touched(_SNAPSHOT, record.reminder_id, action="stale_contact", version=1,
+                          forgot=_forgot(held, record))
+        return held
 
     def _drifted(self, record: Record, field: str) -> Record:
         """The record with one field changed, as a replica that missed an update has it; the
