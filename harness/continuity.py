@@ -2,9 +2,10 @@
 
 It rebuilds the truth over time (`harness.truth`), judges every reminder against it
 (`harness.judging`), measures the timing (`harness.timing`), each fault step
-(`harness.fault_rows`) and each vendor (`harness.vendor_figures`), and gives the verdict
-(`harness.verdict`); each of those modules states its rules. Continuity = on-time reminders /
-owed settled reminders, 0.0 when none is owed (a run that proved nothing must not pass).
+(`harness.fault_rows`), each upgrade (`harness.upgrade_figures`) and each vendor
+(`harness.vendor_figures`), and gives the verdict (`harness.verdict`); each of those modules
+states its rules. Continuity = on-time reminders / owed settled reminders, 0.0 when none is
+owed (a run that proved nothing must not pass).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from harness.errors import JournalError
-from harness.fault_rows import fault_rows, step_runs
+from harness.fault_rows import delivered_after_maintenance, fault_rows, step_runs
 from harness.journal import (
     AlertReceived,
     ComponentReady,
@@ -30,6 +31,7 @@ from harness.scorecard import LoadFigures, Scorecard
 from harness.timing import Backlog, latency, longest_blackout, series
 from harness.traces import worst
 from harness.truth import Truth, rebuild
+from harness.upgrade_figures import longest_cut_over, upgrade_rows
 from harness.vendor_figures import sla_results, vendor_figures
 from harness.verdict import gate_results, inconclusive_reasons, verdict
 
@@ -88,6 +90,7 @@ def score(journal: Journal) -> Scorecard:
     backlog = Backlog(settled)
     runs = step_runs(journal, scenario, end)
     faults = fault_rows(runs, journal, settled, backlog, t0)
+    upgrades = upgrade_rows(journal, t0)
     expected = [row for row in faults if row.expect_alert]
     detections = [row.detection for row in expected if row.detection is not None]
     vendors = vendor_figures(journal.of(VendorCall), list(scenario.vendors))
@@ -120,6 +123,10 @@ def score(journal: Journal) -> Scorecard:
         undetected_faults=len(expected) - len(detections),
         detection_time=max(detections) if detections else None,
         faults=faults,
+        delivered_after_maintenance=delivered_after_maintenance(runs, settled),
+        upgrades=upgrades,
+        cut_over_gap=longest_cut_over(upgrades),
+        failed_upgrades=sum(1 for row in upgrades if row.failed),
         inconclusive=inconclusive_reasons(faults),
         vendors=vendors,
         slas=slas,

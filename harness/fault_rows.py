@@ -4,7 +4,8 @@ alerted about it, and what became of the reminders exposed to it.
 Rules:
 
 - A step is active from `fault.applied` until `fault.reverted`, or until the end of the run;
-  an instant step (process.restart) only at the moment it was applied.
+  an instant step (process.restart) only at the moment it was applied; an upgrade (journaled
+  once over) from version A's stop (`upgrade.finished`) until it was over.
 - **Touched / effect.** A step the harness measured itself (`fault.measured`: canary requests
   through a Toxiproxy link, a signalled process) touched what it measured affected. Any other
   step touched the `fault.touched` events of its mock (the vendor of `vendors.<name>`, or
@@ -19,6 +20,8 @@ Rules:
   only when that names the step's link (`twilio` or `vendors.twilio` for `vendors.twilio`,
   `ledger` for `ledger`). Detection = the first such alert - applied.
 - **Recovery**, for a step that ended: see `harness.timing.Backlog.recovery`.
+- **After maintenance.** Of the reminders exposed to any `process.stop` step (each counted
+  once), the share delivered correctly at all (on time or late).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from harness.journal import (
     FaultReverted,
     FaultTouched,
     Journal,
+    UpgradeFinished,
 )
 from harness.judging import Judged, count_outcomes
 from harness.scenario import Scenario
@@ -109,8 +113,11 @@ class StepRun:
 def step_runs(journal: Journal, scenario: Scenario, end: float) -> list[StepRun]:
     """Every step of the journal that was applied, with its activity."""
     reverted = {event.step: event.t for event in journal.of(FaultReverted)}
+    stopped = {event.step: event.stop_began for event in journal.of(UpgradeFinished)}
     runs = []
-    for applied in journal.of(FaultApplied):
+    for journaled in journal.of(FaultApplied):
+        applied = (journaled.model_copy(update={"t": stopped[journaled.step]})
+                   if journaled.step in stopped else journaled)
         back = reverted.get(applied.step)
         instant = FAULTS[applied.fault].instant
         until = back if back is not None else (applied.t if instant else end)
@@ -144,6 +151,18 @@ def fault_rows(runs: Sequence[StepRun], journal: Journal, settled: Sequence[Judg
             duplicates_exposed=sum(judged.extra_copies for judged in exposed),
             recovery=backlog.recovery(run.applied.t, run.until) if run.ended else None))
     return rows
+
+
+def delivered_after_maintenance(runs: Sequence[StepRun], settled: Sequence[Judged]
+                                ) -> float | None:
+    """The share of the reminders exposed to a maintenance window (`process.stop`) that
+    reached their borrower correctly, on time or late; None when no window exposed any."""
+    exposed = {judged.reminder_id: judged for run in runs if run.applied.fault == "process.stop"
+               for judged in _exposed(run, (), settled)}
+    if not exposed:
+        return None
+    delivered = sum(1 for judged in exposed.values() if judged.outcome in ("on_time", "late"))
+    return round(delivered / len(exposed), 6)
 
 
 def _touches(run: StepRun, touched: Sequence[FaultTouched]) -> list[FaultTouched]:

@@ -15,9 +15,6 @@ from harness.scorecard import FIGURES, OUTCOMES, Outcome, Scorecard
 _TEMPLATES = Environment(loader=PackageLoader("harness"), autoescape=True,
                          keep_trailing_newline=True)
 
-_SECONDS = {"longest_blackout", "max_recovery", "detection_time"}
-"""Figures measured in seconds (besides the latencies), printed as such."""
-
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
@@ -78,7 +75,8 @@ def _banner(card: Scorecard) -> Banner:
         sla = tuple(f"{t.vendor} broke its SLA: {t.term} (measured {_measured(t.value)}); "
                     "the scenario sets fail_on_sla_breach"
                     for t in card.slas if not t.met) if sla_failed_the_run(card) else ()
-        return Banner("fail", "FAILED", _failed_gates(card) + sla)
+        upgrades = tuple(upgrade.describe() for upgrade in card.upgrades if upgrade.failed)
+        return Banner("fail", "FAILED", _failed_gates(card) + upgrades + sla)
     if card.verdict == "inconclusive":
         return Banner("inconclusive", "INCONCLUSIVE",
                       ("not a pass: the gates held, but the run cannot tell whether the "
@@ -98,8 +96,8 @@ def _shown(card: Scorecard) -> tuple[Shown, ...]:
         if name in OUTCOMES:
             continue
         value = figure.value(card)
-        text = (_percent(value) if name == "continuity"
-                else _seconds(value) if name in _SECONDS or name.endswith("_latency")
+        text = (_percent(value) if figure.unit == "share"
+                else _seconds(value) if figure.unit == "seconds"
                 else _measured(value))
         shown.append(Shown(name, text, figure.about))
     return tuple(shown)

@@ -41,8 +41,9 @@ def junit_xml(card: Scorecard) -> str:
 def testsuite(card: Scorecard) -> ET.Element:
     """One test suite named after the scenario, its `time` the run's seconds (each case judges
     the whole run, so takes none of its own). A failed or unjudged gate is a failure; an
-    inconclusive run adds a failing `conclusive` case with its reasons; a breached SLA term is a
-    failure only when the scenario lets SLAs fail the run, else it is reported in system-out."""
+    inconclusive run adds a failing `conclusive` case with its reasons; each upgrade step is a
+    case (class `.upgrade`), failing when it was rolled back; a breached SLA term is a failure
+    only when the scenario lets SLAs fail the run, else it is reported in system-out."""
     judged = card.status == "completed"
     gates = f"notifychaos.{card.scenario}.gates"
     suite = ET.Element("testsuite", {"name": f"notifychaos.{card.scenario}",
@@ -65,6 +66,13 @@ def testsuite(card: Scorecard) -> ET.Element:
             failure = ET.SubElement(case, "failure", {"message": message})
             failure.text = _figures(card) + (
                 "\nwitnesses: " + ", ".join(gate.witnesses) if gate.witnesses else "")
+    for upgrade in card.upgrades:
+        case = _case(suite, f"notifychaos.{card.scenario}.upgrade", f"step {upgrade.step} upgrade")
+        if upgrade.failed:
+            failures += 1
+            ET.SubElement(case, "failure", {"message": upgrade.describe()})
+        else:
+            ET.SubElement(case, "system-out").text = upgrade.describe()
     if judged and card.inconclusive:
         failures += 1
         case = _case(suite, gates, "conclusive")

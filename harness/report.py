@@ -67,6 +67,8 @@ def summary(card: Scorecard) -> Group:
         parts += [_faults(card), _exposure(card)]
         parts.extend(Text(f"step {f.step} {f.fault} on {f.link}: {f.effect}", "dim")
                      for f in card.faults)
+    parts.extend(Text(f"FAILED {u.describe()}", "bold red") if u.failed else Text(u.describe())
+                 for u in card.upgrades)
     parts.append(_vendors(card))
     if card.gates:
         parts.append(Text("notifier gates", "bold"))

@@ -39,6 +39,7 @@ from harness.timeline import (
     TimelinePlayer,
 )
 from harness.toxiproxy import Link, ToxiproxyControl, ToxiproxyServer, find_server
+from harness.upgrade import UpgradeInjector
 from harness.versions import run_versions
 from mocks.manifest import Manifest, MocksConfig
 from mocks.private import write_private
@@ -160,15 +161,18 @@ class Run:
             f"vendors.{name}" for name, vendor in manifest.vendors.items()
             if vendor.url.startswith("https:")})
         processes = ProcessInjector(instances.for_link)
+        upgrade = UpgradeInjector(instances, self.scenario, self.journal, self.run_dir, self.say)
         injector = FamilyInjector({"network": NetworkInjector(control, canary),
                                    "vendor": switches, "data": switches,
-                                   "process": processes})
+                                   "process": processes, "upgrade": upgrade})
         timeline = TimelinePlayer(self.scenario.timeline, injector, self.journal,
                                   on_error=lambda error: self.say(FAULT_INJECTION_FAILED + error))
         teardown.callback(timeline.stop)
         # Runs before the timeline's stop: its undoing of a kill must not start an instance
         # that the teardown then stops.
         teardown.callback(processes.end)
+        # Before the timeline's stop too, which waits for a cut-over under way: it ends now.
+        teardown.callback(upgrade.interrupt)
         self.say(f"load for {self.scenario.duration:g}s, {len(self.scenario.timeline)} fault(s)")
         self.journal.write(LoadStarted(pid=load.process.pid))
         timeline.start(time.monotonic())

@@ -60,6 +60,37 @@ class FaultFigures(_Model):
     recovery: float | None
 
 
+class UpgradeFigures(_Model):
+    """One upgrade step: when version A's stop began (seconds from the start of load), how it
+    ended (`outcome` as journaled: upgraded, migration_failed, not_ready, interrupted) and why,
+    the migration's exit code (None: timed out, or none given) and seconds, and the cut-over gap
+    (stop began to version B healthy; None when B never was)."""
+
+    step: int
+    at: float
+    outcome: str
+    reason: str
+    migration_exit: int | None
+    migration_seconds: float | None
+    cut_over_gap: float | None
+
+    @property
+    def failed(self) -> bool:
+        """Whether the cut-over did not reach a healthy version B (it was rolled back)."""
+        return self.outcome != "upgraded"
+
+    def describe(self) -> str:
+        """`step 2 upgrade at 20.0s: upgraded; migration exit 0 in 0.8s; cut-over gap 2.7s`,
+        or how it failed and why."""
+        head = f"step {self.step} upgrade at {self.at:.1f}s"
+        if self.failed:
+            return f"{head}: {self.outcome.replace('_', ' ')}: {self.reason}"
+        migration = ("no migration" if self.migration_seconds is None
+                     else f"migration exit {self.migration_exit} in {self.migration_seconds:.1f}s")
+        gap = "-" if self.cut_over_gap is None else f"{self.cut_over_gap:.1f}s"
+        return f"{head}: upgraded; {migration}; cut-over gap {gap}"
+
+
 class LoadFigures(_Model):
     """What the load generator did."""
 
@@ -170,6 +201,13 @@ class Scorecard(_Model):
     undetected_faults: int
     detection_time: float | None
     faults: list[FaultFigures]
+    delivered_after_maintenance: float | None = None
+    """None without a maintenance window that exposed a reminder (and from before they
+    existed)."""
+    upgrades: list[UpgradeFigures] = []
+    """The upgrade steps (a scorecard from before upgrades existed has none)."""
+    cut_over_gap: float | None = None
+    failed_upgrades: int = 0
     inconclusive: list[str]
     vendors: dict[str, VendorFigures]
     slas: list[SlaResult]
@@ -258,4 +296,12 @@ FIGURES: dict[str, Figure] = {figure.name: figure for figure in (
            "not (while active or within the grace after)"),
     _field("detection_time", "longest seconds from a fault's start to the notifier's first "
            "alert about it, over the faults it should alert about", unit="seconds"),
+    _field("delivered_after_maintenance", "share of the reminders owed during a maintenance "
+           "window (process.stop) that were delivered correctly, on time or late (none when no "
+           "window exposed any)", "higher", "share"),
+    _field("cut_over_gap", "longest seconds of an upgrade from stopping version A to version B "
+           "healthy (none without an upgrade, or when version B never got ready)",
+           unit="seconds"),
+    _field("failed_upgrades", "upgrade steps rolled back to version A: the migration failed or "
+           "version B never got ready (any fails the run)"),
 )}

@@ -9,9 +9,11 @@ Rules:
 - Inconclusive: an applied step that touched nothing, or to which no owed reminder was
   exposed.
 - The verdict: `not_judged` unless the run completed; for a demonstration
-  (`demonstrates`), `failed_as_expected` when the failed gates are exactly the ones it names,
-  else `failed`; otherwise `failed` when a gate failed (or, with `fail_on_sla_breach`, a vendor
-  broke an SLA term), `inconclusive` when there is a reason, else `passed`.
+  (`demonstrates`), `failed_as_expected` when the failed gates are exactly the ones it names
+  (and no upgrade failed, unless a gate on `failed_upgrades` says so), else `failed`; otherwise
+  `failed` when a gate failed, an upgrade step was rolled back (no gate needed: the rehearsal
+  failed), or, with `fail_on_sla_breach`, a vendor broke an SLA term; `inconclusive` when there
+  is a reason, else `passed`.
 """
 
 from __future__ import annotations
@@ -89,9 +91,12 @@ def verdict(card: Scorecard, scenario: Scenario) -> Verdict:
     if card.status != "completed":
         return "not_judged"
     failed = {gate.expr for gate in card.gates if not gate.passed}
+    # A failed upgrade fails the rehearsal by itself; a gate on it decides instead.
+    upgrade_failed = card.failed_upgrades > 0 and all(
+        gate.metric != "failed_upgrades" for gate in scenario.gates)
     if scenario.demonstrates is not None:
         expected = {gate.expr for gate in scenario.demonstrates.fails}
-        return "failed_as_expected" if failed == expected else "failed"
-    if failed or (scenario.fail_on_sla_breach and card.sla_breaches):
+        return "failed_as_expected" if failed == expected and not upgrade_failed else "failed"
+    if failed or upgrade_failed or (scenario.fail_on_sla_breach and card.sla_breaches):
         return "failed"
     return "inconclusive" if card.inconclusive else "passed"
