@@ -13,8 +13,9 @@ from aiohttp import web
 
 from .alerts import Alerter
 from .dispatch import Dispatcher
+from .leadership import Leadership, Role
 from .ledger import LedgerClient
-from .outbox import Outbox
+from .outbox import Outbox, OutboxError
 from .primary import PrimaryCheck
 from .service import ReminderService
 from .settings import ConfigError, Settings
@@ -38,7 +39,10 @@ def main() -> int:
         stream=sys.stderr,
     )
     try:
-        outbox = Outbox(settings.outbox_path)
+        outbox = Outbox(settings.outbox_path, settings.version, settings.ha)
+    except OutboxError as exc:
+        print(f"reminder-service: {exc}", file=sys.stderr)
+        return 2
     except sqlite3.Error as exc:
         print(
             f"reminder-service: cannot open outbox {settings.outbox_path}: {exc}", file=sys.stderr
@@ -82,29 +86,51 @@ async def serve(settings: Settings, outbox: Outbox) -> None:
             reconcile=settings.reconcile,
             defect=settings.defect,
         )
-        await dispatcher.recover()
-        service = ReminderService(
-            ledger,
-            outbox,
-            dispatcher,
-            alerter,
-            poll_interval=settings.poll_interval,
-            workers=settings.workers,
-        )
+
+        def service() -> ReminderService:
+            return ReminderService(
+                ledger,
+                outbox,
+                dispatcher,
+                alerter,
+                poll_interval=settings.poll_interval,
+                workers=settings.workers,
+            )
+
+        async def take_over(halt: asyncio.Event) -> None:
+            # As a restart does: settle what the last active left in flight, then send.
+            await dispatcher.recover()
+            await service().run(halt)
+
+        leadership = None if settings.ha is None else Leadership(outbox, settings.ha)
+        if leadership is None:
+            # A lone instance settles what its last process left in flight before it is ready.
+            await dispatcher.recover()
         runner = web.AppRunner(
-            build_app(outbox, settings.mode, settings.defect), access_log=None, shutdown_timeout=1.0
+            build_app(
+                outbox,
+                settings,
+                role=lambda: Role.ACTIVE if leadership is None else leadership.role,
+            ),
+            access_log=None,
+            shutdown_timeout=1.0,
         )
         await runner.setup()
         try:
             await web.TCPSite(runner, "127.0.0.1", settings.port).start()
             log.info(
-                "listening on 127.0.0.1:%d, mode %s, vendors %s, defect %s",
+                "listening on 127.0.0.1:%d, version %d, mode %s, vendors %s, defect %s%s",
                 settings.port,
+                settings.version,
                 settings.mode.value,
                 ", ".join(vendor.name for vendor in vendors),
                 settings.defect.value if settings.defect else "none",
+                "" if settings.ha is None else f", active/standby as {settings.ha.instance}",
             )
-            await service.run(stop)
+            if leadership is None:
+                await service().run(stop)
+            else:
+                await leadership.run(stop, take_over)
         finally:
             await alerter.drain(timeout=1.0)
             await runner.cleanup()

@@ -1,63 +1,32 @@
 """The SQLite outbox: the newest version of each reminder read from the ledger's feed, its send
-state, borrowers' STOP replies, and the feed's cursor."""
+state, borrowers' STOP replies, the feed's cursor, and (active/standby) the lease that says which
+instance may send."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .reminder import Reminder, ReminderRecord
+from .schema import SCHEMAS, Schema, UnknownSchema, create, schema_of
+from .settings import HaConfig
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    reminder_id     TEXT PRIMARY KEY,
-    ref             TEXT NOT NULL,
-    version         INTEGER NOT NULL,
-    record          TEXT NOT NULL,
-    status          TEXT NOT NULL DEFAULT 'pending',
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    attempt         TEXT,
-    vendor          TEXT,
-    message_id      TEXT,
-    error           TEXT,
-    delivery        TEXT,
-    updated_at      REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
-CREATE INDEX IF NOT EXISTS outbox_message_id ON outbox (message_id);
-CREATE INDEX IF NOT EXISTS outbox_ref ON outbox (ref);
-CREATE TABLE IF NOT EXISTS opted_out (
-    phone      TEXT PRIMARY KEY,
-    vendor     TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ledger_cursor (
-    id    INTEGER PRIMARY KEY CHECK (id = 0),
-    value INTEGER NOT NULL
-);
-"""
-
-# Only a newer version replaces a row's record, whatever state the row is in: a re-served or
-# older entry is old news, and a row already sent stays sent. A row never tried yet moves
-# with its remind_at; one waiting out a retry keeps its backoff.
-_UPSERT = """
-INSERT INTO outbox (reminder_id, ref, version, record, next_attempt_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (reminder_id) DO UPDATE SET
-    ref = excluded.ref,
-    version = excluded.version,
-    record = excluded.record,
-    next_attempt_at = CASE WHEN attempts = 0 THEN excluded.next_attempt_at
-                           ELSE next_attempt_at END,
-    updated_at = excluded.updated_at
-WHERE excluded.version > outbox.version
-"""
+# How long a writer waits for the other instance's write lock: their writes take microseconds.
+BUSY_TIMEOUT = 5.0
 
 # A late "sent" callback must not overwrite a final delivery state.
 _FINAL_DELIVERY = ("delivered", "undelivered", "failed")
+
+
+class OutboxError(Exception):
+    """An outbox this version cannot use (its message is the one line to print)."""
+
+
+class LeaseLost(Exception):
+    """A fenced write by an instance that no longer holds the lease: it must not send."""
 
 
 @dataclass(frozen=True)
@@ -78,144 +47,269 @@ class InterruptedSend:
     message: Reminder | None
 
 
+@dataclass(frozen=True)
+class _Held:
+    holder: str
+    term: int
+
+
 class Outbox:
     """Single-connection store used from the event loop thread only.
 
     Every call is a short local transaction, so it runs inline on the event loop rather than
-    in a thread; with no await inside a call, worker tasks never interleave within one.
+    in a thread; with no await inside a call, worker tasks never interleave within one. Writes
+    take the write lock up front (BEGIN IMMEDIATE), as another instance may share the file.
+
+    With `ha` (active/standby), every write that reads the feed or sends is fenced: it
+    checks, in its own transaction, that this instance still holds the lease it took, and
+    raises LeaseLost if not. Delivery reports and STOP replies are facts to keep whoever
+    records them, and are not fenced.
     """
 
-    def __init__(self, path: str) -> None:
-        self._db = sqlite3.connect(path)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL survives a process crash; only an OS crash can lose the last commits.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+    def __init__(self, path: str, version: int, ha: HaConfig | None = None) -> None:
+        self._schema: Schema = SCHEMAS[version]
+        self._ha = ha
+        self._held: _Held | None = None
+        # Transactions are explicit (BEGIN IMMEDIATE in _write), never opened implicitly.
+        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL survives a process crash; only an OS crash can lose the last commits.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            with self._write():
+                self._adopt(path)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _adopt(self, path: str) -> None:
+        try:
+            found = schema_of(self._db)
+        except UnknownSchema as exc:
+            raise OutboxError(f"outbox {path} is no outbox schema known ({exc})") from None
+        wanted = self._schema.version
+        if found is None:
+            create(self._db, self._schema)
+        elif found != wanted:
+            fix = (
+                f"run python -m examples.reminder_service.migrate {path}"
+                if found < wanted
+                else "there is no downgrade: restore the copy taken before migrating"
+            )
+            raise OutboxError(
+                f"outbox {path} is schema {found}; version {wanted} needs schema {wanted}: {fix}"
+            )
+        else:
+            create(self._db, self._schema)  # IF NOT EXISTS: adds the lease to older files
 
     def close(self) -> None:
         self._db.close()
 
+    # The lease ------------------------------------------------------------------------------
+
+    def take_lease(self) -> int | None:
+        """Take the lease if nobody holds it (absent or expired); returns the new term."""
+        assert self._ha is not None, "the lease is for active/standby mode"
+        now = time.time()
+        with self._write():
+            row = self._db.execute("SELECT term, expires_at FROM lease WHERE id = 0").fetchone()
+            if row is not None and float(row[1]) > now:
+                return None
+            term = 1 if row is None else int(row[0]) + 1
+            self._db.execute(
+                "INSERT INTO lease (id, holder, term, expires_at) VALUES (0, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET holder = excluded.holder,"
+                " term = excluded.term, expires_at = excluded.expires_at",
+                (self._ha.instance, term, now + self._ha.lease_ttl),
+            )
+        self._held = _Held(self._ha.instance, term)
+        return term
+
+    def renew_lease(self) -> bool:
+        """Extend the lease held; False (and no longer held) if it expired or was taken."""
+        held = self._held
+        if held is None or self._ha is None:
+            return False
+        now = time.time()
+        with self._write():
+            renewed = self._db.execute(
+                "UPDATE lease SET expires_at = ?"
+                " WHERE id = 0 AND holder = ? AND term = ? AND expires_at > ?",
+                (now + self._ha.lease_ttl, held.holder, held.term, now),
+            ).rowcount
+        if not renewed:
+            self._held = None
+        return bool(renewed)
+
+    def release_lease(self) -> None:
+        """Give the lease up at once (a clean stop), so that a standby need not wait it out."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        with self._write():
+            self._db.execute(
+                "UPDATE lease SET expires_at = 0 WHERE id = 0 AND holder = ? AND term = ?",
+                (held.holder, held.term),
+            )
+
+    def lease_holder(self) -> str | None:
+        """Who holds an unexpired lease now, if anyone."""
+        row = self._db.execute(
+            "SELECT holder FROM lease WHERE id = 0 AND expires_at > ?", (time.time(),)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    # The feed -------------------------------------------------------------------------------
+
     def cursor(self) -> int:
-        row = self._db.execute("SELECT value FROM ledger_cursor WHERE id = 0").fetchone()
+        row = self._db.execute(
+            f"SELECT value FROM {self._schema.cursor} WHERE id = 0"
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def add(self, records: Sequence[ReminderRecord], cursor: int) -> int:
         """Store a feed page and its cursor atomically; returns how many rows it created or
         moved to a newer version."""
         now = time.time()
-        with self._db:
+        params = [
+            {
+                "id": r.reminder_id,
+                "ref": r.ref,
+                "version": r.version,
+                "record": r.to_json(),
+                "remind_at": r.remind_at.timestamp(),
+                "now": now,
+            }
+            for r in records
+        ]
+        first, *rest = self._schema.upsert
+        with self._write(fenced=True):
             before = self._db.total_changes
-            self._db.executemany(
-                _UPSERT,
-                [
-                    (
-                        r.reminder_id,
-                        r.ref,
-                        r.version,
-                        r.to_json(),
-                        r.remind_at.timestamp(),
-                        now,
-                    )
-                    for r in records
-                ],
-            )
+            self._db.executemany(first, params)
             stored = self._db.total_changes - before
+            for statement in rest:
+                self._db.executemany(statement, params)
             self._db.execute(
-                "INSERT INTO ledger_cursor (id, value) VALUES (0, ?)"
+                f"INSERT INTO {self._schema.cursor} (id, value) VALUES (0, ?)"
                 " ON CONFLICT (id) DO UPDATE SET value = excluded.value",
                 (cursor,),
             )
         return stored
 
+    # Sending --------------------------------------------------------------------------------
+
     def interrupted(self) -> list[InterruptedSend]:
         """The rows a previous process left in `sending`: it may have died after asking a
         vendor but before recording the answer, so the vendor may have sent them."""
+        s = self._schema
         rows = self._db.execute(
-            "SELECT reminder_id, vendor, attempt FROM outbox WHERE status = 'sending'"
-            " ORDER BY rowid"
+            f"SELECT reminder_id, vendor, {s.asked} FROM {s.sends}"
+            f" WHERE {s.status} = 'sending' ORDER BY rowid"
         )
         return [
             InterruptedSend(
-                str(reminder_id), vendor, None if attempt is None else Reminder.from_json(attempt)
+                str(reminder_id), vendor, None if asked is None else Reminder.from_json(asked)
             )
-            for reminder_id, vendor, attempt in rows
+            for reminder_id, vendor, asked in rows
         ]
 
     def requeue(self, reminder_id: str) -> None:
-        self._update(reminder_id, "status = 'pending', next_attempt_at = 0")
+        s = self._schema
+        self._update(reminder_id, f"{s.status} = 'pending', {s.due} = 0")
 
     def mark_trying(self, message: Reminder, vendor: str) -> None:
         """Note what is being asked of which vendor, so that a restart knows whom to ask
         about which message."""
-        self._update(message.reminder_id, "vendor = ?, attempt = ?", vendor, message.to_json())
+        self._update(
+            message.reminder_id, f"vendor = ?, {self._schema.asked} = ?", vendor, message.to_json()
+        )
 
     def claim(self) -> OutboxRow | None:
         """Mark the pending row due longest `sending` and return it; none is due before its
-        time."""
+        time. Fenced, and with the lease to last one renewal period more: none is claimed
+        when the lease is about to run out (its renewal is late), so that the send it starts
+        reaches the vendor well before a standby can take over and ask about it."""
+        s = self._schema
         now = time.time()
-        with self._db:
+        margin = 0.0 if self._ha is None else self._ha.lease_renew
+        with self._write(fenced=True) as lasts:
+            if lasts < margin:
+                return None
             row = self._db.execute(
-                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = ?"
-                " WHERE rowid = (SELECT rowid FROM outbox"
-                "   WHERE status = 'pending' AND next_attempt_at <= ?"
-                "   ORDER BY next_attempt_at LIMIT 1)"
-                " RETURNING record, attempts",
+                f"UPDATE {s.sends} SET {s.status} = 'sending', {s.attempts} = {s.attempts} + 1,"
+                f" {s.updated} = ?"
+                f" WHERE rowid = (SELECT rowid FROM {s.sends}"
+                f"   WHERE {s.status} = 'pending' AND {s.due} <= ?"
+                f"   ORDER BY {s.due} LIMIT 1)"
+                f" RETURNING reminder_id, {s.attempts}",
                 (now, now),
             ).fetchone()
-        if row is None:
-            return None
-        return OutboxRow(record=ReminderRecord.from_json(row[0]), attempts=int(row[1]))
+            if row is None:
+                return None
+            (record,) = self._db.execute(
+                f"SELECT record FROM {s.records} WHERE reminder_id = ?", (row[0],)
+            ).fetchone()
+        return OutboxRow(record=ReminderRecord.from_json(record), attempts=int(row[1]))
 
     def next_due(self) -> float | None:
         """When the earliest pending row falls due (epoch seconds), None if none is pending."""
+        s = self._schema
         row = self._db.execute(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+            f"SELECT MIN({s.due}) FROM {s.sends} WHERE {s.status} = 'pending'"
         ).fetchone()
         return None if row[0] is None else float(row[0])
 
     def mark_sent(self, reminder_id: str, vendor: str, message_id: str) -> None:
+        s = self._schema
         self._update(
             reminder_id,
-            "status = 'sent', vendor = ?, message_id = ?, error = NULL",
+            f"{s.status} = 'sent', vendor = ?, {s.message_id} = ?, {s.error} = NULL",
             vendor,
             message_id,
         )
 
     def mark_failed(self, reminder_id: str, error: str) -> None:
-        self._update(reminder_id, "status = 'failed', error = ?", error)
+        s = self._schema
+        self._update(reminder_id, f"{s.status} = 'failed', {s.error} = ?", error)
 
     def mark_suppressed(self, reminder_id: str) -> None:
-        self._update(reminder_id, "status = 'suppressed'")
+        self._update(reminder_id, f"{self._schema.status} = 'suppressed'")
 
     def mark_cancelled(self, reminder_id: str) -> None:
-        self._update(reminder_id, "status = 'cancelled'")
+        self._update(reminder_id, f"{self._schema.status} = 'cancelled'")
 
     def mark_unknown(self, reminder_id: str) -> None:
         """The source has no such reminder: a record only the replica made up."""
-        self._update(reminder_id, "status = 'unknown'")
+        self._update(reminder_id, f"{self._schema.status} = 'unknown'")
+
+    def retry_later(self, reminder_id: str, delay: float, error: str) -> None:
+        s = self._schema
+        self._update(
+            reminder_id,
+            f"{s.status} = 'pending', {s.due} = ?, {s.error} = ?",
+            time.time() + delay,
+            error,
+        )
+
+    # Replies and reports --------------------------------------------------------------------
 
     def opt_out(self, phone: str, vendor: str) -> bool:
         """Record a STOP from `phone` (E.164) that came through `vendor`; False if already had."""
-        with self._db:
+        with self._write():
             return (
                 self._db.execute(
-                    "INSERT OR IGNORE INTO opted_out (phone, vendor, created_at) VALUES (?, ?, ?)",
+                    f"INSERT OR IGNORE INTO {self._schema.stop_list} (phone, vendor, created_at)"
+                    " VALUES (?, ?, ?)",
                     (phone, vendor, time.time()),
                 ).rowcount
                 == 1
             )
 
     def is_opted_out(self, phone: str) -> bool:
-        row = self._db.execute("SELECT 1 FROM opted_out WHERE phone = ?", (phone,)).fetchone()
+        row = self._db.execute(
+            f"SELECT 1 FROM {self._schema.stop_list} WHERE phone = ?", (phone,)
+        ).fetchone()
         return row is not None
-
-    def retry_later(self, reminder_id: str, delay: float, error: str) -> None:
-        self._update(
-            reminder_id,
-            "status = 'pending', next_attempt_at = ?, error = ?",
-            time.time() + delay,
-            error,
-        )
 
     def record_delivery(
         self, status: str, message_id: str | None = None, ref: str | None = None
@@ -224,22 +318,60 @@ class Outbox:
 
         Matching by ref too catches reports that overtake our own record of the send.
         """
+        s = self._schema
         placeholders = ", ".join("?" for _ in _FINAL_DELIVERY)
-        with self._db:
+        with self._write():
             return self._db.execute(
-                "UPDATE outbox SET delivery = ?, updated_at = ?"
-                " WHERE (message_id = ? OR ref = ?)"
+                f"UPDATE {s.sends} SET delivery = ?, {s.updated} = ?"
+                f" WHERE ({s.message_id} = ? OR reminder_id IN"
+                f"   (SELECT reminder_id FROM {s.records} WHERE ref = ?))"
                 f" AND (delivery IS NULL OR delivery NOT IN ({placeholders}))",
                 (status, time.time(), message_id, ref, *_FINAL_DELIVERY),
             ).rowcount
 
     def counts(self) -> dict[str, int]:
-        rows = self._db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+        s = self._schema
+        rows = self._db.execute(f"SELECT {s.status}, COUNT(*) FROM {s.sends} GROUP BY 1")
         return {str(status): int(count) for status, count in rows}
 
+    # Transactions ---------------------------------------------------------------------------
+
     def _update(self, reminder_id: str, assignments: str, *values: object) -> None:
-        with self._db:
+        s = self._schema
+        with self._write(fenced=True):
             self._db.execute(
-                f"UPDATE outbox SET {assignments}, updated_at = ? WHERE reminder_id = ?",
+                f"UPDATE {s.sends} SET {assignments}, {s.updated} = ? WHERE reminder_id = ?",
                 (*values, time.time(), reminder_id),
             )
+
+    @contextmanager
+    def _write(self, *, fenced: bool = False) -> Iterator[float]:
+        """One write transaction holding the write lock from its start; yields how long the
+        lease lasts (infinite unfenced or without active/standby). Fenced, it raises
+        LeaseLost, writing nothing, unless this instance holds an unexpired lease."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            lasts = self._lease_lasts() if fenced else float("inf")
+            yield lasts
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _lease_lasts(self) -> float:
+        if self._ha is None:
+            return float("inf")
+        held = self._held
+        row = (
+            None
+            if held is None
+            else self._db.execute(
+                "SELECT expires_at FROM lease WHERE id = 0 AND holder = ? AND term = ?",
+                (held.holder, held.term),
+            ).fetchone()
+        )
+        lasts = -1.0 if row is None else float(row[0]) - time.time()
+        if lasts <= 0:
+            self._held = None
+            raise LeaseLost("this instance no longer holds the outbox's lease")
+        return lasts

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .schema import SCHEMAS
+
 
 class ConfigError(ValueError):
     """A missing or malformed environment variable."""
@@ -58,12 +60,24 @@ VendorConfig = TwilioConfig | AliyunConfig
 
 
 @dataclass(frozen=True)
+class HaConfig:
+    """Active/standby: this instance's name, and the lease's time to live and renewal period
+    (seconds)."""
+
+    instance: str
+    lease_ttl: float
+    lease_renew: float
+
+
+@dataclass(frozen=True)
 class Settings:
     port: int
     ledger_url: str
     alert_url: str
     outbox_path: str
     public_url: str
+    version: int
+    ha: HaConfig | None
     primary: VendorConfig
     secondary: VendorConfig | None
     mode: Mode
@@ -93,6 +107,8 @@ class Settings:
             alert_url=env.required("ALERT_URL"),
             outbox_path=env.required("OUTBOX_PATH"),
             public_url=env.url("PUBLIC_URL"),
+            version=_version(env.optional("NOTIFIER_VERSION")),
+            ha=_ha(env),
             primary=_vendor(env, env.required("PRIMARY_VENDOR")),
             secondary=_secondary(env),
             mode=mode,
@@ -170,6 +186,31 @@ def _switch(env: _Env, key: str, *, default: bool) -> bool:
     if not value:
         return default
     raise ConfigError(f"{key} must be on or off, got {value!r}")
+
+
+def _version(value: str) -> int:
+    known = sorted(SCHEMAS)
+    if not value:
+        return known[0]
+    if value not in {str(version) for version in known}:
+        listed = " or ".join(str(version) for version in known)
+        raise ConfigError(f"NOTIFIER_VERSION must be {listed}, got {value!r}")
+    return int(value)
+
+
+def _ha(env: _Env) -> HaConfig | None:
+    mode = env.optional("HA_MODE") or "off"
+    if mode == "off":
+        return None
+    if mode != "active-standby":
+        raise ConfigError(f"HA_MODE must be 'off' or 'active-standby', got {mode!r}")
+    ttl = env.positive("LEASE_TTL", 3.0)
+    renew = env.positive("LEASE_RENEW", 1.0)
+    if not renew * 2 <= ttl:
+        raise ConfigError(
+            f"LEASE_RENEW must be at most half of LEASE_TTL ({ttl:g}s), got {renew:g}s"
+        )
+    return HaConfig(instance=env.required("INSTANCE_NAME"), lease_ttl=ttl, lease_renew=renew)
 
 
 def _mode(value: str) -> Mode:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from .outbox import Outbox
 from .replies import e164, is_stop
-from .settings import Defect, Mode
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +20,9 @@ _UNREADABLE = (ValueError, LookupError, RecursionError)
 _EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
-def build_app(outbox: Outbox, mode: Mode, defect: Defect | None = None) -> web.Application:
-    routes = _Routes(outbox, mode, defect)
+def build_app(outbox: Outbox, settings: Settings, *, role: Callable[[], str]) -> web.Application:
+    """`role` says whether this instance sends now (`active`) or stands by (`standby`)."""
+    routes = _Routes(outbox, settings, role)
     app = web.Application()
     app.add_routes(
         [
@@ -35,17 +37,21 @@ def build_app(outbox: Outbox, mode: Mode, defect: Defect | None = None) -> web.A
 
 
 class _Routes:
-    def __init__(self, outbox: Outbox, mode: Mode, defect: Defect | None) -> None:
+    def __init__(self, outbox: Outbox, settings: Settings, role: Callable[[], str]) -> None:
         self._outbox = outbox
-        self._mode = mode
-        self._defect = defect
+        self._settings = settings
+        self._role = role
 
     async def healthz(self, _: web.Request) -> web.Response:
+        settings = self._settings
         return web.json_response(
             {
                 "status": "ok",
-                "mode": self._mode.value,
-                "defect": None if self._defect is None else self._defect.value,
+                "version": settings.version,
+                "role": self._role(),
+                "instance": None if settings.ha is None else settings.ha.instance,
+                "mode": settings.mode.value,
+                "defect": None if settings.defect is None else settings.defect.value,
                 "outbox": self._outbox.counts(),
             }
         )

@@ -1,472 +1,50 @@
-"""The reference notifier run as a real process against fake ledger, vendors and alert sink."""
+"""The reference notifier run as a real process against fake ledger, vendors and alert sink,
+in version 1 and (where the outbox is involved) version 2."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import copy
-import functools
-import hashlib
-import hmac
 import itertools
 import json
 import os
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote, urlencode
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from examples.reminder_service.breaker import Breaker, QuietStreak
 from examples.reminder_service.reminder import ReminderRecord
 from examples.reminder_service.replies import e164, is_stop
 from examples.reminder_service.vendors import aliyun_signature
-
-ROOT = Path(__file__).resolve().parents[2]
-
-TWILIO_SID = "AC0123456789abcdef0123456789abcdef"
-TWILIO_TOKEN = "twilio-test-token"
-TWILIO_FROM = "+15005550006"
-ALIYUN_KEY_ID = "LTAI-test-key"
-ALIYUN_SECRET = "aliyun-test-secret"
-ALIYUN_SIGN = "示例银行"
-ALIYUN_TEMPLATE = "SMS_000001"
-
-
-def async_test(
-    test: Callable[..., Coroutine[Any, Any, None]],
-) -> Callable[..., None]:
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return run
-
-
-async def eventually(check: Callable[[], bool], what: str, timeout: float = 8.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-CHINA = timezone(timedelta(hours=8))
-
-
-def stamp(epoch: float) -> str:
-    """An RFC 3339 time in the bank's zone with milliseconds, as the ledger writes it."""
-    return datetime.fromtimestamp(epoch, CHINA).isoformat(timespec="milliseconds")
-
-
-def phone(n: int) -> str:
-    return f"+86139{n:08d}"
-
-
-def record(n: int, *, lead: float = 0.0, borrower: int | None = None) -> dict[str, Any]:
-    """Version 1 of reminder `n` (borrower `n` unless said), due `lead` seconds from now."""
-    owner = n if borrower is None else borrower
-    remind_at = time.time() + lead
-    return {
-        "reminder_id": f"rem-{n:06d}",
-        "ref": f"REF{n:05d}",
-        "version": 1,
-        "status": "scheduled",
-        "loan_id": f"ML-{owner:06d}",
-        "borrower": {
-            "borrower_id": f"B{owner:06d}",
-            "name": "王秀英",
-            "phone": phone(owner),
-            "opted_out": False,
-        },
-        "installment": {
-            "number": n,
-            "amount": f"{5000 + n}.00",
-            "currency": "CNY",
-            "due_date": "2026-12-05",
-        },
-        "remind_at": stamp(remind_at),
-        "send_by": stamp(remind_at + 20),
-        "as_of": stamp(time.time()),
-    }
-
-
-_BORROWER_FIELDS = ("phone", "opted_out")
-_INSTALLMENT_FIELDS = ("amount", "due_date")
-
-
-def revise(entry: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """A copy of `entry` with fields changed wherever they live in the record."""
-    revised = copy.deepcopy(entry)
-    for key, value in changes.items():
-        if key in _BORROWER_FIELDS:
-            revised["borrower"][key] = value
-        elif key in _INSTALLMENT_FIELDS:
-            revised["installment"][key] = value
-        else:
-            revised[key] = value
-    return revised
-
-
-def epoch(rfc3339: str) -> float:
-    return datetime.fromisoformat(rfc3339).timestamp()
-
-
-def expected_aliyun_signature(params: dict[str, str], secret: str, method: str = "POST") -> str:
-    """Signature V1 written out from Alibaba's description, independent of the service's code."""
-    canonical = urlencode(sorted(params.items()), quote_via=quote, safe="~")
-    string_to_sign = method + "&%2F&" + quote(canonical, safe="~")
-    mac = hmac.new((secret + "&").encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1)
-    return base64.b64encode(mac.digest()).decode("ascii")
-
-
-async def reply_stop(session: aiohttp.ClientSession, url: str, via: str, phone: str) -> None:
-    """POST a borrower's STOP to the service the way vendor `via` forwards replies."""
-    if via == "twilio":
-        form = {
-            "MessageSid": "SM" + "f" * 32,
-            "AccountSid": TWILIO_SID,
-            "From": phone,
-            "To": TWILIO_FROM,
-            "Body": " Stop ",
-        }
-        async with session.post(f"{url}/inbound/twilio", data=form) as response:
-            assert response.status == 200
-            assert response.content_type == "text/xml"
-            assert (await response.text()).endswith("<Response/>")
-        return
-    sms_up = {
-        "phone_number": phone.removeprefix("+86"),
-        "content": "TD",
-        "send_time": "2026-11-28 17:50:05",
-        "sign_name": ALIYUN_SIGN,
-        "dest_code": "",
-        "sequence_id": 123456789,
-    }
-    async with session.post(f"{url}/inbound/aliyun", json=[sms_up]) as response:
-        assert await response.json() == {"code": 0}
-
-
-class FakeLedger:
-    """The change feed (a replica) and the primary records (the truth), as contract §3."""
-
-    def __init__(self, page_size: int = 2) -> None:
-        self.feed: list[dict[str, Any]] = []
-        self.truth: dict[str, dict[str, Any]] = {}
-        self.page_size = page_size
-        # A ledger that ignores the cursor re-serves every entry on every poll.
-        self.ignore_cursor = False
-        self.failures_left = 0
-        self.primary_down = False
-        self.primary_reads: list[str] = []
-
-    def schedule(
-        self,
-        n: int,
-        *,
-        lead: float = 0.0,
-        borrower: int | None = None,
-        drift: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Schedule reminder `n`; `drift` distorts the feed's entry, not the truth."""
-        entry = record(n, lead=lead, borrower=borrower)
-        self.truth[entry["reminder_id"]] = entry
-        self.feed.append(revise(entry, **drift) if drift else entry)
-        return entry
-
-    def change(self, reminder_id: str, *, in_feed: bool = True, **changes: Any) -> dict[str, Any]:
-        """A new version at the source; `in_feed=False` for a replica that has not got it."""
-        current = self.truth[reminder_id]
-        entry = revise(current, version=current["version"] + 1, as_of=stamp(time.time()), **changes)
-        self.truth[reminder_id] = entry
-        if in_feed:
-            self.feed.append(entry)
-        return entry
-
-    async def changes(self, request: web.Request) -> web.Response:
-        if self.failures_left > 0:
-            self.failures_left -= 1
-            return web.json_response({"error": "injected"}, status=500)
-        cursor = 0 if self.ignore_cursor else int(request.query.get("cursor", "0"))
-        size = len(self.feed) if self.ignore_cursor else self.page_size
-        page = self.feed[cursor : cursor + size]
-        next_cursor = cursor + len(page)
-        return web.json_response(
-            {"changes": page, "next_cursor": next_cursor, "has_more": next_cursor < len(self.feed)}
-        )
-
-    async def primary(self, request: web.Request) -> web.Response:
-        reminder_id = request.match_info["reminder_id"]
-        self.primary_reads.append(reminder_id)
-        if self.primary_down:
-            return web.json_response({"error": "injected"}, status=503)
-        entry = self.truth.get(reminder_id)
-        if entry is None:
-            return web.json_response({"error": "unknown reminder"}, status=404)
-        return web.json_response(entry)
-
-
-class FakeVendor:
-    """Answers per a script of behaviours, then "ok" once it runs out.
-
-    "error" fails at once; "hang" waits for `release`, then fails; "hold" waits, then accepts;
-    "swallow" accepts, then waits and fails: the message goes out but the answer never comes.
-    Lookups find what was accepted.
-    """
-
-    def __init__(self) -> None:
-        self.script: list[str] = []
-        self.always: str | None = None
-        self.requests: list[dict[str, str]] = []
-        self.arrivals: list[float] = []  # time.time() of each request, as `requests`
-        self.accepted: list[dict[str, str]] = []
-        self.release = asyncio.Event()
-        self.lookups = 0
-
-    def next_behaviour(self) -> str:
-        if self.always is not None:
-            return self.always
-        return self.script.pop(0) if self.script else "ok"
-
-    def refs(self) -> list[str]:
-        return [message["ref"] for message in self.accepted]
-
-
-class FakeTwilio(FakeVendor):
-    async def messages(self, request: web.Request) -> web.Response:
-        form = {key: str(value) for key, value in (await request.post()).items()}
-        form["ref"] = form.get("Body", "").rpartition("ref:")[2]
-        self.requests.append(form)
-        self.arrivals.append(time.time())
-        auth = aiohttp.BasicAuth.decode(request.headers.get("Authorization", ""))
-        if request.match_info["sid"] != TWILIO_SID or auth.password != TWILIO_TOKEN:
-            return web.json_response({"code": 20003}, status=401)
-        behaviour = self.next_behaviour()
-        if behaviour == "swallow":
-            self.accepted.append(form)
-        if behaviour in ("hang", "hold", "swallow"):
-            await self.release.wait()
-        if behaviour not in ("ok", "hold"):
-            return web.json_response({"code": 20500, "message": "injected"}, status=500)
-        self.accepted.append(form)
-        return web.json_response({"sid": self.sid(form)}, status=201)
-
-    def sid(self, form: dict[str, str]) -> str:
-        return f"SM{self.accepted.index(form) + 1:032d}"
-
-    async def list_messages(self, request: web.Request) -> web.Response:
-        self.lookups += 1
-        to = request.query["To"]
-        found = [m for m in reversed(self.accepted) if m["To"] == to]
-        return web.json_response(
-            {"messages": [{"sid": self.sid(m), "to": to, "body": m["Body"]} for m in found]}
-        )
-
-
-class FakeAliyun(FakeVendor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.bad_signatures = 0
-
-    async def rpc(self, request: web.Request) -> web.Response:
-        params = dict(request.query)
-        signature = params.pop("Signature", "")
-        if signature != expected_aliyun_signature(params, ALIYUN_SECRET) or await request.read():
-            self.bad_signatures += 1
-            return web.json_response({"Code": "SignatureDoesNotMatch"}, status=400)
-        if params["Action"] == "QuerySendDetails":
-            self.lookups += 1
-            found = [m for m in self.accepted if m["PhoneNumbers"] == params["PhoneNumber"]]
-            details = [{"OutId": m["OutId"], "SendStatus": 3} for m in found]
-            return web.json_response(
-                {"Code": "OK", "SmsSendDetailDTOs": {"SmsSendDetailDTO": details}}
-            )
-        params["ref"] = params.get("OutId", "")
-        self.requests.append(params)
-        self.arrivals.append(time.time())
-        behaviour = self.next_behaviour()
-        if behaviour == "swallow":
-            self.accepted.append(params)
-            await self.release.wait()
-        if behaviour != "ok":
-            return web.json_response({"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "limit"})
-        self.accepted.append(params)
-        return web.json_response({"Code": "OK", "BizId": f"biz-{len(self.accepted)}"})
-
-
-class AlertSink:
-    def __init__(self) -> None:
-        self.alerts: list[dict[str, Any]] = []
-
-    async def post(self, request: web.Request) -> web.Response:
-        self.alerts.append(await request.json())
-        return web.Response(status=202)
-
-
-class Service:
-    def __init__(self, process: asyncio.subprocess.Process, url: str, log: Path) -> None:
-        self.process = process
-        self.url = url
-        self.log = log
-
-    async def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.process.wait(), 5.0)
-
-    async def kill(self) -> None:
-        self.process.kill()
-        await self.process.wait()
-
-
-class World:
-    """The fakes on loopback port 0, and any notifier processes started against them."""
-
-    def __init__(self, tmp_path: Path, reminders: int = 3) -> None:
-        self.tmp_path = tmp_path
-        self.outbox_path = tmp_path / "outbox.db"
-        self.ledger = FakeLedger()
-        for n in range(1, reminders + 1):
-            self.ledger.schedule(n)
-        self.twilio = FakeTwilio()
-        self.aliyun = FakeAliyun()
-        self.sink = AlertSink()
-        self._runners: list[web.AppRunner] = []
-        self._services: list[Service] = []
-        self._logs: list[Path] = []
-        self.urls: dict[str, str] = {}
-
-    async def __aenter__(self) -> World:
-        routes = {
-            "ledger": [
-                web.get("/v1/reminders/changes", self.ledger.changes),
-                web.get("/v1/reminders/{reminder_id}", self.ledger.primary),
-            ],
-            "twilio": [
-                web.post("/2010-04-01/Accounts/{sid}/Messages.json", self.twilio.messages),
-                web.get("/2010-04-01/Accounts/{sid}/Messages.json", self.twilio.list_messages),
-            ],
-            "aliyun": [web.post("/", self.aliyun.rpc)],
-            "alerts": [web.post("/alerts", self.sink.post)],
-        }
-        for name, table in routes.items():
-            app = web.Application()
-            app.add_routes(table)
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            self._runners.append(runner)
-            host, port = runner.addresses[0][:2]
-            self.urls[name] = f"http://{host}:{port}"
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        for service in self._services:
-            if service.process.returncode is None:
-                await service.kill()
-        self.twilio.release.set()
-        self.aliyun.release.set()
-        for runner in self._runners:
-            await runner.cleanup()
-        for log in self._logs:
-            print(f"--- {log.name}\n{log.read_text()}")
-
-    def env(self, **overrides: str) -> dict[str, str]:
-        env = {
-            "LEDGER_URL": self.urls["ledger"],
-            "ALERT_URL": f"{self.urls['alerts']}/alerts",
-            "OUTBOX_PATH": str(self.outbox_path),
-            "PRIMARY_VENDOR": "twilio",
-            "SECONDARY_VENDOR": "ali-backup",
-            "TWILIO_BASE_URL": self.urls["twilio"],
-            "TWILIO_ACCOUNT_SID": TWILIO_SID,
-            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-            "TWILIO_FROM": TWILIO_FROM,
-            "ALI_BACKUP_KIND": "aliyun",
-            "ALI_BACKUP_BASE_URL": self.urls["aliyun"],
-            "ALI_BACKUP_ACCESS_KEY_ID": ALIYUN_KEY_ID,
-            "ALI_BACKUP_ACCESS_KEY_SECRET": ALIYUN_SECRET,
-            "ALI_BACKUP_SIGN_NAME": ALIYUN_SIGN,
-            "ALI_BACKUP_TEMPLATE_CODE": ALIYUN_TEMPLATE,
-            "POLL_INTERVAL": "0.05",
-            "VENDOR_TIMEOUT": "1",
-            "WORKERS": "1",
-        }
-        env.update(overrides)
-        return env
-
-    async def start(self, **overrides: str) -> Service:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, **self.env(PORT=str(port), PUBLIC_URL=url, **overrides)}
-        log = self.tmp_path / f"service-{len(self._logs) + 1}.log"
-        self._logs.append(log)
-        with log.open("wb") as output:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "examples.reminder_service",
-                cwd=ROOT,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        service = Service(process, url, log)
-        self._services.append(service)
-        await self._until_healthy(service)
-        return service
-
-    async def _until_healthy(self, service: Service) -> None:
-        deadline = asyncio.get_running_loop().time() + 10.0
-        async with aiohttp.ClientSession() as session:
-            while True:
-                assert service.process.returncode is None, "service exited during start-up"
-                try:
-                    async with session.get(f"{service.url}/healthz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                assert asyncio.get_running_loop().time() < deadline, "service never got healthy"
-                await asyncio.sleep(0.05)
-
-    def rows(self) -> dict[str, dict[str, Any]]:
-        with sqlite3.connect(self.outbox_path) as db:
-            db.row_factory = sqlite3.Row
-            return {row["reminder_id"]: dict(row) for row in db.execute("SELECT * FROM outbox")}
-
-    def statuses(self) -> dict[str, str]:
-        if not self.outbox_path.exists():
-            return {}
-        return {rid: row["status"] for rid, row in self.rows().items()}
-
-    def all_sent(self) -> bool:
-        statuses = self.statuses()
-        return len(statuses) == len(self.ledger.truth) and set(statuses.values()) == {"sent"}
-
-    def stored(self, reminder_id: str, version: int = 1) -> bool:
-        """Whether the outbox holds `version` (or a newer one) of the reminder."""
-        row = self.rows().get(reminder_id) if self.outbox_path.exists() else None
-        return row is not None and row["version"] >= version
-
-    def record(self, reminder_id: str) -> dict[str, Any]:
-        stored: dict[str, Any] = json.loads(self.rows()[reminder_id]["record"])
-        return stored
+from tests.examples.notifierkit import (
+    ALIYUN_KEY_ID,
+    ALIYUN_SECRET,
+    ALIYUN_SIGN,
+    ALIYUN_TEMPLATE,
+    ROOT,
+    TWILIO_FROM,
+    World,
+    async_test,
+    epoch,
+    eventually,
+    expected_aliyun_signature,
+    free_port,
+    phone,
+    record,
+    reply_stop,
+    revise,
+    stamp,
+)
+
+
+@pytest.fixture(params=["1", "2"])
+def version(request: pytest.FixtureRequest) -> str:
+    """NOTIFIER_VERSION: each version on its own outbox schema behaves the same."""
+    return str(request.param)
 
 
 def test_missing_variable_exits_2_with_one_line() -> None:
@@ -522,8 +100,10 @@ def test_aliyun_signature_of_a_post_matches_an_independent_computation() -> None
 
 
 @async_test
-async def test_sends_each_reminder_once_and_records_delivery_reports(tmp_path: Path) -> None:
-    async with World(tmp_path, reminders=5) as world:
+async def test_sends_each_reminder_once_and_records_delivery_reports(
+    tmp_path: Path, version: str
+) -> None:
+    async with World(tmp_path, reminders=5, version=version) as world:
         service = await world.start(WORKERS="3")
         await eventually(world.all_sent, "all five reminders sent")
         assert sorted(world.twilio.refs()) == [f"REF{n:05d}" for n in range(1, 6)]
@@ -568,6 +148,9 @@ async def test_sends_each_reminder_once_and_records_delivery_reports(tmp_path: P
                 health = await response.json()
         assert health == {
             "status": "ok",
+            "version": int(version),
+            "role": "active",
+            "instance": None,
             "mode": "resilient",
             "defect": None,
             "outbox": {"sent": 5},
@@ -606,8 +189,10 @@ async def test_resilient_fails_over_to_the_secondary(tmp_path: Path, failure: st
 
 
 @async_test
-async def test_resilient_fails_over_when_aliyun_refuses_inside_http_200(tmp_path: Path) -> None:
-    async with World(tmp_path) as world:
+async def test_resilient_fails_over_when_aliyun_refuses_inside_http_200(
+    tmp_path: Path, version: str
+) -> None:
+    async with World(tmp_path, version=version) as world:
         world.aliyun.always = "error"
         await world.start(PRIMARY_VENDOR="ali-backup", SECONDARY_VENDOR="twilio")
         await eventually(world.all_sent, "all reminders sent")
@@ -617,8 +202,8 @@ async def test_resilient_fails_over_when_aliyun_refuses_inside_http_200(tmp_path
 
 
 @async_test
-async def test_resilient_retries_a_lone_vendor_with_backoff(tmp_path: Path) -> None:
-    async with World(tmp_path, reminders=1) as world:
+async def test_resilient_retries_a_lone_vendor_with_backoff(tmp_path: Path, version: str) -> None:
+    async with World(tmp_path, reminders=1, version=version) as world:
         world.twilio.script = ["error", "error"]
         await world.start(SECONDARY_VENDOR="")
         await eventually(world.all_sent, "the reminder sent after two failures")
@@ -627,8 +212,10 @@ async def test_resilient_retries_a_lone_vendor_with_backoff(tmp_path: Path) -> N
 
 
 @async_test
-async def test_naive_marks_failed_and_neither_retries_nor_fails_over(tmp_path: Path) -> None:
-    async with World(tmp_path, reminders=2) as world:
+async def test_naive_marks_failed_and_neither_retries_nor_fails_over(
+    tmp_path: Path, version: str
+) -> None:
+    async with World(tmp_path, reminders=2, version=version) as world:
         world.twilio.script = ["error"]
         await world.start(NOTIFIER_MODE="naive")
         await eventually(
@@ -646,9 +233,9 @@ async def test_naive_marks_failed_and_neither_retries_nor_fails_over(tmp_path: P
 @pytest.mark.parametrize("reconcile", ["on", "off"])
 @async_test
 async def test_a_send_whose_answer_never_came_is_looked_up_before_failing_over(
-    tmp_path: Path, vendor: str, reconcile: str
+    tmp_path: Path, vendor: str, reconcile: str, version: str
 ) -> None:
-    async with World(tmp_path, reminders=2) as world:
+    async with World(tmp_path, reminders=2, version=version) as world:
         primary, secondary = (
             (world.twilio, world.aliyun) if vendor == "twilio" else (world.aliyun, world.twilio)
         )
@@ -669,9 +256,9 @@ async def test_a_send_whose_answer_never_came_is_looked_up_before_failing_over(
 @pytest.mark.parametrize("interrupted", ["swallow", "hang"])
 @async_test
 async def test_restart_neither_loses_nor_repeats_reminders(
-    tmp_path: Path, interrupted: str
+    tmp_path: Path, interrupted: str, version: str
 ) -> None:
-    async with World(tmp_path, reminders=3) as world:
+    async with World(tmp_path, reminders=3, version=version) as world:
         world.ledger.ignore_cursor = True
         world.twilio.script = ["ok", "ok", interrupted]
         first = await world.start(SECONDARY_VENDOR="")
@@ -692,8 +279,8 @@ async def test_restart_neither_loses_nor_repeats_reminders(
 
 
 @async_test
-async def test_sigterm_lets_the_in_flight_send_finish(tmp_path: Path) -> None:
-    async with World(tmp_path, reminders=1) as world:
+async def test_sigterm_lets_the_in_flight_send_finish(tmp_path: Path, version: str) -> None:
+    async with World(tmp_path, reminders=1, version=version) as world:
         world.twilio.script = ["hold"]
         service = await world.start()
         await eventually(lambda: len(world.twilio.requests) == 1, "send in flight")
@@ -742,9 +329,9 @@ def test_stop_keywords_and_phone_forms() -> None:
 @pytest.mark.parametrize(("via", "mode"), [("twilio", "resilient"), ("aliyun", "naive")])
 @async_test
 async def test_stop_reply_suppresses_the_borrowers_later_reminders(
-    tmp_path: Path, via: str, mode: str
+    tmp_path: Path, via: str, mode: str, version: str
 ) -> None:
-    async with World(tmp_path, reminders=1) as world:
+    async with World(tmp_path, reminders=1, version=version) as world:
         service = await world.start(NOTIFIER_MODE=mode)
         await eventually(world.all_sent, "the first reminder sent")
         async with aiohttp.ClientSession() as session:
@@ -782,8 +369,10 @@ async def test_stop_during_a_failing_send_stops_the_failover(tmp_path: Path) -> 
 
 
 @async_test
-async def test_inbound_replies_reject_bad_bodies_and_ignore_other_texts(tmp_path: Path) -> None:
-    async with World(tmp_path, reminders=0) as world:
+async def test_inbound_replies_reject_bad_bodies_and_ignore_other_texts(
+    tmp_path: Path, version: str
+) -> None:
+    async with World(tmp_path, reminders=0, version=version) as world:
         service = await world.start()
         form, json_type = "application/x-www-form-urlencoded", "application/json"
         bad_inputs = [
@@ -811,8 +400,7 @@ async def test_inbound_replies_reject_bad_bodies_and_ignore_other_texts(tmp_path
             chat_up = [{"phone_number": "13900000002", "content": "STOP please"}]
             async with session.post(f"{service.url}/inbound/aliyun", json=chat_up) as response:
                 assert await response.json() == {"code": 0}
-        with sqlite3.connect(world.outbox_path) as db:
-            assert db.execute("SELECT COUNT(*) FROM opted_out").fetchone() == (0,)
+        assert world.stop_list() == 0
 
 
 def test_breaker_lets_one_trial_through_after_the_cooldown() -> None:
@@ -905,8 +493,8 @@ def test_replica_differences_alert_once_per_quiet_separated_streak() -> None:
 
 
 @async_test
-async def test_waits_for_remind_at_then_sends_promptly(tmp_path: Path) -> None:
-    async with World(tmp_path, reminders=0) as world:
+async def test_waits_for_remind_at_then_sends_promptly(tmp_path: Path, version: str) -> None:
+    async with World(tmp_path, reminders=0, version=version) as world:
         await world.start()
         entry = world.ledger.schedule(1, lead=1.5)
         await eventually(lambda: world.stored("rem-000001"), "the feed entry stored")
@@ -920,15 +508,17 @@ async def test_waits_for_remind_at_then_sends_promptly(tmp_path: Path) -> None:
 
 
 @async_test
-async def test_keeps_the_highest_version_and_never_resends_a_sent_row(tmp_path: Path) -> None:
-    async with World(tmp_path, reminders=0) as world:
+async def test_keeps_the_highest_version_and_never_resends_a_sent_row(
+    tmp_path: Path, version: str
+) -> None:
+    async with World(tmp_path, reminders=0, version=version) as world:
         world.ledger.primary_down = True  # what is sent is then what the outbox kept
         first = world.ledger.schedule(1)
         world.ledger.change("rem-000001", amount="4000.00")
         world.ledger.feed.append(first)  # a replica re-serving old news
         service = await world.start()
         await eventually(world.all_sent, "the reminder sent")
-        await eventually(lambda: service_cursor(world) == 3, "the feed read")
+        await eventually(lambda: world.cursor() == 3, "the feed read")
         assert world.rows()["rem-000001"]["version"] == 2
         assert world.record("rem-000001")["amount"] == "4000.00"
         assert "还款4000.00元" in world.twilio.accepted[0]["Body"]
@@ -941,15 +531,9 @@ async def test_keeps_the_highest_version_and_never_resends_a_sent_row(tmp_path: 
         assert world.twilio.refs() == ["REF00001"]
 
 
-def service_cursor(world: World) -> int:
-    with sqlite3.connect(world.outbox_path) as db:
-        row = db.execute("SELECT value FROM ledger_cursor").fetchone()
-    return int(row[0]) if row else 0
-
-
 @async_test
-async def test_a_cancelled_reminder_is_never_sent(tmp_path: Path) -> None:
-    async with World(tmp_path, reminders=3) as world:
+async def test_a_cancelled_reminder_is_never_sent(tmp_path: Path, version: str) -> None:
+    async with World(tmp_path, reminders=3, version=version) as world:
         world.ledger.change("rem-000001", status="cancelled")
         # Repaid at the source, not yet in the replica: the primary check stops it.
         world.ledger.change("rem-000002", status="cancelled", in_feed=False)
@@ -967,8 +551,8 @@ async def test_a_cancelled_reminder_is_never_sent(tmp_path: Path) -> None:
 
 
 @async_test
-async def test_a_borrower_opted_out_at_the_bank_gets_nothing(tmp_path: Path) -> None:
-    async with World(tmp_path, reminders=3) as world:
+async def test_a_borrower_opted_out_at_the_bank_gets_nothing(tmp_path: Path, version: str) -> None:
+    async with World(tmp_path, reminders=3, version=version) as world:
         world.ledger.change("rem-000001", opted_out=True)
         world.ledger.change("rem-000002", opted_out=True, in_feed=False)
         await world.start()
@@ -983,8 +567,8 @@ async def test_a_borrower_opted_out_at_the_bank_gets_nothing(tmp_path: Path) -> 
 
 
 @async_test
-async def test_a_newer_entry_changes_the_phone(tmp_path: Path) -> None:
-    async with World(tmp_path, reminders=0) as world:
+async def test_a_newer_entry_changes_the_phone(tmp_path: Path, version: str) -> None:
+    async with World(tmp_path, reminders=0, version=version) as world:
         world.ledger.primary_down = True  # the feed's newer entry alone must do it
         await world.start()
         world.ledger.schedule(1, lead=1.0)
@@ -1034,8 +618,10 @@ async def test_the_primary_wins_over_a_drifted_replica_and_alerts_once(tmp_path:
 
 
 @async_test
-async def test_a_reminder_the_primary_does_not_know_is_withheld(tmp_path: Path) -> None:
-    async with World(tmp_path, reminders=1) as world:
+async def test_a_reminder_the_primary_does_not_know_is_withheld(
+    tmp_path: Path, version: str
+) -> None:
+    async with World(tmp_path, reminders=1, version=version) as world:
         world.ledger.feed.append(record(2))  # in the replica only, as leaked test data
         service = await world.start()
         await eventually(

@@ -1,0 +1,497 @@
+"""Helpers for the reference notifier's tests: fake ledger, vendors and alert sink on loopback,
+and the notifier run against them as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import copy
+import functools
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TWILIO_SID = "AC0123456789abcdef0123456789abcdef"
+TWILIO_TOKEN = "twilio-test-token"
+TWILIO_FROM = "+15005550006"
+ALIYUN_KEY_ID = "LTAI-test-key"
+ALIYUN_SECRET = "aliyun-test-secret"
+ALIYUN_SIGN = "示例银行"
+ALIYUN_TEMPLATE = "SMS_000001"
+
+
+def async_test(
+    test: Callable[..., Coroutine[Any, Any, None]],
+) -> Callable[..., None]:
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+async def eventually(check: Callable[[], bool], what: str, timeout: float = 8.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+CHINA = timezone(timedelta(hours=8))
+
+
+def stamp(epoch: float) -> str:
+    """An RFC 3339 time in the bank's zone with milliseconds, as the ledger writes it."""
+    return datetime.fromtimestamp(epoch, CHINA).isoformat(timespec="milliseconds")
+
+
+def phone(n: int) -> str:
+    return f"+86139{n:08d}"
+
+
+def record(n: int, *, lead: float = 0.0, borrower: int | None = None) -> dict[str, Any]:
+    """Version 1 of reminder `n` (borrower `n` unless said), due `lead` seconds from now."""
+    owner = n if borrower is None else borrower
+    remind_at = time.time() + lead
+    return {
+        "reminder_id": f"rem-{n:06d}",
+        "ref": f"REF{n:05d}",
+        "version": 1,
+        "status": "scheduled",
+        "loan_id": f"ML-{owner:06d}",
+        "borrower": {
+            "borrower_id": f"B{owner:06d}",
+            "name": "王秀英",
+            "phone": phone(owner),
+            "opted_out": False,
+        },
+        "installment": {
+            "number": n,
+            "amount": f"{5000 + n}.00",
+            "currency": "CNY",
+            "due_date": "2026-12-05",
+        },
+        "remind_at": stamp(remind_at),
+        "send_by": stamp(remind_at + 20),
+        "as_of": stamp(time.time()),
+    }
+
+
+_BORROWER_FIELDS = ("phone", "opted_out")
+_INSTALLMENT_FIELDS = ("amount", "due_date")
+
+
+def revise(entry: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A copy of `entry` with fields changed wherever they live in the record."""
+    revised = copy.deepcopy(entry)
+    for key, value in changes.items():
+        if key in _BORROWER_FIELDS:
+            revised["borrower"][key] = value
+        elif key in _INSTALLMENT_FIELDS:
+            revised["installment"][key] = value
+        else:
+            revised[key] = value
+    return revised
+
+
+def epoch(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339).timestamp()
+
+
+def expected_aliyun_signature(params: dict[str, str], secret: str, method: str = "POST") -> str:
+    """Signature V1 written out from Alibaba's description, independent of the service's code."""
+    canonical = urlencode(sorted(params.items()), quote_via=quote, safe="~")
+    string_to_sign = method + "&%2F&" + quote(canonical, safe="~")
+    mac = hmac.new((secret + "&").encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1)
+    return base64.b64encode(mac.digest()).decode("ascii")
+
+
+async def reply_stop(session: aiohttp.ClientSession, url: str, via: str, phone: str) -> None:
+    """POST a borrower's STOP to the service the way vendor `via` forwards replies."""
+    if via == "twilio":
+        form = {
+            "MessageSid": "SM" + "f" * 32,
+            "AccountSid": TWILIO_SID,
+            "From": phone,
+            "To": TWILIO_FROM,
+            "Body": " Stop ",
+        }
+        async with session.post(f"{url}/inbound/twilio", data=form) as response:
+            assert response.status == 200
+            assert response.content_type == "text/xml"
+            assert (await response.text()).endswith("<Response/>")
+        return
+    sms_up = {
+        "phone_number": phone.removeprefix("+86"),
+        "content": "TD",
+        "send_time": "2026-11-28 17:50:05",
+        "sign_name": ALIYUN_SIGN,
+        "dest_code": "",
+        "sequence_id": 123456789,
+    }
+    async with session.post(f"{url}/inbound/aliyun", json=[sms_up]) as response:
+        assert await response.json() == {"code": 0}
+
+
+class FakeLedger:
+    """The change feed (a replica) and the primary records (the truth), as contract §3."""
+
+    def __init__(self, page_size: int = 2) -> None:
+        self.feed: list[dict[str, Any]] = []
+        self.truth: dict[str, dict[str, Any]] = {}
+        self.page_size = page_size
+        # A ledger that ignores the cursor re-serves every entry on every poll.
+        self.ignore_cursor = False
+        self.failures_left = 0
+        self.primary_down = False
+        self.primary_reads: list[str] = []
+
+    def schedule(
+        self,
+        n: int,
+        *,
+        lead: float = 0.0,
+        borrower: int | None = None,
+        drift: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Schedule reminder `n`; `drift` distorts the feed's entry, not the truth."""
+        entry = record(n, lead=lead, borrower=borrower)
+        self.truth[entry["reminder_id"]] = entry
+        self.feed.append(revise(entry, **drift) if drift else entry)
+        return entry
+
+    def change(self, reminder_id: str, *, in_feed: bool = True, **changes: Any) -> dict[str, Any]:
+        """A new version at the source; `in_feed=False` for a replica that has not got it."""
+        current = self.truth[reminder_id]
+        entry = revise(current, version=current["version"] + 1, as_of=stamp(time.time()), **changes)
+        self.truth[reminder_id] = entry
+        if in_feed:
+            self.feed.append(entry)
+        return entry
+
+    async def changes(self, request: web.Request) -> web.Response:
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            return web.json_response({"error": "injected"}, status=500)
+        cursor = 0 if self.ignore_cursor else int(request.query.get("cursor", "0"))
+        size = len(self.feed) if self.ignore_cursor else self.page_size
+        page = self.feed[cursor : cursor + size]
+        next_cursor = cursor + len(page)
+        return web.json_response(
+            {"changes": page, "next_cursor": next_cursor, "has_more": next_cursor < len(self.feed)}
+        )
+
+    async def primary(self, request: web.Request) -> web.Response:
+        reminder_id = request.match_info["reminder_id"]
+        self.primary_reads.append(reminder_id)
+        if self.primary_down:
+            return web.json_response({"error": "injected"}, status=503)
+        entry = self.truth.get(reminder_id)
+        if entry is None:
+            return web.json_response({"error": "unknown reminder"}, status=404)
+        return web.json_response(entry)
+
+
+class FakeVendor:
+    """Answers per a script of behaviours, then "ok" once it runs out.
+
+    "error" fails at once; "hang" waits for `release`, then fails; "hold" waits, then accepts;
+    "swallow" accepts, then waits and fails: the message goes out but the answer never comes.
+    Lookups find what was accepted.
+    """
+
+    def __init__(self) -> None:
+        self.script: list[str] = []
+        self.always: str | None = None
+        self.requests: list[dict[str, str]] = []
+        self.arrivals: list[float] = []  # time.time() of each request, as `requests`
+        self.accepted: list[dict[str, str]] = []
+        self.release = asyncio.Event()
+        self.lookups = 0
+
+    def next_behaviour(self) -> str:
+        if self.always is not None:
+            return self.always
+        return self.script.pop(0) if self.script else "ok"
+
+    def refs(self) -> list[str]:
+        return [message["ref"] for message in self.accepted]
+
+
+class FakeTwilio(FakeVendor):
+    async def messages(self, request: web.Request) -> web.Response:
+        form = {key: str(value) for key, value in (await request.post()).items()}
+        form["ref"] = form.get("Body", "").rpartition("ref:")[2]
+        self.requests.append(form)
+        self.arrivals.append(time.time())
+        auth = aiohttp.BasicAuth.decode(request.headers.get("Authorization", ""))
+        if request.match_info["sid"] != TWILIO_SID or auth.password != TWILIO_TOKEN:
+            return web.json_response({"code": 20003}, status=401)
+        behaviour = self.next_behaviour()
+        if behaviour == "swallow":
+            self.accepted.append(form)
+        if behaviour in ("hang", "hold", "swallow"):
+            await self.release.wait()
+        if behaviour not in ("ok", "hold"):
+            return web.json_response({"code": 20500, "message": "injected"}, status=500)
+        self.accepted.append(form)
+        return web.json_response({"sid": self.sid(form)}, status=201)
+
+    def sid(self, form: dict[str, str]) -> str:
+        return f"SM{self.accepted.index(form) + 1:032d}"
+
+    async def list_messages(self, request: web.Request) -> web.Response:
+        self.lookups += 1
+        to = request.query["To"]
+        found = [m for m in reversed(self.accepted) if m["To"] == to]
+        return web.json_response(
+            {"messages": [{"sid": self.sid(m), "to": to, "body": m["Body"]} for m in found]}
+        )
+
+
+class FakeAliyun(FakeVendor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bad_signatures = 0
+
+    async def rpc(self, request: web.Request) -> web.Response:
+        params = dict(request.query)
+        signature = params.pop("Signature", "")
+        if signature != expected_aliyun_signature(params, ALIYUN_SECRET) or await request.read():
+            self.bad_signatures += 1
+            return web.json_response({"Code": "SignatureDoesNotMatch"}, status=400)
+        if params["Action"] == "QuerySendDetails":
+            self.lookups += 1
+            found = [m for m in self.accepted if m["PhoneNumbers"] == params["PhoneNumber"]]
+            details = [{"OutId": m["OutId"], "SendStatus": 3} for m in found]
+            return web.json_response(
+                {"Code": "OK", "SmsSendDetailDTOs": {"SmsSendDetailDTO": details}}
+            )
+        params["ref"] = params.get("OutId", "")
+        self.requests.append(params)
+        self.arrivals.append(time.time())
+        behaviour = self.next_behaviour()
+        if behaviour == "swallow":
+            self.accepted.append(params)
+            await self.release.wait()
+        if behaviour != "ok":
+            return web.json_response({"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "limit"})
+        self.accepted.append(params)
+        return web.json_response({"Code": "OK", "BizId": f"biz-{len(self.accepted)}"})
+
+
+class AlertSink:
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+
+    async def post(self, request: web.Request) -> web.Response:
+        self.alerts.append(await request.json())
+        return web.Response(status=202)
+
+
+class Service:
+    def __init__(self, process: asyncio.subprocess.Process, url: str, log: Path) -> None:
+        self.process = process
+        self.url = url
+        self.log = log
+
+    async def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), 5.0)
+
+    async def kill(self) -> None:
+        self.process.kill()
+        await self.process.wait()
+
+
+# Each schema's send state under version 1's names, and where it keeps the cursor and STOPs.
+_ROWS = {
+    "1": "SELECT * FROM outbox",
+    "2": "SELECT r.reminder_id, r.ref, r.version, r.record, s.state AS status,"
+    " s.tries AS attempts, s.due_at AS next_attempt_at, s.vendor, s.asked AS attempt,"
+    " s.vendor_message_id AS message_id, s.last_error AS error, s.delivery"
+    " FROM reminders r JOIN sends s USING (reminder_id)",
+}
+_CURSOR = {"1": "ledger_cursor", "2": "feed_cursor"}
+_STOP_LIST = {"1": "opted_out", "2": "stop_list"}
+
+
+def outbox_rows(path: Path, version: str) -> dict[str, dict[str, Any]]:
+    """Every reminder's row of the outbox at `path`, under schema 1's column names."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.row_factory = sqlite3.Row
+        return {row["reminder_id"]: dict(row) for row in db.execute(_ROWS[version])}
+
+
+class World:
+    """The fakes on loopback port 0, and any notifier processes started against them, of
+    `version` (NOTIFIER_VERSION) unless a start says otherwise."""
+
+    def __init__(self, tmp_path: Path, reminders: int = 3, *, version: str = "1") -> None:
+        self.tmp_path = tmp_path
+        self.version = version
+        self.outbox_path = tmp_path / "outbox.db"
+        self.ledger = FakeLedger()
+        for n in range(1, reminders + 1):
+            self.ledger.schedule(n)
+        self.twilio = FakeTwilio()
+        self.aliyun = FakeAliyun()
+        self.sink = AlertSink()
+        self._runners: list[web.AppRunner] = []
+        self._services: list[Service] = []
+        self._logs: list[Path] = []
+        self.urls: dict[str, str] = {}
+
+    async def __aenter__(self) -> World:
+        routes = {
+            "ledger": [
+                web.get("/v1/reminders/changes", self.ledger.changes),
+                web.get("/v1/reminders/{reminder_id}", self.ledger.primary),
+            ],
+            "twilio": [
+                web.post("/2010-04-01/Accounts/{sid}/Messages.json", self.twilio.messages),
+                web.get("/2010-04-01/Accounts/{sid}/Messages.json", self.twilio.list_messages),
+            ],
+            "aliyun": [web.post("/", self.aliyun.rpc)],
+            "alerts": [web.post("/alerts", self.sink.post)],
+        }
+        for name, table in routes.items():
+            app = web.Application()
+            app.add_routes(table)
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            self._runners.append(runner)
+            host, port = runner.addresses[0][:2]
+            self.urls[name] = f"http://{host}:{port}"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        for service in self._services:
+            if service.process.returncode is None:
+                await service.kill()
+        self.twilio.release.set()
+        self.aliyun.release.set()
+        for runner in self._runners:
+            await runner.cleanup()
+        for log in self._logs:
+            print(f"--- {log.name}\n{log.read_text()}")
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {
+            "LEDGER_URL": self.urls["ledger"],
+            "ALERT_URL": f"{self.urls['alerts']}/alerts",
+            "OUTBOX_PATH": str(self.outbox_path),
+            "PRIMARY_VENDOR": "twilio",
+            "SECONDARY_VENDOR": "ali-backup",
+            "TWILIO_BASE_URL": self.urls["twilio"],
+            "TWILIO_ACCOUNT_SID": TWILIO_SID,
+            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "TWILIO_FROM": TWILIO_FROM,
+            "ALI_BACKUP_KIND": "aliyun",
+            "ALI_BACKUP_BASE_URL": self.urls["aliyun"],
+            "ALI_BACKUP_ACCESS_KEY_ID": ALIYUN_KEY_ID,
+            "ALI_BACKUP_ACCESS_KEY_SECRET": ALIYUN_SECRET,
+            "ALI_BACKUP_SIGN_NAME": ALIYUN_SIGN,
+            "ALI_BACKUP_TEMPLATE_CODE": ALIYUN_TEMPLATE,
+            "POLL_INTERVAL": "0.05",
+            "VENDOR_TIMEOUT": "1",
+            "WORKERS": "1",
+            "NOTIFIER_VERSION": self.version,
+        }
+        env.update(overrides)
+        return env
+
+    async def start(self, **overrides: str) -> Service:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, **self.env(PORT=str(port), PUBLIC_URL=url, **overrides)}
+        log = self.tmp_path / f"service-{len(self._logs) + 1}.log"
+        self._logs.append(log)
+        with log.open("wb") as output:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "examples.reminder_service",
+                cwd=ROOT,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        service = Service(process, url, log)
+        self._services.append(service)
+        await self._until_healthy(service)
+        return service
+
+    async def _until_healthy(self, service: Service) -> None:
+        deadline = asyncio.get_running_loop().time() + 10.0
+        async with aiohttp.ClientSession() as session:
+            while True:
+                assert service.process.returncode is None, "service exited during start-up"
+                try:
+                    async with session.get(f"{service.url}/healthz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass
+                assert asyncio.get_running_loop().time() < deadline, "service never got healthy"
+                await asyncio.sleep(0.05)
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """Every reminder's row, under schema 1's column names whatever the version."""
+        return outbox_rows(self.outbox_path, self.version)
+
+    def cursor(self) -> int:
+        with contextlib.closing(sqlite3.connect(self.outbox_path)) as db:
+            row = db.execute(f"SELECT value FROM {_CURSOR[self.version]}").fetchone()
+        return int(row[0]) if row else 0
+
+    def stop_list(self) -> int:
+        """How many numbers the outbox keeps as opted out by a STOP reply."""
+        with contextlib.closing(sqlite3.connect(self.outbox_path)) as db:
+            (count,) = db.execute(f"SELECT COUNT(*) FROM {_STOP_LIST[self.version]}").fetchone()
+        return int(count)
+
+    def statuses(self) -> dict[str, str]:
+        if not self.outbox_path.exists():
+            return {}
+        return {rid: row["status"] for rid, row in self.rows().items()}
+
+    def all_sent(self) -> bool:
+        statuses = self.statuses()
+        return len(statuses) == len(self.ledger.truth) and set(statuses.values()) == {"sent"}
+
+    def stored(self, reminder_id: str, version: int = 1) -> bool:
+        """Whether the outbox holds `version` (or a newer one) of the reminder."""
+        row = self.rows().get(reminder_id) if self.outbox_path.exists() else None
+        return row is not None and row["version"] >= version
+
+    def record(self, reminder_id: str) -> dict[str, Any]:
+        stored: dict[str, Any] = json.loads(self.rows()[reminder_id]["record"])
+        return stored
+
