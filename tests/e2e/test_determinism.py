@@ -3,7 +3,7 @@
 messages meet a phone that is off, 10 % of borrowers reply STOP) give every reminder the same
 fate, whatever order and moment the reference notifier's four workers send them in.
 `notifychaos run --check-determinism` makes the two runs and says so; the test then checks the
-two journals itself, send by send.
+two journals itself: the same population and schedule of owed reminders, then send by send.
 
 Timing cannot decide a fate here: each reminder is sent once, through Twilio (a drop fails no
 call and a lost answer is found by asking Twilio, so the notifier never fails over or retries),
@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from harness import compare
+from harness.continuity import judge_run
 from harness.journal import (
     BorrowerOptedOut,
     FaultApplied,
@@ -28,6 +30,7 @@ from harness.journal import (
     FaultTouched,
     Journal,
     MockFaultsChanged,
+    ReminderScheduled,
     SendRecorded,
     read_journal,
 )
@@ -141,6 +144,14 @@ def _fates(journal: Journal) -> tuple[Fates, set[str]]:
     return {ref: tuple(sends) for ref, sends in fates.items()}, near
 
 
+def _schedule(journal: Journal) -> list[tuple[object, ...]]:
+    """Each reminder the ledger scheduled, in order: who (borrower, name, number, consent),
+    what (loan, amount, due date, reference) and its lead and window, not the moment it came."""
+    return [(r.reminder_id, r.ref, r.loan_id, r.borrower_id, r.name, r.phone, r.opted_out,
+             r.amount, r.due_date, round(r.remind_at - r.t, 3), round(r.send_by - r.remind_at, 3))
+            for r in journal.of(ReminderScheduled)]
+
+
 def test_two_runs_with_the_same_seed_give_every_reminder_the_same_fate(tmp_path: Path) -> None:
     scenario = tmp_path / "same-seed-same-fates.yaml"
     scenario.write_text(SCENARIO, encoding="utf-8")
@@ -153,7 +164,17 @@ def test_two_runs_with_the_same_seed_give_every_reminder_the_same_fate(tmp_path:
     assert int(verdict.group(1)) >= 60, done.stdout[-3000:]
     assert "seed 11, notifychaos " in done.stdout and " locust " in done.stdout
 
-    first, second = (read_journal(run / "journal") for run in sorted(out.iterdir()))
+    runs = sorted(out.iterdir())
+    first, second = (read_journal(run / "journal") for run in runs)
+    # Identical population and identical owed schedule: the reminders both runs scheduled are
+    # the same ones in the same order, owed alike, and `compare` lines them up.
+    schedules = _schedule(first), _schedule(second)
+    both = min(map(len, schedules))
+    assert both >= 60 and schedules[0][:both] == schedules[1][:both]
+    owed = [[judged.owed for judged in judge_run(journal).reminders[:both]]
+            for journal in (first, second)]
+    assert owed[0] == owed[1] and sum(owed[0]) >= 60
+    assert compare(runs[0], runs[1]).compared == both
     one, near_one = _fates(first)
     two, near_two = _fates(second)
     compared = (one.keys() & two.keys()) - near_one - near_two
