@@ -86,6 +86,16 @@ class Target(_Model):
         """Each instance's name, in start order: the given names, else `0`, `1`, ..."""
         return list(self.instances) if self.instances else [str(i) for i in range(self.replicas)]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _count_named(cls, data: Any) -> Any:
+        # Named instances are counted, so that a target written out (a journal's scenario,
+        # which gives every field) reads back as it was.
+        if isinstance(data, dict) and isinstance(data.get("instances"), list) \
+                and "replicas" not in data:
+            return {**data, "replicas": len(data["instances"])}
+        return data
+
     @field_validator("instances")
     @classmethod
     def _instance_names(cls, value: list[str] | None) -> list[str] | None:

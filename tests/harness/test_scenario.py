@@ -306,3 +306,9 @@ def test_instances_are_counted_or_named_once_and_named_plainly() -> None:
     assert "instance names must differ" in error_for(
         MINIMAL, overrides=["target.instances=[a, a]"]).message
     assert "target.replicas:" in error_for(MINIMAL, overrides=["target.replicas=9"]).message
+
+
+def test_named_instances_are_counted_so_a_written_scenario_reads_back() -> None:
+    pair = parse_scenario(MINIMAL, overrides=["target.instances=[active, standby]"])
+    assert pair.target.replicas == 2
+    assert Scenario.model_validate(pair.model_dump(by_alias=True)) == pair
