@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +18,14 @@ from harness import runlock
 from harness.errors import StartupError
 from harness.instances import Instances, instance_values
 from harness.journal import ComponentReady
-from harness.processes import free_port
+from harness.processes import free_port, poll_until
 from harness.scenario import Step, Target
 from harness.target import AddressBook, RunningTarget
 from harness.timeline import ProcessInjector
 
 # An instance: notes when it started, when it listened and any SIGTERM in its folder, answers
-# /healthz with its name, and exits with code 3 at once when it is the instance told to fail.
+# /healthz with its name, and exits with code 3 at once when it is the instance told to fail;
+# it waits SLOW seconds before listening (a slow start).
 SERVE = """
 import http.server, os, signal, sys, time
 from pathlib import Path
@@ -32,6 +34,7 @@ def note(what):
     with (notes / name).open("a") as out:
         out.write(f"{what} {os.getpid()} {time.time()!r}\\n")
 note("started")
+time.sleep(float(os.environ.get("SLOW", "0")))
 if name == failing:
     print(f"instance {name}: cannot start", flush=True)
     sys.exit(3)
@@ -243,3 +246,24 @@ def test_an_instance_that_never_gets_ready_stops_those_before_it(tmp_path: Path)
     first = notes(tmp_path, "0")
     assert [what for what, _, _ in first] == ["started", "listening", "sigterm"]
     assert not alive(first[0][1])  # the teardown stopped (and reaped) instance 0
+
+
+def test_a_teardown_waits_for_a_start_under_way_and_stops_what_it_made(
+        tmp_path: Path) -> None:
+    pair = spec(tmp_path, replicas=2)
+    with contextlib.ExitStack() as teardown:
+        instances = Started(tmp_path, pair, teardown).instances
+        instances.stop_all()
+        slow = pair.model_copy(update={"env": {"SLOW": "1"}})
+        upgrading = threading.Thread(target=instances.start_all, args=(slow,))  # the timeline's
+        upgrading.start()
+        assert poll_until(lambda: len(notes(tmp_path, "0")) > 3 or None, timeout=20)
+    # The teardown waited for both instances of the new start, then stopped them.
+    upgrading.join(timeout=30)
+    assert not upgrading.is_alive()
+    pids = {pid for name in ("0", "1") for _, pid, _ in notes(tmp_path, name)}
+    assert len(pids) == 4 and not [pid for pid in pids if alive(pid)]
+    assert [what for what, _, _ in notes(tmp_path, "1")][-3:] == ["started", "listening",
+                                                                  "sigterm"]
+    with pytest.raises(StartupError, match="the run is ending: no instance is started"):
+        instances.start_all(pair)
