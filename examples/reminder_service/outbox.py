@@ -152,13 +152,6 @@ class Outbox:
                 (held.holder, held.term),
             )
 
-    def lease_holder(self) -> str | None:
-        """Who holds an unexpired lease now, if anyone."""
-        row = self._db.execute(
-            "SELECT holder FROM lease WHERE id = 0 AND expires_at > ?", (time.time(),)
-        ).fetchone()
-        return None if row is None else str(row[0])
-
     # The feed -------------------------------------------------------------------------------
 
     def cursor(self) -> int:

@@ -328,6 +328,15 @@ class Service:
         self.process.kill()
         await self.process.wait()
 
+    async def health(self) -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{self.url}/healthz") as response,
+        ):
+            assert response.status == 200
+            body: dict[str, Any] = await response.json()
+        return body
+
 
 # Each schema's send state under version 1's names, and where it keeps the cursor and STOPs.
 _ROWS = {
@@ -495,3 +504,16 @@ class World:
         stored: dict[str, Any] = json.loads(self.rows()[reminder_id]["record"])
         return stored
 
+
+def config_error(**env: str) -> list[str]:
+    """The service's stderr lines when started with `env`; asserts it exits 2."""
+    result = subprocess.run(
+        [sys.executable, "-m", "examples.reminder_service"],
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode == 2
+    return result.stderr.strip().splitlines()

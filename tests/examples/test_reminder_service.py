@@ -29,6 +29,7 @@ from tests.examples.notifierkit import (
     TWILIO_FROM,
     World,
     async_test,
+    config_error,
     epoch,
     eventually,
     expected_aliyun_signature,
@@ -418,20 +419,6 @@ def test_breaker_lets_one_trial_through_after_the_cooldown() -> None:
     assert breaker.allow()
     breaker.record_success()
     assert breaker.allow() and breaker.allow()
-
-
-def config_error(**env: str) -> list[str]:
-    """The service's stderr lines when started with `env`; asserts it exits 2."""
-    result = subprocess.run(
-        [sys.executable, "-m", "examples.reminder_service"],
-        cwd=ROOT,
-        env={"PATH": os.environ.get("PATH", ""), **env},
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    assert result.returncode == 2
-    return result.stderr.strip().splitlines()
 
 
 def test_a_bad_defect_exits_2_with_one_line(tmp_path: Path) -> None:
