@@ -115,6 +115,7 @@ def score(journal: Journal) -> Scorecard:
         opted_out=len(truth.opted_out_in_run),
         sent_to_opted_out=len(judgement.sent_to_opted_out),
         sent_after_repayment=len(judgement.sent_after_repayment),
+        sent_to_test_data=len(judgement.sent_to_test_data),
         latency=latency(settled),
         longest_blackout=longest_blackout(settled),
         max_recovery=_max_recovery([row.recovery for row, run in zip(faults, runs, strict=True)

@@ -10,7 +10,9 @@ Rules:
   through a Toxiproxy link, a signalled process) touched what it measured affected. Any other
   step touched the `fault.touched` events of its mock (the vendor of `vendors.<name>`, or
   `ledger`) whose switch is one of the step's switches, while it was active (plus
-  `CHANGE_GRACE` for what was already under way).
+  `CHANGE_GRACE` for what was already under way). Active, for this, begins when the mock
+  switched (its `mock.faults` up to `CHANGE_GRACE` before `fault.applied`, which the harness
+  journals once the mock has answered): a switch may act at once (a restored snapshot).
 - **Exposed.** Owed, settled reminders whose wait ([remind_at, first correct delivery or
   send_by]) overlaps the step's activity; for the data faults that distort records
   (`DISTORTING`), the reminders whose records the step touched. `outcomes_exposed` has every
@@ -39,6 +41,7 @@ from harness.journal import (
     FaultReverted,
     FaultTouched,
     Journal,
+    MockFaultsChanged,
     UpgradeFinished,
 )
 from harness.judging import Judged, count_outcomes
@@ -71,6 +74,8 @@ _EFFECTS: dict[tuple[str, str], str] = {
     ("data", "drift"): "records drifted",
     ("data", "duplicate"): "records duplicated",
     ("data", "schema_change"): "pages served in the changed schema",
+    ("data", "snapshot_age"): "records forgotten",
+    ("data", "test_leak"): "test records leaked",
 }
 
 
@@ -131,11 +136,12 @@ def fault_rows(runs: Sequence[StepRun], journal: Journal, settled: Sequence[Judg
                backlog: Backlog, t0: float) -> list[FaultFigures]:
     """The scorecard's row of each step in `runs`; `settled` are the owed settled reminders."""
     touched = journal.of(FaultTouched)
+    switched = journal.of(MockFaultsChanged)
     measured = journal.of(FaultMeasured)
     alerts = journal.of(AlertReceived)
     rows = []
     for run in runs:
-        touches = _touches(run, touched)
+        touches = _touches(run, touched, switched)
         mine = [m for m in measured if m.step == run.applied.step]
         exposed = _exposed(run, touches, settled)
         rows.append(FaultFigures(
@@ -165,11 +171,15 @@ def delivered_after_maintenance(runs: Sequence[StepRun], settled: Sequence[Judge
     return round(delivered / len(exposed), 6)
 
 
-def _touches(run: StepRun, touched: Sequence[FaultTouched]) -> list[FaultTouched]:
+def _touches(run: StepRun, touched: Sequence[FaultTouched],
+             switched: Sequence[MockFaultsChanged]) -> list[FaultTouched]:
     switches = run.switches
+    applied = run.applied.t
+    since = max((event.t for event in switched if event.mock == run.mock
+                 and applied - CHANGE_GRACE <= event.t <= applied), default=applied)
     return [event for event in touched
             if event.mock == run.mock and event.switch in switches
-            and run.applied.t <= event.t <= run.until + CHANGE_GRACE]
+            and since <= event.t <= run.until + CHANGE_GRACE]
 
 
 def _exposed(run: StepRun, touches: Sequence[FaultTouched], settled: Sequence[Judged]
@@ -194,7 +204,8 @@ def _effect(run: StepRun, touches: Sequence[FaultTouched]) -> str:
     for switch, count in counts.items():
         phrase = _EFFECTS.get((family, switch), f"touched by {switch}")
         label = {"drift": switches.get("drift_field"),
-                 "schema_change": switches.get("schema_change")}.get(switch) or switch
+                 "schema_change": switches.get("schema_change"),
+                 "test_leak": switches.get("test_leak_records")}.get(switch) or switch
         parts.append(f"{count} {phrase} ({label})")
     return ", ".join(parts)
 

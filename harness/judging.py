@@ -8,7 +8,7 @@ Rules:
   Its content is then checked: every check of `reminders.content` must be found in the body
   against some version of the truth accepted when the vendor accepted it (`CHANGE_GRACE`). A
   wrong amount is `wrong_content`, never missed and unmatched. Unmatched: arrived messages
-  (inbox or spam folder) that correlate with no reminder.
+  (inbox or spam folder) that correlate with no reminder and are no test data.
 - **A copy**, in order of vendor acceptance: `early` when accepted more than `EARLY_SLACK`
   before `remind_at`; else `wrong_recipient` when `to` is not a number the borrower had then;
   else `wrong_content` when a check fails; else by the handset: the inbox is `on_time` (by
@@ -26,6 +26,10 @@ Rules:
 - **Defects.** `sent_after_repayment`: sends correlated to a reminder after its cancellation took
   effect. `sent_to_opted_out`: sends to an opted-out borrower (the correlated reminder's, or
   for an uncorrelated send whoever had that number), after their opt-out took effect.
+  `sent_to_test_data`: sends, arrived or not, that carry the reference of a test-environment
+  record the ledger leaked (client reference or the body's `ref`) or went to its number. They
+  are counted there and not in `unmatched` as well, so that `unmatched` keeps meaning "sent
+  for nothing we know of" and a leak is one figure, not two.
 """
 
 from __future__ import annotations
@@ -131,6 +135,8 @@ class Judgement:
     unmatched: int
     sent_to_opted_out: tuple[Defect, ...]
     sent_after_repayment: tuple[Defect, ...]
+    sent_to_test_data: tuple[Defect, ...]
+    """Each with the test record's reminder id."""
 
     @property
     def settled(self) -> list[Judged]:
@@ -171,14 +177,17 @@ class Correlator:
         self._body = re.compile(rule.body) if rule.body else None
         self._by_ref = by_ref
 
+    def refs(self, send: SendRecorded) -> list[str]:
+        """The references `send` carries: its client reference (with `client_ref`), then the
+        body's `ref`."""
+        found = [send.client_ref] if self._client_ref and send.client_ref else []
+        match = self._body.search(send.body) if self._body else None
+        return found if match is None else [*found, match.group("ref")]
+
     def reminder_of(self, send: SendRecorded) -> str | None:
         """The id of the reminder `send` carries, or None."""
-        if self._client_ref and send.client_ref in self._by_ref:
-            return self._by_ref[send.client_ref]
-        match = self._body.search(send.body) if self._body else None
-        if match is None:
-            return None
-        return self._by_ref.get(match.group("ref"))
+        return next((self._by_ref[ref] for ref in self.refs(send) if ref in self._by_ref),
+                    None)
 
 
 def judge(truth: Truth, sends: Sequence[SendRecorded], correlator: Correlator,
@@ -186,12 +195,16 @@ def judge(truth: Truth, sends: Sequence[SendRecorded], correlator: Correlator,
     """Judge every scheduled reminder of the run, given every send; `end` is the run's end."""
     copies: dict[str, list[SendRecorded]] = defaultdict(list)
     uncorrelated: list[SendRecorded] = []
+    test_data: list[Defect] = []
     for send in sorted(sends, key=lambda s: s.t):
         found = correlator.reminder_of(send)
-        if found is None:
-            uncorrelated.append(send)
-        else:
+        test = truth.test_record(correlator.refs(send), send.to)
+        if test is not None:
+            test_data.append(Defect(send, test))
+        if found is not None:
             copies[found].append(send)
+        elif test is None:
+            uncorrelated.append(send)
     reminders = tuple(
         _judge_one(reminder, truth.borrowers[reminder.scheduled.borrower_id],
                    copies.get(rid, []), checks, end)
@@ -202,7 +215,8 @@ def judge(truth: Truth, sends: Sequence[SendRecorded], correlator: Correlator,
         sent_to_opted_out=tuple(_to_opted_out(truth, copies, uncorrelated)),
         sent_after_repayment=tuple(
             Defect(send, rid) for rid, sent in copies.items() for send in sent
-            if truth.reminders[rid].cancelled_by(send.t)))
+            if truth.reminders[rid].cancelled_by(send.t)),
+        sent_to_test_data=tuple(test_data))
 
 
 def _judge_one(reminder: ReminderTruth, borrower: Borrower, sends: Sequence[SendRecorded],

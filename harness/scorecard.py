@@ -194,6 +194,8 @@ class Scorecard(_Model):
     opted_out: int
     sent_to_opted_out: int
     sent_after_repayment: int
+    sent_to_test_data: int = 0
+    """0 in a scorecard from before test data was counted (no run could leak it then)."""
     latency: Latency
     longest_blackout: float
     max_recovery: float | None
@@ -277,13 +279,16 @@ FIGURES: dict[str, Figure] = {figure.name: figure for figure in (
     _outcome("wrong_recipient", "reminders delivered only to a number that is not the "
              "borrower's (a stale or wrong one)"),
     _field("duplicates", "extra copies of reminders that reached a borrower"),
-    _field("unmatched", "messages that correlate with no reminder"),
+    _field("unmatched", "messages that correlate with no reminder and carry no leaked test "
+           "data"),
     _field("cancelled", "reminders cancelled by a repayment before they were delivered", None),
     _field("opted_out", "borrowers who opted out (STOP reply or at the bank) during the run",
            None),
     _field("sent_to_opted_out", "messages sent to a borrower after they opted out"),
     _field("sent_after_repayment", "messages sent for a reminder after its installment was "
            "repaid"),
+    _field("sent_to_test_data", "messages sent for a test-environment record leaked into the "
+           "feed (to a test number or with a test reference)"),
     _latency("p50", "median seconds from remind_at to the inbox"),
     _latency("p95", "95th percentile seconds from remind_at to the inbox"),
     _latency("p99", "99th percentile seconds from remind_at to the inbox"),

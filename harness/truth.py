@@ -15,6 +15,9 @@ Rules:
   too, unless it changes the phone (the ledger may not know of STOP replies; a new number does
   not undo a borrower's STOP).
 - A reminder's amount changes with `reminder.changed partially_repaid`; `repaid` cancels it.
+- Test data: the records of the test environment the ledger journaled as leaked into its feed
+  (`fault.touched` of `test_leak`, `mocks.ledger.leaked_record`), by reference and by number;
+  they are never reminders of the run.
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ from typing import Generic, TypeVar
 from harness.journal import (
     BorrowerChanged,
     BorrowerOptedOut,
+    FaultTouched,
     Journal,
     ReminderChanged,
     ReminderScheduled,
 )
+from mocks.ledger import leaked_record
 
 CHANGE_GRACE = 1.0
 """Seconds after its journal time until a change of the truth takes effect; in between, the old
@@ -152,11 +157,20 @@ class Truth:
     """Who had each (national) number when."""
     opted_out_in_run: frozenset[str]
     """Borrowers who opted out during the run (STOP or at the bank)."""
+    test_refs: dict[str, str]
+    """The reminder id of each test-environment record that leaked, by reference."""
+    test_phones: dict[str, str]
+    """The same, by (national) number."""
 
     def owner(self, phone: str, t: float) -> Borrower | None:
         """The borrower whose number `phone` was at `t` (or until less than the grace before)."""
         found = _owner_id(self.owners, phone, t)
         return None if found is None else self.borrowers[found]
+
+    def test_record(self, refs: Iterable[str], phone: str) -> str | None:
+        """The leaked test record a message carries (one of `refs`) or went to (`phone`)."""
+        return next((self.test_refs[ref] for ref in refs if ref in self.test_refs),
+                    self.test_phones.get(national(phone)))
 
 
 def _owner_id(owners: dict[str, tuple[_Owner, ...]], phone: str, t: float) -> str | None:
@@ -179,9 +193,13 @@ def rebuild(journal: Journal) -> Truth:
     borrowers = {bid: Borrower(bid, history, tuple(opt_outs.get(bid, ())))
                  for bid, history in phones.items()}
     reminders = _reminders(scheduled, journal.of(ReminderChanged))
+    leaked = [found for event in journal.of(FaultTouched)
+              if (found := leaked_record(event)) is not None]
     return Truth(reminders=reminders,
                  by_ref={truth.scheduled.ref: rid for rid, truth in reminders.items()},
-                 borrowers=borrowers, owners=owners, opted_out_in_run=frozenset(in_run))
+                 borrowers=borrowers, owners=owners, opted_out_in_run=frozenset(in_run),
+                 test_refs={record.ref: record.reminder_id for record in leaked},
+                 test_phones={national(record.phone): record.reminder_id for record in leaked})
 
 
 def _phones(observed: Iterable[ReminderScheduled | BorrowerChanged]) -> dict[str, History[str]]:
