@@ -42,6 +42,10 @@ def _figures(comparison: Comparison) -> Table:
     return table
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
 def _reminders_line(comparison: Comparison) -> Text:
     only = []
     if comparison.only_baseline:
@@ -52,7 +56,7 @@ def _reminders_line(comparison: Comparison) -> Text:
                     f"({comparison.owed_only_rehearsal} owed)")
     return Text(f"reminders: {comparison.compared} scheduled by both "
                 f"({comparison.owed_in_both} owed by both), {len(comparison.changed)} changed "
-                f"outcome ({len(comparison.changed_borrowers)} borrowers)"
+                f"outcome ({_count(len(comparison.changed_borrowers), 'borrower')})"
                 + "".join(f"; {part}" for part in only))
 
 
