@@ -15,14 +15,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from harness import runlock
 from harness.errors import FaultInjectionError, StartupError
+from harness.instances import Instances
 from harness.journal import FaultMeasured, JournalWriter, UpgradeFinished, UpgradeOutcome
 from harness.processes import ManagedProcess
 from harness.scenario import Migration, Scenario, Step, Target
-from harness.target import AddressBook, Incarnation, TargetBackend
+from harness.target import Incarnation
 
 MIGRATION_LOG = Path("logs") / "migration.log"
 """Where the migration's output goes, relative to the run folder."""
@@ -31,27 +31,6 @@ MIGRATION_STOP_GRACE = 5.0
 """Seconds a migration past its timeout (or of a run that stops) has after SIGTERM."""
 
 _POLL = 0.1
-
-
-class Versions(Protocol):
-    """The target's instances as the upgrade needs them (`harness.instances.Instances`)."""
-
-    @property
-    def books(self) -> Sequence[AddressBook]:
-        """Each instance's address book, in start order."""
-
-    def __len__(self) -> int:
-        """How many instances run."""
-
-    def backend(self, index: int) -> TargetBackend:
-        """The instance at `index`."""
-
-    def stop_all(self) -> None:
-        """Stop every instance cleanly (SIGTERM, then SIGKILL after the spec's stop_grace)."""
-
-    def start_all(self, spec: Target) -> None:
-        """Start every instance anew from `spec`, each healthy before the next (StartupError
-        when one is not)."""
 
 
 @dataclass
@@ -84,7 +63,7 @@ class UpgradeInjector:
     left of the cut-over, rollback included: the run's teardown stops whatever runs.
     """
 
-    def __init__(self, instances: Versions, scenario: Scenario, journal: JournalWriter,
+    def __init__(self, instances: Instances, scenario: Scenario, journal: JournalWriter,
                  run_dir: Path, say: Callable[[str], None]) -> None:
         self._instances = instances
         self._scenario = scenario
@@ -136,6 +115,9 @@ class UpgradeInjector:
         if migrate is not None and not self._migrate(cutover, migrate):
             if cutover.outcome == "migration_failed":
                 self._roll_back(cutover, started_b=False)
+            return
+        if self._stopping.is_set():
+            cutover.reason = "the run stopped before version B started"
             return
         cutover.b_started = time.time()
         try:
