@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness import Comparison, JournalError, cli, compare
-from harness.comparison import NotComparable, parse_margins
+from harness.comparison import SHOWN_LOST, NotComparable, parse_margins
 from harness.journal import Event, Journal, JournalWriter, RunStarted
 from harness.scenario import Scenario
 from harness.scorecard import FIGURES
@@ -236,3 +236,19 @@ def test_the_command_exits_2_when_it_cannot_compare(tmp_path: Path) -> None:
     assert code == 2 and "no such run folder" in out
     code, out = invoke(baseline, baseline, "--margin", "p95_latncy=2s")
     assert code == 2 and "no figure 'p95_latncy'; did you mean p95_latency?" in out
+
+
+def test_the_console_names_the_first_lost_reminders_and_the_file_has_them_all(
+        tmp_path: Path) -> None:
+    refs = tuple(f"R{i:07d}" for i in range(SHOWN_LOST + 2))
+    scheduled: list[Event] = [owed(ref, 5.0 * i) for i, ref in enumerate(refs)]
+    sends = [sent(ref, 5.0 * i, arrive=1.0) for i, ref in enumerate(refs)]
+    baseline, rehearsal = pair(tmp_path, [*scheduled, *sends], scheduled)
+    code, out = invoke(baseline, rehearsal)
+    assert code == 1, out
+    assert f"lost ({SHOWN_LOST + 2})" in out and "... and 2 more (all in compare.json)" in out
+    assert "rem-R0000009" in out and "rem-R0000010" not in out.split("WORSE than")[0]
+    written = Comparison.model_validate_json((rehearsal / "compare.json").read_text())
+    assert [r.reminder_id for r in written.lost] == [f"rem-{ref}" for ref in refs]
+    assert written.reasons[-1].startswith(f"{SHOWN_LOST + 2} reminders lost: rem-R0000000 (B1")
+    assert written.reasons[-1].endswith("rem-R0000009 (B1, on_time -> missed) and 2 more")
