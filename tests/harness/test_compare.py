@@ -5,6 +5,7 @@ compared, and the command's exit codes and files."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from harness.comparison import SHOWN_LOST, NotComparable, parse_margins
 from harness.journal import Event, Journal, JournalWriter, RunStarted
 from harness.scenario import Scenario
 from harness.scorecard import FIGURES
+from tests.harness.chromium import Chromium
 from tests.harness.journals import SCENARIO, journal, owed, scenario, sent
 
 REFS = ("AAAAAAAA", "BBBBBBBB", "CCCCCCCC", "DDDDDDDD")
@@ -252,3 +254,25 @@ def test_the_console_names_the_first_lost_reminders_and_the_file_has_them_all(
     assert [r.reminder_id for r in written.lost] == [f"rem-{ref}" for ref in refs]
     assert written.reasons[-1].startswith(f"{SHOWN_LOST + 2} reminders lost: rem-R0000000 (B1")
     assert written.reasons[-1].endswith("rem-R0000009 (B1, on_time -> missed) and 2 more")
+
+
+_XSS = '<img src=x onerror="document.title=1">'
+
+
+def test_chromium_renders_the_comparison_with_its_rows_and_no_complaint(tmp_path: Path) -> None:
+    # A borrower id is text from the journal: the page must show it, never run it.
+    baseline = [owed(ref, 10.0 * i, borrower=_XSS) for i, ref in enumerate(REFS)]
+    folders = pair(tmp_path, [*baseline, *delivered()], [*baseline, *delivered(REFS[:3])])
+    code, out = invoke(*folders)
+    assert code == 1, out
+    page = folders[1] / "compare.html"
+    with Chromium(tmp_path / "chromium-profile") as browser:
+        visit = browser.visit(page, tmp_path / "compare.png")
+    assert visit.console == []
+    assert set(visit.requests) <= {page.as_uri()}
+    text = re.sub(r"\s+", " ", visit.text)
+    assert "WORSE than the baseline" in text and "NOT WORSE" not in text
+    assert "continuity 100.00% 75.00% -25.00% 0 worse" in text
+    assert "p95_latency 1.00 s 1.00 s 0.00 s - not judged" in text
+    assert f"rem-DDDDDDDD DDDDDDDD {_XSS} on_time missed lost" in text
+    assert "1 lost (delivered in the baseline, not in the rehearsal)" in text
