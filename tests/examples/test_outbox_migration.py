@@ -14,7 +14,7 @@ import pytest
 
 from examples.reminder_service.outbox import Outbox, OutboxError
 from examples.reminder_service.reminder import ReminderRecord
-from tests.examples.notifierkit import ROOT, World, outbox_rows, record
+from tests.examples.notifierkit import ROOT, World, async_test, eventually, outbox_rows, record
 
 MIGRATE = [sys.executable, "-m", "examples.reminder_service.migrate"]
 
@@ -258,3 +258,34 @@ def test_a_migration_that_fails_midway_leaves_schema_1_as_it_was(tmp_path: Path)
     ]
     assert schema_tables(path)[0] == 1
     assert outbox_rows(path, "1") == before
+
+
+@pytest.mark.parametrize("defect", ["", "drops-in-flight"])
+@async_test
+async def test_version_1_migrated_then_version_2_sends_what_was_left(
+    tmp_path: Path, defect: str
+) -> None:
+    async with World(tmp_path, reminders=2) as world:
+        first = await world.start()
+        await eventually(world.all_sent, "version 1 sent the first two")
+        for n in (3, 4):  # in the outbox, due after the cut-over
+            world.ledger.schedule(n, lead=2.0)
+        await eventually(lambda: world.stored("rem-000004"), "the later two stored")
+        assert await first.stop() == 0
+
+        done = migrate(world.outbox_path, DEFECT=defect)
+        assert done.returncode == 0, done.stderr
+        world.version = "2"
+        second = await world.start()
+        assert (await second.health())["version"] == 2
+        world.ledger.schedule(5)  # after the cut-over
+        if defect:
+            # The one scheduled after the cut-over is sent; the two waiting in the outbox at the
+            # cut-over are gone, and the cursor is past them: they can never be sent.
+            await eventually(lambda: world.statuses().get("rem-000005") == "sent", "rem-000005")
+            assert sorted(world.twilio.refs()) == ["REF00001", "REF00002", "REF00005"]
+            assert set(world.statuses()) == {"rem-000001", "rem-000002", "rem-000005"}
+        else:
+            await eventually(world.all_sent, "version 2 sent the rest")
+            assert sorted(world.twilio.refs()) == [f"REF{n:05d}" for n in range(1, 6)]
+        assert await second.stop() == 0
