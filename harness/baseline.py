@@ -2,8 +2,8 @@
 
 A margin is how much worse than the baseline a figure may get: an amount in the figure's unit
 (`continuity=0.01`, `p95_latency=2s`) or a share of the baseline value (`p95_latency=20%`).
-Continuity and on-time reminders are better higher; every other figure is better lower. The
-defaults compare continuity (0.01) and the p50 / p95 / p99 latencies (20 %).
+Which way a figure is better is its `Figure.better` (harness/scorecard.py). The defaults compare
+continuity (0.01) and the p50 / p95 / p99 latencies (20 %).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from pydantic import ValidationError
 from harness.durations import parse_duration
 from harness.errors import JournalError
 from harness.scorecard import FIGURES, Scorecard
-
-HIGHER_IS_BETTER = frozenset({"continuity", "on_time"})
 
 
 @dataclass(frozen=True)
@@ -73,9 +71,9 @@ def with_defaults(margins: Iterable[Margin]) -> tuple[Margin, ...]:
     return defaults + tuple(given.values())
 
 
-def better(figure: str) -> str:
-    """`higher` or `lower`: the direction in which `figure` improves."""
-    return "higher" if figure in HIGHER_IS_BETTER else "lower"
+def higher_is_better(figure: str) -> bool:
+    """Whether `figure` improves as it grows (continuity), rather than as it shrinks."""
+    return FIGURES[figure].better == "higher"
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,7 @@ class FigureComparison:
             return False
         if self.now is None:
             return True
-        worse_by = (self.baseline - self.now if self.figure in HIGHER_IS_BETTER
+        worse_by = (self.baseline - self.now if higher_is_better(self.figure)
                     else self.now - self.baseline)
         # A hair of float noise (0.99 - 0.98 > 0.01) must not turn "exactly the margin" into a fail.
         return worse_by > self.margin.allowance(self.baseline) + 1e-9
@@ -106,7 +104,8 @@ class FigureComparison:
             return "none" if value is None else f"{value:g}"
 
         return (f"{self.figure}: baseline {show(self.baseline)}, now {show(self.now)}, "
-                f"margin {self.margin} ({better(self.figure)} is better)")
+                f"margin {self.margin} "
+                f"({'higher' if higher_is_better(self.figure) else 'lower'} is better)")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from harness.baseline import HIGHER_IS_BETTER, Comparison, Margin, compare_values
+from harness.baseline import Comparison, Margin, compare_values, higher_is_better
 from harness.errors import NotifyChaosError
 from harness.gates import Gate
 from harness.junit import suite_junit_xml
@@ -199,7 +199,7 @@ def judge(path: Path, model: Scenario, results: Sequence[RunResult], gate_on: Ga
         def now(figure: str) -> float | None:
             values = [card.metric(figure) for card in cards]
             return (_median(values) if gate_on == "median"
-                    else _worst(values, figure in HIGHER_IS_BETTER))
+                    else _worst(values, higher_is_better(figure)))
 
         comparison = compare_values(
             model.name, {m.figure: base.metric(m.figure) for m in margins},
