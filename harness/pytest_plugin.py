@@ -70,7 +70,7 @@ def _print(message: str) -> None:
 
 def describe(result: RunResult) -> str:
     """A run in a few lines: verdict, failing gates with their measured figures, SLA
-    breaches, why it is inconclusive, and where its report is."""
+    breaches, failed upgrades, why it is inconclusive, and where its report is."""
     card = result.scorecard
     lines = [f"{card.scenario}: {card.verdict} (exit {int(result.exit_code)}), "
              f"continuity {card.continuity:.4f} of {card.owed} owed"]
@@ -87,6 +87,8 @@ def describe(result: RunResult) -> str:
     lines.extend(f"  SLA breached: {term.vendor} {term.term}"
                  + ("" if term.value is None else f" (measured {term.value:.6g})")
                  for term in card.slas if not term.met)
+    lines.extend(f"  upgrade failed: {upgrade.describe()}"
+                 for upgrade in card.upgrades if upgrade.failed)
     lines.extend(f"  inconclusive: {reason}" for reason in card.inconclusive)
     lines.append(f"  report: {result.report_html}")
     return "\n".join(lines)

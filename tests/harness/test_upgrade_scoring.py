@@ -8,10 +8,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness import write_reports
 from harness.continuity import score
 from harness.html import html_report
 from harness.journal import Event, FaultMeasured, UpgradeFinished, UpgradeOutcome
 from harness.junit import junit_xml
+from harness.pytest_plugin import describe
 from harness.report import summary
 from harness.scenario import Scenario
 from harness.scorecard import FIGURES, Scorecard
@@ -71,7 +73,8 @@ def test_an_upgrade_gives_its_row_its_gap_and_its_window_on_the_timeline() -> No
     assert "cut_over_gap" in html_report(card) and "2.70 s" in html_report(card)
 
 
-def test_a_failed_upgrade_fails_the_run_without_a_gate_and_every_report_says_why() -> None:
+def test_a_failed_upgrade_fails_the_run_without_a_gate_and_every_report_says_why(
+        tmp_path: Path) -> None:
     card = run(upgrade("migration_failed", gap=None, exit_code=3, reason=FAILED))
     assert all(gate.passed for gate in card.gates)
     assert (card.failed_upgrades, card.cut_over_gap) == (1, None)
@@ -86,6 +89,8 @@ def test_a_failed_upgrade_fails_the_run_without_a_gate_and_every_report_says_why
     failure = case.find("failure")
     assert failure is not None and failure.get("message") == why
     assert suite.get("failures") == "1"
+    told = describe(write_reports(tmp_path, card))
+    assert f"upgrade failed: {why}" in told and "all 0 gates" not in told
 
 
 def test_a_gate_on_failed_upgrades_decides_instead_and_a_demonstration_may_expect_it() -> None:
