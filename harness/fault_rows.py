@@ -54,7 +54,9 @@ DETECTION_GRACE = 10.0
 """Seconds after a step ends during which an alert still counts for it."""
 
 DISTORTING = frozenset({"data.drift", "data.drop", "data.duplicate", "data.stale"})
-"""Data faults whose exposure is the records they touched, not the time they were active."""
+"""Data faults whose exposure is the records they touched, not the time they were active.
+Not data.snapshot and data.test_leak: most of what they touch is owed to no one (repaid,
+opted out, a test record), so their exposure is the owed reminders waiting while active."""
 
 _EFFECTS: dict[tuple[str, str], str] = {
     ("vendor", "outage"): "calls refused",

@@ -32,8 +32,11 @@ from mocks.control import LedgerFaults
 from tests.harness.journals import SCENARIO, T0, journal, owed, sent, step
 from tests.mocks.ledgerkit import Served, served_ledger, until
 
-CHANGES = Changes(repaid=0.5, phone_changed=0.5)
-TICKS = 16
+CHANGES = Changes(repaid=0.3, partially_repaid=0.3, phone_changed=0.4, opted_out=0.3)
+TICKS = 30
+# Changes happen 0.8 to 2.4 s after scheduling: each has taken effect (past the truth's 1 s
+# grace) by remind_at, when the consumer sends.
+LEAD = 4.0
 WINDOW = 3.0
 
 
@@ -87,7 +90,7 @@ async def rehearse(folder: Path, fault: str | None = None,
     TICKS reminders scheduled at once, the consumer sending until every window has closed; its
     scorecard and the ledger's touches."""
     async with served_ledger(folder, changes=CHANGES, population=Population(borrowers=500),
-                             window=WINDOW) as served:
+                             lead=LEAD, window=WINDOW) as served:
         harness = JournalWriter(served.journal_dir, "harness")
         vendor = JournalWriter(served.journal_dir, "vendor")
         harness.write(RunStarted(scenario=SCENARIO))
@@ -124,14 +127,17 @@ def test_snapshot_and_test_leak_show_in_the_scorecard(tmp_path: Path) -> None:
 
     (baseline, _), (snapshot, forgotten), (borrowers, leaked), (amounts, _) = asyncio.run(runs())
 
-    defects = ("sent_after_repayment", "wrong_recipient", "wrong_content", "sent_to_test_data",
-               "unmatched")
+    defects = ("sent_after_repayment", "wrong_recipient", "wrong_content", "sent_to_opted_out",
+               "sent_to_test_data", "unmatched")
     assert {name: baseline.metric(name) for name in defects} == dict.fromkeys(defects, 0.0)
     assert baseline.continuity == 1.0 and baseline.owed > 0
 
-    # The snapshot's replica forgets repayments and phone changes made while it is in force.
+    # The snapshot's replica forgets the repayments, partial repayments, phone changes and
+    # opt-outs made while it is in force, and the existing figures count each.
     assert snapshot.sent_after_repayment > 0
     assert snapshot.outcomes["wrong_recipient"] > 0
+    assert snapshot.outcomes["wrong_content"] > 0
+    assert snapshot.sent_to_opted_out > 0
     assert snapshot.sent_to_test_data == 0
     [row] = snapshot.faults
     assert row.touched == len(forgotten) > 0

@@ -20,7 +20,8 @@ from mocks.manifest import MocksConfig
 
 T = TypeVar("T")
 LEAD = 2.0
-"""Seconds from scheduling to remind_at: changes happen 0.4 to 1.2 s after scheduling."""
+"""Seconds from scheduling to remind_at, unless told: changes happen 0.4 to 1.2 s after
+scheduling (20 % to 60 % of the lead)."""
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,10 @@ class Served:
 @asynccontextmanager
 async def served_ledger(folder: Path, *, changes: Changes | None = None,
                         population: Population | None = None, seed: int = 7,
-                        window: float = 20.0) -> AsyncIterator[Served]:
+                        lead: float = LEAD, window: float = 20.0) -> AsyncIterator[Served]:
     """A Ledger made from a MocksConfig as the mock process makes it, its app served."""
     journal_dir = folder / "journal"
-    config = MocksConfig(seed=seed, window=window, lead=LEAD, journal_dir=str(journal_dir),
+    config = MocksConfig(seed=seed, window=window, lead=lead, journal_dir=str(journal_dir),
                          population=population or Population(), changes=changes or Changes(),
                          vendors={})
     writer = JournalWriter(journal_dir, "mocks")
