@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from typing import Any
@@ -43,7 +44,7 @@ class Leadership:
         """
         try:
             while not stop.is_set():
-                term = self._outbox.take_lease()
+                term = self._try_to_take()
                 if term is None:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self._ha.lease_renew)
@@ -82,8 +83,23 @@ class Leadership:
             if error is not None:
                 raise error
 
+    def _try_to_take(self) -> int | None:
+        try:
+            return self._outbox.take_lease()
+        except sqlite3.OperationalError as exc:
+            # The other instance held the write lock past the busy timeout (frozen mid-write):
+            # try again next period rather than die.
+            log.warning("cannot take the lease now: %s", exc)
+            return None
+
     async def _keep(self) -> None:
         while True:
             await asyncio.sleep(self._ha.lease_renew)
-            if not self._outbox.renew_lease():
+            try:
+                renewed = self._outbox.renew_lease()
+            except sqlite3.OperationalError as exc:
+                # As above; the fence refuses every write if the lease runs out meanwhile.
+                log.warning("cannot renew the lease now: %s", exc)
+                continue
+            if not renewed:
                 raise LeaseLost("the lease expired or was taken before its renewal")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from examples.reminder_service import outbox as outbox_module
+from examples.reminder_service.leadership import Leadership
 from examples.reminder_service.outbox import LeaseLost, Outbox
 from examples.reminder_service.reminder import ReminderRecord
 from examples.reminder_service.settings import HaConfig
@@ -220,3 +222,39 @@ def test_active_standby_settings_are_checked(tmp_path: Path) -> None:
     assert config_error(**{**base, "NOTIFIER_VERSION": "3"}) == [
         "reminder-service: NOTIFIER_VERSION must be 1 or 2, got '3'"
     ]
+
+
+@async_test
+async def test_a_standby_locked_out_of_the_outbox_keeps_trying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(outbox_module, "BUSY_TIMEOUT", 0.1)
+    path = tmp_path / "outbox.sqlite3"
+    ha = HaConfig("b", lease_ttl=1.0, lease_renew=0.1)
+    outbox = Outbox(str(path), 2, ha)
+    # Another instance frozen in the middle of a write holds the write lock.
+    frozen = sqlite3.connect(path, isolation_level=None)
+    frozen.execute("BEGIN IMMEDIATE")
+    stop, sending = asyncio.Event(), asyncio.Event()
+
+    async def active(halt: asyncio.Event) -> None:
+        sending.set()
+        await halt.wait()
+
+    leadership = Leadership(outbox, ha)
+    task = asyncio.create_task(leadership.run(stop, active))
+    try:
+        await eventually(
+            lambda: caplog.text.count("cannot take the lease now: database is locked") >= 2,
+            "two tries refused",
+        )
+        assert leadership.role == "standby" and not sending.is_set()
+        frozen.execute("ROLLBACK")
+        await asyncio.wait_for(sending.wait(), 5.0)
+        assert leadership.role == "active"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5.0)
+        frozen.close()
+        outbox.close()
+    assert lease(path) is None, "given up on stop"
