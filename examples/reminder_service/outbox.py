@@ -88,9 +88,7 @@ class Outbox:
         except UnknownSchema as exc:
             raise OutboxError(f"outbox {path} is no outbox schema known ({exc})") from None
         wanted = self._schema.version
-        if found is None:
-            create(self._db, self._schema)
-        elif found != wanted:
+        if found is not None and found != wanted:
             fix = (
                 f"run python -m examples.reminder_service.migrate {path}"
                 if found < wanted
@@ -99,8 +97,8 @@ class Outbox:
             raise OutboxError(
                 f"outbox {path} is schema {found}; version {wanted} needs schema {wanted}: {fix}"
             )
-        else:
-            create(self._db, self._schema)  # IF NOT EXISTS: adds the lease to older files
+        # A new outbox gets its tables; an older one of this schema (IF NOT EXISTS) its lease.
+        create(self._db, self._schema)
 
     def close(self) -> None:
         self._db.close()
