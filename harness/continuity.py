@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from harness.errors import JournalError
 from harness.fault_rows import delivered_after_maintenance, fault_rows, step_runs
+from harness.faults import FAULTS
 from harness.journal import (
     AlertReceived,
     ComponentReady,
@@ -126,7 +127,8 @@ def score(journal: Journal) -> Scorecard:
         faults=faults,
         delivered_after_maintenance=delivered_after_maintenance(runs, settled),
         upgrades=upgrades,
-        cut_over_gap=longest_cut_over(upgrades),
+        cut_over_gap=longest_cut_over(upgrades, sum(
+            1 for step in scenario.timeline if FAULTS[step.fault].family == "upgrade")),
         failed_upgrades=sum(1 for row in upgrades if row.failed),
         inconclusive=inconclusive_reasons(faults),
         vendors=vendors,

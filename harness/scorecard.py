@@ -305,7 +305,8 @@ FIGURES: dict[str, Figure] = {figure.name: figure for figure in (
            "window (process.stop) that were delivered correctly, on time or late (none when no "
            "window exposed any)", "higher", "share"),
     _field("cut_over_gap", "longest seconds of an upgrade from stopping version A to version B "
-           "healthy (none without an upgrade, or when version B never got ready)",
+           "healthy (0 when the scenario upgrades nothing; none when version B never got "
+           "ready)",
            unit="seconds"),
     _field("failed_upgrades", "upgrade steps rolled back to version A: the migration failed or "
            "version B never got ready (any fails the run)"),

@@ -6,7 +6,8 @@ Rules:
 - One row per `upgrade.finished`, at the moment version A's stop began (seconds from the start
   of load).
 - `cut_over_gap` is the longest gap (stop began to version B healthy) over the upgrade steps;
-  None without an upgrade, or when one never got a healthy version B (so a gate on it fails).
+  0 when the scenario upgrades nothing (its baseline: no cut-over, no gap), None when an upgrade
+  never got a healthy version B or never journaled its end (so a gate on it fails).
 - `failed_upgrades` counts the steps that did not end with version B healthy; any fails the run
   (see `harness.verdict`).
 """
@@ -29,9 +30,11 @@ def upgrade_rows(journal: Journal, t0: float) -> list[UpgradeFigures]:
             for event in journal.of(UpgradeFinished)]
 
 
-def longest_cut_over(rows: Sequence[UpgradeFigures]) -> float | None:
-    """The longest cut-over gap; None without an upgrade or when one never reached version B."""
+def longest_cut_over(rows: Sequence[UpgradeFigures], planned: int) -> float | None:
+    """The longest cut-over gap of the `planned` upgrade steps (see the module's rules)."""
+    if not planned:
+        return 0.0
     gaps = [row.cut_over_gap for row in rows]
-    if not gaps or any(gap is None for gap in gaps):
+    if len(gaps) < planned or any(gap is None for gap in gaps):
         return None
     return max(gap for gap in gaps if gap is not None)

@@ -115,9 +115,15 @@ def test_a_gate_on_the_cut_over_gap_fails_when_version_b_never_got_ready() -> No
     assert [gate.passed for gate in never.gates] == [False]
 
 
-def test_a_run_without_an_upgrade_and_an_older_scorecard_have_none() -> None:
-    card = score(journal(owed("UPGRADE1", 19.0), sent("UPGRADE1", 23.0)))
-    assert (card.upgrades, card.cut_over_gap, card.failed_upgrades) == ([], None, 0)
+def test_a_run_without_an_upgrade_has_no_gap_and_an_older_scorecard_none() -> None:
+    # A baseline (the rehearsal without its upgrade step) passes its own cut_over_gap gate.
+    card = score(journal(owed("UPGRADE1", 19.0), sent("UPGRADE1", 23.0),
+                         run=scenario(*UPGRADING[:1], "gates=[cut_over_gap <= 10s]")))
+    assert (card.upgrades, card.cut_over_gap, card.failed_upgrades) == ([], 0.0, 0)
+    assert card.verdict == "passed"
+    # An upgrade step that never journaled its end has no gap to show.
+    unfinished = run(step(0, "upgrade", "target", 20.0, 20.0))
+    assert unfinished.cut_over_gap is None
     old = Path(__file__).parent / "journal_v1" / "scorecard.json"
     loaded = Scorecard.model_validate_json(old.read_text(encoding="utf-8"))
     assert (loaded.upgrades, loaded.cut_over_gap, loaded.failed_upgrades) == ([], None, 0)
