@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,13 +157,17 @@ class RunningTarget:
 
     `stop_with` gets the target's stop before the first health check; the run lock in force
     at construction also holds the starts made later from the timeline's thread. `name` is
-    the instance's, as errors and the run lock name it (`target`, `target.standby`).
+    the instance's, as errors and the run lock name it (`target`, `target.standby`). Once
+    stopped for good, it starts no more: a start from the timeline's thread that comes after
+    the teardown's stop would leave a process nobody stops.
     """
 
     def __init__(self, target: Target, book: AddressBook, log_path: Path, *,
                  stop_with: contextlib.ExitStack | None = None, name: str = "target") -> None:
         self._target, self._book, self._log_path, self._name = target, book, log_path, name
         self._lock = runlock.current()
+        self._starting = threading.Lock()
+        self._stopped = False
         self.process = spawn_target(target, book, log_path, name)
         if stop_with is not None:
             stop_with.callback(self.stop)
@@ -194,8 +199,10 @@ class RunningTarget:
         self.process.stop(grace=0, signum=signal.SIGKILL)
 
     def start(self) -> None:
-        """Start the target again and wait until it is healthy."""
-        with runlock.using(self._lock):
+        """Start the target again and wait until it is healthy (a stop meanwhile ends it)."""
+        with self._starting, runlock.using(self._lock):
+            if self._stopped:
+                raise StartupError(self._name, "the run is ending: no process is started")
             self.process = spawn_target(self._target, self._book, self._log_path, self._name)
         await_target(self.process, self._target, self._book)
 
@@ -212,4 +219,6 @@ class RunningTarget:
 
     def stop(self) -> None:
         """End the target for good, as `halt` does: nothing of it is left running."""
+        with self._starting:
+            self._stopped = True
         self.halt()

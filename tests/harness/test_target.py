@@ -66,3 +66,17 @@ def test_the_runs_stop_is_registered_before_the_health_check(
         running = RunningTarget(target, AddressBook({}), tmp_path / "t.log", stop_with=teardown)
     assert running.process.returncode is not None
 
+
+
+def test_a_target_stopped_for_good_starts_no_more(tmp_path: Path) -> None:
+    port = free_port()
+    target = Target(command=[sys.executable, "-m", "http.server", "{target.port}",
+                             "--bind", "127.0.0.1"],
+                    health="http://127.0.0.1:{target.port}/", ready_timeout=20)
+    running = RunningTarget(target, AddressBook({"target.port": str(port)}), tmp_path / "t.log",
+                            name="target.standby")
+    running.kill()
+    running.stop()  # the teardown, before the timeline's start of the killed target came
+    with pytest.raises(StartupError, match=r"^target.standby: the run is ending"):
+        running.start()
+    assert running.current().exit_code is not None
