@@ -57,6 +57,7 @@ def summary(card: Scorecard) -> Group:
     for label, value in (("duplicates", card.duplicates), ("unmatched sends", card.unmatched),
                          ("cancelled (repaid)", card.cancelled),
                          ("sent after repayment", card.sent_after_repayment),
+                         ("sent to test data", card.sent_to_test_data),
                          ("sent after opt-out", f"{card.sent_to_opted_out} "
                                                 f"(of {card.opted_out} opted out)"),
                          ("alerts", card.alerts),

@@ -644,8 +644,17 @@ def _values_of(model: Any) -> Any:
 def _dotted(loc: tuple[str | int, ...]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        # A key that is not a plain name (a newline, a space) is quoted, so the message stays
+        # one line and shows where the key ends.
+        name = part if _PLAIN_KEY.fullmatch(part) else repr(part)
+        out += f".{name}" if out else name
     return out
+
+
+_PLAIN_KEY = re.compile(r"[\w\-\[\]]+")
 
 
 def _line_of(root: yaml.Node, loc: tuple[str | int, ...]) -> int:

@@ -62,7 +62,7 @@ def _witnesses(metric: str, judgement: Judgement) -> list[str]:
         return _ids(judged for judged in settled if judged.outcome != "on_time")
     if metric == "duplicates":
         return _ids(judged for judged in judgement.reminders if judged.extra_copies)
-    if metric in ("sent_to_opted_out", "sent_after_repayment"):
+    if metric in ("sent_to_opted_out", "sent_after_repayment", "sent_to_test_data"):
         defects: tuple[Defect, ...] = getattr(judgement, metric)
         return _unique(defect.reminder_id for defect in defects)
     if metric.endswith("_latency"):

@@ -13,12 +13,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.continuity import score
+from harness.continuity import judge_run, score
 from harness.faults import FAULTS
+from harness.gates import parse_gate
 from harness.journal import (
     FaultApplied,
     FaultReverted,
     FaultTouched,
+    Journal,
     JournalWriter,
     LoadStarted,
     MockFaultsChanged,
@@ -27,6 +29,7 @@ from harness.journal import (
     SendRecorded,
 )
 from harness.scorecard import Scorecard
+from harness.verdict import gate_results
 from mocks.bank import Changes, Population
 from mocks.control import LedgerFaults
 from tests.harness.journals import SCENARIO, T0, journal, owed, sent, step
@@ -85,10 +88,10 @@ class Naive:
 
 async def rehearse(folder: Path, fault: str | None = None,
                    params: dict[str, float | int | str] | None = None
-                   ) -> tuple[Scorecard, list[FaultTouched]]:
+                   ) -> tuple[Scorecard, list[FaultTouched], Journal]:
     """One run: the step's switches on (as the harness makes them from its kind and params),
     TICKS reminders scheduled at once, the consumer sending until every window has closed; its
-    scorecard and the ledger's touches."""
+    scorecard, the ledger's touches and the journal."""
     async with served_ledger(folder, changes=CHANGES, population=Population(borrowers=500),
                              lead=LEAD, window=WINDOW) as served:
         harness = JournalWriter(served.journal_dir, "harness")
@@ -112,11 +115,13 @@ async def rehearse(folder: Path, fault: str | None = None,
         for writer in (harness, vendor):
             writer.close()
     written = served.journal()
-    return score(written), written.of(FaultTouched)
+    return score(written), written.of(FaultTouched), written
 
 
 def test_snapshot_and_test_leak_show_in_the_scorecard(tmp_path: Path) -> None:
-    async def runs() -> list[tuple[Scorecard, list[FaultTouched]]]:
+    Rehearsed = tuple[Scorecard, list[FaultTouched], Journal]
+
+    async def runs() -> tuple[Rehearsed, Rehearsed, Rehearsed, Rehearsed]:
         return await asyncio.gather(
             rehearse(tmp_path / "baseline"),
             rehearse(tmp_path / "snapshot", "data.snapshot", {"age": 60_000}),  # ms
@@ -125,7 +130,8 @@ def test_snapshot_and_test_leak_show_in_the_scorecard(tmp_path: Path) -> None:
             rehearse(tmp_path / "amounts", "data.test_leak",
                      {"fraction": 0.5, "records": "amounts"}))
 
-    (baseline, _), (snapshot, forgotten), (borrowers, leaked), (amounts, _) = asyncio.run(runs())
+    ((baseline, _, _), (snapshot, forgotten, _), (borrowers, leaked, leaked_journal),
+     (amounts, _, _)) = asyncio.run(runs())
 
     defects = ("sent_after_repayment", "wrong_recipient", "wrong_content", "sent_to_opted_out",
                "sent_to_test_data", "unmatched")
@@ -150,6 +156,10 @@ def test_snapshot_and_test_leak_show_in_the_scorecard(tmp_path: Path) -> None:
     assert borrowers.sent_after_repayment == 0 and borrowers.outcomes["wrong_recipient"] == 0
     [row] = borrowers.faults
     assert row.effect == f"{len(test_records)} test records leaked (borrowers)"
+    # A failed gate on it names the test records sent.
+    [gated] = gate_results([parse_gate("sent_to_test_data == 0")], borrowers,
+                           judge_run(leaked_journal))
+    assert gated.witnesses and set(gated.witnesses) <= {touch.subject for touch in test_records}
 
     # Test amounts sent as they are: wrong content, not test data.
     assert amounts.outcomes["wrong_content"] > 0
