@@ -15,8 +15,10 @@ Rules:
   journals once the mock has answered): a switch may act at once (a restored snapshot).
 - **Exposed.** Owed, settled reminders whose wait ([remind_at, first correct delivery or
   send_by]) overlaps the step's activity; for the data faults that distort records
-  (`DISTORTING`), the reminders whose records the step touched. `outcomes_exposed` has every
-  outcome and adds up to `exposed`.
+  (`DISTORTING`), the reminders whose records the step touched; for an upgrade, the reminders
+  the notifier held while it ran (in the ledger since before it was over, not delivered when it
+  began): what the cut-over must carry to version B, not only what fell due in its gap.
+  `outcomes_exposed` has every outcome and adds up to `exposed`.
 - **Detection.** An alert counts for a step when it arrives while the step is active or within
   `DETECTION_GRACE` after, and, when its body is a JSON object with a string `dependency`,
   only when that names the step's link (`twilio` or `vendors.twilio` for `vendors.twilio`,
@@ -189,6 +191,9 @@ def _exposed(run: StepRun, touches: Sequence[FaultTouched], settled: Sequence[Ju
     if run.applied.fault in DISTORTING:
         subjects = {event.subject for event in touches}
         return [judged for judged in settled if judged.reminder_id in subjects]
+    if FAULTS[run.applied.fault].family == "upgrade":
+        return [judged for judged in settled
+                if judged.truth.scheduled.t <= run.until and judged.waited_until >= run.applied.t]
     return [judged for judged in settled
             if judged.remind_at <= run.until and judged.waited_until >= run.applied.t]
 

@@ -127,3 +127,15 @@ def test_a_run_without_an_upgrade_has_no_gap_and_an_older_scorecard_none() -> No
     old = Path(__file__).parent / "journal_v1" / "scorecard.json"
     loaded = Scorecard.model_validate_json(old.read_text(encoding="utf-8"))
     assert (loaded.upgrades, loaded.cut_over_gap, loaded.failed_upgrades) == ([], None, 0)
+
+
+def test_an_upgrade_exposes_every_reminder_the_notifier_held_not_only_those_due_in_its_gap(
+        ) -> None:
+    # Held at the cut-over: in the ledger at 17 s, due at 25 s (after the 2.7 s gap), sent then.
+    held = (owed("HELDREF1", 25.0, scheduled=17.0), sent("HELDREF1", 25.1))
+    # Not held: delivered before the cut-over began, and scheduled only after it was over.
+    before = (owed("DONEREF1", 10.0, scheduled=5.0), sent("DONEREF1", 10.1))
+    after = (owed("LATERRF1", 30.0, scheduled=24.0), sent("LATERRF1", 30.1))
+    card = score(journal(*held, *before, *after, *upgrade(), run=scenario(*UPGRADING)))
+    [fault] = card.faults
+    assert (fault.exposed, fault.outcomes_exposed["on_time"]) == (1, 1)
