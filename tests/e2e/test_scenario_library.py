@@ -34,6 +34,13 @@ class Variant:
     scenario: str
     gate: str
     shorter: tuple[str, ...] = ()
+    made_by: tuple[str, ...] = ()
+    """The overrides that make the variant, when not the notifier's DEFECT (a migration's
+    defect, one instance instead of a pair)."""
+
+    @property
+    def overrides(self) -> list[str]:
+        return [*(self.made_by or (f"target.env.DEFECT={self.defect}",)), *self.shorter]
 
 
 # The primary-vendor-outage variants keep the 30 s outage but stop the load when it ends.
@@ -48,7 +55,14 @@ VARIANTS = (
     Variant("wrong-amount-format", "repayment-storm", "wrong_content == 0"),
     Variant("ignores-opt-outs", "stop-replies", "sent_to_opted_out == 0"),
     Variant("slow-drain", "all-vendors-down", "max_recovery <= 20s"),
+    Variant("drops-in-flight", "core-upgrade-rehearsal", "continuity >= 0.99",
+            made_by=("upgrade.migrate.env.DEFECT=drops-in-flight",)),
+    Variant("lone-instance", "active-standby-failover", "continuity >= 0.99",
+            made_by=("target.instances=[active]",)),
 )
+
+BASELINES = {"core-upgrade-rehearsal": ["timeline=[]"]}
+"""Scenarios rehearsed against their baseline (`notifychaos compare`): how the baseline is made."""
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +72,10 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finished]:
     for name in SCENARIOS:
         jobs[f"reference/{name}"] = (ROOT / "scenarios" / f"{name}.yaml", [])
     for variant in VARIANTS:
-        jobs[f"defect/{variant.defect}"] = (
-            ROOT / "scenarios" / f"{variant.scenario}.yaml",
-            [f"target.env.DEFECT={variant.defect}", *variant.shorter])
+        jobs[f"defect/{variant.defect}"] = (ROOT / "scenarios" / f"{variant.scenario}.yaml",
+                                            variant.overrides)
+    for name, overrides in BASELINES.items():
+        jobs[f"baseline/{name}"] = (ROOT / "scenarios" / f"{name}.yaml", overrides)
     rehearse = Rehearser(tmp_path_factory.mktemp("library"))
     return rehearse_many(jobs, rehearse, concurrency=3)
 
@@ -213,3 +228,64 @@ def test_a_journal_can_be_scored_again_to_the_same_scorecard(
     again = finish(start("report", tmp_path), None, timeout=60)
     assert again.code == 1, again.stderr
     assert json.loads((tmp_path / "scorecard.json").read_text()) == run.scorecard()
+
+
+def _compare(library: dict[str, Finished], baseline: str, rehearsal: str,
+             out: Path) -> Finished:
+    first, second = library[baseline].run_dir, library[rehearsal].run_dir
+    assert first is not None and second is not None
+    return finish(start("compare", first, second, "--out", out), None, timeout=120)
+
+
+def test_a_good_migration_is_no_worse_than_its_baseline(library: dict[str, Finished],
+                                                        tmp_path: Path) -> None:
+    rehearsal = library["reference/core-upgrade-rehearsal"]
+    card = rehearsal.scorecard()
+    [upgrade] = card["upgrades"]
+    assert upgrade["outcome"] == "upgraded", upgrade
+    # The core system's upgrade acted on the feed; the notifier's primary check sent nothing of it.
+    snapshot, leak, _ = card["faults"]
+    assert "records forgotten" in snapshot["effect"], snapshot
+    assert "test records leaked (borrowers)" in leak["effect"], leak
+    assert card["cancelled"] > 0 and card["unmatched"] == 0
+    starts = [c for c in rehearsal.journal().of(ComponentReady) if c.component == "target"]
+    assert len(starts) == 2 and starts[0].address == starts[1].address  # A, then B in its place
+    assert rehearsal.run_dir is not None
+    with sqlite3.connect(rehearsal.run_dir / "outbox.sqlite3") as outbox:
+        assert outbox.execute("PRAGMA user_version").fetchone() == (2,)  # migrated for B
+    compared = _compare(library, "baseline/core-upgrade-rehearsal",
+                        "reference/core-upgrade-rehearsal", tmp_path)
+    assert compared.code == 0, compared.stdout[-4000:] + compared.stderr
+    result = json.loads((tmp_path / "compare.json").read_text())
+    assert result["verdict"] == "not worse" and result["owed_in_both"] >= 100
+    assert [r for r in result["changed"] if r["lost"]] == []
+    assert (tmp_path / "compare.html").stat().st_size > 0
+
+
+def test_a_migration_that_drops_sends_in_flight_is_worse_and_names_what_it_lost(
+        library: dict[str, Finished], tmp_path: Path) -> None:
+    compared = _compare(library, "baseline/core-upgrade-rehearsal", "defect/drops-in-flight",
+                        tmp_path)
+    assert compared.code == 1, compared.stdout[-4000:] + compared.stderr
+    result = json.loads((tmp_path / "compare.json").read_text())
+    lost = [r for r in result["changed"] if r["lost"]]
+    missed = library["defect/drops-in-flight"].scorecard()["outcomes"]["missed"]
+    missed_anyway = library["baseline/core-upgrade-rehearsal"].scorecard()["outcomes"]["missed"]
+    # Every reminder the broken migration dropped is named, and nothing else was lost.
+    assert 0 < missed - missed_anyway <= len(lost) <= missed, result["reasons"]
+    assert lost[0]["reminder_id"] in compared.stdout + compared.stderr
+    assert {r["rehearsal"] for r in lost} <= {"missed", "unsettled"}
+
+
+def test_the_standby_takes_over_from_a_killed_active(library: dict[str, Finished]) -> None:
+    pair = library["reference/active-standby-failover"]
+    ready = [c.component for c in pair.journal().of(ComponentReady)
+             if c.component.startswith("target")]
+    assert ready == ["target.active", "target.standby"]
+    assert pair.run_dir is not None
+    for name in ("active", "standby"):
+        assert (pair.run_dir / "logs" / f"target-{name}.log").stat().st_size > 0
+    card = pair.scorecard()
+    assert card["outcomes"]["missed"] == 0 and card["duplicates"] == 0
+    lone = library["defect/lone-instance"].scorecard()
+    assert lone["outcomes"]["missed"] > card["owed"] // 4
