@@ -154,8 +154,12 @@ def test_a_killed_frozen_and_restarted_notifier_loses_and_repeats_nothing(
     card = run.scorecard()
     journal = run.journal()
     assert [f.fault for f in journal.of(FaultApplied)] == [
-        "vendor.latency", "process.kill", "process.pause", "process.restart"]
+        "vendor.latency", "process.kill", "process.pause", "process.restart", "process.stop"]
     assert card["outcomes"]["missed"] == 0 and card["duplicates"] == 0
+    # What fell due during the maintenance window went out once it was back.
+    maintenance = card["faults"][4]
+    assert maintenance["exposed"] > 0 and "SIGTERM" in maintenance["effect"], maintenance
+    assert card["delivered_after_maintenance"] == 1.0
     # Sends were in flight when it was killed and frozen: it asked Twilio about them.
     assert card["vendors"]["twilio"]["reads"] > 0
     restart = card["faults"][3]
