@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from harness.errors import JournalError
 from harness.journal import (
     KILLED,
-    Journal,
     JournalWriter,
     RunEnded,
     RunStarted,
@@ -235,7 +235,7 @@ def recover(run_dir: Path, *, holder_gone: bool = False) -> str | None:
     # Without a lock, only a run that began (its lock is made before `run.started`) and never
     # ended is dead: a folder with no `run.started` yet may be a run still starting.
     if state is None and (sealed or not journal_dir.is_dir()
-                          or not _began_and_never_ended(read_journal(journal_dir))):
+                          or not _began_and_never_ended(journal_dir)):
         return None
     left = reap(state) if state is not None else Leftovers()
     seal_dead_run(journal_dir)
@@ -245,7 +245,13 @@ def recover(run_dir: Path, *, holder_gone: bool = False) -> str | None:
     return None if sealed else f"a dead run ({run_dir}) was sealed: its journal is read no further"
 
 
-def _began_and_never_ended(journal: Journal) -> bool:
+def _began_and_never_ended(journal_dir: Path) -> bool:
+    """Whether the journal shows a run that began and never ended; a journal that cannot be read
+    shows no run of ours (scoring it says what is wrong with it)."""
+    try:
+        journal = read_journal(journal_dir)
+    except JournalError:
+        return False
     return journal.first(RunStarted) is not None and journal.first(RunEnded) is None
 
 

@@ -216,3 +216,13 @@ def test_a_run_that_never_ended_without_a_lock_is_sealed_once(tmp_path: Path) ->
     assert runlock.recover(run_dir) is None
     [ended] = read_journal(run_dir / "journal").of(RunEnded)
     assert ended.status == KILLED
+
+
+def test_a_folder_whose_journal_cannot_be_read_is_left_for_scoring_to_refuse(
+        tmp_path: Path) -> None:
+    # Junk under --out (or given to `report`) is no run of ours: nothing to seal, no traceback.
+    run_dir = run_folder(tmp_path)
+    (run_dir / "journal").mkdir()
+    (run_dir / "journal" / "harness.jsonl").write_text("garbage\n{}\n", encoding="utf-8")
+    assert runlock.recover(run_dir) is None
+    assert not (run_dir / "journal" / "seal.json").exists()
