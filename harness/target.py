@@ -76,11 +76,18 @@ def spawn_target(target: Target, book: AddressBook, log_path: Path,
     waiting for health."""
     assert target.command is not None, "a target without a command runs as a container"
     argv = [book.render(arg) for arg in target.command]
-    env = {**os.environ, **{key: book.render(value) for key, value in target.env.items()}}
-    # `python` in a scenario means the interpreter running the harness.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return ManagedProcess(name, argv, log_path=log_path, env=env,
+    return ManagedProcess(name, argv, log_path=log_path, env=command_env(book, target.env),
                           cwd=Path(book.render(target.cwd)))
+
+
+def command_env(book: AddressBook, env: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a command a scenario gives (the target's, a migration's): the
+    harness's own with `env` rendered on top."""
+    rendered = {**os.environ, **{key: book.render(value) for key, value in env.items()}}
+    # `python` in a scenario means the interpreter running the harness.
+    rendered["PATH"] = os.pathsep.join([str(Path(sys.executable).parent),
+                                        rendered.get("PATH", "")])
+    return rendered
 
 
 def await_target(process: ManagedProcess, target: Target, book: AddressBook) -> None:

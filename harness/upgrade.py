@@ -8,8 +8,6 @@ version A starts again, so the run goes on and its verdict says the rehearsal fa
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +20,7 @@ from harness.instances import Instances
 from harness.journal import FaultMeasured, JournalWriter, UpgradeFinished, UpgradeOutcome
 from harness.processes import ManagedProcess
 from harness.scenario import Migration, Scenario, Step, Target
-from harness.target import Incarnation
+from harness.target import Incarnation, command_env
 
 MIGRATION_LOG = Path("logs") / "migration.log"
 """Where the migration's output goes, relative to the run folder."""
@@ -134,9 +132,7 @@ class UpgradeInjector:
         """Run the migration to its end; whether it succeeded (else the cutover says why)."""
         book = self._instances.books[0]
         argv = [book.render(arg) for arg in migrate.command]
-        env = {**os.environ, **{key: book.render(value) for key, value in migrate.env.items()}}
-        # `python` in a scenario means the interpreter running the harness, as for the target.
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env = command_env(book, migrate.env)
         began = time.monotonic()
         try:
             with runlock.using(self._lock):
