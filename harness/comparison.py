@@ -36,7 +36,7 @@ from harness.baseline import Margin, parse_margin
 from harness.continuity import judge_run, score
 from harness.errors import JournalError, NotifyChaosError
 from harness.journal import Journal, RunStarted, read_journal
-from harness.judging import Judged, Judgement, count_outcomes
+from harness.judging import Judgement, count_outcomes
 from harness.scenario import Scenario
 from harness.scorecard import FIGURES, Figure, Scorecard
 
@@ -209,14 +209,6 @@ def figure_rows(baseline: Scorecard, rehearsal: Scorecard,
     return rows
 
 
-def _state(judged: Judged) -> str:
-    if judged.settled:
-        return judged.outcome
-    if judged.cancelled:
-        return "cancelled"
-    return "unsettled" if judged.owed else "not owed"
-
-
 def _read(folder: Path) -> Journal:
     if not folder.is_dir():
         raise JournalError(f"{folder}: no such run folder")
@@ -281,7 +273,7 @@ def _reminders(before: Judgement, after: Judgement) -> tuple[list[ChangedReminde
                 f"{b.ref}, {b.borrower_id}, {b.amount}) in the rehearsal")
         owed = one.owed and two.owed
         both += owed
-        was, now = _state(one), _state(two)
+        was, now = one.state, two.state
         if was != now:
             changed.append(ChangedReminder(
                 reminder_id=a.reminder_id, ref=a.ref, borrower_id=a.borrower_id, baseline=was,

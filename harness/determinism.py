@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.continuity import judge_run
 from harness.journal import (
     BorrowerOptedOut,
     FaultApplied,
@@ -27,15 +28,12 @@ from harness.journal import (
     FaultTouched,
     Journal,
     MockFaultsChanged,
-    RunEnded,
     RunStarted,
     SendRecorded,
     read_journal,
 )
-from harness.judging import ContentChecks, Correlator, Judged, judge
 from harness.rehearsal import RunResult, rehearse
 from harness.scenario import Overrides, Scenario
-from harness.truth import rebuild
 
 MARGIN = 1.0
 """Seconds either side of a fault step's start or end within which timing decides a fate."""
@@ -71,26 +69,12 @@ class Fate:
                                                              other.touches)
 
 
-def _state(judged: Judged) -> str:
-    if judged.settled:
-        return judged.outcome
-    if judged.cancelled:
-        return "cancelled"
-    return "not owed" if not judged.owed else "unsettled"
-
 
 def fates(journal: Journal) -> dict[str, Fate]:
     """Every scheduled reminder's fate, by reminder id, in the order they were scheduled."""
-    started = journal.first(RunStarted)
-    if started is None:
+    if journal.first(RunStarted) is None:
         return {}
-    scenario = started.scenario
-    ended = journal.first(RunEnded)
-    end = ended.t if ended else max(event.t for event in journal.events)
-    truth = rebuild(journal)
-    judgement = judge(truth, journal.of(SendRecorded),
-                      Correlator(scenario.reminders.correlate, truth.by_ref),
-                      ContentChecks(scenario.reminders.content), end)
+    judgement = judge_run(journal)
     by_subject: dict[str, list[FaultTouched]] = defaultdict(list)
     for touch in journal.of(FaultTouched):
         if touch.subject:
@@ -106,7 +90,7 @@ def fates(journal: Journal) -> dict[str, Fate]:
         touches = (*sorted({f"ledger {t.switch}" for t in ledger}),
                    *(("STOP",) if stopped else ()))
         found[judged.reminder_id] = Fate(
-            judged.reminder_id, _state(judged), copies, touches,
+            judged.reminder_id, judged.state, copies, touches,
             sent=tuple(send.t for send in sends),
             recorded=(judged.truth.scheduled.t, *(t.t for t in ledger)))
     return found

@@ -108,6 +108,16 @@ class Judged:
         return None if arrived is None else arrived - self.remind_at
 
     @property
+    def state(self) -> str:
+        """Its outcome once owed and settled, else `cancelled`, `unsettled` (owed, its window
+        still open at the run's end) or `not owed`: what two runs' reminders are compared by."""
+        if self.settled:
+            return self.outcome
+        if self.cancelled:
+            return "cancelled"
+        return "unsettled" if self.owed else "not owed"
+
+    @property
     def extra_copies(self) -> int:
         """Copies that arrived beyond the first."""
         return max(0, sum(1 for copy in self.copies if copy.arrived) - 1)
