@@ -227,6 +227,9 @@ class FakeVendor:
 
     def __init__(self) -> None:
         self.script: list[str] = []
+        self.once: dict[str, str] = {}
+        """Behaviours for one request each, by the reminder's ref: concurrent sends arrive in
+        no set order, so a script by arrival cannot say which send gets what."""
         self.always: str | None = None
         self.requests: list[dict[str, str]] = []
         self.arrivals: list[float] = []  # time.time() of each request, as `requests`
@@ -234,9 +237,11 @@ class FakeVendor:
         self.release = asyncio.Event()
         self.lookups = 0
 
-    def next_behaviour(self) -> str:
+    def next_behaviour(self, ref: str = "") -> str:
         if self.always is not None:
             return self.always
+        if ref in self.once:
+            return self.once.pop(ref)
         return self.script.pop(0) if self.script else "ok"
 
     def refs(self) -> list[str]:
@@ -252,7 +257,7 @@ class FakeTwilio(FakeVendor):
         auth = aiohttp.BasicAuth.decode(request.headers.get("Authorization", ""))
         if request.match_info["sid"] != TWILIO_SID or auth.password != TWILIO_TOKEN:
             return web.json_response({"code": 20003}, status=401)
-        behaviour = self.next_behaviour()
+        behaviour = self.next_behaviour(form["ref"])
         if behaviour == "swallow":
             self.accepted.append(form)
         if behaviour in ("hang", "hold", "swallow"):

@@ -39,12 +39,13 @@ async def until_role(service: Service, role: str, timeout: float = 15.0) -> None
 
 
 def senders(world: World) -> dict[str, list[str]]:
-    """Each instance's name: the refs whose sends it asked Twilio for, in arrival order."""
+    """Each instance's name: the refs whose sends it asked Twilio for, sorted (concurrent sends
+    arrive in no set order)."""
     by_from = {number: name for name, number in FROM.items()}
     sent: dict[str, list[str]] = {name: [] for name in FROM}
     for request in world.twilio.requests:
         sent[by_from[request["From"]]].append(request["ref"])
-    return sent
+    return {name: sorted(refs) for name, refs in sent.items()}
 
 
 @pytest.mark.parametrize("version", ["1", "2"])
@@ -54,7 +55,7 @@ async def test_the_standby_takes_over_from_a_killed_active_and_sends_each_once(
 ) -> None:
     async with World(tmp_path, reminders=3, version=version) as world:
         # The third send reaches Twilio, and the active dies before Twilio's answer.
-        world.twilio.script = ["ok", "ok", "swallow"]
+        world.twilio.once = {"REF00003": "swallow"}
         active = await start(world, "a")
         standby = await start(world, "b")
         assert (await active.health())["role"] == "active"
@@ -90,7 +91,7 @@ async def test_a_frozen_active_that_wakes_after_losing_the_lease_sends_nothing_m
 ) -> None:
     async with World(tmp_path, reminders=2) as world:
         # The second send gets no answer and is never taken: the active, frozen, cannot tell.
-        world.twilio.script = ["ok", "hang"]
+        world.twilio.once = {"REF00002": "hang"}
         # A second worker, free to claim the backlog the moment the ex-active wakes.
         active = await start(world, "a", WORKERS="2")
         standby = await start(world, "b", WORKERS="2")
