@@ -76,12 +76,22 @@ def test_a_change_made_since_the_snapshot_is_re_served_as_it_stood(
     asyncio.run(scenario())
 
 
+async def clear_moment() -> float:
+    """A moment 50 ms clear of what happened before it and of what happens after it: the
+    ledger's times are whole milliseconds, so a snapshot taken within one of a change could
+    fall on either side of it."""
+    await asyncio.sleep(0.05)
+    taken = time.time()
+    await asyncio.sleep(0.05)
+    return taken
+
+
 def test_only_changes_made_since_the_snapshot_was_taken_are_forgotten(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with served_ledger(tmp_path, changes=Changes(repaid=1.0)) as s:
             older = s.ledger.tick()
             await changed(s)
-            taken = time.time()  # between the two repayments
+            taken = await clear_moment()  # between the two repayments
             newer = s.ledger.tick()
             await changed(s, 2)
             s.ledger.switch(LedgerFaults(snapshot_age=time.time() - taken))
@@ -166,7 +176,7 @@ def test_the_version_restored_is_the_one_standing_when_the_snapshot_was_taken(
                                  population=Population(borrowers=1), seed=120) as s:
             reminder = s.ledger.tick()
             await changed(s)
-            taken = time.time()
+            taken = await clear_moment()
             earlier, later = await changed(s, 2)
             s.ledger.switch(LedgerFaults(snapshot_age=time.time() - taken))
 
