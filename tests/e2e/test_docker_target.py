@@ -47,7 +47,7 @@ def test_the_reference_notifier_in_a_container_survives_kill_pause_and_restart(
     faults = {applied.step: applied.fault for applied in journal.of(FaultApplied)}
     measured = {faults[m.step]: m for m in journal.of(FaultMeasured)}
     for fault, verb in (("process.kill", "docker kill"), ("process.pause", "docker pause"),
-                        ("process.restart", "docker restart")):
+                        ("process.restart", "docker restart"), ("process.stop", "docker stop")):
         assert measured[fault].affected == 1, measured[fault]
         assert measured[fault].detail.startswith(f"{verb} to container "), measured[fault]
     [ready] = [c for c in journal.of(ComponentReady) if c.component == "target"]
@@ -55,8 +55,9 @@ def test_the_reference_notifier_in_a_container_survives_kill_pause_and_restart(
 
     assert run.run_dir is not None
     log = (run.run_dir / "logs" / "target.log").read_text(encoding="utf-8")
-    # Started, started afresh after the kill, restarted: each one's output is in the log.
-    assert log.count("listening on 127.0.0.1:") == 3, log[-3000:]
+    # Started, started afresh after the kill, restarted, started after the maintenance
+    # window: each one's output is in the log.
+    assert log.count("listening on 127.0.0.1:") == 4, log[-3000:]
     assert f"removed container {stale.name} (harness pid {gone.pid}" in log
     assert client.containers.list(all=True, filters={
         "label": f"{RUN_LABEL}={run.run_dir}"}) == []
