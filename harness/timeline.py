@@ -117,14 +117,17 @@ class ProcessInjector:
 
     Once the run `end`s, a kill or stop undone leaves its instance down: the teardown stops
     every instance, and starting one only to stop it would keep the run waiting for nothing.
+    Nor is an instance undone when it is no longer the one the step hit (an upgrade cut it over
+    to version B meanwhile, which is running), or when it runs again already.
     """
 
     def __init__(self, instance_for: Callable[[str], TargetBackend]) -> None:
         self._instance_for = instance_for
         self._ending = threading.Event()
+        self._hit: dict[int, TargetBackend] = {}
 
     def apply(self, index: int, step: Step) -> FaultMeasured:
-        target = self._instance_for(step.link)
+        target = self._hit[index] = self._instance_for(step.link)
         actions = {"process.pause": target.pause, "process.kill": target.kill,
                    "process.restart": target.restart, "process.stop": target.halt}
         before = target.current()
@@ -141,10 +144,14 @@ class ProcessInjector:
 
     def revert(self, index: int, step: Step) -> None:
         target = self._instance_for(step.link)
+        if self._hit.pop(index, target) is not target:
+            return
         if step.fault == "process.pause":
             self._call(target.resume, step)
         elif step.fault in ("process.kill", "process.stop") and not self._ending.is_set():
-            self._call(target.start, step)
+            now = target.current()
+            if now.pid is None or now.exit_code is not None:  # not running (a removed container)
+                self._call(target.start, step)
 
     def end(self) -> None:
         """The run is ending: from now on, no step's undo starts an instance again."""

@@ -58,3 +58,34 @@ def test_a_signal_to_a_target_already_gone_touches_nothing(target: RunningTarget
     measured = ProcessInjector(lambda link: target).apply(2, step("process.pause"))
     assert (measured.probes, measured.affected) == (1, 0)
     assert measured.detail == f"SIGSTOP to pid {pid}, which had already ended (exit code {code})"
+
+
+def test_an_instance_cut_over_meanwhile_is_not_started_again(target: RunningTarget,
+                                                             tmp_path: Path) -> None:
+    # An upgrade during a kill's window put version B in the instance's place: the kill's end
+    # must neither start the old version nor a second copy of the new one.
+    spec = Target(command=[sys.executable, "-m", "http.server", "{target.port}",
+                           "--bind", "127.0.0.1"],
+                  health="http://127.0.0.1:{target.port}/", ready_timeout=20)
+    version_b = RunningTarget(spec, AddressBook({"target.port": str(free_port())}),
+                              tmp_path / "b.log")
+    try:
+        now = {"target": target}
+        injector = ProcessInjector(lambda link: now[link])
+        injector.apply(0, step("process.kill"))
+        now["target"] = version_b
+        b_pid = version_b.process.pid
+        injector.revert(0, step("process.kill"))
+        assert target.process.returncode is not None  # the old version stays down
+        assert (version_b.process.pid, version_b.process.returncode) == (b_pid, None)
+    finally:
+        version_b.stop()
+
+
+def test_an_instance_running_again_already_is_not_started_twice(target: RunningTarget) -> None:
+    injector = ProcessInjector(lambda link: target)
+    injector.apply(0, step("process.kill"))
+    target.start()  # someone brought it back first (a rollback, an operator)
+    pid = target.process.pid
+    injector.revert(0, step("process.kill"))
+    assert (target.process.pid, target.process.returncode) == (pid, None)
