@@ -285,7 +285,7 @@ def compare_command(baseline_run: Path, rehearsal_run: Path, margins: tuple[str,
                     out: Path | None, debug: bool) -> None:
     """Compare REHEARSAL_RUN with BASELINE_RUN (run folders, each scored again from its
     journal): every figure side by side and the reminders whose outcome changed; exit 0 not
-    worse, 1 worse than the baseline by more than a margin (or a reminder lost), 2 the runs
+    worse, 1 worse than the baseline by more than a margin (naming the reminders lost), 2 the runs
     cannot be compared (another seed, population or schedule; a journal that cannot be
     scored), a bad margin or no such folder."""
     try:

@@ -11,7 +11,9 @@ Rules (`notifychaos compare`, README "Comparing a rehearsal with its baseline"):
   reminders, `owed` and each outcome's, which are over the reminders both runs scheduled, so a
   run that ticked once more does not deliver "more") is judged in its `better` direction
   against its margin: shares and counts by default with margin 0, seconds only when given a
-  margin (timing is noisy), figures neither better higher nor lower (`better` None) never. A
+  margin (timing is noisy), and so each outcome's count (continuity and the lost reminders
+  judge those already: a margin on continuity is the whole tolerance), figures neither better
+  higher nor lower (`better` None) never. A
   figure the rehearsal lost (None where the baseline had a value) is worse, whatever its
   margin; one only the rehearsal has is said, never worse.
 - **Reminders** are lined up by id over those both runs scheduled. A reminder's state is its
@@ -19,8 +21,10 @@ Rules (`notifychaos compare`, README "Comparing a rehearsal with its baseline"):
   reminder's state differs. Lost: owed in both, delivered (on time or late) in the baseline,
   not in the rehearsal (by its end: a reminder still in its window when the rehearsal ended
   was not delivered in it either). A run that lasted longer scheduled more: those are counted apart.
-- **The verdict** is worse when a judged figure is worse than its margin allows (a lost
-  reminder lowers `on_time`), else not worse; a worse verdict's reasons name the lost reminders.
+- **The verdict** is worse when a judged figure is worse than its margin allows, or when a
+  reminder was lost (whatever the margins: a reminder the baseline delivered and the rehearsal
+  did not is the regression a rehearsal is for, and one still in its window when the rehearsal
+  ended lowers no figure), else not worse; the reasons name the figures and the lost reminders.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from harness.errors import JournalError, NotifyChaosError
 from harness.journal import Journal, RunStarted, read_journal
 from harness.judging import Judgement, count_outcomes
 from harness.scenario import Scenario
-from harness.scorecard import FIGURES, Figure, Scorecard
+from harness.scorecard import FIGURES, OUTCOMES, Figure, Scorecard
 
 FigureVerdict = Literal["better", "same", "within margin", "worse", "lost", "gained",
                         "not judged", "shown"]
@@ -185,6 +189,12 @@ def _judged(figure: Figure, baseline: float | None, rehearsal: float | None,
     return "worse" if worse_by > margin.allowance(baseline) + _NOISE else "within margin"
 
 
+def _judged_by_default(name: str, figure: Figure) -> bool:
+    """Shares and counts, but the reminders' outcomes: those are what continuity and the lost
+    reminders already judge, so a margin on continuity alone is the tolerance it says."""
+    return figure.unit != "seconds" and figure.better is not None and name not in OUTCOMES
+
+
 def _margin_text(figure: Figure, margin: Margin) -> str:
     return f"{margin}s" if figure.unit == "seconds" and not margin.relative else str(margin)
 
@@ -197,7 +207,7 @@ def figure_rows(baseline: Scorecard, rehearsal: Scorecard,
     for name, figure in FIGURES.items():
         before, after = figure.value(baseline), figure.value(rehearsal)
         margin = given.get(name)
-        if margin is None and figure.unit != "seconds" and figure.better is not None:
+        if margin is None and _judged_by_default(name, figure):
             margin = Margin(name, 0.0)
         verdict = _judged(figure, before, after, margin)
         rows.append(FigureRow(
@@ -318,7 +328,8 @@ def compare(baseline: Path | str, rehearsal: Path | str, margins: Iterable[str] 
     rows = figure_rows(_counted_over(card_one, judged_one, common),
                        _counted_over(card_two, judged_two, common), given)
     worse = [row for row in rows if row.worse]
-    reasons = _reasons(worse, [reminder for reminder in changed if reminder.lost]) if worse else []
+    lost = [reminder for reminder in changed if reminder.lost]
+    reasons = _reasons(worse, lost)
     only_one, only_two = judged_one.reminders[common:], judged_two.reminders[common:]
     return Comparison(
         baseline=_side(first, card_one, judged_one), rehearsal=_side(second, card_two, judged_two),

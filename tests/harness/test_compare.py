@@ -72,9 +72,10 @@ def test_a_lost_reminder_makes_the_rehearsal_worse_and_is_named(tmp_path: Path) 
     result = compare(*pair(tmp_path, baseline, rehearsal))
     assert result.worse
     assert row(result, "continuity") == (1.0, 0.5, "worse")
-    assert row(result, "on_time") == (4.0, 2.0, "worse")
-    assert row(result, "missed") == (0.0, 1.0, "worse")
-    assert row(result, "late") == (0.0, 1.0, "worse")
+    # Outcome counts are shown; continuity and the lost reminders judge them.
+    assert row(result, "on_time") == (4.0, 2.0, "not judged")
+    assert row(result, "missed") == (0.0, 1.0, "not judged")
+    assert row(result, "late") == (0.0, 1.0, "not judged")
     changes = [(r.reminder_id, r.ref, r.borrower_id, r.baseline, r.rehearsal, r.lost)
                for r in result.changed]
     assert changes == [("rem-CCCCCCCC", "CCCCCCCC", "B1", "on_time", "missed", True),
@@ -87,19 +88,26 @@ def test_a_lost_reminder_makes_the_rehearsal_worse_and_is_named(tmp_path: Path) 
     back = compare(tmp_path / "rehearsal", tmp_path / "baseline")
     assert not back.worse and back.lost == []
     assert row(back, "continuity") == (0.5, 1.0, "better")
-    assert row(back, "missed") == (1.0, 0.0, "better")
+    assert row(back, "missed") == (1.0, 0.0, "not judged")
 
 
 def test_margins_allow_that_much_worse_in_the_figures_direction(tmp_path: Path) -> None:
     baseline = reminders(*delivered())
-    rehearsal = reminders(*delivered(REFS[:3]))  # the last one missed: continuity 0.75
+    # The last one late (delivered, so not lost): continuity 0.75.
+    rehearsal = reminders(*delivered(REFS[:3]), sent(REFS[3], 30.0, arrive=15.0))
     folders = pair(tmp_path, baseline, rehearsal)
-    loose = ["continuity=0.25", "on_time=1", "missed=1"]
+    # A margin on continuity is the whole tolerance for reminders not on time.
+    loose = ["continuity=0.25"]
     assert not compare(*folders, loose).worse
     assert row(compare(*folders, loose), "continuity") == (1.0, 0.75, "within margin")
-    assert compare(*folders, ["continuity=0.2", "on_time=1", "missed=1"]).worse
-    assert compare(*folders, ["continuity=25%", "on_time=25%", "missed=1"]).verdict == (
-        "not worse")
+    assert compare(*folders, ["continuity=0.2"]).worse
+    assert compare(*folders, ["continuity=25%"]).verdict == "not worse"
+    # An outcome's count is judged when given a margin of its own.
+    assert row(compare(*folders, [*loose, "late=0"]), "late") == (0.0, 1.0, "worse")
+    # A reminder lost is worse whatever the margins: the regression a rehearsal is for.
+    missed = pair(tmp_path / "missed", baseline, reminders(*delivered(REFS[:3])))
+    assert compare(*missed, ["continuity=0.5"]).reasons == [
+        "1 reminder lost: rem-DDDDDDDD (B1, on_time -> missed)"]
     # Lower is better for duplicates: more of them is worse, by more than the margin.
     extra = reminders(*delivered(), sent(REFS[0], 2.0))
     dup = pair(tmp_path / "dup", baseline, extra)
@@ -138,7 +146,7 @@ def test_reminders_only_one_run_scheduled_are_counted_apart(tmp_path: Path) -> N
         3, ["rem-DDDDDDDD"], [])
     assert (result.owed_only_baseline, result.owed_only_rehearsal) == (1, 0)
     # Counts of reminders are over those both scheduled: one tick less delivers no fewer.
-    assert row(result, "on_time") == (3.0, 3.0, "same")
+    assert row(result, "on_time")[:2] == (3.0, 3.0)
     assert row(result, "owed") == (3.0, 3.0, "shown")
     assert not result.worse and result.changed == []
 
@@ -218,8 +226,10 @@ def test_the_command_prints_writes_and_exits_with_the_verdict(tmp_path: Path) ->
     page = (rehearsal / "compare.html").read_text()
     assert "WORSE than the baseline" in page and "rem-DDDDDDDD" in page
 
-    code, out = invoke(baseline, rehearsal, "--margin", "continuity=0.3", "--margin",
-                       "on_time=1", "--margin", "missed=1", "--out", tmp_path / "elsewhere")
+    late = pair(tmp_path / "late", reminders(*delivered()),
+                reminders(*delivered(REFS[:3]), sent(REFS[3], 30.0, arrive=15.0)))[1]
+    code, out = invoke(baseline, late, "--margin", "continuity=0.3", "--out",
+                       tmp_path / "elsewhere")
     assert code == 0, out
     assert json.loads((tmp_path / "elsewhere" / "compare.json").read_text())["verdict"] == (
         "not worse")
