@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 from harness.errors import JournalError
 from harness.fault_rows import delivered_after_maintenance, fault_rows, step_runs
-from harness.faults import FAULTS
 from harness.journal import (
     AlertReceived,
     ComponentReady,
@@ -91,7 +90,7 @@ def score(journal: Journal) -> Scorecard:
     backlog = Backlog(settled)
     runs = step_runs(journal, scenario, end)
     faults = fault_rows(runs, journal, settled, backlog, t0)
-    upgrades = upgrade_rows(journal, t0)
+    upgrades = upgrade_rows(journal, scenario, t0)
     expected = [row for row in faults if row.expect_alert]
     detections = [row.detection for row in expected if row.detection is not None]
     vendors = vendor_figures(journal.of(VendorCall), list(scenario.vendors))
@@ -127,8 +126,7 @@ def score(journal: Journal) -> Scorecard:
         faults=faults,
         delivered_after_maintenance=delivered_after_maintenance(runs, settled),
         upgrades=upgrades,
-        cut_over_gap=longest_cut_over(upgrades, sum(
-            1 for step in scenario.timeline if FAULTS[step.fault].family == "upgrade")),
+        cut_over_gap=longest_cut_over(upgrades),
         failed_upgrades=sum(1 for row in upgrades if row.failed),
         inconclusive=inconclusive_reasons(faults),
         vendors=vendors,

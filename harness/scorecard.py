@@ -62,7 +62,8 @@ class FaultFigures(_Model):
 
 class UpgradeFigures(_Model):
     """One upgrade step: when version A's stop began (seconds from the start of load), how it
-    ended (`outcome` as journaled: upgraded, migration_failed, not_ready, interrupted) and why,
+    ended (`outcome` as journaled: upgraded, migration_failed, not_ready, interrupted; or
+    never_ran, when the journal has no end of it) and why,
     the migration's exit code (None: timed out, or none given) and seconds, and the cut-over gap
     (stop began to version B healthy; None when B never was)."""
 
@@ -76,7 +77,8 @@ class UpgradeFigures(_Model):
 
     @property
     def failed(self) -> bool:
-        """Whether the cut-over did not reach a healthy version B (it was rolled back)."""
+        """Whether the cut-over did not reach a healthy version B (rolled back, interrupted, or
+        never carried out)."""
         return self.outcome != "upgraded"
 
     def describe(self) -> str:

@@ -121,9 +121,13 @@ def test_a_run_without_an_upgrade_has_no_gap_and_an_older_scorecard_none() -> No
                          run=scenario(*UPGRADING[:1], "gates=[cut_over_gap <= 10s]")))
     assert (card.upgrades, card.cut_over_gap, card.failed_upgrades) == ([], 0.0, 0)
     assert card.verdict == "passed"
-    # An upgrade step that never journaled its end has no gap to show.
-    unfinished = run(step(0, "upgrade", "target", 20.0, 20.0))
-    assert unfinished.cut_over_gap is None
+    # A planned upgrade that never ran (the run ended first) fails: it rehearsed nothing.
+    never = run()
+    [row] = never.upgrades
+    assert (row.step, row.at, row.outcome, never.cut_over_gap) == (0, 20.0, "never_ran", None)
+    assert (never.failed_upgrades, never.verdict) == (1, "failed")
+    assert "step 0 upgrade at 20.0s: never ran: the run ended before the step was carried " \
+        "out" in text_of(never)
     old = Path(__file__).parent / "journal_v1" / "scorecard.json"
     loaded = Scorecard.model_validate_json(old.read_text(encoding="utf-8"))
     assert (loaded.upgrades, loaded.cut_over_gap, loaded.failed_upgrades) == ([], None, 0)
