@@ -122,7 +122,10 @@ class UpgradeInjector:
             self._instances.start_all(version_b)
         except StartupError as exc:
             cutover.outcome = "not_ready"
-            cutover.reason = f"version B did not become ready: {exc}"
+            last = exc.log_tail.strip().splitlines()[-1:]
+            # One line, as every reason: the log's last line says most often why.
+            cutover.reason = f"version B did not become ready: {exc}" + (
+                f" (its log ends: {last[0].strip()[:200]})" if last else "")
             self._roll_back(cutover, started_b=True)
             return
         cutover.ready_at = time.time()

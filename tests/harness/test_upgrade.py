@@ -216,6 +216,7 @@ def test_a_version_b_that_never_gets_ready_is_rolled_back(
     assert finished.reason.startswith("version B did not become ready: target: exited with "
                                       "code 1 before it was ready")
     assert finished.reason.endswith("; rolled back to version A")
+    assert "(its log ends: " in finished.reason and "\n" not in finished.reason
     assert "migration" not in measured.detail
 
 
