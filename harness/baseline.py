@@ -8,6 +8,7 @@ continuity (0.01) and the p50 / p95 / p99 latencies (20 %).
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -71,9 +72,40 @@ def with_defaults(margins: Iterable[Margin]) -> tuple[Margin, ...]:
     return defaults + tuple(given.values())
 
 
+NOISE = 1e-9
+"""A hair of float noise (0.99 - 0.98 > 0.01) must not turn "exactly the margin" into worse."""
+
+
 def higher_is_better(figure: str) -> bool:
     """Whether `figure` improves as it grows (continuity), rather than as it shrinks."""
     return FIGURES[figure].better == "higher"
+
+
+def worse_by(figure: str, baseline: float, now: float) -> float:
+    """How much worse `now` is than `baseline` in the figure's direction (negative: better)."""
+    return baseline - now if higher_is_better(figure) else now - baseline
+
+
+def parse_margins(texts: Iterable[str]) -> dict[str, Margin]:
+    """`NAME=VALUE` margins by figure (see `parse_margin`); an unknown, never judged or repeated
+    figure, or a negative amount, is a ValueError saying so in one line."""
+    margins: dict[str, Margin] = {}
+    for text in texts:
+        name = text.partition("=")[0].strip()
+        if name not in FIGURES:
+            close = difflib.get_close_matches(name, FIGURES, n=1)
+            hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(FIGURES)}"
+            raise ValueError(f"margin {text!r}: no figure {name!r}{hint}")
+        if FIGURES[name].better is None:
+            raise ValueError(f"margin {text!r}: {name} is never judged (neither higher nor "
+                             "lower is better)")
+        if name in margins:
+            raise ValueError(f"margin {text!r}: {name} has a margin already")
+        margin = parse_margin(text)
+        if margin.amount < 0:
+            raise ValueError(f"margin {text!r}: expected an amount of at least 0")
+        margins[name] = margin
+    return margins
 
 
 @dataclass(frozen=True)
@@ -93,10 +125,8 @@ class FigureComparison:
             return False
         if self.now is None:
             return True
-        worse_by = (self.baseline - self.now if higher_is_better(self.figure)
-                    else self.now - self.baseline)
-        # A hair of float noise (0.99 - 0.98 > 0.01) must not turn "exactly the margin" into a fail.
-        return worse_by > self.margin.allowance(self.baseline) + 1e-9
+        return (worse_by(self.figure, self.baseline, self.now)
+                > self.margin.allowance(self.baseline) + NOISE)
 
     def describe(self) -> str:
         """`figure: baseline B, now N, margin M`, as the console and JUnit show it."""
@@ -109,7 +139,7 @@ class FigureComparison:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class BaselineCheck:
     """A scenario's figures against its baseline's."""
 
     scenario: str
@@ -129,15 +159,15 @@ class Comparison:
 
 def compare_values(scenario: str, baseline: Mapping[str, float | None],
                    now: Mapping[str, float | None], margins: Sequence[Margin],
-                   baseline_source: str = "") -> Comparison:
+                   baseline_source: str = "") -> BaselineCheck:
     """Each margin's figure of `now` against `baseline` (figure name -> value)."""
-    return Comparison(scenario, baseline_source, tuple(
+    return BaselineCheck(scenario, baseline_source, tuple(
         FigureComparison(m.figure, baseline.get(m.figure), now.get(m.figure), m)
         for m in margins))
 
 
 def compare(baseline: Scorecard, now: Scorecard, margins: Sequence[Margin] = DEFAULT_MARGINS,
-            baseline_source: str = "") -> Comparison:
+            baseline_source: str = "") -> BaselineCheck:
     """`now`'s figures against `baseline`'s, one comparison per margin."""
     def values(card: Scorecard) -> dict[str, float | None]:
         return {m.figure: card.metric(m.figure) for m in margins}

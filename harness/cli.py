@@ -30,8 +30,7 @@ from harness import (
     score,
     write_reports,
 )
-from harness.baseline import Margin, load_baselines, parse_margin, with_defaults
-from harness.comparison import parse_margins
+from harness.baseline import Margin, load_baselines, parse_margins, with_defaults
 from harness.comparison_report import comparison_summary, write_comparison
 from harness.determinism import check_determinism
 from harness.fleet import mocks_up
@@ -94,7 +93,7 @@ def main() -> None:
 def _margin(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
             ) -> tuple[Margin, ...]:
     try:
-        return with_defaults(parse_margin(value) for value in values)
+        return with_defaults(parse_margins(values).values())
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 

@@ -29,14 +29,13 @@ Rules (`notifychaos compare`, README "Comparing a rehearsal with its baseline"):
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.baseline import Margin, parse_margin
+from harness.baseline import NOISE, Margin, parse_margins, worse_by
 from harness.continuity import judge_run, score
 from harness.errors import JournalError, NotifyChaosError
 from harness.journal import Journal, RunStarted, read_journal
@@ -54,8 +53,6 @@ WORSE: frozenset[FigureVerdict] = frozenset({"worse", "lost"})
 DELIVERED = frozenset({"on_time", "late"})
 SHOWN_LOST = 10
 """How many lost reminders the console and the exit message name (compare.json has all)."""
-_NOISE = 1e-9
-"""A hair of float noise (0.99 - 0.98 > 0.01) must not turn "exactly the margin" into worse."""
 
 
 class NotComparable(NotifyChaosError):
@@ -148,28 +145,6 @@ class Comparison(_Model):
         return list(dict.fromkeys(reminder.borrower_id for reminder in self.changed))
 
 
-def parse_margins(texts: Iterable[str]) -> dict[str, Margin]:
-    """`NAME=VALUE` margins by figure: a number, a duration (`2s`) or a share of the baseline
-    (`20%`); an unknown, unjudged or repeated figure, or a negative amount, is a ValueError."""
-    margins: dict[str, Margin] = {}
-    for text in texts:
-        name = text.partition("=")[0].strip()
-        if name not in FIGURES:
-            close = difflib.get_close_matches(name, FIGURES, n=1)
-            hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(FIGURES)}"
-            raise ValueError(f"margin {text!r}: no figure {name!r}{hint}")
-        if FIGURES[name].better is None:
-            raise ValueError(f"margin {text!r}: {name} is never judged (neither higher nor "
-                             "lower is better)")
-        if name in margins:
-            raise ValueError(f"margin {text!r}: {name} has a margin already")
-        margin = parse_margin(text)
-        if margin.amount < 0:
-            raise ValueError(f"margin {text!r}: expected an amount of at least 0")
-        margins[name] = margin
-    return margins
-
-
 def _judged(figure: Figure, baseline: float | None, rehearsal: float | None,
             margin: Margin | None) -> FigureVerdict:
     if figure.better is None:
@@ -181,12 +156,12 @@ def _judged(figure: Figure, baseline: float | None, rehearsal: float | None,
     assert rehearsal is not None
     if margin is None:
         return "not judged"
-    worse_by = baseline - rehearsal if figure.better == "higher" else rehearsal - baseline
-    if abs(worse_by) <= _NOISE:
+    worse = worse_by(margin.figure, baseline, rehearsal)
+    if abs(worse) <= NOISE:
         return "same"
-    if worse_by < 0:
+    if worse < 0:
         return "better"
-    return "worse" if worse_by > margin.allowance(baseline) + _NOISE else "within margin"
+    return "worse" if worse > margin.allowance(baseline) + NOISE else "within margin"
 
 
 def _judged_by_default(name: str, figure: Figure) -> bool:

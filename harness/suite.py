@@ -24,7 +24,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from harness.baseline import Comparison, Margin, compare_values, higher_is_better
+from harness.baseline import BaselineCheck, Margin, compare_values, higher_is_better
 from harness.errors import NotifyChaosError
 from harness.gates import Gate
 from harness.junit import suite_junit_xml
@@ -90,7 +90,7 @@ class ScenarioRuns:
     gates: tuple[GateVerdict, ...] = ()
     inconclusive: tuple[str, ...] = ()
     spreads: tuple[Spread, ...] = ()
-    comparison: Comparison | None = None
+    comparison: BaselineCheck | None = None
     baseline_missing: bool = False
 
     @property

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness import Comparison, JournalError, cli, compare
-from harness.comparison import SHOWN_LOST, NotComparable, parse_margins
+from harness.baseline import parse_margins
+from harness.comparison import SHOWN_LOST, NotComparable
 from harness.journal import Event, Journal, JournalWriter, RunStarted
 from harness.scenario import Scenario
 from harness.scorecard import FIGURES
