@@ -36,7 +36,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from harness.baseline import NOISE, Margin, parse_margins, worse_by
-from harness.continuity import judge_run, score
+from harness.continuity import scored
 from harness.errors import JournalError, NotifyChaosError
 from harness.journal import Journal, RunStarted, read_journal
 from harness.judging import Judgement, count_outcomes
@@ -296,8 +296,7 @@ def compare(baseline: Path | str, rehearsal: Path | str, margins: Iterable[str] 
     why = _differs(_scenario(first, one), _scenario(second, two))
     if why is not None:
         raise NotComparable(f"{first} and {second} cannot be compared: {why}")
-    card_one, card_two = score(one), score(two)
-    judged_one, judged_two = judge_run(one), judge_run(two)
+    (card_one, judged_one), (card_two, judged_two) = scored(one), scored(two)
     changed, both = _reminders(judged_one, judged_two)
     common = min(len(judged_one.reminders), len(judged_two.reminders))
     rows = figure_rows(_counted_over(card_one, judged_one, common),

@@ -75,6 +75,12 @@ def judge_run(journal: Journal) -> Judgement:
 
 def score(journal: Journal) -> Scorecard:
     """Score a run from its journal alone; the scenario comes from its `run.started` event."""
+    return scored(journal)[0]
+
+
+def scored(journal: Journal) -> tuple[Scorecard, Judgement]:
+    """The run's scorecard and the judgement it was made from, judged once (for what needs
+    both, as `notifychaos compare` does)."""
     started = _started(journal)
     scenario = started.scenario
     ended = journal.first(RunEnded)
@@ -141,5 +147,5 @@ def score(journal: Journal) -> Scorecard:
     )
     judged = card.model_copy(update={"gates": gate_results(scenario.gates, card, judgement)})
     final = verdict(judged, scenario)
-    return judged.model_copy(update={"verdict": final,
-                                     "passed": final in ("passed", "failed_as_expected")})
+    return judged.model_copy(update={"verdict": final, "passed": final in (
+        "passed", "failed_as_expected")}), judgement
