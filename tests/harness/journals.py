@@ -8,6 +8,7 @@ window; unless told otherwise, it belongs to borrower B1 at PHONE and is due 100
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 from harness.journal import (
@@ -17,6 +18,7 @@ from harness.journal import (
     FaultApplied,
     FaultReverted,
     Journal,
+    JournalWriter,
     LoadStarted,
     ReminderScheduled,
     RunEnded,
@@ -112,3 +114,12 @@ def journal(*events: Event | Sequence[Event], end: float = 100.0, status: str = 
         RunEnded(t=T0 + end, status=status),  # type: ignore[arg-type]
     ]
     return Journal(tuple(sorted([*frame, *flat], key=lambda e: e.t)))
+
+
+def run_folder(folder: Path, made: Journal) -> Path:
+    """A run folder whose journal holds `made`'s events."""
+    writer = JournalWriter(folder / "journal", "harness")
+    for event in made.events:
+        writer.write(event)
+    writer.close()
+    return folder

@@ -14,22 +14,13 @@ from click.testing import CliRunner
 from harness import Comparison, JournalError, cli, compare
 from harness.baseline import parse_margins
 from harness.comparison import SHOWN_LOST, NotComparable
-from harness.journal import Event, Journal, JournalWriter, RunStarted
+from harness.journal import Event, Journal, RunStarted
 from harness.scenario import Scenario
 from harness.scorecard import FIGURES
 from tests.harness.chromium import Chromium
-from tests.harness.journals import SCENARIO, journal, owed, scenario, sent
+from tests.harness.journals import SCENARIO, journal, owed, run_folder, scenario, sent
 
 REFS = ("AAAAAAAA", "BBBBBBBB", "CCCCCCCC", "DDDDDDDD")
-
-
-def run_folder(folder: Path, made: Journal) -> Path:
-    """A run folder whose journal holds `made`'s events."""
-    writer = JournalWriter(folder / "journal", "harness")
-    for event in made.events:
-        writer.write(event)
-    writer.close()
-    return folder
 
 
 def reminders(*events: Event, refs: tuple[str, ...] = REFS) -> list[Event]:

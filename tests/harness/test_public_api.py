@@ -31,15 +31,23 @@ from harness.journal import (
     ComponentReady,
     Event,
     FaultTouched,
-    Journal,
-    JournalWriter,
     RunEnded,
     RunStarted,
     read_journal,
 )
 from harness.scorecard import Verdict
 from tests.e2e.conftest import pid_alive
-from tests.harness.journals import BASE, SCENARIO, T0, journal, owed, scenario, sent, step
+from tests.harness.journals import (
+    BASE,
+    SCENARIO,
+    T0,
+    journal,
+    owed,
+    run_folder,
+    scenario,
+    sent,
+    step,
+)
 
 CURATED = [
     "Comparison", "ExitCode", "FaultInjectionError", "JournalError", "LoadError",
@@ -97,18 +105,9 @@ def test_the_journal_layer_loads_without_the_run_machinery() -> None:
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
 
 
-def on_disk(folder: Path, made: Journal) -> Path:
-    """A run folder whose journal holds `made`'s events."""
-    writer = JournalWriter(folder / "journal", "harness")
-    for event in made.events:
-        writer.write(event)
-    writer.close()
-    return folder
-
-
 def test_score_rescores_a_run_folder_or_its_journal_and_writes_nothing(tmp_path: Path) -> None:
     made = journal(owed("AAAAAAAA", 0), sent("AAAAAAAA", 1), sent("AAAAAAAA", 2))
-    run_dir = on_disk(tmp_path / "run", made)
+    run_dir = run_folder(tmp_path / "run", made)
     card = score(run_dir)
     assert card == score_journal(made)
     assert score(str(run_dir / "journal")) == card
