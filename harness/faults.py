@@ -1,9 +1,9 @@
 """The catalogue of fault kinds a timeline step may name, and how their parameters are checked.
 
-Five families: network faults, carried out by the real Toxiproxy server on a link; vendor and
-data faults, switched in a vendor mock or the ledger through its control API; process faults on
-an instance of the target; and the upgrade, which cuts the target over to the scenario's version
-B.
+Seven families: network faults, carried out by the real Toxiproxy server on a link; vendor,
+email, push and data faults, switched in a vendor mock, the mail server, the push service or the
+ledger through its control API; process faults on an instance of the target; and the upgrade,
+which cuts the target over to the scenario's version B.
 """
 
 from __future__ import annotations
@@ -16,9 +16,13 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from harness.durations import parse_duration
-from mocks.control import LedgerFaults, VendorFaults
+from mocks.control import LedgerFaults, MailFaults, PushFaults, VendorFaults
 
 Params = Mapping[str, float | int | str]
+
+Family = Literal["network", "vendor", "email", "push", "data", "process", "upgrade"]
+SWITCHED: tuple[Family, ...] = ("vendor", "email", "push", "data")
+"""The families switched in a mock through its control API."""
 
 
 MS = 0.001
@@ -38,7 +42,7 @@ class FaultKind:
 
     name: str
     about: str
-    family: Literal["network", "vendor", "data", "process", "upgrade"]
+    family: Family
     attributes: tuple[str, ...] = ()
     toxic: str | None = None  # network: the Toxiproxy toxic type; None for `proxy.down`
     switches: Callable[[Params], dict[str, Any]] | None = None  # vendor, data: mock faults
@@ -57,10 +61,18 @@ def _vendor(name: str, about: str, attributes: tuple[str, ...],
     return FaultKind(name, about, "vendor", attributes, switches=switches, times=times or {})
 
 
-def _data(name: str, about: str, attributes: tuple[str, ...],
-          switches: Callable[[Params], dict[str, Any]],
-          times: Mapping[str, float] | None = None) -> FaultKind:
-    return FaultKind(name, about, "data", attributes, switches=switches, times=times or {})
+def _switched(family: Family) -> Callable[..., FaultKind]:
+    def kind(name: str, about: str, attributes: tuple[str, ...],
+             switches: Callable[[Params], dict[str, Any]],
+             times: Mapping[str, float] | None = None) -> FaultKind:
+        return FaultKind(name, about, family, attributes, switches=switches, times=times or {})
+
+    return kind
+
+
+_data = _switched("data")
+_email = _switched("email")
+_push = _switched("push")
 
 
 def _process(name: str, about: str, instant: bool = False) -> FaultKind:
@@ -113,6 +125,32 @@ FAULTS: dict[str, FaultKind] = {kind.name: kind for kind in (
             lambda p: {"dlr_delay": _seconds(p, "delay"),
                        "dlr_loss": p.get("loss", 0.0), "dlr_duplicate": p.get("duplicate", 0.0),
                        "dlr_reorder": p.get("reorder", 0)}, {"delay": MS}),
+    _vendor("vendor.template_rejected", "every send is refused: the message template is no "
+            "longer approved (a rule change), in the vendor's own words", (),
+            lambda p: {"rejects": "template"}),
+    _vendor("vendor.signature_rejected", "every send is refused: the sender signature is no "
+            "longer approved, in the vendor's own words", (),
+            lambda p: {"rejects": "signature"}),
+    _vendor("vendor.content_filter", "the carrier's content rule: accepted messages whose text "
+            "matches pattern are dropped silently (action: drop) or diverted to the spam folder "
+            "(action: spam)", ("pattern", "action"),
+            lambda p: {"content_filter": p.get("pattern", "https?://"),
+                       "content_action": p.get("action", "drop")}),
+    _email("email.greylist", "greylisting: each message's first attempt gets 451, and retries "
+           "sooner than retry_after too", ("retry_after",),
+           lambda p: {"greylist": _seconds(p, "retry_after") or 5.0}, {"retry_after": MS}),
+    _email("email.reject", "every message is refused with status (default 554)", ("status",),
+           lambda p: {"reject": p.get("status", 554)}),
+    _email("email.slow_data", "the reply to the end of DATA comes after delay", ("delay",),
+           lambda p: {"data_delay": _seconds(p, "delay")}, {"delay": MS}),
+    _email("email.drop_after_data", "a fraction of messages is recorded, then the connection "
+           "closes with no reply (the lost response of SMTP)", ("fraction",),
+           lambda p: {"drop_after_data": p.get("fraction", 1.0)}),
+    _push("push.unavailable", "every send gets 503 UNAVAILABLE", (),
+          lambda p: {"unavailable": True}),
+    _push("push.quota", "every send gets 429 QUOTA_EXCEEDED", (), lambda p: {"quota": True}),
+    _push("push.latency", "the push service answers after latency", ("latency",),
+          lambda p: {"latency": _seconds(p, "latency")}, {"latency": MS}),
     _data("data.stale", "the ledger's replica lags the truth by lag", ("lag",),
           lambda p: {"lag": _seconds(p, "lag")}, {"lag": MS}),
     _data("data.drop", "a fraction of reminders never reaches the replica", ("fraction",),
@@ -149,8 +187,8 @@ MAX_TOXIC_TIME = 3600.0
 MAX_TOXIC_NUMBER = 2**31 - 1
 """The largest number a toxic attribute takes (Toxiproxy's are ints on its wire)."""
 
-MOCK_FAULTS: dict[str, type[VendorFaults] | type[LedgerFaults]] = {
-    "vendor": VendorFaults, "data": LedgerFaults}
+MOCK_FAULTS: dict[str, type[VendorFaults | MailFaults | PushFaults | LedgerFaults]] = {
+    "vendor": VendorFaults, "email": MailFaults, "push": PushFaults, "data": LedgerFaults}
 """The control-API model each mock-switched family speaks."""
 
 
@@ -170,7 +208,7 @@ def read_params(kind: FaultKind, params: Params, written: bool) -> dict[str, flo
                          f"(expected {expected})")
     read = {name: _time(kind, name, value, written) if name in kind.times else value
             for name, value in params.items()}
-    if kind.family in ("vendor", "data"):
+    if kind.family in SWITCHED:
         _check_switches(kind, read)
     elif kind.family == "network":
         _check_network(kind, read)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from harness.errors import JournalError
 from harness.scenario import Scenario
+from mocks.manifest import Channel
 
 
 class _Event(BaseModel):
@@ -29,9 +30,11 @@ class _Event(BaseModel):
     seq: int = 0
 
 
-JOURNAL_SCHEMA = 2
+JOURNAL_SCHEMA = 3
 """The journal format this code writes and reads up to: 1 before `run.started` said its
-`schema_version` (no instances, upgrade or rehearsal data faults), 2 since."""
+`schema_version` (no instances, upgrade or rehearsal data faults), 2 with them, 3 since sends
+name their channel and the borrower app's opens are journaled (`app.opened`)."""
+
 
 
 class RunStarted(_Event):
@@ -80,6 +83,12 @@ class ReminderScheduled(_Event):
     borrower_id: str
     name: str
     phone: str
+    email: str = ""
+    device_token: str = ""
+    """The push token of the borrower's app ("" when they have none)."""
+    national_id: str = ""
+    account: str = ""
+    """The repayment account (bank card) number."""
     opted_out: bool = False
     amount: str
     due_date: str
@@ -111,6 +120,10 @@ class BorrowerChanged(_Event):
 class SendRecorded(_Event):
     """A vendor mock accepted a message; `handset` says where it went, `inbox_at` when it arrived.
 
+    `channel` says how: an SMS vendor (`to` a phone number), the push service (`to` a device
+    token; `body` the notification's title and text on two lines) or the mail server (`to` an
+    address; `body` the subject, a blank line, the text). `vendor` names the mock.
+
     `handset` is `delivered` (the inbox), `spam` (the spam folder), `absent` (the phone was
     off: never arrived) or `dropped` (the vendor accepted it and never delivered it).
 
@@ -120,6 +133,7 @@ class SendRecorded(_Event):
     """
 
     kind: Literal["send.recorded"] = "send.recorded"
+    channel: Channel = "sms"
     vendor: str
     message_id: str
     to: str
@@ -148,7 +162,9 @@ class VendorCall(_Event):
 
 
 class BorrowerOptedOut(_Event):
-    """A borrower replied STOP: from now on the ledger's truth says send them nothing."""
+    """A borrower opted out where the notifier hears of it (a STOP reply to an SMS vendor, or
+    the app's setting: `vendor` "app"): from now on the ledger's truth says send them
+    nothing, on any channel."""
 
     kind: Literal["borrower.opted_out"] = "borrower.opted_out"
     phone: str
@@ -232,6 +248,19 @@ class LoadFinished(_Event):
     failures: int
 
 
+class AppOpened(_Event):
+    """A borrower opened the bank's app (Locust, through the `app` link): how the app's view of
+    their next installment answered (`status` None: no answer), and what it showed."""
+
+    kind: Literal["app.opened"] = "app.opened"
+    borrower_id: str
+    status: int | None
+    latency: float
+    reminder_id: str | None = None
+    amount: str | None = None
+    due_date: str | None = None
+
+
 UpgradeOutcome = Literal["upgraded", "migration_failed", "not_ready", "interrupted"]
 """How an upgrade step ended: version B ready; the migration failed (non-zero exit, timed out,
 or could not start) or version B never became ready, both rolled back to version A; or the run
@@ -260,7 +289,7 @@ Event = Annotated[
     RunStarted | RunEnded | ComponentReady | ReminderScheduled | ReminderChanged
     | BorrowerChanged | SendRecorded | VendorCall | BorrowerOptedOut | MockFaultsChanged
     | FaultTouched | FaultApplied | FaultReverted | FaultMeasured | AlertReceived
-    | LoadStarted | LoadFinished | UpgradeFinished,
+    | LoadStarted | LoadFinished | UpgradeFinished | AppOpened,
     Field(discriminator="kind"),
 ]
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)

@@ -155,7 +155,9 @@ class Run:
         teardown.callback(self._finish_load, load)
         switches = ControlInjector({"ledger": manifest.ledger_control_url,
                                     **{f"vendors.{name}": vendor.control_url
-                                       for name, vendor in manifest.vendors.items()}},
+                                       for name, vendor in manifest.vendors.items()},
+                                    **{kind: channel.control_url
+                                       for kind, channel in manifest.channels.items()}},
                                    manifest.ca_bundle, manifest.token)
         canary = Canary.through(links, ca_bundle=manifest.ca_bundle, secure={
             f"vendors.{name}" for name, vendor in manifest.vendors.items()
@@ -163,7 +165,8 @@ class Run:
         processes = ProcessInjector(instances.for_link)
         upgrade = UpgradeInjector(instances, self.scenario, self.journal, self.run_dir, self.say)
         injector = FamilyInjector({"network": NetworkInjector(control, canary),
-                                   "vendor": switches, "data": switches,
+                                   "vendor": switches, "email": switches, "push": switches,
+                                   "data": switches,
                                    "process": processes, "upgrade": upgrade})
         timeline = TimelinePlayer(self.scenario.timeline, injector, self.journal,
                                   on_error=lambda error: self.say(FAULT_INJECTION_FAILED + error))
@@ -228,7 +231,8 @@ class Run:
             seed=self.scenario.seed, window=self.scenario.reminders.window,
             lead=self.scenario.reminders.lead, population=self.scenario.population,
             changes=self.scenario.changes, journal_dir=str(self.run_dir / "journal"),
-            handsets=self.scenario.handsets,
+            handsets=self.scenario.handsets, channels=list(self.scenario.channels),
+            app=self.scenario.app is not None, run_dir=str(self.run_dir),
             vendors={name: vendor.model_copy(update={
                 key: book.render(url) for key in ("report_url", "inbound_url")
                 if (url := getattr(vendor, key))})
@@ -254,6 +258,10 @@ class Run:
         upstreams = {"ledger": urlsplit(manifest.ledger_url).netloc}
         for name, vendor in manifest.vendors.items():
             upstreams[f"vendors.{name}"] = urlsplit(vendor.url).netloc
+        for kind, channel in manifest.channels.items():
+            upstreams[kind] = urlsplit(channel.url).netloc
+        if self.scenario.app is not None:  # the borrower app is the ledger's view
+            upstreams["app"] = upstreams["ledger"]
         return upstreams
 
     def _addresses(self, manifest: Manifest, links: dict[str, Link]) -> dict[str, str]:
@@ -266,6 +274,13 @@ class Run:
                        f"vendors.{name}.port": str(link.listen_port)}
             values |= {f"vendors.{name}.credentials.{key}": value
                        for key, value in vendor.credentials.items()}
+        for kind, channel in manifest.channels.items():
+            link = links[kind]
+            values |= {f"{kind}.url": _through(link, channel.url),
+                       f"{kind}.host": link.listen_host, f"{kind}.port": str(link.listen_port)}
+            values |= {f"{kind}.credentials.{key}": value
+                       for key, value in channel.credentials.items()}
+            values |= {f"{kind}.{name}": value for name, value in channel.values.items()}
         return values
 
 

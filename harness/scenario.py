@@ -32,8 +32,9 @@ from harness.gates import Gate, parse_gate
 from harness.scenario_input import read_bytes, read_document, read_value
 from mocks.bank import Changes, Population
 from mocks.catalogue import credential_keys
+from mocks.channels import channel_placeholders
 from mocks.handsets import HandsetConfig
-from mocks.manifest import VendorConfig
+from mocks.manifest import Channel, ChannelKind, VendorConfig
 
 
 def _gate(value: Any) -> Any:
@@ -220,6 +221,40 @@ class Reminders(_Model):
         return value
 
 
+class ChannelSpec(_Model):
+    """A channel beside SMS that reminders may reach borrowers by, and its window."""
+
+    window: Duration = Field(gt=0, description="a reminder delivered on this channel is on "
+                             "time if it arrives within this of remind_at")
+
+
+class Compliance(_Model):
+    """What every message, on any channel, must and must not say."""
+
+    visible: int = Field(default=4, ge=0, le=18, description="characters of a personal-data "
+                         "field (national id, account number, phone) a message may show, as "
+                         "the last four in ****1234; more of it is exposed")
+    optout_notice: str | None = Field(default=None, description="a regular expression every "
+                                      "message must match, e.g. '回T退订|reply STOP'")
+
+    @field_validator("optout_notice")
+    @classmethod
+    def _notice_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class App(_Model):
+    """Borrowers opening the bank's app during the run (Locust, through the `app` link): the
+    app's view of their next installment, which must stay up when SMS is down."""
+
+    opens: Rate = Field(gt=0, description="app opens per second")
+
+
 class Load(_Model):
     """The Locust users that make installments fall due."""
 
@@ -250,8 +285,8 @@ class Step(_Model):
                                                   "parameters; times are durations with their "
                                                   "unit (latency: 800ms, delay: 2s)")
     expect_alert: bool | None = Field(default=None, description="whether the notifier must "
-                                      "alert about it; by default yes for network and vendor "
-                                      "faults, no for data and process faults")
+                                      "alert about it; by default yes for network, vendor, "
+                                      "email and push faults, no for data and process faults")
 
     @field_validator("fault")
     @classmethod
@@ -279,7 +314,7 @@ class Step(_Model):
         """Whether a notifier must notice this step (see `expect_alert`)."""
         if self.expect_alert is not None:
             return self.expect_alert
-        return FAULTS[self.fault].family in ("network", "vendor")
+        return FAULTS[self.fault].family in ("network", "vendor", "email", "push")
 
 
 class Demonstration(_Model):
@@ -307,6 +342,11 @@ class Scenario(_Model):
     population: Population = Population()
     changes: Changes = Changes()
     reminders: Reminders
+    channels: dict[ChannelKind, ChannelSpec] = Field(default={}, description="channels beside "
+                                                     "SMS (push, email) served in this run, "
+                                                     "each with its window")
+    compliance: Compliance = Compliance()
+    app: App | None = None
     load: Load = Load()
     timeline: list[Step] = []
     gates: list[GateExpr] = []
@@ -328,12 +368,25 @@ class Scenario(_Model):
         reminder's window has passed (lead + window)."""
         if self.drain is not None:
             return self.drain
-        return self.reminders.lead + self.reminders.window
+        return self.reminders.lead + max(self.window_of(channel) for channel in self.allowed)
+
+    @property
+    def allowed(self) -> tuple[Channel, ...]:
+        """The channels a reminder may reach its borrower by: SMS, and those served."""
+        return ("sms", *(channel for channel in ("push", "email") if channel in self.channels))
+
+    def window_of(self, channel: Channel) -> float:
+        """How long after remind_at a reminder delivered by `channel` is on time (SMS:
+        `reminders.window`)."""
+        spec = self.channels.get(channel) if channel != "sms" else None
+        return self.reminders.window if spec is None else spec.window
 
     @property
     def links(self) -> list[str]:
-        """The Toxiproxy links of this run: the ledger and one per vendor."""
-        return ["ledger", *(f"vendors.{name}" for name in self.vendors)]
+        """The Toxiproxy links of this run: the ledger, one per vendor, one per channel
+        beside SMS, and the app (the ledger's borrower-facing view) when borrowers open it."""
+        return ["ledger", *(f"vendors.{name}" for name in self.vendors), *self.channels,
+                *(["app"] if self.app is not None else [])]
 
     @property
     def instance_links(self) -> dict[str, int]:
@@ -354,6 +407,8 @@ class Scenario(_Model):
         for name, vendor in self.vendors.items():
             names |= {f"vendors.{name}.url", f"vendors.{name}.host", f"vendors.{name}.port"}
             names |= {f"vendors.{name}.credentials.{key}" for key in credential_keys(vendor.kind)}
+        for channel in self.channels:
+            names |= channel_placeholders(channel)
         return names
 
 
@@ -510,6 +565,11 @@ def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> 
                 path, _line_of(root, ("timeline", index, "link")),
                 f"timeline[{index}].link: {step.fault} needs a vendor link (vendors.<name>), "
                 f"got {step.link!r}")
+        if family in ("email", "push") and step.link != family:
+            raise ScenarioError(
+                path, _line_of(root, ("timeline", index, "link")),
+                f"timeline[{index}].link: {step.fault} acts on link {family!r} (the scenario's "
+                f"channels.{family}), got {step.link!r}")
         if family == "data" and step.link != "ledger":
             raise ScenarioError(
                 path, _line_of(root, ("timeline", index, "link")),

@@ -58,6 +58,8 @@ class FaultFigures(_Model):
     outcomes_exposed: dict[Outcome, int]
     duplicates_exposed: int
     recovery: float | None
+    channels_exposed: dict[str, int] = {}
+    """Of the reminders exposed, how many were delivered correctly by each channel."""
 
 
 class UpgradeFigures(_Model):
@@ -91,6 +93,22 @@ class UpgradeFigures(_Model):
                      else f"migration exit {self.migration_exit} in {self.migration_seconds:.1f}s")
         gap = "-" if self.cut_over_gap is None else f"{self.cut_over_gap:.1f}s"
         return f"{head}: upgraded; {migration}; cut-over gap {gap}"
+
+
+class AppFigures(_Model):
+    """The borrower app's view of the next installment, as borrowers opening it met it:
+    `answered` opens got a 200 with a view, `correct` ones showed the truth of that moment
+    (the installment due next, its amount and due date). `*_in_faults` count the opens made
+    while a fault step was in force."""
+
+    opens: int
+    answered: int
+    correct: int
+    opens_in_faults: int
+    answered_in_faults: int
+    availability: float | None
+    correctness: float | None
+    availability_in_faults: float | None
 
 
 class LoadFigures(_Model):
@@ -138,12 +156,15 @@ class Attempt(_Model):
 
     t: float
     vendor: str
+    channel: str = "sms"
     to: str
     handset: str
     inbox_at: float | None
     message_id: str
     faults: list[str]
     verdict: str
+    exposed: list[str] = []
+    """The personal-data fields its body showed beyond what the scenario allows."""
 
 
 class ReminderTrace(_Model):
@@ -198,6 +219,18 @@ class Scorecard(_Model):
     sent_after_repayment: int
     sent_to_test_data: int = 0
     """0 in a scorecard from before test data was counted (no run could leak it then)."""
+    pii_exposed: int = 0
+    missing_optout_notice: int = 0
+    """Both 0 in a scorecard from before messages were checked for them."""
+    channel_mix: dict[str, int] = {}
+    """Reminders delivered correctly, by the channel of the copy that decided."""
+    sms_share: float | None = None
+    push_share: float | None = None
+    email_share: float | None = None
+    """Of the reminders delivered correctly and exposed to no fault, the share each channel
+    delivered (None when there were none)."""
+    app: AppFigures | None = None
+    """None when no borrower opened the app."""
     latency: Latency
     longest_blackout: float
     max_recovery: float | None
@@ -267,6 +300,15 @@ def _latency(which: Literal["p50", "p95", "p99"], about: str) -> Figure:
     return Figure(f"{which}_latency", about, value, "lower", "seconds")
 
 
+def _app(name: str, about: str, which: Literal["availability", "correctness",
+                                                "availability_in_faults"]) -> Figure:
+    def value(card: Scorecard) -> float | None:
+        raw: float | None = None if card.app is None else getattr(card.app, which)
+        return raw
+
+    return Figure(name, about, value, "higher", "share")
+
+
 FIGURES: dict[str, Figure] = {figure.name: figure for figure in (
     _field("continuity", "on-time reminders / owed reminders (0..1)", "higher", "share"),
     _field("owed", "reminders owed and settled during the run", None),
@@ -310,6 +352,22 @@ FIGURES: dict[str, Figure] = {figure.name: figure for figure in (
            "healthy (0 when the scenario upgrades nothing; none when version B never got "
            "ready)",
            unit="seconds"),
+    _field("pii_exposed", "messages (any channel) that showed a borrower's national id, "
+           "account number or phone beyond what compliance.visible allows"),
+    _field("missing_optout_notice", "messages (any channel) for a reminder without the opt-out "
+           "notice compliance.optout_notice asks for (0 when it asks none)"),
+    _field("sms_share", "of the reminders delivered correctly outside every fault, the share "
+           "delivered by SMS", "higher", "share"),
+    _field("push_share", "of the reminders delivered correctly outside every fault, the share "
+           "delivered by push", None, "share"),
+    _field("email_share", "of the reminders delivered correctly outside every fault, the share "
+           "delivered by e-mail", None, "share"),
+    _app("app_availability", "share of the borrowers' app opens answered with their next "
+         "installment", "availability"),
+    _app("app_correctness", "share of the app's answers that showed the truth of that moment",
+         "correctness"),
+    _app("app_availability_in_faults", "share of the app opens made while a fault was in force "
+         "that were answered", "availability_in_faults"),
     _field("failed_upgrades", "upgrade steps rolled back to version A: the migration failed or "
            "version B never got ready (any fails the run)"),
 )}

@@ -34,6 +34,8 @@ _AREAS = ("110101", "110105", "310101", "310115", "440103", "440305", "330106", 
           "510104", "420102", "610113", "500103")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _REF_CHARS = string.ascii_uppercase + string.digits
+# Issuer numbers of UnionPay debit cards of four large Chinese banks (ICBC, ABC, CCB, BOC).
+_CARD_BINS = ("622202", "622848", "621700", "621661")
 # The test environment's numbers: +86 170 0000 0000 to +86 170 0009 9999, a block of the 170
 # virtual-operator prefix (where test SIM pools live), which _PREFIXES leaves out, so no
 # production borrower's number, new number or drifted number is ever one of them.
@@ -56,6 +58,11 @@ class Population(_Model):
     locale: str = "zh_CN"
     opted_out: float = Field(default=0.0, ge=0, le=1,
                              description="fraction of borrowers opted out of SMS at the start")
+    app_users: float = Field(default=1.0, ge=0, le=1, description="fraction of borrowers with "
+                             "the bank's app, and so a push token")
+    stale_tokens: float = Field(default=0.0, ge=0, le=1, description="fraction of those push "
+                                "tokens that are stale (the app was removed): the push service "
+                                "answers UNREGISTERED")
 
 
 class Changes(_Model):
@@ -97,13 +104,18 @@ def _money(cents: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Borrower:
-    """A borrower as the core banking system holds them now (the national id is never served)."""
+    """A borrower as the core banking system holds them now, personal data included: the
+    national id, the repayment account (a bank card number), the e-mail address and the push
+    token of their app ("" without one)."""
 
     borrower_id: str
     name: str
     phone: str
     national_id: str
     opted_out: bool
+    email: str = ""
+    account: str = ""
+    device_token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +212,23 @@ def _national_id(rng: random.Random) -> str:
     return body + "10X98765432"[total % 11]
 
 
+_TOKEN_CHARS = string.ascii_letters + string.digits + "-_"
+
+
+def pick_token(rng: random.Random, n: int) -> str:
+    """`n` characters of a push token's alphabet."""
+    return "".join(rng.choices(_TOKEN_CHARS, k=n))
+
+
+def luhn_digit(digits: str) -> str:
+    """The Luhn check digit that makes `digits` + it a valid card number."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    return str(-total % 10)
+
+
 class Bank:
     """The truth of the core banking system, made from the seed.
 
@@ -241,14 +270,32 @@ class Bank:
             rng = random.Random(f"{self._seed}:borrower:{number}")
             self._faker.seed_instance(f"{self._seed}:name:{number}")
             opted_out = self._opt_outs(index) < self._opted_out_count
-            borrower = Borrower(borrower_id=f"B{number:06d}", name=self._faker.name(),
+            name = self._faker.name()
+            borrower = Borrower(borrower_id=f"B{number:06d}", name=name,
                                 phone=self._phone(index), national_id=_national_id(rng),
-                                opted_out=opted_out)
+                                opted_out=opted_out, **self._contact(number))
             account = self._accounts[borrower.borrower_id] = _Account(
                 borrower=borrower, loan_id=f"ML-{number:06d}",
                 monthly_cents=rng.randint(200_000, 2_000_000),
                 next_installment=rng.randint(1, 240), planned_opted_out=opted_out)
         return account
+
+    def _contact(self, number: int) -> dict[str, str]:
+        """Borrower `number`'s e-mail address, repayment card and app push token, each drawn
+        from their own seed (so that the draws of everything else stay as they were)."""
+        self._faker.seed_instance(f"{self._seed}:contact:{number}")
+        email = f"{self._faker.user_name()}.{number}@{self._faker.free_email_domain()}"
+        # A UnionPay debit card: a bank's BIN, the account digits, the Luhn check digit.
+        card = self._faker.numerify(f"{self._faker.random_element(_CARD_BINS)}#########")
+        rng = random.Random(f"{self._seed}:token:{number}")
+        app_user = draw(self._seed, "app-user", number) < self._population.app_users
+        token = (pick_token(rng, 22) + ":APA91b" + pick_token(rng, 40)) if app_user else ""
+        return {"email": email, "account": card + luhn_digit(card), "device_token": token}
+
+    def stale_token(self, token: str) -> bool:
+        """Whether the push token `token` is stale (its app was removed): a keyed draw, so the
+        push service can tell without asking whose it is."""
+        return draw(self._seed, "stale-token", token) < self._population.stale_tokens
 
     def borrower(self, index: int) -> Borrower:
         """Borrower number `index + 1` (`B000001` is index 0) as they are now."""

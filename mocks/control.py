@@ -1,12 +1,21 @@
-"""The mocks' control API: the faults a vendor mock, or the ledger, can be switched to."""
+"""The mocks' control API: the faults a vendor mock, a channel mock (mail, push) or the ledger
+can be switched to."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated, Literal, TypeVar
 
 from aiohttp import StreamReader, web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from mocks.guard import within_deadline
 from mocks.paths import CANARY_PATH
@@ -45,6 +54,52 @@ class VendorFaults(BaseModel):
     dlr_loss: float = Field(default=0.0, ge=0, le=1)
     dlr_duplicate: float = Field(default=0.0, ge=0, le=1)
     dlr_reorder: bool = False
+    rejects: Literal["template", "signature"] | None = Field(
+        default=None, description="every send is refused, in the vendor's own words, because "
+        "its template or its sender signature is no longer approved (a rule change)")
+    content_filter: str | None = Field(default=None, max_length=200, description="a regular "
+                                       "expression: the carrier's content rule acts on every "
+                                       "accepted message whose text it finds")
+    content_action: Literal["drop", "spam"] = Field(
+        default="drop", description="drop: the message silently never arrives; spam: it is "
+        "diverted to the spam folder")
+
+    @field_validator("content_filter")
+    @classmethod
+    def _a_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class MailFaults(BaseModel):
+    """Faults of the mail server mock (SMTP), switched by its control API; all off at first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    greylist: float = Field(default=0.0, ge=0, le=MAX_SECONDS, description="greylisting: "
+                            "a message's first attempt is refused with 451, and so is every "
+                            "retry sooner than this many seconds after it (0: off)")
+    reject: int | None = Field(default=None, ge=500, le=599, description="every message is "
+                               "refused with this 5xx reply")
+    data_delay: float = Field(default=0.0, ge=0, le=MAX_SECONDS, description="seconds before "
+                              "the reply to the end of DATA")
+    drop_after_data: float = Field(default=0.0, ge=0, le=1, description="fraction of messages "
+                                   "recorded, then the connection closed with no reply")
+
+
+class PushFaults(BaseModel):
+    """Faults of the push service mock (FCM HTTP v1), switched by its control API."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    unavailable: bool = Field(default=False, description="every send gets 503 UNAVAILABLE")
+    quota: bool = Field(default=False, description="every send gets 429 QUOTA_EXCEEDED")
+    latency: float = Field(default=0.0, ge=0, le=MAX_SECONDS,
+                           description="seconds before answering")
 
 
 class LedgerFaults(BaseModel):

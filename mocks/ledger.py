@@ -183,7 +183,9 @@ class Ledger:
         self._journal.write(ReminderScheduled(
             t=record.as_of_ms / 1000, reminder_id=record.reminder_id, ref=record.ref,
             loan_id=record.loan_id, borrower_id=borrower.borrower_id, name=borrower.name,
-            phone=borrower.phone, opted_out=borrower.opted_out, amount=record.amount,
+            phone=borrower.phone, email=borrower.email, device_token=borrower.device_token,
+            national_id=borrower.national_id, account=borrower.account,
+            opted_out=borrower.opted_out, amount=record.amount,
             due_date=record.due_date.isoformat(), remind_at=record.remind_at_ms / 1000,
             send_by=record.send_by_ms / 1000))
         self._versions[record.reminder_id] = [record]
@@ -329,7 +331,10 @@ def as_wire(record: Record, schema: str | None) -> dict[str, object]:
         "status": record.status,
         "loan_id": record.loan_id,
         "borrower": {"borrower_id": borrower.borrower_id, "name": borrower.name,
-                     "phone": borrower.phone, "opted_out": borrower.opted_out},
+                     "phone": borrower.phone, "email": borrower.email or None,
+                     "device_token": borrower.device_token or None,
+                     "national_id": borrower.national_id, "account": borrower.account or None,
+                     "opted_out": borrower.opted_out},
         "installment": {"number": record.installment, "amount": record.amount,
                         "currency": "CNY",
                         "dueDate" if schema == "renamed_field" else "due_date": due_date},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -35,6 +36,16 @@ class VendorConfig(_Model):
         return value
 
 
+Channel = Literal["sms", "push", "email"]
+"""How a message reaches a borrower: a text through an SMS vendor, a push notification to the
+bank's app, or an e-mail."""
+CHANNELS: tuple[Channel, ...] = ("sms", "push", "email")
+
+ChannelKind = Literal["push", "email"]
+"""The channels beside SMS a run may serve: the push service (FCM HTTP v1) and the mail server
+(SMTP)."""
+
+
 class MocksConfig(_Model):
     """Everything the mock process needs to start; `token` is the run's secret for the
     control APIs (fresh per config unless given: the harness makes one per run)."""
@@ -47,6 +58,11 @@ class MocksConfig(_Model):
     journal_dir: str
     vendors: dict[str, VendorConfig]
     handsets: HandsetConfig = HandsetConfig()
+    channels: list[ChannelKind] = []
+    app: bool = False
+    """Whether the ledger serves the borrower app's view (the `app` link's upstream)."""
+    run_dir: str = ""
+    """Where a channel may write files the target reads (the push service account)."""
     token: str = Field(default_factory=lambda: secrets.token_urlsafe(32), min_length=16)
 
 
@@ -60,6 +76,18 @@ class VendorEndpoint(_Model):
     sends_url: str
 
 
+class ChannelEndpoint(_Model):
+    """Where a channel mock listens (`url`: `http://...` for push, `smtp://host:port` for
+    mail), the credentials it accepts, its control API, and the further placeholder values it
+    gives the target (`values`, by name without the channel: `project`, `credentials_file`)."""
+
+    kind: ChannelKind
+    url: str
+    credentials: dict[str, str]
+    control_url: str
+    values: dict[str, str] = {}
+
+
 class Manifest(_Model):
     """The served topology: one base URL per mock, each vendor's credentials, the PEM file
     of the test CA that signed the certificate of every HTTPS vendor mock, and the token the
@@ -71,4 +99,5 @@ class Manifest(_Model):
     alerts_url: str
     ca_bundle: str
     vendors: dict[str, VendorEndpoint]
+    channels: dict[ChannelKind, ChannelEndpoint] = {}
     token: str

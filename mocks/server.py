@@ -17,6 +17,7 @@ from harness.journal import JournalWriter
 from mocks import alerts, guard, ledger
 from mocks.access import require_token
 from mocks.catalogue import issue_credentials, serves_tls, vendor_module
+from mocks.channels import ChannelDeps, ChannelServer, start_channel
 from mocks.deadlines import IDLE_TIMEOUT, LINGER, STOP_GRACE
 from mocks.handsets import Handsets
 from mocks.manifest import Manifest, MocksConfig, VendorEndpoint
@@ -71,13 +72,14 @@ async def serve(config: MocksConfig, manifest_path: Path,
     journal = JournalWriter(Path(config.journal_dir), "mocks")
     record = SendRecord(journal)
     runners: list[web.AppRunner] = []
+    channels: list[ChannelServer] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        ledger_url = await _serve(
-            ledger.create_app(ledger.Ledger(journal, config)), runners, config.token)
+        the_ledger = ledger.Ledger(journal, config)
+        ledger_url = await _serve(ledger.create_app(the_ledger), runners, config.token)
         alerts_url = await _serve(alerts.create_app(journal), runners, config.token) + "/alerts"
         vendors: dict[str, VendorEndpoint] = {}
         handsets = Handsets(config.handsets, config.seed)
@@ -92,13 +94,23 @@ async def serve(config: MocksConfig, manifest_path: Path,
                                            credentials=mock.credentials,
                                            control_url=f"{url}/__notifychaos/faults",
                                            sends_url=f"{url}/__notifychaos/sends")
+        deps = ChannelDeps(journal=journal, record=record, bank=the_ledger.bank,
+                           handsets=handsets, seed=config.seed,
+                           serve_http=lambda app: _serve(app, runners, config.token),
+                           run_dir=Path(config.run_dir or manifest_path.parent))
+        for kind in config.channels:
+            server = await start_channel(kind, deps)
+            channels.append(server)
+            log.info("channel %s %s", kind, server.endpoint.url)
         log.info("ledger %s, alert sink %s", ledger_url, alerts_url)
         for name, endpoint in vendors.items():
             log.info("vendor %s (%s) %s", name, endpoint.kind, endpoint.url)
         manifest = Manifest(pid=os.getpid(), ledger_url=ledger_url,
                             ledger_control_url=f"{ledger_url}/__notifychaos/faults",
                             alerts_url=alerts_url,
-                            ca_bundle=str(ca_path), vendors=vendors, token=config.token)
+                            ca_bundle=str(ca_path), vendors=vendors,
+                            channels={server.endpoint.kind: server.endpoint
+                                      for server in channels}, token=config.token)
         write_private(manifest_path, manifest.model_dump_json(indent=2))
         on_ready(manifest)
         await stop.wait()
@@ -106,6 +118,7 @@ async def serve(config: MocksConfig, manifest_path: Path,
         # All at once: each waits up to STOP_GRACE for its answers in flight. One runner's
         # failure to stop must not keep the others running or the journal open.
         outcomes = await asyncio.gather(*(runner.cleanup() for runner in runners),
+                                        *(server.close() for server in channels),
                                         return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
