@@ -16,7 +16,7 @@ from aiohttp import web
 
 from harness.journal import JournalWriter, SendRecorded, read_journal
 from mocks.catalogue import all_secret_keys
-from mocks.manifest import TOKEN_HEADER
+from mocks.manifest import TOKEN_HEADER, Channel
 
 MASK = "***"
 """What the record keeps in place of a secret."""
@@ -129,16 +129,17 @@ class SendRecord:
     def add(self, *, vendor: str, message_id: str, to: str, body: str,
             client_ref: str | None, request: dict[str, object],
             handset: Literal["delivered", "spam", "absent", "dropped"] = "delivered",
-            request_of: str | None = None) -> SendRecorded:
-        """Record one accepted message; if the handset got it, it arrived now. The send comes
-        back without its raw request, which only the journal keeps: a long run holds many.
+            request_of: str | None = None, channel: Channel = "sms") -> SendRecorded:
+        """Record one accepted message (sent by `channel`); if the handset got it, it arrived
+        now. The send comes back without its raw request, which only the journal keeps: a long
+        run holds many.
 
         `request_of` names the send of the same call that carries the raw request (the first
         recipient of a multi-recipient call): this one is journaled without it."""
         now = time.time()
         arrived = handset in ("delivered", "spam")
         send = self._journal.write(SendRecorded(
-            t=now, vendor=vendor, message_id=message_id, to=to, body=body,
+            t=now, channel=channel, vendor=vendor, message_id=message_id, to=to, body=body,
             client_ref=client_ref, handset=handset, inbox_at=now if arrived else None,
             request={} if request_of is not None else request, request_of=request_of))
         return send.model_copy(update={"request": {}})
