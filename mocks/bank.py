@@ -258,6 +258,7 @@ class Bank:
         self._records: dict[str, Record] = {}
         self._refs: set[str] = set()
         self._first_day: date | None = None
+        self._token_owners: dict[str, str] = {}  # push token -> borrower id, of those made
 
     def _phone(self, index: int) -> str:
         prefix, rest = divmod(self._numbers(index), 10**8)
@@ -278,6 +279,8 @@ class Bank:
                 borrower=borrower, loan_id=f"ML-{number:06d}",
                 monthly_cents=rng.randint(200_000, 2_000_000),
                 next_installment=rng.randint(1, 240), planned_opted_out=opted_out)
+            if borrower.device_token:
+                self._token_owners[borrower.device_token] = borrower.borrower_id
         return account
 
     def _contact(self, number: int) -> dict[str, str]:
@@ -296,6 +299,12 @@ class Bank:
         """Whether the push token `token` is stale (its app was removed): a keyed draw, so the
         push service can tell without asking whose it is."""
         return draw(self._seed, "stale-token", token) < self._population.stale_tokens
+
+    def token_owner(self, token: str) -> Borrower | None:
+        """The borrower (as they are now) whose app has push token `token`, among those made so
+        far (the only ones whose token the ledger has served); None if nobody's."""
+        borrower_id = self._token_owners.get(token)
+        return None if borrower_id is None else self._accounts[borrower_id].borrower
 
     def borrower(self, index: int) -> Borrower:
         """Borrower number `index + 1` (`B000001` is index 0) as they are now."""
