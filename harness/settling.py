@@ -1,0 +1,73 @@
+"""When a run's drain may end: every reminder is decided and the mocks have gone quiet.
+
+After load a run watches for late reminders. Waiting the whole reminder window (lead + the
+longest channel window) when nothing is outstanding only makes runs longer, so by default the
+drain ends as soon as, read from the growing journal:
+
+- every reminder has fallen due (its remind_at passed) and is decided: delivered correctly
+  on some channel, or not owed (cancelled, opted out);
+- nothing was sent, answered or replied for `quiet_for(scenario)` seconds, so that a
+  duplicate, a resend after a delivery report or a STOP reply still in flight is seen.
+
+A reminder still undelivered keeps the drain going until its window closes, as before; a
+scenario that gives `drain` explicitly is watched exactly that long.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.continuity import judge_run
+from harness.errors import JournalError
+from harness.journal import BorrowerOptedOut, SendRecorded, VendorCall, read_journal
+from harness.scenario import Scenario
+
+QUIET = 3.0
+"""Seconds without a send, a vendor call or a reply before a decided run may end."""
+
+
+def quiet_for(scenario: Scenario) -> float:
+    """How long the mocks must be quiet: QUIET, or longer than the handsets take to reply
+    STOP (a reply after the last delivery must still reach the notifier and be seen)."""
+    return max(QUIET, scenario.handsets.stop_after + 1.0)
+
+
+def decided(journal_dir: Path, scenario: Scenario, now: float) -> bool:
+    """Whether the run whose journal is `journal_dir` has nothing left to wait for at `now`
+    (epoch seconds)."""
+    try:
+        journal = read_journal(journal_dir)
+        judgement = judge_run(journal)
+    except JournalError:
+        return False
+    if not judgement.reminders:
+        return False
+    activity = [event.t for event in journal.events
+                if isinstance(event, SendRecorded | VendorCall | BorrowerOptedOut)]
+    if activity and now - max(activity) < quiet_for(scenario):
+        return False
+    return all(judged.remind_at <= now and (judged.decisive is not None or not judged.owed)
+               for judged in judgement.reminders)
+
+
+def drain(scenario: Scenario, journal_dir: Path, *, poll: float = 1.0,
+          clock: Callable[[], float] = time.time,
+          sleep: Callable[[float], None] = time.sleep) -> float:
+    """Watch for late reminders: `scenario.drain` seconds when given, else until `decided`
+    (at most `scenario.drain_seconds`). Returns the seconds watched."""
+    began = clock()
+    deadline = began + scenario.drain_seconds
+    if scenario.drain is not None:
+        sleep(scenario.drain)
+        return clock() - began
+    interval = poll
+    while clock() < deadline:
+        sleep(min(interval, max(0.0, deadline - clock())))
+        checked = clock()
+        if decided(journal_dir, scenario, checked):
+            break
+        # A long journal takes a while to judge: the watch must not cost more than the run.
+        interval = max(poll, 2 * (clock() - checked))
+    return clock() - began
