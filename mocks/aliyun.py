@@ -23,7 +23,7 @@ from harness.journal import SendRecorded
 from mocks.catalogue import pick
 from mocks.guard import Junk, form, guard, json_value
 from mocks.sends import raw_request
-from mocks.vendor import Report, ResponseLost, VendorMock
+from mocks.vendor import Report, ResponseLost, Rule, VendorMock
 
 _MOBILE = re.compile(r"^(?:\+86|0086|86)?(1\d{10})$")
 _MAX_NUMBERS = 1000  # PhoneNumbers of one SendSms
@@ -96,6 +96,12 @@ def issue_credentials(rng: random.Random) -> dict[str, str]:
             "access_key_secret": pick(rng, alphabet, 30)}
 
 
+_RULE_CODES: dict[Rule, tuple[str, str]] = {
+    "signature": ("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名"),
+    "template": ("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板"),
+}
+
+
 class _Style:
     """Alibaba's way of failing: gateway errors over HTTP, business errors inside a 200."""
 
@@ -108,6 +114,9 @@ class _Style:
 
     def throttled(self) -> web.Response:
         return _business("isv.BUSINESS_LIMIT_CONTROL", "触发号码天级流控Permits:10")
+
+    def rejected(self, rule: Rule) -> web.Response:
+        return _business(*_RULE_CODES[rule])
 
     def junk(self, status: int, reason: str) -> web.Response:
         codes = {404: "InvalidAction.NotFound", 405: "UnsupportedHTTPMethod",
@@ -287,10 +296,13 @@ def create_app(vendor: VendorMock) -> web.Application:
 
     async def _send(request: web.Request, params: dict[str, str]) -> web.Response:
         if params.get("SignName") != config.sign_name:
-            return _business("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名")
+            return style.rejected("signature")
         template = config.templates.get(params.get("TemplateCode", ""))
         if template is None:
-            return _business("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
+            return style.rejected("template")
+        rejected = vendor.reject(style)
+        if rejected is not None:
+            return rejected
         try:
             values = json_value((params.get("TemplateParam") or "{}").encode())
         except Junk:

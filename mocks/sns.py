@@ -17,7 +17,7 @@ from aiohttp import web
 from mocks.catalogue import pick
 from mocks.guard import guard
 from mocks.sends import raw_request
-from mocks.vendor import ResponseLost, VendorMock
+from mocks.vendor import ResponseLost, Rule, VendorMock
 
 CREDENTIAL_KEYS = ("access_key_id", "secret_access_key")
 SECRET_KEYS = frozenset({"secret_access_key"})
@@ -105,6 +105,12 @@ class _Style:
         # Publish answers the query APIs' common `Throttling`, which botocore retries.
         return _error(400, "Throttling", "Rate exceeded")
 
+    def rejected(self, rule: Rule) -> web.Response:
+        # Publish's modelled error for a parameter that breaks the account's registrations.
+        attribute = "AWS.MM.SMS.TemplateId" if rule == "template" else "AWS.SNS.SMS.SenderID"
+        return _error(400, "InvalidParameter", f"Invalid parameter: MessageAttributes Reason: "
+                      f"{attribute} is not registered for this origination identity")
+
 
 def create_app(vendor: VendorMock) -> web.Application:
     """An SNS-compatible query API for one access key, with LocalStack's SMS record."""
@@ -165,6 +171,9 @@ def create_app(vendor: VendorMock) -> web.Application:
                           f"Invalid parameter: PhoneNumber Reason: {phone} {reason}")
         if not message:
             return _error(400, "InvalidParameter", "Invalid parameter: Empty message")
+        rejected = vendor.reject(style)
+        if rejected is not None:
+            return rejected
         message_id = str(uuid.uuid4())
         attributes = _attributes(params)
         sender = attributes.get("AWS.SNS.SMS.SenderID", {}).get("StringValue", "")

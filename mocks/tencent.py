@@ -21,7 +21,7 @@ from aiohttp import web
 from mocks.catalogue import pick
 from mocks.guard import Junk, guard, json_value
 from mocks.sends import raw_request
-from mocks.vendor import Fate, Report, ResponseLost, VendorMock
+from mocks.vendor import Fate, Report, ResponseLost, Rule, VendorMock
 
 CREDENTIAL_KEYS = ("secret_id", "secret_key", "sdk_app_id")
 SECRET_KEYS = frozenset({"secret_key"})
@@ -36,6 +36,10 @@ _FATE_CODES: dict[Fate, tuple[str, str]] = {
     "invalid": ("InvalidParameterValue.IncorrectPhoneNumber", "incorrect phone number"),
     "barred": ("FailedOperation.PhoneNumberInBlacklist", "phone number in blacklist"),
     "failed": ("LimitExceeded.PhoneNumberDailyLimit", "the number exceeds the daily limit"),
+}
+_RULE_CODES: dict[Rule, tuple[str, str]] = {  # request-level errors, as errorcodes.py lists them
+    "signature": ("FailedOperation.SignatureIncorrectOrUnapproved", "签名未审批或格式错误"),
+    "template": ("FailedOperation.TemplateIncorrectOrUnapproved", "模板未审批或内容不匹配"),
 }
 
 
@@ -90,6 +94,9 @@ class _Style:
 
     def throttled(self) -> web.Response:
         return _error("RequestLimitExceeded", "the request frequency exceeds the limit")
+
+    def rejected(self, rule: Rule) -> web.Response:
+        return _error(*_RULE_CODES[rule])
 
     def junk(self, status: int, reason: str) -> web.Response:
         # Request-level errors, inside a 200 as the API's own; the mock's failure as a 500.
@@ -215,17 +222,16 @@ def create_app(vendor: VendorMock) -> web.Application:
             return _error("UnauthorizedOperation.SmsSdkAppIdVerifyFail",
                           "the SmsSdkAppId does not belong to this account")
         if params.get("SignName") != config.sign_name:
-            return _error("FailedOperation.SignatureIncorrectOrUnapproved",
-                          "the signature is incorrect or not approved")
+            return style.rejected("signature")
         template = config.templates.get(str(params.get("TemplateId", "")))
         if template is None:
-            return _error("FailedOperation.TemplateIncorrectOrUnapproved",
-                          "the template is incorrect or not approved")
+            return style.rejected("template")
         text = _render(template, _strings(params.get("TemplateParamSet")))
         if text is None:
             return _error("FailedOperation.TemplateParamSetNotMatchApprovedTemplate",
                           "the TemplateParamSet does not match the template")
-        return f"【{config.sign_name}】{text}"
+        rejected = vendor.reject(style)
+        return f"【{config.sign_name}】{text}" if rejected is None else rejected
 
     async def send(request: web.Request, params: dict[str, object]) -> web.Response:
         text = compose(params)

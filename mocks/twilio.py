@@ -23,7 +23,7 @@ from mocks.catalogue import pick
 from mocks.guard import form as read_form
 from mocks.guard import guard
 from mocks.sends import raw_request
-from mocks.vendor import Report, ResponseLost, VendorMock
+from mocks.vendor import FILTERED, Report, ResponseLost, Rule, VendorMock
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _MAX_BODY = 1600  # characters of a message body, once concatenated (error 21617)
@@ -66,6 +66,13 @@ class _Style:
     def throttled(self) -> web.Response:
         return _error(429, 20429, "Too Many Requests")
 
+    def rejected(self, rule: Rule) -> web.Response | None:
+        # Twilio has no templates: what a template rule refuses, the carrier filters (30007).
+        if rule == "template":
+            return None
+        return _error(400, 21606, "The From phone number is not a valid, SMS-capable inbound "
+                      "phone number or short code for your account.")
+
     def junk(self, status: int, reason: str) -> web.Response:
         codes = {404: 20404, 405: 20004, 500: 20500}
         return _error(status, codes.get(status, 20001), reason)
@@ -73,6 +80,7 @@ class _Style:
 
 _STATUS = {"delivered": "delivered", "spam": "delivered", "absent": "undelivered",
            "dropped": "sent"}  # where the handset outcome leaves the message in Twilio's eyes
+_CARRIER_FILTERED = 30007  # Twilio's error code for a message the carrier filtered
 
 
 class _Message(NamedTuple):
@@ -86,10 +94,13 @@ class _Message(NamedTuple):
     t: float
     handset: str
     service: str | None
+    filtered: bool
 
     @classmethod
-    def of(cls, send: SendRecorded, sender: str, service: str | None) -> _Message:
-        return cls(send.message_id, send.to, sender, send.body, send.t, send.handset, service)
+    def of(cls, send: SendRecorded, sender: str, service: str | None,
+           filtered: bool) -> _Message:
+        return cls(send.message_id, send.to, sender, send.body, send.t, send.handset, service,
+                   filtered)
 
     def matches(self, query: Mapping[str, str]) -> bool:
         """Whether the list filters To, From and DateSent (exact, < or >, UTC dates) admit it."""
@@ -101,16 +112,20 @@ class _Message(NamedTuple):
                 and query.get("DateSent>", sent) <= sent)
 
     def resource(self, sid: str, just_created: bool = False) -> dict[str, object]:
-        """The JSON Twilio returns for it: `queued` when created, later as the handset left it."""
+        """The JSON Twilio returns for it: `queued` when created, later as the handset left it
+        (undelivered with 30007 if the carrier filtered it)."""
         uri = f"/2010-04-01/Accounts/{sid}/Messages/{self.sid}"
         created = formatdate(self.t, usegmt=True).replace("GMT", "+0000")
+        status = ("queued" if just_created else "undelivered" if self.filtered
+                  else _STATUS[self.handset])
+        error = _CARRIER_FILTERED if self.filtered and not just_created else None
         return {
             "account_sid": sid, "api_version": "2010-04-01", "body": self.body,
             "date_created": created, "date_sent": None if just_created else created,
-            "date_updated": created, "direction": "outbound-api", "error_code": None,
+            "date_updated": created, "direction": "outbound-api", "error_code": error,
             "error_message": None, "from": self.sender, "messaging_service_sid": self.service,
             "num_media": "0", "num_segments": "1", "price": None, "price_unit": None,
-            "sid": self.sid, "status": "queued" if just_created else _STATUS[self.handset],
+            "sid": self.sid, "status": status,
             "subresource_uris": {"media": f"{uri}/Media.json"}, "to": self.to,
             "uri": f"{uri}.json",
         }
@@ -126,7 +141,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         for report in reports:
             await _callback(report, sid, token)
 
-    reports = vendor.report_queue(deliver, batch=False)
+    reports = vendor.report_queue(deliver, batch=False, filtered=True)
 
     async def forward_reply(url: str, borrower: str, sender: str) -> None:
         message_sid = "SM" + uuid.uuid4().hex
@@ -168,13 +183,18 @@ def create_app(vendor: VendorMock) -> web.Application:
         if len(body) > _MAX_BODY:
             return _error(400, 21617, "The concatenated message body exceeds the "
                           f"{_MAX_BODY} character limit.")
+        rejected = vendor.reject(style)
+        if rejected is not None:
+            return rejected
+        if vendor.stopped(to, sender):  # Twilio honours a STOP to this sender for good
+            return _error(400, 21610, "Attempt to send to unsubscribed recipient")
         message_sid = "SM" + uuid.uuid4().hex
         callback = str(form.get("StatusCallback", ""))
         send = vendor.accept(message_id=message_sid, to=to, sender=sender, body=body,
                              client_ref=None, request=await raw_request(request),
                              reports=reports if callback else None, callback=callback)
         service = form.get("MessagingServiceSid")
-        messages.append(_Message.of(send, sender, service or None))
+        messages.append(_Message.of(send, sender, service or None, vendor.filtered(message_sid)))
         if vendor.lose_response():
             raise ResponseLost
         return web.json_response(messages[-1].resource(sid, just_created=True), status=201)
@@ -240,7 +260,8 @@ async def _callback(report: Report, sid: str, token: str) -> None:
     for status in ("sent", final):
         params = {**base, "MessageStatus": status, "SmsStatus": status}
         if status == "undelivered":
-            params["ErrorCode"] = "30003" if report.status == "absent" else "30008"
+            params["ErrorCode"] = str(_CARRIER_FILTERED if report.status == FILTERED
+                                      else 30003 if report.status == "absent" else 30008)
         await _post_signed(url, params, token)
 
 

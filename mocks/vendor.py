@@ -1,8 +1,9 @@
 """What every vendor mock shares: its identity, faults switched at run time, handsets, reports.
 
 A vendor module (twilio.py, aliyun.py, ...) speaks one wire format. It asks `VendorMock` what
-happens to each request (`admit`) and to each recipient (`fate`), records accepted sends with
-`accept`, and hands delivery reports to its `ReportQueue` (made by `report_queue`). Whenever a
+happens to each request (`admit`), to each send its rules may no longer allow (`reject`) and to
+each recipient (`fate`), records accepted sends with `accept` (where the carrier's content rule
+acts), and hands delivery reports to its `ReportQueue` (made by `report_queue`). Whenever a
 fault switch acts on something, this shared machinery journals a `FaultTouched`, so no vendor
 module has to.
 
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
@@ -48,12 +50,22 @@ Fate = Literal["ok", "invalid", "barred", "failed"]
 """What the vendor API says of one recipient: accepted, or which kind of refusal."""
 
 
+Rule = Literal["template", "signature"]
+"""What a rule change has the vendor refuse (the `rejects` fault): the template or the sender
+signature is no longer approved."""
+
+
 class Style(Protocol):
-    """The vendor's own way of saying it is down or throttling."""
+    """The vendor's own way of saying it is down, throttling, or refusing a send by its rules."""
 
     def outage(self, status: int) -> web.Response: ...
 
     def throttled(self) -> web.Response: ...
+
+    def rejected(self, rule: Rule) -> web.Response | None:
+        """The refusal of a send that `rule` no longer allows; None when this vendor accepts
+        such a send and its carriers filter it (`accept` then drops it as filtered)."""
+        ...
 
 
 class Touch(Protocol):
@@ -84,15 +96,22 @@ class _Call:
     asked: list[str] = field(default_factory=list)  # recipients whose fate was asked
     read: bool = False
     refused: bool = False
+    passed: Rule | None = None  # the rule the vendor let through for its carriers to filter
+    filtered: set[str] = field(default_factory=set)  # message ids the carrier filtered
 
 
 _CALL: ContextVar[_Call] = ContextVar("vendor_call")
 
 
+FILTERED = "filtered"
+"""A report's status when the carrier filtered the message (it never reached the handset)."""
+
+
 @dataclass(frozen=True)
 class Report:
-    """A delivery report to send: the record it is about, the handset's final status, and
-    where it goes (the message's own callback URL, or the vendor's configured one)."""
+    """A delivery report to send: the record it is about, the handset's final status (or
+    FILTERED), and where it goes (the message's own callback URL, or the vendor's configured
+    one)."""
 
     send: SendRecorded
     delivered: bool
@@ -111,6 +130,8 @@ class ReportQueue:
     """Delivery reports with their faults (delay, loss, duplication, reordering).
 
     `deliver` posts a batch in the vendor's format: per-message vendors get batches of one.
+    `filtered`: whether the vendor reports a message its carrier filtered (Twilio does, as
+    undelivered); the others say nothing of it.
     """
 
     deliver: Deliver
@@ -119,6 +140,7 @@ class ReportQueue:
     faults: Callable[[], VendorFaults]
     touched: Touch
     interval: float = 0.5
+    filtered: bool = False
     _pending: list[tuple[float, tuple[object, ...], Report]] = field(default_factory=list)
     _reports: Attempts = field(default_factory=Attempts)
 
@@ -183,6 +205,7 @@ class VendorMock:
         self.forward_reply: Forward | None = None
         self._journal = journal
         self._replies: set[asyncio.Task[None]] = set()
+        self._stopped: set[tuple[str, str]] = set()  # (borrower, sender) of each STOP reply
 
     def switch(self, faults: VendorFaults) -> None:
         """Put `faults` in force now, and journal when they took effect."""
@@ -200,11 +223,11 @@ class VendorMock:
         """The keyed draw of fault switch `switch` for `key`, from this vendor's seed."""
         return draw(self.seed, self.name, switch, *key)
 
-    def report_queue(self, deliver: Deliver, *, batch: bool,
-                     interval: float = 0.5) -> ReportQueue:
+    def report_queue(self, deliver: Deliver, *, batch: bool, interval: float = 0.5,
+                     filtered: bool = False) -> ReportQueue:
         """A report queue under this vendor's faults, drawing from it, journaling what they do."""
         return ReportQueue(deliver, batch=batch, draw=self.draw, faults=lambda: self.faults,
-                           touched=self.touched, interval=interval)
+                           touched=self.touched, interval=interval, filtered=filtered)
 
     async def admit(self, style: Style) -> web.Response | None:
         """Apply latency, then outage or throttling: a response to send instead, or None."""
@@ -220,6 +243,28 @@ class VendorMock:
             return style.outage(faults.outage)
         self.touched("throttle")
         return style.throttled()
+
+    def reject(self, style: Style) -> web.Response | None:
+        """The vendor's refusal of this send under the `rejects` fault (journaled as touching
+        the call), or None. A vendor whose style lets such a send through has `accept` drop it
+        as its carrier's filtering (journaled as touching the message)."""
+        rule = self.faults.rejects
+        if rule is None:
+            return None
+        response = style.rejected(rule)
+        if response is None:
+            _CALL.get(_Call()).passed = rule
+        else:
+            self.touched("rejects", rejects=rule)
+        return response
+
+    def stopped(self, phone: str, sender: str) -> bool:
+        """Whether the borrower at `phone` has replied STOP to `sender`."""
+        return (phone, sender) in self._stopped
+
+    def filtered(self, message_id: str) -> bool:
+        """Whether the carrier filtered `message_id`, a send this call accepted."""
+        return message_id in _CALL.get(_Call()).filtered
 
     def fate(self, number: str, body: str, recipients: int = 1) -> Fate:
         """What the API says of one recipient of `body`: invalid, barred, failed (partial) or
@@ -255,17 +300,43 @@ class VendorMock:
         dropped = self.draw("drop", *key[1:]) < self.faults.drop
         if dropped:
             self.touched("drop", message_id, to=to)
-        outcome = "dropped" if dropped else self.handsets.receive(to, sender, body, key)
+        carrier = None if dropped else self._carrier(call, message_id, body)
+        outcome: Literal["delivered", "spam", "absent", "dropped"] = (
+            "dropped" if dropped or carrier == "drop"
+            else self.handsets.receive(to, sender, body, key))
+        if carrier == "spam" and outcome == "delivered":
+            outcome = "spam"
         send = self.record.add(vendor=self.name, message_id=message_id, to=to, body=body,
                                client_ref=client_ref, request=request, handset=outcome,
                                request_of=first)
         callback = callback or self.config.report_url
         if reports is not None and callback and not dropped:
-            delivered = outcome in ("delivered", "spam")
-            reports.put(Report(send, delivered, outcome, sender, callback))
+            if carrier == "drop":
+                if reports.filtered:
+                    reports.put(Report(send, False, FILTERED, sender, callback))
+            else:
+                delivered = outcome in ("delivered", "spam")
+                reports.put(Report(send, delivered, outcome, sender, callback))
         if outcome == "delivered" and self.handsets.replies_stop(to):
             self._opt_out(to, sender)
         return send
+
+    def _carrier(self, call: _Call, message_id: str, body: str) -> Literal["drop", "spam"] | None:
+        """What the carrier does with an accepted message: drop it (a rule the vendor let
+        through, or the content filter's drop), divert it to the spam folder, or nothing."""
+        if call.passed is not None:
+            self.touched("rejects", message_id, rejects=call.passed)
+            call.filtered.add(message_id)
+            return "drop"
+        faults = self.faults
+        found = None if faults.content_filter is None else re.search(faults.content_filter, body)
+        if found is None:
+            return None
+        self.touched("content_filter", message_id, action=faults.content_action,
+                     matched=found.group())
+        if faults.content_action == "drop":
+            call.filtered.add(message_id)
+        return faults.content_action
 
     def _opt_out(self, phone: str, sender: str) -> None:
         """The borrower will reply STOP once they have read the message: from then the truth
@@ -277,6 +348,7 @@ class VendorMock:
     async def _reply_stop(self, phone: str, sender: str) -> None:
         await asyncio.sleep(self.handsets.stop_after)
         self._journal.write(BorrowerOptedOut(phone=phone, vendor=self.name))
+        self._stopped.add((phone, sender))
         url = self.config.inbound_url
         if not url or self.forward_reply is None:
             return

@@ -21,7 +21,7 @@ from harness.journal import SendRecorded
 from mocks.catalogue import pick
 from mocks.guard import Junk, form, guard, json_value
 from mocks.sends import raw_request
-from mocks.vendor import Report, ResponseLost, VendorMock
+from mocks.vendor import Report, ResponseLost, Rule, VendorMock
 
 TLS = True  # the official SDK builds https:// URLs only
 CREDENTIAL_KEYS = ("api_key", "api_secret", "signature_secret")
@@ -30,6 +30,12 @@ _NUMBER = re.compile(r"^\+?[1-9]\d{6,14}$")
 _DIGESTS = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}  # by hex length
 _FATE_STATUS = {"invalid": ("6", "Unroutable message - rejected"),
                 "barred": ("7", "Number barred.")}
+_RULE_STATUS: dict[Rule, tuple[str, str]] = {
+    "signature": ("15", "Illegal Sender Address - rejected"),
+    # Vonage has no templates; a text the destination's rules no longer allow is refused as an
+    # invalid message.
+    "template": ("6", "Invalid Message - the text does not match a registered template"),
+}
 _GSM = ("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
         "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
 _GSM_EXTENDED = "^{}\\[~]|€\f"  # two septets each
@@ -89,6 +95,9 @@ class _Style:
 
     def throttled(self) -> web.Response:
         return _status("1", "Throughput Rate Exceeded - please wait [ 1000 ] and retry")
+
+    def rejected(self, rule: Rule) -> web.Response:
+        return _status(*_RULE_STATUS[rule])
 
     def junk(self, status: int, reason: str) -> web.Response:
         # What the API gateway answers before the SMS API sees the request.
@@ -218,6 +227,9 @@ def create_app(vendor: VendorMock) -> web.Application:
         fate = vendor.fate(phone, text)
         if fate != "ok":
             return _status(*_FATE_STATUS[fate])
+        rejected = vendor.reject(style)
+        if rejected is not None:
+            return rejected
         ids = [uuid.uuid4().hex[:16].upper() for _ in range(parts(text, params.get("type", "")))]
         client_ref = params.get("client-ref") or None
         recorded = vendor.accept(message_id=ids[0], to=phone, sender=sender, body=text,
