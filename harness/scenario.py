@@ -253,6 +253,8 @@ class App(_Model):
     app's view of their next installment, which must stay up when SMS is down."""
 
     opens: Rate = Field(gt=0, description="app opens per second")
+    opt_outs: float = Field(default=0.0, ge=0, le=1, description="fraction of opens in which "
+                            "the borrower also switches reminders off (an opt-out in the app)")
 
 
 class Load(_Model):

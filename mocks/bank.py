@@ -144,7 +144,8 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class PlannedChange:
-    """A change to the truth, drawn when its reminder was scheduled, due at `at_ms`."""
+    """A change to the truth, due at `at_ms`: drawn when its reminder was scheduled, or the
+    borrower's own in the app (`Bank.consent`)."""
 
     reminder_id: str
     kind: ChangeKind
@@ -227,6 +228,11 @@ def luhn_digit(digits: str) -> str:
         value = int(char) * (2 if position % 2 == 0 else 1)
         total += value - 9 if value > 9 else value
     return str(-total % 10)
+
+
+def borrower_of(reminder_id: str) -> str:
+    """The borrower whose mortgage a reminder of the bank's is for: `ML-<n>-<k>` is `B<n>`'s."""
+    return "B" + reminder_id.split("-")[1]
 
 
 class Bank:
@@ -315,6 +321,24 @@ class Bank:
     def record(self, reminder_id: str) -> Record | None:
         """The current version of a reminder's record (the primary), if it exists."""
         return self._records.get(reminder_id)
+
+    def reminders_of(self, borrower_id: str) -> tuple[Record, ...] | None:
+        """The current records of a borrower's reminders, in the order they were scheduled;
+        None for a borrower the bank has scheduled none for (their account opens with it)."""
+        account = self._accounts.get(borrower_id)
+        return None if account is None else tuple(self._records[r] for r in account.reminders)
+
+    def consent(self, borrower_id: str, opted_out: bool, now: float) -> Applied | None:
+        """The borrower's own choice at `now`, made in the bank's app: out of reminders or back
+        in. Unlike a planned change it may come at any time (after every remind_at too). None
+        when they already are so; `borrower_id` must be one of `reminders_of`."""
+        account = self._accounts[borrower_id]
+        now_ms = round(now * 1000)
+        kind: ChangeKind = "opted_out" if opted_out else "opted_in"
+        applied = self._change_borrower(PlannedChange(account.reminders[-1], kind, now_ms), now_ms)
+        if applied is not None:
+            account.planned_opted_out = opted_out
+        return applied
 
     def unused_phone(self, reminder_id: str, version: int) -> str:
         """A mobile number no borrower has or ever will have in this run, for a replica that
@@ -433,7 +457,11 @@ class Bank:
                               status="cancelled" if change.kind == "repaid" else "scheduled")
             self._records[updated.reminder_id] = updated
             return Applied(change, (updated,), updated.borrower)
-        account = self._accounts[target.borrower.borrower_id]
+        return self._change_borrower(change, now_ms)
+
+    def _change_borrower(self, change: PlannedChange, now_ms: int) -> Applied | None:
+        """Make a borrower change happen: a new version of each of their reminders' records."""
+        account = self._accounts[self._records[change.reminder_id].borrower.borrower_id]
         before = account.borrower
         if change.kind == "phone_changed":
             assert change.phone is not None

@@ -39,6 +39,7 @@ from aiohttp import web
 
 from harness.journal import (
     BorrowerChanged,
+    BorrowerOptedOut,
     FaultTouched,
     JournalWriter,
     MockFaultsChanged,
@@ -124,6 +125,7 @@ class Ledger:
         self.bank = Bank(config.population, config.changes, lead=config.lead,
                          window=config.window, seed=config.seed)
         self._seed = config.seed
+        self.serves_app = config.app
         self.faults = LedgerFaults()
         self._feed: list[_Row] = []
         # The truth's history, for a restore: every version of each reminder, and each
@@ -198,8 +200,23 @@ class Ledger:
 
     def _happen(self, change: PlannedChange) -> None:
         applied = self.bank.apply(change, time.time())
+        if applied is not None:
+            self._changed(applied)
+
+    def choose(self, borrower_id: str, reminders: bool) -> None:
+        """The borrower switches reminders off (or on) in the bank's app: a change of the truth,
+        journaled and replicated as the bank's own; off is also journaled as an opt-out the
+        notifier hears of (`BorrowerOptedOut`, vendor "app"), as a STOP reply is."""
+        applied = self.bank.consent(borrower_id, not reminders, time.time())
         if applied is None:
             return
+        self._changed(applied)
+        if not reminders:
+            self._journal.write(BorrowerOptedOut(t=applied.records[0].as_of_ms / 1000,
+                                                 phone=applied.borrower.phone, vendor="app"))
+
+    def _changed(self, applied: Applied) -> None:
+        """Journal a change of the truth, keep it in the history and replicate its records."""
         self._journal.write(self._change_event(applied))
         if applied.change.kind in BORROWER_CHANGES:
             self._contacts[applied.borrower.borrower_id].append(
@@ -349,7 +366,8 @@ def _error(status: int, message: str) -> web.Response:
 
 
 def create_app(ledger: Ledger) -> web.Application:
-    """The pull API of the target contract (§3), plus the admin API Locust drives."""
+    """The pull API of the target contract (§3), the admin API Locust drives and, with
+    `MocksConfig.app`, the borrower app's API (public: borrowers use it, no token)."""
 
     async def changes(request: web.Request) -> web.Response:
         try:
@@ -388,10 +406,42 @@ def create_app(ledger: Ledger) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def installment(request: web.Request) -> web.Response:
+        # The truth (the primary), as the seed's app shows it: "users can look up their
+        # repayment at any time", and the replica's faults are no excuse.
+        borrower_id = request.match_info["borrower_id"]
+        records = ledger.bank.reminders_of(borrower_id)
+        if records is None:
+            return _error(404, f"no borrower {borrower_id!r}")
+        due = [record for record in records if record.status == "scheduled"]
+        if not due:
+            return web.json_response({"borrower_id": borrower_id, "installment": None})
+        return web.json_response({
+            "borrower_id": borrower_id, "reminder_id": due[-1].reminder_id,
+            "amount": due[-1].amount, "due_date": due[-1].due_date.isoformat(),
+            "currency": "CNY"})
+
+    async def preferences(request: web.Request) -> web.Response:
+        borrower_id = request.match_info["borrower_id"]
+        if ledger.bank.reminders_of(borrower_id) is None:
+            return _error(404, f"no borrower {borrower_id!r}")
+        try:
+            body = json_value(await request.read())
+        except Junk:
+            body = None
+        reminders = body.get("reminders") if isinstance(body, dict) and len(body) == 1 else None
+        if not isinstance(reminders, bool):
+            return _error(400, 'preferences: expected {"reminders": true} or {"reminders": false}')
+        ledger.choose(borrower_id, reminders)
+        return web.json_response({"borrower_id": borrower_id, "reminders": reminders})
+
     app = web.Application(middlewares=[guard(ControlStyle())])
     app.router.add_get("/v1/reminders/changes", changes)
     app.router.add_get("/v1/reminders/{reminder_id}", primary)
     app.router.add_post("/admin/ticks", tick)
     app.router.add_get("/healthz", healthz)
+    if ledger.serves_app:
+        app.router.add_get("/v1/app/borrowers/{borrower_id}/installment", installment)
+        app.router.add_put("/v1/app/borrowers/{borrower_id}/preferences", preferences)
     app.router.add_routes(fault_routes(LedgerFaults, lambda: ledger.faults, ledger.switch))
     return app

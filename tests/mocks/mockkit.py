@@ -273,13 +273,14 @@ def _log_tail(log: Path) -> str:
 def running_mocks(workdir: Path, report_url: str, *, inbound_url: str | None = None,
                   handsets: HandsetConfig | None = None, seed: int = 7, lead: float = LEAD,
                   population: Population | None = None,
-                  changes: Changes | None = None) -> Iterator[Mocks]:
-    """Write a MocksConfig, start the mock process, wait for its manifest; stop it afterwards."""
+                  changes: Changes | None = None, app: bool = False) -> Iterator[Mocks]:
+    """Write a MocksConfig, start the mock process, wait for its manifest; stop it afterwards.
+    With `app`, the ledger serves the borrower app's API too."""
     journal_dir = workdir / "journal"
     config = MocksConfig(
         seed=seed, window=WINDOW, lead=lead, journal_dir=str(journal_dir),
         population=population or Population(), changes=changes or Changes(),
-        handsets=handsets or HandsetConfig(), token=TOKEN,
+        handsets=handsets or HandsetConfig(), token=TOKEN, app=app,
         vendors={
             "twilio": VendorConfig(kind="twilio", inbound_url=inbound_url),
             "aliyun": VendorConfig(kind="aliyun", sign_name=SIGN_NAME, templates=TEMPLATES,
