@@ -88,7 +88,10 @@ def test_a_feed_entry_is_the_whole_record_in_the_banks_time_zone(
         "status": "scheduled",
         "loan_id": truth.loan_id,
         "borrower": {"borrower_id": truth.borrower_id, "name": truth.name,
-                     "phone": truth.phone, "opted_out": truth.opted_out},
+                     "phone": truth.phone, "email": truth.email or None,
+                     "device_token": truth.device_token or None,
+                     "national_id": truth.national_id, "account": truth.account or None,
+                     "opted_out": truth.opted_out},
         "installment": {"number": int(created["reminder_id"].rsplit("-", 1)[1]),
                         "amount": truth.amount,
                         "currency": "CNY", "due_date": truth.due_date},
@@ -96,6 +99,7 @@ def test_a_feed_entry_is_the_whole_record_in_the_banks_time_zone(
         "send_by": entry["send_by"],
         "as_of": entry["as_of"],
     }
+    assert len(truth.national_id) == 18 and len(truth.account) == 16 and "@" in truth.email
     for key in ("remind_at", "send_by", "as_of"):
         assert BANK_TIME.match(entry[key]), entry[key]
     # The journal's times are exactly what a notifier parses from the wire.
