@@ -1,8 +1,9 @@
 """The scorer: a pure function from a run's journal to its reminder-continuity scorecard.
 
-It rebuilds the truth over time (`harness.truth`), judges every reminder against it
-(`harness.judging`), measures the timing (`harness.timing`), each fault step
-(`harness.fault_rows`), each upgrade (`harness.upgrade_figures`) and each vendor
+It rebuilds the truth over time (`harness.truth`), judges every reminder and message against
+it (`harness.judging`, with `harness.compliance` for what a text shows), measures the timing
+(`harness.timing`), each fault step (`harness.fault_rows`), the channel mix
+(`harness.channel_figures`), each upgrade (`harness.upgrade_figures`) and each vendor
 (`harness.vendor_figures`), and gives the verdict (`harness.verdict`); each of those modules
 states its rules. Continuity = on-time reminders / owed settled reminders, 0.0 when none is
 owed (a run that proved nothing must not pass).
@@ -12,8 +13,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from harness.channel_figures import channel_mix, channel_shares
 from harness.errors import JournalError
-from harness.fault_rows import delivered_after_maintenance, fault_rows, step_runs
+from harness.fault_rows import delivered_after_maintenance, fault_rows, outside_faults, step_runs
 from harness.journal import (
     AlertReceived,
     ComponentReady,
@@ -63,7 +65,9 @@ def _end(journal: Journal) -> float:
 def _judge(journal: Journal, scenario: Scenario, truth: Truth, end: float) -> Judgement:
     return judge(truth, journal.of(SendRecorded),
                  Correlator(scenario.reminders.correlate, truth.by_ref),
-                 ContentChecks(scenario.reminders.content), end)
+                 ContentChecks(scenario.reminders.content), end,
+                 {channel: scenario.window_of(channel) for channel in scenario.allowed},
+                 scenario.compliance)
 
 
 def judge_run(journal: Journal) -> Judgement:
@@ -95,7 +99,8 @@ def scored(journal: Journal) -> tuple[Scorecard, Judgement]:
     counts = count_outcomes(settled)
     backlog = Backlog(settled)
     runs = step_runs(journal, scenario, end)
-    faults = fault_rows(runs, journal, settled, backlog, t0)
+    faults = fault_rows(runs, journal, settled, backlog, t0, scenario.allowed)
+    shares = channel_shares(outside_faults(runs, journal, settled), scenario.allowed)
     upgrades = upgrade_rows(journal, scenario, t0)
     expected = [row for row in faults if row.expect_alert]
     detections = [row.detection for row in expected if row.detection is not None]
@@ -122,6 +127,12 @@ def scored(journal: Journal) -> tuple[Scorecard, Judgement]:
         sent_to_opted_out=len(judgement.sent_to_opted_out),
         sent_after_repayment=len(judgement.sent_after_repayment),
         sent_to_test_data=len(judgement.sent_to_test_data),
+        pii_exposed=len(judgement.pii_exposed),
+        missing_optout_notice=len(judgement.missing_optout_notice),
+        channel_mix=channel_mix(settled, scenario.allowed),
+        sms_share=shares["sms"],
+        push_share=shares["push"],
+        email_share=shares["email"],
         latency=latency(settled),
         longest_blackout=longest_blackout(settled),
         max_recovery=_max_recovery([row.recovery for row, run in zip(faults, runs, strict=True)

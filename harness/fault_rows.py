@@ -8,17 +8,20 @@ Rules:
   once over) from version A's stop (`upgrade.finished`) until it was over.
 - **Touched / effect.** A step the harness measured itself (`fault.measured`: canary requests
   through a Toxiproxy link, a signalled process) touched what it measured affected. Any other
-  step touched the `fault.touched` events of its mock (the vendor of `vendors.<name>`, or
-  `ledger`) whose switch is one of the step's switches, while it was active (plus
-  `CHANGE_GRACE` for what was already under way). Active, for this, begins when the mock
-  switched (its `mock.faults` up to `CHANGE_GRACE` before `fault.applied`, which the harness
-  journals once the mock has answered): a switch may act at once (a restored snapshot).
-- **Exposed.** Owed, settled reminders whose wait ([remind_at, first correct delivery or
-  send_by]) overlaps the step's activity; for the data faults that distort records
+  step touched the `fault.touched` events of its mock (the vendor of `vendors.<name>`, the
+  channel's mock of `email` or `push`, or `ledger`) whose switch is one of the step's switches,
+  while it was active (plus `CHANGE_GRACE` for what was already under way). Active, for this,
+  begins when the mock switched (its `mock.faults` up to `CHANGE_GRACE` before
+  `fault.applied`, which the harness journals once the mock has answered): a switch may act at
+  once (a restored snapshot).
+- **Exposed.** Owed, settled reminders whose wait ([remind_at, first correct delivery or the
+  close of its window]) overlaps the step's activity; for the data faults that distort records
   (`DISTORTING`), the reminders whose records the step touched; for an upgrade, the reminders
   the notifier held while it ran (in the ledger since before it was over, not delivered when it
   began): what the cut-over must carry to version B, not only what fell due in its gap.
-  `outcomes_exposed` has every outcome and adds up to `exposed`.
+  `outcomes_exposed` has every outcome and adds up to `exposed`; `channels_exposed` counts the
+  exposed reminders delivered correctly by each allowed channel (`harness.channel_figures`).
+  Outside every fault: the settled reminders exposed to no step.
 - **Detection.** An alert counts for a step when it arrives while the step is active or within
   `DETECTION_GRACE` after, and, when its body is a JSON object with a string `dependency`,
   only when that names the step's link (`twilio` or `vendors.twilio` for `vendors.twilio`,
@@ -35,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.channel_figures import channel_mix
 from harness.faults import FAULTS
 from harness.journal import (
     AlertReceived,
@@ -51,6 +55,7 @@ from harness.scenario import Scenario
 from harness.scorecard import FaultFigures
 from harness.timing import Backlog
 from harness.truth import CHANGE_GRACE
+from mocks.manifest import Channel
 
 DETECTION_GRACE = 10.0
 """Seconds after a step ends during which an alert still counts for it."""
@@ -80,6 +85,15 @@ _EFFECTS: dict[tuple[str, str], str] = {
     ("data", "schema_change"): "pages served in the changed schema",
     ("data", "snapshot_age"): "records forgotten",
     ("data", "test_leak"): "test records leaked",
+    ("vendor", "rejects"): "sends refused as no longer approved",
+    ("vendor", "content_filter"): "messages caught by the content rule",
+    ("email", "greylist"): "messages greylisted",
+    ("email", "reject"): "messages refused",
+    ("email", "data_delay"): "replies to DATA delayed",
+    ("email", "drop_after_data"): "connections dropped after DATA",
+    ("push", "unavailable"): "sends refused as unavailable",
+    ("push", "quota"): "sends refused over quota",
+    ("push", "latency"): "sends delayed",
 }
 
 
@@ -109,7 +123,7 @@ class StepRun:
 
     @property
     def mock(self) -> str:
-        """The mock that carries it out: a vendor's name, or `ledger`."""
+        """The mock that carries it out: a vendor's name, `email`, `push` or `ledger`."""
         return self.applied.link.removeprefix("vendors.")
 
     @property
@@ -137,8 +151,9 @@ def step_runs(journal: Journal, scenario: Scenario, end: float) -> list[StepRun]
 
 
 def fault_rows(runs: Sequence[StepRun], journal: Journal, settled: Sequence[Judged],
-               backlog: Backlog, t0: float) -> list[FaultFigures]:
-    """The scorecard's row of each step in `runs`; `settled` are the owed settled reminders."""
+               backlog: Backlog, t0: float, allowed: Sequence[Channel]) -> list[FaultFigures]:
+    """The scorecard's row of each step in `runs`; `settled` are the owed settled reminders,
+    `allowed` the scenario's channels."""
     touched = journal.of(FaultTouched)
     switched = journal.of(MockFaultsChanged)
     measured = journal.of(FaultMeasured)
@@ -159,8 +174,19 @@ def fault_rows(runs: Sequence[StepRun], journal: Journal, settled: Sequence[Judg
             exposed=len(exposed),
             outcomes_exposed=count_outcomes(exposed),
             duplicates_exposed=sum(judged.extra_copies for judged in exposed),
-            recovery=backlog.recovery(run.applied.t, run.until) if run.ended else None))
+            recovery=backlog.recovery(run.applied.t, run.until) if run.ended else None,
+            channels_exposed=channel_mix(exposed, allowed)))
     return rows
+
+
+def outside_faults(runs: Sequence[StepRun], journal: Journal, settled: Sequence[Judged]
+                   ) -> list[Judged]:
+    """The settled reminders exposed to no step of `runs`."""
+    touched = journal.of(FaultTouched)
+    switched = journal.of(MockFaultsChanged)
+    exposed = {judged.reminder_id for run in runs
+               for judged in _exposed(run, _touches(run, touched, switched), settled)}
+    return [judged for judged in settled if judged.reminder_id not in exposed]
 
 
 def delivered_after_maintenance(runs: Sequence[StepRun], settled: Sequence[Judged]
@@ -210,7 +236,7 @@ def _effect(run: StepRun, touches: Sequence[FaultTouched]) -> str:
     parts = []
     for switch, count in counts.items():
         phrase = _EFFECTS.get((family, switch), f"touched by {switch}")
-        label = {"drift": switches.get("drift_field"),
+        label = {"drift": switches.get("drift_field"), "rejects": switches.get("rejects"),
                  "schema_change": switches.get("schema_change"),
                  "test_leak": switches.get("test_leak_records")}.get(switch) or switch
         parts.append(f"{count} {phrase} ({label})")

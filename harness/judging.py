@@ -9,20 +9,29 @@ Rules:
   against some version of the truth accepted when the vendor accepted it (`CHANGE_GRACE`). A
   wrong amount is `wrong_content`, never missed and unmatched. Unmatched: arrived messages
   (inbox or spam folder) that correlate with no reminder and are no test data.
+- **Channels.** A copy's channel is the send's (`sms`, `push`, `email`). Each channel the
+  scenario allows (`Scenario.allowed`: SMS and those of `channels`) has its deadline: `send_by`
+  for SMS, `remind_at` + the channel's window for the others; the reminder's window *closes*
+  at the latest of them. A copy on a channel the scenario does not allow is still judged (it is
+  a real message: it counts in duplicates, defects and compliance) against `send_by`, but it
+  cannot decide the reminder's outcome nor stop it being owed.
 - **A copy**, in order of vendor acceptance: `early` when accepted more than `EARLY_SLACK`
-  before `remind_at`; else `wrong_recipient` when `to` is not a number the borrower had then;
-  else `wrong_content` when a check fails; else by the handset: the inbox is `on_time` (by
-  `send_by`) or `late`, the spam folder `filtered`, a phone that was off `unreachable`, a vendor
-  that dropped it `dropped`.
-- **Outcome.** The correct copy that reached the inbox first decides (on time or late).
-  Without one, by priority: wrong recipient or wrong content (whichever came first), filtered,
-  early, unreachable, missed. `duplicates`: copies that arrived beyond the first, over every
-  reminder, owed or not (a copy too many is a defect either way).
-- **Owed.** A reminder is owed unless it was cancelled (repaid, before `send_by`) and the
-  cancellation took effect before its first correct delivery, or its borrower was opted out
-  (past the grace) at some moment of [remind_at, send_by] before its first correct delivery.
-  So a reminder already due when its borrower replied STOP is owed only if it came first.
-  Settled: owed, and delivered or its window closed before the run ended.
+  before `remind_at`; else `wrong_recipient` when `to` is not the borrower's (by SMS a number
+  they had then, by e-mail their address in any case, by push their app's token); else
+  `wrong_content` when a check fails; else by the handset: the inbox is `on_time` (by its
+  channel's deadline) or `late`, the spam folder `filtered`, a phone that was off
+  `unreachable`, a vendor that dropped it `dropped`.
+- **Outcome.** The correct copy on an allowed channel that reached the inbox first decides (on
+  time or late), whatever its channel. Without one, by priority over the copies on allowed
+  channels: wrong recipient or wrong content (whichever came first), filtered, early,
+  unreachable, missed. `duplicates`: copies that arrived beyond the first on their channel,
+  over every reminder, owed or not (a copy too many is a defect either way; one per channel is
+  not).
+- **Owed.** A reminder is owed unless it was cancelled (repaid, before its window closed) and
+  the cancellation took effect before its first correct delivery, or its borrower was opted out
+  (past the grace) at some moment of [remind_at, window closed] before its first correct
+  delivery. So a reminder already due when its borrower replied STOP is owed only if it came
+  first. Settled: owed, and delivered or its window closed before the run ended.
 - **Defects.** `sent_after_repayment`: sends correlated to a reminder after its cancellation took
   effect. `sent_to_opted_out`: sends to an opted-out borrower (the correlated reminder's, or
   for an uncorrelated send whoever had that number), after their opt-out took effect.
@@ -30,21 +39,28 @@ Rules:
   record the ledger leaked (client reference or the body's `ref`) or went to its number. They
   are counted there and not in `unmatched` as well, so that `unmatched` keeps meaning "sent
   for nothing we know of" and a leak is one figure, not two.
+- **Compliance** (`harness.compliance` says what a text shows). `pii_exposed`: arrived messages,
+  on any channel, correlated or not, that show a personal-data field of the borrower they are
+  about (the correlated reminder's, else whoever had that number, address or token) beyond
+  `compliance.visible`; each names the fields. `missing_optout_notice`: arrived copies of a
+  reminder without `compliance.optout_notice` (none when the scenario asks for none).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from harness.compliance import PersonalField, exposed, lacks_notice
 from harness.journal import SendRecorded
-from harness.scenario import CONTENT_FIELDS, Correlation, content_pattern
+from harness.scenario import CONTENT_FIELDS, Compliance, Correlation, content_pattern
 from harness.scorecard import OUTCOMES, Outcome
 from harness.truth import Borrower, ReminderTruth, Truth
+from mocks.manifest import Channel
 
 EARLY_SLACK = 0.05
 """A send accepted more than this many seconds before `remind_at` is early."""
@@ -53,6 +69,8 @@ CopyVerdict = Literal["on_time", "late", "early", "wrong_recipient", "wrong_cont
                       "filtered", "unreachable", "dropped"]
 
 _PRIORITY: tuple[Outcome, ...] = ("filtered", "early", "unreachable")
+_Sent = list[tuple[SendRecorded, tuple[PersonalField, ...]]]
+"""A reminder's sends, each with the personal-data fields it exposed."""
 _FIELD_ONLY = re.compile(r"\{(" + "|".join(CONTENT_FIELDS) + r")\}")
 
 
@@ -64,11 +82,18 @@ class Copy:
     verdict: CopyVerdict
     missing: tuple[str, ...] = ()
     """The content checks not found in the body (wrong content)."""
+    exposed: tuple[PersonalField, ...] = ()
+    """The personal-data fields its body showed beyond the scenario's allowance, if it
+    arrived."""
 
     @property
     def arrived(self) -> bool:
         """Whether a person could see it (inbox or spam folder)."""
-        return self.send.handset in ("delivered", "spam")
+        return _arrived(self.send)
+
+    @property
+    def channel(self) -> Channel:
+        return self.send.channel
 
 
 @dataclass(frozen=True)
@@ -79,10 +104,12 @@ class Judged:
     copies: tuple[Copy, ...]
     outcome: Outcome
     decisive: Copy | None
-    """The correct copy that reached the inbox first, if any."""
+    """The correct copy on an allowed channel that reached the inbox first, if any."""
     owed: bool
     cancelled: bool
     settled: bool
+    deadlines: Mapping[Channel, float]
+    """Each allowed channel's deadline: a copy on it in the inbox by then is on time."""
 
     @property
     def reminder_id(self) -> str:
@@ -94,7 +121,18 @@ class Judged:
 
     @property
     def send_by(self) -> float:
+        """The SMS deadline, as the ledger scheduled it."""
         return self.truth.scheduled.send_by
+
+    @property
+    def closes(self) -> float:
+        """When the window of its last allowed channel closes."""
+        return max(self.deadlines.values())
+
+    @property
+    def channel(self) -> Channel | None:
+        """The channel of the deciding copy, if one decided."""
+        return None if self.decisive is None else self.decisive.channel
 
     @property
     def delivered_at(self) -> float | None:
@@ -119,14 +157,15 @@ class Judged:
 
     @property
     def extra_copies(self) -> int:
-        """Copies that arrived beyond the first."""
-        return max(0, sum(1 for copy in self.copies if copy.arrived) - 1)
+        """Copies that arrived beyond the first on their channel."""
+        arrived = Counter(copy.channel for copy in self.copies if copy.arrived)
+        return sum(count - 1 for count in arrived.values())
 
     @property
     def waited_until(self) -> float:
-        """The end of its wait: its correct delivery, or the end of its window."""
+        """The end of its wait: its correct delivery, or the close of its window."""
         arrived = self.delivered_at
-        return self.send_by if arrived is None else arrived
+        return self.closes if arrived is None else arrived
 
 
 @dataclass(frozen=True)
@@ -135,6 +174,13 @@ class Defect:
 
     send: SendRecorded
     reminder_id: str | None
+
+
+@dataclass(frozen=True)
+class Exposure(Defect):
+    """A message that showed personal data, and which fields."""
+
+    fields: tuple[PersonalField, ...]
 
 
 @dataclass(frozen=True)
@@ -147,6 +193,8 @@ class Judgement:
     sent_after_repayment: tuple[Defect, ...]
     sent_to_test_data: tuple[Defect, ...]
     """Each with the test record's reminder id."""
+    pii_exposed: tuple[Exposure, ...]
+    missing_optout_notice: tuple[Defect, ...]
 
     @property
     def settled(self) -> list[Judged]:
@@ -201,66 +249,90 @@ class Correlator:
 
 
 def judge(truth: Truth, sends: Sequence[SendRecorded], correlator: Correlator,
-          checks: ContentChecks, end: float) -> Judgement:
-    """Judge every scheduled reminder of the run, given every send; `end` is the run's end."""
-    copies: dict[str, list[SendRecorded]] = defaultdict(list)
+          checks: ContentChecks, end: float, windows: Mapping[Channel, float],
+          compliance: Compliance) -> Judgement:
+    """Judge every scheduled reminder of the run, given every send; `end` is the run's end,
+    `windows` the window of each allowed channel (SMS's included, though `send_by` decides)."""
+    copies: dict[str, _Sent] = defaultdict(list)
     uncorrelated: list[SendRecorded] = []
     test_data: list[Defect] = []
+    pii: list[Exposure] = []
     for send in sorted(sends, key=lambda s: s.t):
         found = correlator.reminder_of(send)
-        test = truth.test_record(correlator.refs(send), send.to)
+        test = truth.test_record(correlator.refs(send), send.to if send.channel == "sms" else "")
         if test is not None:
             test_data.append(Defect(send, test))
+        about = (truth.recipient(send) if found is None
+                 else truth.borrowers[truth.reminders[found].scheduled.borrower_id])
+        fields = (exposed(send.body, about.personal_data, compliance.visible)
+                  if about is not None and _arrived(send) else ())
+        if fields:
+            pii.append(Exposure(send, found, fields))
         if found is not None:
-            copies[found].append(send)
+            copies[found].append((send, fields))
         elif test is None:
             uncorrelated.append(send)
     reminders = tuple(
         _judge_one(reminder, truth.borrowers[reminder.scheduled.borrower_id],
-                   copies.get(rid, []), checks, end)
+                   copies.get(rid, []), checks, end, windows)
         for rid, reminder in truth.reminders.items())
+    notice = compliance.optout_notice
     return Judgement(
         reminders=reminders,
-        unmatched=sum(1 for send in uncorrelated if send.handset in ("delivered", "spam")),
+        unmatched=sum(1 for send in uncorrelated if _arrived(send)),
         sent_to_opted_out=tuple(_to_opted_out(truth, copies, uncorrelated)),
         sent_after_repayment=tuple(
-            Defect(send, rid) for rid, sent in copies.items() for send in sent
+            Defect(send, rid) for rid, sent in copies.items() for send, _ in sent
             if truth.reminders[rid].cancelled_by(send.t)),
-        sent_to_test_data=tuple(test_data))
+        sent_to_test_data=tuple(test_data),
+        pii_exposed=tuple(pii),
+        missing_optout_notice=() if notice is None else tuple(
+            Defect(send, rid) for rid, sent in copies.items() for send, _ in sent
+            if _arrived(send) and lacks_notice(send.body, notice)))
 
 
-def _judge_one(reminder: ReminderTruth, borrower: Borrower, sends: Sequence[SendRecorded],
-               checks: ContentChecks, end: float) -> Judged:
-    copies = tuple(_copy(send, reminder, borrower, checks) for send in sends)
-    correct = [copy for copy in copies if copy.verdict in ("on_time", "late")]
+def _arrived(send: SendRecorded) -> bool:
+    return send.handset in ("delivered", "spam")
+
+
+def _judge_one(reminder: ReminderTruth, borrower: Borrower, sends: _Sent,
+               checks: ContentChecks, end: float, windows: Mapping[Channel, float]) -> Judged:
+    scheduled = reminder.scheduled
+    deadlines = {channel: scheduled.send_by if channel == "sms"
+                 else scheduled.remind_at + window for channel, window in windows.items()}
+    copies = tuple(_copy(send, reminder, borrower, checks,
+                         deadlines.get(send.channel, scheduled.send_by), fields)
+                   for send, fields in sends)
+    allowed = [copy for copy in copies if copy.channel in deadlines]
+    correct = [copy for copy in allowed if copy.verdict in ("on_time", "late")]
     decisive = min(correct, key=lambda c: c.send.inbox_at or math.inf, default=None)
     first_correct = math.inf if decisive is None else decisive.send.t
-    scheduled = reminder.scheduled
-    cancelled = (reminder.cancelled_at is not None and reminder.cancelled_at < scheduled.send_by
+    closes = max(deadlines.values())
+    cancelled = (reminder.cancelled_at is not None and reminder.cancelled_at < closes
                  and reminder.cancelled_by(first_correct))
-    opted_out = borrower.opted_out_during(scheduled.remind_at,
-                                          min(scheduled.send_by, first_correct))
+    opted_out = borrower.opted_out_during(scheduled.remind_at, min(closes, first_correct))
     owed = not cancelled and not opted_out
-    return Judged(truth=reminder, copies=copies, outcome=_outcome(copies, decisive),
+    return Judged(truth=reminder, copies=copies, outcome=_outcome(allowed, decisive),
                   decisive=decisive, owed=owed, cancelled=cancelled,
-                  settled=owed and (decisive is not None or scheduled.send_by <= end))
+                  settled=owed and (decisive is not None or closes <= end),
+                  deadlines=deadlines)
 
 
 def _copy(send: SendRecorded, reminder: ReminderTruth, borrower: Borrower,
-          checks: ContentChecks) -> Copy:
+          checks: ContentChecks, deadline: float, fields: tuple[PersonalField, ...]) -> Copy:
     scheduled = reminder.scheduled
     if send.t < scheduled.remind_at - EARLY_SLACK:
-        return Copy(send, "early")
-    if not borrower.has_phone(send.to, send.t):
-        return Copy(send, "wrong_recipient")
+        return Copy(send, "early", exposed=fields)
+    if not borrower.reached_by(send):
+        return Copy(send, "wrong_recipient", exposed=fields)
     misses = [checks.missing(send.body, truth) for truth in reminder.content_truths(send.t)]
     if all(misses):
-        return Copy(send, "wrong_content", min(misses, key=len))
+        return Copy(send, "wrong_content", min(misses, key=len), fields)
     if send.handset == "delivered":
-        on_time = send.inbox_at is not None and send.inbox_at <= scheduled.send_by
-        return Copy(send, "on_time" if on_time else "late")
+        on_time = send.inbox_at is not None and send.inbox_at <= deadline
+        return Copy(send, "on_time" if on_time else "late", exposed=fields)
     if send.handset == "spam":
-        return Copy(send, "filtered")
+        return Copy(send, "filtered", exposed=fields)
     return Copy(send, "unreachable" if send.handset == "absent" else "dropped")
 
 
@@ -276,12 +348,12 @@ def _outcome(copies: Sequence[Copy], decisive: Copy | None) -> Outcome:
     return next((outcome for outcome in _PRIORITY if outcome in verdicts), "missed")
 
 
-def _to_opted_out(truth: Truth, copies: dict[str, list[SendRecorded]],
+def _to_opted_out(truth: Truth, copies: dict[str, _Sent],
                   uncorrelated: Iterable[SendRecorded]) -> Iterable[Defect]:
     for rid, sent in copies.items():
         borrower = truth.borrowers[truth.reminders[rid].scheduled.borrower_id]
-        yield from (Defect(send, rid) for send in sent if borrower.opted_out_at(send.t))
+        yield from (Defect(send, rid) for send, _ in sent if borrower.opted_out_at(send.t))
     for send in uncorrelated:
-        owner = truth.owner(send.to, send.t)
+        owner = truth.recipient(send)
         if owner is not None and owner.opted_out_at(send.t):
             yield Defect(send, None)

@@ -1,5 +1,6 @@
-"""The worst reminders' stories for the report: every attempt as the mocks saw it, the faults
-in force, what each copy was worth, and in words why the reminder ended as it did.
+"""The worst reminders' stories for the report: every attempt as the mocks saw it (on which
+channel), the faults in force, what each copy was worth and which personal data it showed, and
+in words why the reminder ended as it did.
 
 The worst come first by outcome (missed, wrong recipient, wrong content, late, early,
 filtered, unreachable, then on time), then the slowest; at most `WORST` of them.
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.fault_rows import StepRun
+from harness.journal import SendRecorded
 from harness.judging import Copy, Judged
 from harness.scorecard import Attempt, Outcome, ReminderTrace
 from harness.truth import Borrower, Truth, national
@@ -43,11 +45,12 @@ def _attempt(judged: Judged, copy: Copy, borrower: Borrower, runs: Sequence[Step
              t0: float) -> Attempt:
     send = copy.send
     return Attempt(
-        t=round(send.t - t0, 3), vendor=send.vendor, to=send.to, handset=send.handset,
+        t=round(send.t - t0, 3), vendor=send.vendor, channel=send.channel, to=send.to,
+        handset=send.handset,
         inbox_at=None if send.inbox_at is None else round(send.inbox_at - t0, 3),
         message_id=send.message_id,
         faults=[run.label for run in runs if run.active(send.t)],
-        verdict=_copy_verdict(judged, copy, borrower))
+        verdict=_copy_verdict(judged, copy, borrower), exposed=list(copy.exposed))
 
 
 def _copy_verdict(judged: Judged, copy: Copy, borrower: Borrower) -> str:
@@ -55,24 +58,50 @@ def _copy_verdict(judged: Judged, copy: Copy, borrower: Borrower) -> str:
     send = copy.send
     if copy is judged.decisive:
         text = "on time" if copy.verdict == "on_time" else (
-            f"late: arrived {_after(send.inbox_at, judged.send_by)} after send_by")
+            f"late: arrived {_after(send.inbox_at, judged.deadlines[copy.channel])} after "
+            f"{_deadline(copy)}")
     elif copy.verdict in ("on_time", "late"):
-        text = "duplicate: another copy had arrived first"
+        text = ("duplicate: another copy had arrived first" if _after_another(judged, copy)
+                else f"also delivered by {copy.channel}: one copy per channel is no duplicate"
+                if copy.channel in judged.deadlines else "arrived correctly")
     else:
         text = {
             "early": f"early: accepted {judged.remind_at - send.t:.2f} s before remind_at",
-            "wrong_recipient": "wrong recipient: not the borrower's number then (theirs: "
-                               f"{borrower.phones.current(send.t)})",
+            "wrong_recipient": f"wrong recipient: {_not_theirs(send, borrower)}",
             "wrong_content": f"wrong content: {', '.join(copy.missing)} not found",
             "filtered": "spam folder",
             "unreachable": "the phone was off",
             "dropped": "dropped by the vendor",
         }[copy.verdict]
+    if copy.channel not in judged.deadlines:
+        text += f"; {copy.channel} is no channel of the scenario: it decides nothing"
+    if copy.exposed:
+        text += f"; showed {', '.join(copy.exposed)}"
     if judged.truth.cancelled_by(send.t):
         text += "; sent after repayment"
     if borrower.opted_out_at(send.t):
         text += "; sent after opt-out"
     return text
+
+
+def _deadline(copy: Copy) -> str:
+    """What a late copy missed: `send_by`, or its channel's window."""
+    return "send_by" if copy.channel == "sms" else f"its {copy.channel} window"
+
+
+def _after_another(judged: Judged, copy: Copy) -> bool:
+    """Whether a copy on the same channel arrived before `copy` (so it is a duplicate)."""
+    return any(other is not copy and other.channel == copy.channel and other.arrived
+               for other in judged.copies[:judged.copies.index(copy)])
+
+
+def _not_theirs(send: SendRecorded, borrower: Borrower) -> str:
+    """`not the borrower's number then (theirs: +86…)`, or their address or push token."""
+    if send.channel == "email":
+        return f"not the borrower's address (theirs: {borrower.email or 'none'})"
+    if send.channel == "push":
+        return f"not the borrower's push token (theirs: {borrower.device_token or 'none'})"
+    return f"not the borrower's number then (theirs: {borrower.phones.current(send.t)})"
 
 
 def _after(later: float | None, earlier: float) -> str:
@@ -82,13 +111,17 @@ def _after(later: float | None, earlier: float) -> str:
 def _why(judged: Judged, borrower: Borrower, t0: float) -> str:
     """The reminder's outcome in words."""
     outcome = judged.outcome
-    first = {copy.verdict: copy for copy in reversed(judged.copies)}
-    if outcome == "on_time":
-        return (f"arrived {judged.latency or 0.0:.2f} s after remind_at, within its "
-                f"{judged.send_by - judged.remind_at:g} s window")
-    if outcome == "late":
+    first = {copy.verdict: copy for copy in reversed(judged.copies)
+             if copy.channel in judged.deadlines}
+    decisive = judged.decisive
+    if decisive is not None:
+        deadline = judged.deadlines[decisive.channel]
+        window = "window" if decisive.channel == "sms" else f"{decisive.channel} window"
+        if outcome == "on_time":
+            return (f"arrived {judged.latency or 0.0:.2f} s after remind_at, within its "
+                    f"{deadline - judged.remind_at:g} s {window}")
         return (f"arrived {judged.latency or 0.0:.2f} s after remind_at, "
-                f"{_after(judged.delivered_at, judged.send_by)} after its window closed")
+                f"{_after(judged.delivered_at, deadline)} after its {window} closed")
     if outcome == "wrong_recipient":
         return _wrong_number(first["wrong_recipient"], borrower, t0)
     if outcome == "wrong_content":
@@ -107,6 +140,8 @@ def _why(judged: Judged, borrower: Borrower, t0: float) -> str:
 
 def _wrong_number(copy: Copy, borrower: Borrower, t0: float) -> str:
     send, phones = copy.send, borrower.phones
+    if send.channel != "sms":
+        return f"sent to {send.to}, {_not_theirs(send, borrower)}"
     now = phones.current(send.t)
     for index, phone in enumerate(phones.values):
         if national(phone) != national(send.to):

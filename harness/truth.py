@@ -7,13 +7,15 @@ Rules:
   the old and the new truth are accepted (a request already in flight was right when it left).
 - A borrower's first appearance (`reminder.scheduled`) gives their truth since before the run;
   later ones and `borrower.changed` give changes at their time. National forms of a number
-  (`+86…`, `0086…`, bare 11 digits) are one number.
+  (`+86…`, `0086…`, bare 11 digits) are one number. Their e-mail address, push token, national
+  id and account come from their first appearance and do not change during a run.
 - Opt-outs: `opted_out` of a borrower's first appearance, `borrower.changed` (the bank's record),
   and STOP replies (`borrower.opted_out`), which belong to the borrower who had that phone at the
-  time. A later `reminder.scheduled` can add an opt-out the journal did not show, never remove
-  one. A `borrower.changed` saying `opted_out: false` is an opt-in at the bank and ends a STOP
-  too, unless it changes the phone (the ledger may not know of STOP replies; a new number does
-  not undo a borrower's STOP).
+  time; an opt-out made in the app (`vendor` "app") is journaled with the borrower's phone and
+  counts exactly as a STOP. A later `reminder.scheduled` can add an opt-out the journal did not
+  show, never remove one. A `borrower.changed` saying `opted_out: false` is an opt-in at the
+  bank and ends a STOP too, unless it changes the phone (the ledger may not know of STOP
+  replies; a new number does not undo a borrower's STOP).
 - A reminder's amount changes with `reminder.changed partially_repaid`; `repaid` cancels it.
 - Test data: the records of the test environment the ledger journaled as leaked into its feed
   (`fault.touched` of `test_leak`, `mocks.ledger.leaked_record`), by reference and by number;
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Generic, TypeVar
 
+from harness.compliance import PersonalData
 from harness.journal import (
     BorrowerChanged,
     BorrowerOptedOut,
@@ -39,6 +42,7 @@ from harness.journal import (
     Journal,
     ReminderChanged,
     ReminderScheduled,
+    SendRecorded,
 )
 from mocks.ledger import leaked_record
 
@@ -91,17 +95,38 @@ class History(Generic[T]):
 
 @dataclass(frozen=True)
 class Borrower:
-    """One borrower's truth over time: phone numbers, and the intervals they were opted out."""
+    """One borrower's truth over time: phone numbers, the intervals they were opted out, and
+    what does not change during a run ("" when the journal does not say)."""
 
     borrower_id: str
     phones: History[str]
     opted_out: tuple[tuple[float, float], ...]
     """Intervals [start, end) during which the truth said "send nothing"."""
+    email: str = ""
+    device_token: str = ""
+    national_id: str = ""
+    account: str = ""
 
     def has_phone(self, phone: str, t: float) -> bool:
         """Whether `phone` is an accepted number of the borrower's at `t` (grace included)."""
         wanted = national(phone)
         return any(national(self.phones.values[i]) == wanted for i in self.phones.accepted(t))
+
+    def reached_by(self, send: SendRecorded) -> bool:
+        """Whether `send` went to this borrower: by SMS to a number of theirs then, by e-mail to
+        their address (in any case), by push to their app's token."""
+        if send.channel == "email":
+            return bool(self.email) and send.to.lower() == self.email.lower()
+        if send.channel == "push":
+            return bool(self.device_token) and send.to == self.device_token
+        return self.has_phone(send.to, send.t)
+
+    @property
+    def personal_data(self) -> PersonalData:
+        """What no message may show beyond the scenario's allowance: every number they had."""
+        return PersonalData(
+            national_id=self.national_id, account=self.account,
+            phones=tuple(dict.fromkeys(national(phone) for phone in self.phones.values)))
 
     def opted_out_at(self, t: float) -> bool:
         """Whether a send at `t` reaches a borrower who opted out (past the grace)."""
@@ -161,10 +186,20 @@ class Truth:
     """The reminder id of each test-environment record that leaked, by reference."""
     test_phones: dict[str, str]
     """The same, by (national) number."""
+    addresses: dict[str, str]
+    """The borrower id of each e-mail address (lower case) and push token."""
 
     def owner(self, phone: str, t: float) -> Borrower | None:
         """The borrower whose number `phone` was at `t` (or until less than the grace before)."""
         found = _owner_id(self.owners, phone, t)
+        return None if found is None else self.borrowers[found]
+
+    def recipient(self, send: SendRecorded) -> Borrower | None:
+        """The borrower `send` went to: who had its number then (SMS), whose address (e-mail)
+        or push token it was."""
+        if send.channel == "sms":
+            return self.owner(send.to, send.t)
+        found = self.addresses.get(send.to.lower() if send.channel == "email" else send.to)
         return None if found is None else self.borrowers[found]
 
     def test_record(self, refs: Iterable[str], phone: str) -> str | None:
@@ -190,7 +225,10 @@ def rebuild(journal: Journal) -> Truth:
     stops = [(reply.t, bid) for reply in journal.of(BorrowerOptedOut)
              if (bid := _owner_id(owners, reply.phone, reply.t)) is not None]
     opt_outs, in_run = _opt_outs(observed, stops)
-    borrowers = {bid: Borrower(bid, history, tuple(opt_outs.get(bid, ())))
+    first: dict[str, ReminderScheduled] = {}
+    for event in scheduled:
+        first.setdefault(event.borrower_id, event)
+    borrowers = {bid: _borrower(bid, history, tuple(opt_outs.get(bid, ())), first.get(bid))
                  for bid, history in phones.items()}
     reminders = _reminders(scheduled, journal.of(ReminderChanged))
     leaked = [found for event in journal.of(FaultTouched)
@@ -199,7 +237,18 @@ def rebuild(journal: Journal) -> Truth:
                  by_ref={truth.scheduled.ref: rid for rid, truth in reminders.items()},
                  borrowers=borrowers, owners=owners, opted_out_in_run=frozenset(in_run),
                  test_refs={record.ref: record.reminder_id for record in leaked},
-                 test_phones={national(record.phone): record.reminder_id for record in leaked})
+                 test_phones={national(record.phone): record.reminder_id for record in leaked},
+                 addresses={address: bid for bid, event in first.items()
+                            for address in (event.email.lower(), event.device_token)
+                            if address})
+
+
+def _borrower(bid: str, phones: History[str], opted_out: tuple[tuple[float, float], ...],
+              first: ReminderScheduled | None) -> Borrower:
+    if first is None:  # known from a change alone: nothing but their number
+        return Borrower(bid, phones, opted_out)
+    return Borrower(bid, phones, opted_out, email=first.email, device_token=first.device_token,
+                    national_id=first.national_id, account=first.account)
 
 
 def _phones(observed: Iterable[ReminderScheduled | BorrowerChanged]) -> dict[str, History[str]]:

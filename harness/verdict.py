@@ -5,7 +5,9 @@ Rules:
 
 - A gate that fails names up to `MAX_WITNESSES` reminders: for an outcome, reminders with that
   outcome; for continuity, reminders not on time; for duplicates, reminders with extra copies;
-  for sent_to_opted_out / sent_after_repayment, the reminders sent; for a latency, the slowest.
+  for sent_to_opted_out / sent_after_repayment / missing_optout_notice, the reminders sent; for
+  pii_exposed, the reminders of the messages that showed personal data (`message <id>` for one
+  that correlates with none); for a latency, the slowest.
 - Inconclusive: an applied step that touched nothing, or to which no owed reminder was
   exposed.
 - The verdict: `not_judged` unless the run completed; for a demonstration
@@ -62,9 +64,13 @@ def _witnesses(metric: str, judgement: Judgement) -> list[str]:
         return _ids(judged for judged in settled if judged.outcome != "on_time")
     if metric == "duplicates":
         return _ids(judged for judged in judgement.reminders if judged.extra_copies)
-    if metric in ("sent_to_opted_out", "sent_after_repayment", "sent_to_test_data"):
+    if metric in ("sent_to_opted_out", "sent_after_repayment", "sent_to_test_data",
+                  "missing_optout_notice"):
         defects: tuple[Defect, ...] = getattr(judgement, metric)
         return _unique(defect.reminder_id for defect in defects)
+    if metric == "pii_exposed":
+        return _unique(exposure.reminder_id or f"message {exposure.send.message_id}"
+                       for exposure in judgement.pii_exposed)
     if metric.endswith("_latency"):
         slowest = sorted((judged for judged in settled if judged.latency is not None),
                          key=lambda judged: -(judged.latency or 0.0))
