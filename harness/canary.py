@@ -9,6 +9,10 @@ connection, so the count of connections that showed the fault is the measured ef
 Every probe runs on a raw socket with a deadline, so one step's measurement stays under ~5 s.
 HTTPS mocks are probed through TLS 1.2 with the run's test CA, driven through memory buffers so
 that what the network does is seen at the TCP level (reads, closes), not through records.
+
+The mail server (the `email` link) speaks SMTP: its probe reads the greeting, sends the mail
+mock's canary command (`mocks.smtp.CANARY_VERB`: it reads the bytes sent after it and answers
+the bytes asked for in one reply) and QUITs; the steps are judged alike.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from harness.journal import FaultMeasured
 from harness.scenario import Step
 from harness.toxiproxy import Link
 from mocks.control import CANARY_MAX_BYTES
+from mocks.manifest import ChannelKind
 from mocks.paths import CANARY_PATH
+from mocks.smtp import CANARY_VERB
 
 BUDGET = 4.5
 """Seconds one probe may take at most, connection to close."""
@@ -38,14 +44,24 @@ SLICED = 3
 
 _TCP_INFO_DATA_SEGS_IN = 152  # offset of tcpi_data_segs_in in Linux's struct tcp_info (4.6+)
 
+SMTP_LINK: ChannelKind = "email"
+"""The link to the mail server (a channel's link is named after the channel)."""
+
+Protocol = Literal["HTTP", "SMTP"]
+
+_FULL: dict[Protocol, int] = {"HTTP": 200, "SMTP": 250}
+"""The status of a full answer: HTTP's, and the reply to the SMTP canary command."""
+
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a link's clients connect, and the TLS context if the mock behind it is HTTPS."""
+    """Where a link's clients connect, the TLS context if the mock behind it is HTTPS, and
+    the protocol it speaks."""
 
     host: str
     port: int
     tls: ssl.SSLContext | None = None
+    protocol: Protocol = "HTTP"
 
 
 def tls_context(ca_bundle: str) -> ssl.SSLContext:
@@ -68,6 +84,8 @@ class Observation:
     ended: Ended
     reason: str = ""
     status: int | None = None
+    """The HTTP status, or the code of the SMTP reply that ended the exchange."""
+    protocol: Protocol = "HTTP"
     answered: float | None = None
     closed: float | None = None
     """How long after the canary half-closed, once answered, the connection closed (None: not
@@ -235,6 +253,9 @@ def probe(target: Endpoint, *, ask: int = 16, upload: int = 0, answer_within: fl
     except (ConnectionResetError, ConnectionAbortedError, ssl.SSLError, OSError) as exc:
         return _ended(exc)
     try:
+        if target.protocol == "SMTP":
+            return _smtp_exchange(wire, ask, upload, deadline,
+                                  min(close_within, BUDGET - answer_within))
         return _exchange(wire, _request(target, ask, upload, keep_alive=close_within > 0),
                          deadline, min(close_within, BUDGET - answer_within))
     finally:
@@ -265,6 +286,60 @@ def _exchange(wire: _Wire, request: bytes, deadline: float, close_within: float)
             closed = wire.half_close(answered + close_within)
     return Observation("answered", status=head[0], answered=answered - sent, closed=closed,
                        pieces=pieces)
+
+
+def _smtp_reply(wire: _Wire, buffer: bytearray, deadline: float) -> int | None:
+    """The code of the next whole SMTP reply (its lines taken off `buffer`); None when the
+    peer closed before it ended."""
+    start = 0
+    while True:
+        end = buffer.find(b"\r\n", start)
+        if end < 0:
+            data = wire.read(deadline)
+            if not data:
+                return None
+            buffer.extend(data)
+            continue
+        line, start = bytes(buffer[start:end]), end + 2
+        if line[3:4] != b"-":  # the last line of a reply: "250 OK" (a "250-..." goes on)
+            del buffer[:start]
+            if not (line[:3].isdigit() and len(line[:3]) == 3):
+                raise ValueError(f"not an SMTP reply: {line[:40]!r}")
+            return int(line[:3])
+
+
+def _smtp_exchange(wire: _Wire, ask: int, upload: int, deadline: float,
+                   close_within: float) -> Observation:
+    """The greeting, then the canary command (its answer is the probe's answer), then QUIT;
+    with `close_within`, instead of QUIT, the canary half-closes and waits for the server's
+    close, as the HTTP probe does on a kept-alive connection."""
+    began = time.monotonic()
+    buffer, pieces = bytearray(), 0
+    try:
+        code = _smtp_reply(wire, buffer, deadline)
+        if code == 220:
+            before = wire.pieces()
+            wire.send(f"{CANARY_VERB} {ask} {upload}\r\n".encode() + b"." * upload, deadline)
+            code = _smtp_reply(wire, buffer, deadline)
+            pieces = wire.pieces() - before
+        if code is None:
+            return Observation("closed", "closed before a full answer", protocol="SMTP")
+    except _Timeout:
+        return Observation("timeout", "no full answer", protocol="SMTP")
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return _ended(exc)
+    answered = time.monotonic()
+    if code != _FULL["SMTP"]:
+        return Observation("answered", status=code, answered=answered - began, protocol="SMTP")
+    closed = None
+    if close_within > 0:
+        with contextlib.suppress(_Timeout, OSError):
+            closed = wire.half_close(answered + close_within)
+    else:
+        with contextlib.suppress(_Timeout, OSError):  # a courtesy: the answer is in
+            wire.send(b"QUIT\r\n", deadline)
+    return Observation("answered", status=code, answered=answered - began, closed=closed,
+                       pieces=pieces, protocol="SMTP")
 
 
 def _ended(exc: BaseException) -> Observation:
@@ -301,7 +376,7 @@ def _not_answered(observation: Observation) -> bool:
 
 
 def _full_answer(observation: Observation) -> bool:
-    return observation.ended == "answered" and observation.status == 200
+    return observation.ended == "answered" and observation.status == _FULL[observation.protocol]
 
 
 def plan(step: Step) -> Plan | None:
@@ -380,7 +455,7 @@ def probes_for(step: Step) -> int:
 def _summary(observations: list[Observation]) -> str:
     """How the connections that did not show the fault went: "4 answered in 2-5 ms, 1 reset"."""
     times = sorted(o.answered or 0.0 for o in observations if _full_answer(o))
-    counts = Counter(f"answered HTTP {o.status}" if o.ended == "answered"
+    counts = Counter(f"answered {o.protocol} {o.status}" if o.ended == "answered"
                      else f"{o.ended} ({o.reason})" if o.reason else o.ended
                      for o in observations if not _full_answer(o))
     parts = [f"{n} {what}" for what, n in counts.most_common()]
@@ -413,7 +488,8 @@ def measure(index: int, step: Step, target: Endpoint, probes: int | None = None)
 
 
 class Canary:
-    """The canary endpoints of one run's links, by link name (`ledger`, `vendors.<name>`)."""
+    """The canary endpoints of one run's links, by link name (`ledger`, `vendors.<name>`,
+    `email`, ...)."""
 
     def __init__(self, endpoints: Mapping[str, Endpoint]) -> None:
         self._endpoints = dict(endpoints)
@@ -422,10 +498,12 @@ class Canary:
     def through(cls, links: Mapping[str, Link], *, secure: Collection[str],
                 ca_bundle: str) -> Canary:
         """Probes through each link's listen address; the `secure` links lead to HTTPS mocks,
-        whose certificates the run's test CA (`ca_bundle`) signed."""
+        whose certificates the run's test CA (`ca_bundle`) signed, and SMTP_LINK to the mail
+        server."""
         tls = tls_context(ca_bundle)
         return cls({name: Endpoint(link.listen_host, link.listen_port,
-                                   tls if name in secure else None)
+                                   tls if name in secure else None,
+                                   "SMTP" if name == SMTP_LINK else "HTTP")
                     for name, link in links.items()})
 
     def measure(self, index: int, step: Step) -> FaultMeasured:
