@@ -110,6 +110,30 @@ def _outcomes(card: Scorecard) -> tuple[OutcomeBar, ...]:
                  for name in OUTCOMES)
 
 
+def several_channels(card: Scorecard) -> bool:
+    """Whether the run allowed channels beside SMS: only then are channels shown (with SMS
+    alone every delivery is by SMS)."""
+    return len(card.channel_mix) > 1
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    """One allowed channel: the reminders it delivered correctly, its share outside faults."""
+
+    channel: str
+    delivered: int
+    share: str
+    about: str
+
+
+def _channels(card: Scorecard) -> tuple[ChannelRow, ...]:
+    rows = []
+    for channel, delivered in card.channel_mix.items():
+        figure = FIGURES[f"{channel}_share"]
+        rows.append(ChannelRow(channel, delivered, _percent(figure.value(card)), figure.about))
+    return tuple(rows)
+
+
 def _about(expr: str) -> str:
     """What the figure a gate names means (its leading name), or nothing if it is unknown."""
     match = re.match(r"\s*([a-z0-9_]+)", expr)
@@ -118,8 +142,8 @@ def _about(expr: str) -> str:
 
 
 def html_report(card: Scorecard) -> str:
-    """The page: verdict, continuity, the run chart, outcomes, gates apart from the vendors'
-    SLA verdicts, faults, vendors and the worst reminders' traces."""
+    """The page: verdict, continuity, the run chart, outcomes, the channel mix, gates apart
+    from the vendors' SLA verdicts, faults, vendors and the worst reminders' traces."""
     anchors: dict[str, str] = {}  # a gate's witness, by reminder id or ref, to its trace
     for i, trace in enumerate(card.worst):
         anchors.setdefault(trace.reminder_id, f"trace-{i}")
@@ -127,4 +151,5 @@ def html_report(card: Scorecard) -> str:
     return _TEMPLATES.get_template("report.html.j2").render(
         card=card, banner=_banner(card), figures=_shown(card), outcomes=_outcomes(card),
         chart=run_chart(card.series, card.faults), step_label=step_label, about=_about,
-        anchors=anchors, sla_decides=sla_failed_the_run(card))
+        anchors=anchors, sla_decides=sla_failed_the_run(card),
+        channels=_channels(card) if several_channels(card) else ())

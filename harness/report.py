@@ -8,9 +8,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from harness.html import html_report
+from harness.html import html_report, several_channels
 from harness.junit import junit_xml, sla_failed_the_run
-from harness.scorecard import OUTCOMES, Scorecard
+from harness.scorecard import FIGURES, OUTCOMES, Scorecard
 
 
 def write_reports(run_dir: Path, card: Scorecard) -> Path:
@@ -60,10 +60,15 @@ def summary(card: Scorecard) -> Group:
                          ("sent to test data", card.sent_to_test_data),
                          ("sent after opt-out", f"{card.sent_to_opted_out} "
                                                 f"(of {card.opted_out} opted out)"),
+                         ("personal data shown", card.pii_exposed),
+                         ("without the opt-out notice", card.missing_optout_notice),
                          ("alerts", card.alerts),
                          ("undetected faults", card.undetected_faults)):
         outcomes.add_row(label, str(value))
     parts: list[RenderableType] = [head, outcomes]
+    if several_channels(card):
+        shares = ", ".join(f"{channel} {_share(card, channel)}" for channel in card.channel_mix)
+        parts.append(Text(f"channel mix: {_mix(card.channel_mix)} (outside faults: {shares})"))
     if card.faults:
         parts += [_faults(card), _exposure(card)]
         parts.extend(Text(f"step {f.step} {f.fault} on {f.link}: {f.effect}", "dim")
@@ -111,14 +116,28 @@ def _faults(card: Scorecard) -> Table:
     return table
 
 
+def _mix(mix: dict[str, int]) -> str:
+    """`sms 40, push 7, email 2`."""
+    return ", ".join(f"{channel} {count}" for channel, count in mix.items())
+
+
+def _share(card: Scorecard, channel: str) -> str:
+    """The channel's share outside faults (its `<channel>_share` figure), as a percentage."""
+    value = FIGURES[f"{channel}_share"].value(card)
+    return "-" if value is None else f"{value:.2%}"
+
+
 def _exposure(card: Scorecard) -> Table:
-    """What became of the reminders each step exposed: every outcome, so a row adds up."""
+    """What became of the reminders each step exposed: every outcome, so a row adds up, and by
+    which channel those delivered were (when the run had several)."""
+    channels = ("delivered by",) if several_channels(card) else ()
     table = Table("step", "exposed", *(_SHORT.get(o, o) for o in OUTCOMES), "duplicates",
-                  box=None, pad_edge=False)
+                  *channels, box=None, pad_edge=False)
     for fault in card.faults:
         table.add_row(str(fault.step), str(fault.exposed),
                       *(str(fault.outcomes_exposed[o]) for o in OUTCOMES),
-                      str(fault.duplicates_exposed))
+                      str(fault.duplicates_exposed),
+                      *((_mix(fault.channels_exposed),) if channels else ()))
     return table
 
 
