@@ -237,6 +237,7 @@ def _effect(run: StepRun, touches: Sequence[FaultTouched]) -> str:
     for switch, count in counts.items():
         phrase = _EFFECTS.get((family, switch), f"touched by {switch}")
         label = {"drift": switches.get("drift_field"), "rejects": switches.get("rejects"),
+                 "content_filter": switches.get("content_action"),
                  "schema_change": switches.get("schema_change"),
                  "test_leak": switches.get("test_leak_records")}.get(switch) or switch
         parts.append(f"{count} {phrase} ({label})")

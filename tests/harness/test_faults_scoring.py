@@ -103,6 +103,26 @@ def test_a_vendor_step_counts_what_its_switches_touched() -> None:
     assert card.inconclusive == []
 
 
+def test_compliance_and_channel_steps_say_what_they_touched_in_their_words() -> None:
+    both = scenario("channels={push: {window: 60s}, email: {window: 60s}}")
+    card = score(journal(
+        step(0, "vendor.template_rejected", "vendors.sms", 30, 60),
+        step(1, "vendor.content_filter", "vendors.backup", 30, 60, {"action": "spam"}),
+        step(2, "push.unavailable", "push", 30, 60),
+        step(3, "email.greylist", "email", 30, 60, {"retry_after": 5000}),
+        owed("AAAAAAAA", 40), sent("AAAAAAAA", 41),
+        touched(31, "rejects"), touched(32, "rejects"),
+        touched(33, "content_filter", mock="backup"),
+        touched(34, "unavailable", mock="push"), touched(35, "unavailable", mock="sms"),
+        touched(36, "greylist", mock="email"),
+        run=both))
+    assert [(row.touched, row.effect) for row in card.faults] == [
+        (2, "2 sends refused as no longer approved (template)"),
+        (1, "1 messages caught by the content rule (spam)"),
+        (1, "1 sends refused as unavailable (unavailable)"),
+        (1, "1 messages greylisted (greylist)")]
+
+
 def test_a_step_that_touched_nothing_makes_the_run_inconclusive() -> None:
     card = score(journal(
         step(0, "proxy.latency", "ledger", 30, 60, {"latency": 500}),
