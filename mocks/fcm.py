@@ -73,6 +73,9 @@ _MESSAGE_FIELDS = frozenset({"name", "data", "notification", "android", "webpush
                              "fcm_options", *_TARGETS})
 _NOTIFICATION_FIELDS = frozenset({"title", "body", "image"})
 _PLATFORM_FIELDS = ("android", "webpush", "apns", "fcm_options")
+# Data keys FCM keeps for itself.
+_RESERVED_KEYS = frozenset({"from", "message_type"})
+_RESERVED_PREFIXES = ("google.", "gcm.")
 # The canonical error code of each HTTP status Google answers with.
 _STATUS_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
                  404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
@@ -193,8 +196,12 @@ class _Push:
         refusal = self._check_assertion(assertion)
         if refusal is not None:
             return _grant_error("invalid_grant", refusal)
+        now = time.monotonic()
+        # Granted in expiry order: the expired are the oldest, and forgotten.
+        while self._tokens and next(iter(self._tokens.values())) < now:
+            del self._tokens[next(iter(self._tokens))]
         token = "ya29." + secrets.token_urlsafe(96)
-        self._tokens[token] = time.monotonic() + TOKEN_LIFETIME
+        self._tokens[token] = now + TOKEN_LIFETIME
         return web.json_response({"access_token": token, "expires_in": TOKEN_LIFETIME,
                                   "token_type": "Bearer"})
 
@@ -320,6 +327,9 @@ class _Push:
                 if not isinstance(value, str):
                     raise _invalid(f"Invalid value at 'message.{where}.{key}' (TYPE_STRING), "
                                    f"{json.dumps(value)[:40]}")
+        for key in data:
+            if key in _RESERVED_KEYS or key.startswith(_RESERVED_PREFIXES):
+                raise _invalid(f"Invalid data payload key: {key}")
         return (token, notification.get("title", ""), notification.get("body", ""), data,
                 validate_only)
 

@@ -235,25 +235,57 @@ def test_the_grant_checks_issuer_audience_and_expiry(push: Push) -> None:
     assert grant(good, grant_type="password").json()["error"] == "unsupported_grant_type"
 
 
-def test_a_send_needs_a_granted_token_for_its_own_project(push: Push) -> None:
-    body = {"message": {"token": push.live[0], "notification": {"title": "t", "body": "b"}}}
-    unknown = httpx.post(push.send_url, json=body, timeout=5,
+@pytest.fixture(scope="module")
+def session(push: Push) -> Iterator[AuthorizedSession]:
+    """Plain HTTP as FCM documents it, with google-auth's access tokens from the mock."""
+    with AuthorizedSession(service_account.Credentials.from_service_account_info(
+            _account(push), scopes=[SCOPE])) as made:
+        yield made
+
+
+def _body(push: Push, **message: object) -> dict[str, object]:
+    return {"message": {"token": push.live[0], "notification": {"title": "t", "body": "b"},
+                        **message}}
+
+
+def test_a_send_needs_a_granted_token_for_its_own_project(push: Push,
+                                                          session: AuthorizedSession) -> None:
+    unknown = httpx.post(push.send_url, json=_body(push), timeout=5,
                          headers={"Authorization": "Bearer ya29.not-granted"})
     assert unknown.status_code == 401
     assert unknown.json()["error"]["status"] == "UNAUTHENTICATED"
-    session = AuthorizedSession(service_account.Credentials.from_service_account_info(
-        _account(push), scopes=[SCOPE]))
     other = push.send_url.replace(push.endpoint.values["project"], "someone-elses")
-    denied = session.post(other, json=body, timeout=5)
+    denied = session.post(other, json=_body(push), timeout=5)
     assert denied.status_code == 403
     assert denied.json()["error"]["status"] == "PERMISSION_DENIED"
-    typo = session.post(push.send_url, json={"message": {**body["message"], "tokn": "x"}},
-                        timeout=5)
-    assert typo.status_code == 400
-    assert 'Unknown name "tokn"' in typo.json()["error"]["message"]
+    assert session.post(push.send_url, json=_body(push), timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(("message", "says"), [
+    ({"tokn": "x"}, 'Unknown name "tokn"'),
+    ({"data": {"ref": 7}}, "message.data.ref"),
+    ({"data": {"from": "bank"}}, "Invalid data payload key: from"),
+    ({"data": {"google.c.a": "1"}}, "Invalid data payload key: google.c.a"),
+    ({"notification": {"title": "t", "subtitle": "s"}}, 'Unknown name "subtitle"'),
+    ({"topic": "all"}, "oneof field 'target' is already set"),
+])
+def test_what_google_s_parser_refuses(push: Push, session: AuthorizedSession,
+                                      message: dict[str, object], says: str) -> None:
+    tail = JournalTail(push)
+    refused = session.post(push.send_url, json=_body(push, **message), timeout=5)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert says in refused.json()["error"]["message"]
+    assert tail.new(SendRecorded) == []
+    assert [c.outcome for c in tail.new(VendorCall)][-1] == "rejected"
+
+
+def test_junk_is_answered_in_google_s_shape(push: Push, session: AuthorizedSession) -> None:
     junk = session.post(push.send_url, data=b"{not json", timeout=5,
                         headers={"Content-Type": "application/json"})
     assert junk.status_code == 400 and junk.json()["error"]["status"] == "INVALID_ARGUMENT"
+    nowhere = session.post(push.endpoint.url + "/v1/projects/x/messages:list", timeout=5)
+    assert nowhere.status_code == 404 and nowhere.json()["error"]["status"] == "NOT_FOUND"
 
 
 def test_the_control_api_needs_the_run_s_token(push: Push) -> None:
