@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
@@ -32,7 +32,7 @@ from harness.journal import (
     read_journal,
 )
 from mocks.bank import Bank, Changes, Population
-from mocks.channels import ChannelDeps
+from mocks.channels import ChannelDeps, ChannelServer
 from mocks.handsets import HandsetConfig, Handsets
 from mocks.manifest import ChannelEndpoint, Manifest, MocksConfig
 from mocks.sends import SendRecord
@@ -448,36 +448,76 @@ def test_canary_command_answers_the_bytes_asked(mail: ChannelEndpoint) -> None:
     assert canary[-1][3:4] == b" " and lines[-2].startswith(b"221 ")
 
 
-def test_close_drops_connections_within_the_grace(tmp_path: Path) -> None:
-    async def scenario() -> float:
-        runners: list[web.AppRunner] = []
+@contextlib.asynccontextmanager
+async def in_process(directory: Path) -> AsyncIterator[ChannelServer]:
+    """The mail server started on this loop (as the mock process does), closed after."""
+    runners: list[web.AppRunner] = []
 
-        async def serve_http(app: web.Application) -> str:
-            runner = web.AppRunner(app)
-            await runner.setup()
-            runners.append(runner)
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            return f"http://127.0.0.1:{runner.addresses[0][1]}"
+    async def serve_http(app: web.Application) -> str:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
 
-        journal = JournalWriter(tmp_path, "mocks")
-        deps = ChannelDeps(journal=journal, record=SendRecord(journal),
-                           bank=Bank(Population(), Changes(), lead=5, window=20, seed=1),
-                           handsets=Handsets(HandsetConfig(), 1), seed=1,
-                           serve_http=serve_http, run_dir=tmp_path)
-        server = await start(deps)
-        reader, writer = await asyncio.open_connection(*_address(server.endpoint))
-        assert (await reader.readline()).startswith(b"220 ")
-        writer.write(b"EHLO test\r\nMAIL FROM:<x@y>\r\n")  # a session mid-conversation
-        await writer.drain()
-        began = time.monotonic()
+    journal = JournalWriter(directory, "mocks")
+    deps = ChannelDeps(journal=journal, record=SendRecord(journal),
+                       bank=Bank(Population(), Changes(), lead=5, window=20, seed=1),
+                       handsets=Handsets(HandsetConfig(), 1), seed=1, serve_http=serve_http,
+                       run_dir=directory)
+    server = await start(deps)
+    try:
+        yield server
+    finally:
         await server.close()
-        took = time.monotonic() - began
-        with contextlib.suppress(ConnectionResetError):  # dropped with our MAIL unread
-            await asyncio.wait_for(reader.read(), 2.0)  # what was said, then the end
-        writer.close()
         for runner in runners:
             await runner.cleanup()
         journal.close()
-        return took
+
+
+def test_close_drops_connections_within_the_grace(tmp_path: Path) -> None:
+    async def scenario() -> float:
+        async with in_process(tmp_path) as server:
+            reader, writer = await asyncio.open_connection(*_address(server.endpoint))
+            assert (await reader.readline()).startswith(b"220 ")
+            writer.write(b"EHLO test\r\nMAIL FROM:<x@y>\r\n")  # a session mid-conversation
+            await writer.drain()
+            began = time.monotonic()
+            await server.close()
+            took = time.monotonic() - began
+            with contextlib.suppress(ConnectionResetError):  # dropped with our MAIL unread
+                await asyncio.wait_for(reader.read(), 2.0)  # what was said, then the end
+            writer.close()
+            return took
 
     assert asyncio.run(scenario()) < 2.0
+
+
+def test_idle_connections_are_dropped_but_not_while_a_reply_is_held(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mocks.smtp.IDLE_TIMEOUT", 0.5)
+
+    async def scenario() -> None:
+        async with in_process(tmp_path) as server:
+            began = time.monotonic()  # the server's idle deadline starts once connected
+            reader, writer = await asyncio.open_connection(*_address(server.endpoint))
+            assert (await reader.readline()).startswith(b"220 ")
+            assert await asyncio.wait_for(reader.read(), 10.0) == b""  # closed by the server
+            assert time.monotonic() - began >= 0.5
+            writer.close()
+            # A reply held back longer than the idle timeout still comes.
+            async with httpx.AsyncClient(timeout=5) as client:
+                switched = await client.put(server.endpoint.control_url,
+                                            json={"data_delay": 1.0})
+                switched.raise_for_status()
+            endpoint, to = server.endpoint, unique()
+            await asyncio.to_thread(_send, endpoint, to)
+        [send] = sends_to(tmp_path, to)
+        assert send.to == to.lower()
+
+    asyncio.run(scenario())
+
+
+def _send(endpoint: ChannelEndpoint, to: str) -> None:
+    with smtp(endpoint) as client:
+        client.send_message(reminder(endpoint, to))
