@@ -467,13 +467,15 @@ class MailChannel:
 
 
 async def start(deps: ChannelDeps) -> ChannelServer:
-    """Serve the mail server on a loopback port, and its control API."""
+    """Serve the mail server on a loopback port, and its control API (faults; the record of
+    its sends at `/__notifychaos/sends`)."""
     mail = MailServer(deps, issue_credentials(random.SystemRandom()))
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: _Connection(mail), "127.0.0.1", 0)
     host, port = server.sockets[0].getsockname()[:2]
     app = web.Application()
-    app.router.add_routes(fault_routes(MailFaults, lambda: mail.faults, mail.switch))
+    app.router.add_routes([*fault_routes(MailFaults, lambda: mail.faults, mail.switch),
+                           *deps.record.routes(NAME)])
     control = await deps.serve_http(app)
     endpoint = ChannelEndpoint(kind="email", url=f"smtp://{host}:{port}",
                                credentials=mail.credentials,

@@ -400,7 +400,11 @@ def test_fault_switches_are_journaled(mail: ChannelEndpoint, journal_dir: Path) 
     assert changes == [{"reject": 550, "data_delay": 0.5}, {}]
 
 
-def test_control_api_needs_the_runs_token(mail: ChannelEndpoint) -> None:
+def test_control_api_needs_the_runs_token(mail: ChannelEndpoint, journal_dir: Path) -> None:
+    to = unique()
+    with smtp(mail) as client:
+        client.send_message(reminder(mail, to))
+    wait_for_sends(journal_dir, to)
     with httpx.Client(timeout=5) as client:
         assert client.get(mail.control_url).status_code == 401
         assert client.put(mail.control_url, json={"reject": 554}).status_code == 401
@@ -410,6 +414,12 @@ def test_control_api_needs_the_runs_token(mail: ChannelEndpoint) -> None:
         assert good.status_code == 200 and good.json()["reject"] is None
         bad = client.put(mail.control_url, json={"reject": 451}, headers=CONTROL)
         assert bad.status_code == 400
+        sends = mail.control_url.replace("/faults", "/sends")
+        assert client.get(sends).status_code == 401
+        listing = client.get(sends, headers=CONTROL).json()
+        assert listing["vendor"] == "email"
+        assert to.lower() in {send["to"] for send in listing["sends"]}
+        assert {send["channel"] for send in listing["sends"]} == {"email"}
 
 
 def _exchange(address: tuple[str, int], lines: list[bytes]) -> bytes:
