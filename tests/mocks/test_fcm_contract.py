@@ -24,6 +24,8 @@ from firebase_admin import credentials, exceptions, messaging
 from google.auth import exceptions as auth_exceptions
 from google.auth.transport.requests import AuthorizedSession, Request
 from google.oauth2 import service_account
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mockkit import CONTROL
 from pushkit import JournalTail, Push, push_faults, running_push
 
@@ -159,6 +161,14 @@ def test_what_fcm_refuses_as_an_invalid_argument(push: Push, app: firebase_admin
     assert tail.new(SendRecorded) == []
 
 
+def test_another_project_is_permission_denied(push: Push, monkeypatch: pytest.MonkeyPatch,
+                                              app: firebase_admin.App) -> None:
+    monkeypatch.setattr(messaging._MessagingService, "FCM_URL",
+                        push.endpoint.url + "/v1/projects/someone-elses/messages:send")
+    with pytest.raises(exceptions.PermissionDeniedError):
+        messaging.send(_message(push.live[0]), app=app)
+
+
 def test_quota_is_exceeded_with_a_retry_after(push: Push, app: firebase_admin.App) -> None:
     tail = JournalTail(push)
     with push_faults(push, quota=True), pytest.raises(messaging.QuotaExceededError) as refused:
@@ -278,6 +288,27 @@ def test_what_google_s_parser_refuses(push: Push, session: AuthorizedSession,
     assert says in refused.json()["error"]["message"]
     assert tail.new(SendRecorded) == []
     assert [c.outcome for c in tail.new(VendorCall)][-1] == "rejected"
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+_FIELDS = st.sampled_from(["token", "topic", "notification", "data", "android", "title", "x"])
+
+
+def test_any_json_gets_an_answer_in_google_s_shape(push: Push,
+                                                   session: AuthorizedSession) -> None:
+    @settings(max_examples=40, deadline=None)
+    @given(st.dictionaries(st.sampled_from(["message", "validate_only", "x"]),
+                           st.dictionaries(_FIELDS, _JSON, max_size=4) | _JSON, max_size=2))
+    def check(body: dict[str, object]) -> None:
+        answer = session.post(push.send_url, json=body, timeout=5)
+        assert answer.status_code in (200, 400, 404), answer.text
+        if answer.status_code != 200:
+            error = answer.json()["error"]
+            assert error["code"] == answer.status_code and error["status"], error
+
+    check()
 
 
 def test_junk_is_answered_in_google_s_shape(push: Push, session: AuthorizedSession) -> None:
