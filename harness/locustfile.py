@@ -1,22 +1,41 @@
-"""Locust users that tick the ledger: each request schedules the next reminder (loaded only by
-Locust's process).
+"""Locust users that tick the ledger (each request schedules the next reminder) and, with the
+scenario's `app`, borrowers who open the bank's app (loaded only by Locust's process).
 
 Parameters come from the environment the harness sets: NOTIFYCHAOS_RATE (ticks per second in
 all), NOTIFYCHAOS_USERS and NOTIFYCHAOS_TOKEN (the run's token, which the ledger's admin API
-wants). The ledger draws everything else from the run's seed, so what is scheduled depends
-only on how many ticks arrive, not on which user sent them.
+wants), and NOTIFYCHAOS_APP (harness.loadgen.AppLoad) for the app. The ledger draws everything
+else from the run's seed, so what is scheduled depends only on how many ticks arrive, not on
+which user sent them.
+
+Borrowers who open the app are those of the reminders ticked so far (each tick's answer names
+its reminder, and so its borrower): a seeded generator picks one per open, uniformly among
+them, and whether the open also switches reminders off. Which borrower it is still depends on
+how many ticks were answered by then, as the ticks' timing does.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
+import time
+from pathlib import Path
 
+import gevent
 from locust import FastHttpUser, constant_throughput, task
+from locust.contrib.fasthttp import FAILURE_EXCEPTIONS
 
 RATE = float(os.environ.get("NOTIFYCHAOS_RATE", "1"))
 USERS = int(os.environ.get("NOTIFYCHAOS_USERS", "1"))
-# The header's name is mocks.manifest.TOKEN_HEADER, spelt out: this file loads nothing of ours.
+# The header's name is mocks.manifest.TOKEN_HEADER, spelt out as tests/harness/test_loadgen.py
+# checks it.
 HEADERS = {"X-Notifychaos-Token": os.environ.get("NOTIFYCHAOS_TOKEN", "")}
+# harness.loadgen.APP_ENV, spelt out: what reads it is imported only when it is set.
+APP = os.environ.get("NOTIFYCHAOS_APP")
+
+BORROWERS: list[str] = []
+"""The borrowers of the reminders ticked so far, each once, in the order first ticked."""
+_KNOWN: set[str] = set()
 
 
 class Ticks(FastHttpUser):
@@ -29,4 +48,78 @@ class Ticks(FastHttpUser):
 
     @task
     def schedule_a_reminder(self) -> None:
-        self.client.post("/admin/ticks", name="/admin/ticks", headers=HEADERS)
+        response = self.client.post("/admin/ticks", name="/admin/ticks", headers=HEADERS)
+        if APP is not None and response.status_code == 201:
+            _ticked(response.json()["reminder_id"])
+
+
+if APP is not None:
+    # Only for the app: these take a second or two to import, which would delay every load.
+    from harness.journal import JournalWriter
+    from harness.loadgen import APP_TIMEOUT, AppLoad, app_opened
+    from mocks.bank import borrower_of
+
+    _APP = AppLoad.model_validate_json(APP)
+    _PICKS = random.Random(f"{_APP.seed}:app-opens")
+    _STARTS = itertools.count()
+    _PERIOD = _APP.users / _APP.opens
+    """Seconds between one user's opens (constant throughput: late, never ahead)."""
+    # One journal file of this process's own (Locust runs as one process here).
+    _JOURNAL = JournalWriter(Path(_APP.journal_dir), "locust-app")
+
+    def _ticked(reminder_id: str) -> None:
+        borrower_id = borrower_of(reminder_id)
+        if borrower_id not in _KNOWN:
+            _KNOWN.add(borrower_id)
+            BORROWERS.append(borrower_id)
+
+    class AppOpens(FastHttpUser):
+        """Borrowers opening the app, through the `app` link: APP.users users at APP.opens
+        per second in all."""
+
+        fixed_count = _APP.users
+        host = _APP.url
+        network_timeout = APP_TIMEOUT
+        connection_timeout = APP_TIMEOUT
+
+        def on_start(self) -> None:
+            # The users' first opens 1 / APP.opens apart: all at once, once a period, would
+            # leave gaps a fault could fall in. Waited out in wait_time, where a stop ends it.
+            self._next_open = time.monotonic() + next(_STARTS) / _APP.opens
+
+        def wait_time(self) -> float:
+            return max(0.0, self._next_open - time.monotonic())
+
+        @task
+        def open_the_app(self) -> None:
+            now = time.monotonic()
+            if now < self._next_open:
+                return  # before this user's first turn
+            if not BORROWERS:
+                self._next_open = now + 0.1  # no reminder ticked yet: nobody has one to look up
+                return
+            self._next_open = now + _PERIOD
+            borrower_id = _PICKS.choice(BORROWERS)
+            opts_out = _PICKS.random() < _APP.opt_outs
+            t, started = time.time(), time.perf_counter()
+            with self.client.get(f"/v1/app/borrowers/{borrower_id}/installment",
+                                 name="/v1/app/borrowers/[id]/installment",
+                                 catch_response=True) as response:
+                try:
+                    body = response.content or b""
+                except FAILURE_EXCEPTIONS:
+                    body = b""  # cut short: the borrower saw no view
+                opened = app_opened(borrower_id, t, time.perf_counter() - started,
+                                    response.status_code, body)
+                if opened.status is None and response.status_code == 200:
+                    response.failure("the answer is not the borrower's view")
+            _JOURNAL.write(opened)
+            if opts_out:
+                self.client.put(f"/v1/app/borrowers/{borrower_id}/preferences",
+                                json={"reminders": False},
+                                name="/v1/app/borrowers/[id]/preferences")
+
+
+# gevent's loop clock was last read when Locust made its hub, before this file was imported;
+# --run-time, counted on it, would otherwise end the load that much early (a second or more).
+gevent.get_hub().loop.update_now()
