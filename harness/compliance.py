@@ -2,34 +2,33 @@
 characters the scenario allows (`compliance.visible`), and the opt-out notice
 (`compliance.optout_notice`).
 
-Rules (a field is a national id, an account number or a phone, compared without case, so the
-id's check character x is X):
+Rules (a field is a national id, an account number or a phone in national form, compared
+without case, so the id's check character x is X):
 
 - A **run** of the text is a stretch of digits and mask characters (`*`, `＊`, `•`, `●`, `×`,
-  `x`, `X`), with single spaces or hyphens between them and a leading `+` allowed, that touches
-  no letter or digit and is not part of a decimal number (no `.` or `,` then a digit on either
-  side). So `5,234.00`, `¥100.00`, a reference such as `K9X2Q7ZP` and the ref in `ref:AB12CD34`
-  are never runs. A **piece** is a run, or a part of it cut at its spaces or hyphens (`6222
-  **** **** 3476 2026-12-05` has the card's rendering as a piece); pieces longer than 40
-  characters are not read. A phone's piece may start
-  with its country code (`+86`, `86`, `0086`), which is not part of the number.
+  `x`, `X`), with single spaces or hyphens between them and a leading `+` allowed, that is not
+  inside a longer number: no digit beside it, and no `.` or `,` then a digit (so `5,234.00` and
+  `¥100.00` are no runs). A **piece** is a run, or a part of it cut at its spaces or hyphens
+  (`6222 **** **** 3476 2026-12-05` has the card's rendering as a piece), without the `+`;
+  pieces longer than 40 characters are not read. A phone's piece may start with the country
+  code (`86`, `0086`), which is not part of the number.
 - A text **shows** a field's characters, the most of:
-  1. all of them, when the whole value is in the text, spaces or hyphens between its characters
-     allowed, not inside a longer number (`6222 0209 0921 3476`, `ID11010519900101123X`,
-     `+86 138 0000 0001`, `13800000001`);
-  2. the ones kept in place, for a piece as long as the value whose every other character is a
-     mask (`110105********8902` keeps 10);
-  3. the kept start and end, for a piece that is a start of the value (maybe none), two or more
-     masks, then an end of the value (maybe none): `6222****3476` keeps 8, `****8902` 4;
-  4. its length, for a whole run of four or more characters that is the end of the value, with
-     no mask (`尾号8902`: 4).
+  1. in place: for a piece as long as the value whose every character is the value's own or a
+     mask, the value's own (all of them for `6222 0209 0921 3476`, `ID11010519900101123X`,
+     `+86 138 0000 0001`, `13800000001`; 10 for `110105********8902`);
+  2. start and end: for a piece that is a start of the value (maybe none), two or more masks,
+     then an end of the value (maybe none), the start and end (`6222****3476`: 8, `****8902`:
+     4);
+  3. a tail: for a whole run of four or more characters, without masks (a final X may be an
+     id's own), touching no letter, that is the end of the value, its length (`尾号8902`: 4;
+     the `3476` of a reference such as `AB3476CD` is none).
 - A field is **exposed** when a text shows more of its characters than `visible`: with the
   default 4, `****8902` and `尾号8902` are allowed and `110105********8902` is not; with 0,
-  even the last four are exposed. Rule 4 is the only one a chance number can meet: with
-  `visible` under 4, a standalone number of four or more digits (a year, an amount without
-  decimals) that happens to equal a field's end counts (about 1 in 10,000 per number and field);
-  numbers written as amounts (`5,234.00`), dates (`2026-12-05`, which is no field's end but by
-  chance 1 in 10^8) and references never count with the default.
+  even the last four are exposed. Only rule 3 can be met by chance: with `visible` under 4, a
+  standalone number of four or more digits (a year, an amount without decimals) that happens
+  to equal a field's end counts (about 1 in 10,000 per number and field). Amounts written with
+  decimals or groups (`5,234.00`), dates (`2026-12-05`: 1 in 10^8 to end a field) and
+  references never count with the default.
 - Full-width digits are not read as digits.
 - The **opt-out notice** is `compliance.optout_notice`, searched (`re.search`) in the text.
 """
@@ -38,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,16 +45,17 @@ PersonalField = Literal["national_id", "account", "phone"]
 
 MASKS = frozenset("*＊•●×xX")
 _CHAR = r"[0-9*＊•●×xX]"
-_RUN = re.compile(rf"(?<![A-Za-z0-9])(?<![0-9][.,])\+?{_CHAR}(?:[ \-]?{_CHAR})*"
-                  rf"(?![A-Za-z0-9])(?![.,][0-9])")
+_RUN = re.compile(rf"(?<![0-9])(?<![0-9][.,])\+?{_CHAR}(?:[ \-]?{_CHAR})*"
+                  rf"(?![0-9])(?![.,][0-9])")
 _SEPARATOR = re.compile(r"[ \-]")
+_LETTER = re.compile(r"[A-Za-z]")
 _STARTS_MASKS_ENDS = re.compile(r"([0-9]*)([*＊•●×X]{2,})([0-9]*X?)")
-_COUNTRY_CODES = ("0086", "86")
+_COUNTRY_CODES = ("86", "0086")
 _LONGEST = 40
 """The longest piece read: longer ones render no field (the longest is 19 characters), and a
 text of many numbers would make too many."""
 _TAIL_FROM = 4
-"""The fewest characters a bare number (rule 4) must have to count as a field's end."""
+"""The fewest characters a tail (rule 3) must have to count."""
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,15 @@ class PersonalData:
 
 
 @dataclass(frozen=True)
-class _Piece:
-    chars: str
-    """Upper case, separators and the leading `+` removed."""
-    whole: bool
-    """Whether it is a whole run (rule 4 reads only those)."""
+class _Read:
+    """A text's pieces (upper case, without separators), sorted by the rule that reads them."""
+
+    by_length: dict[int, tuple[str, ...]]
+    """Rule 1: the pieces of each length."""
+    masked: tuple[str, ...]
+    """Rule 2: the pieces with two or more masks."""
+    tails: tuple[str, ...]
+    """Rule 3: the whole runs without a mask (but a final X) that touch no letter."""
 
 
 def exposed(body: str, person: PersonalData, visible: int) -> tuple[PersonalField, ...]:
@@ -96,13 +101,20 @@ def exposed(body: str, person: PersonalData, visible: int) -> tuple[PersonalFiel
 def shown(body: str, value: str, phone: bool = False) -> int:
     """The most characters of `value` that `body` shows (see the rules); `phone` for a number
     in national form, whose pieces may start with the country code."""
-    wanted = value.upper()
-    if _whole_value(wanted, phone).search(body):
-        return len(wanted)
+    read, wanted = _read(body), value.upper()
+    codes = ("", *_COUNTRY_CODES) if phone else ("",)
     best = 0
-    for piece in _pieces(body):
-        for chars in _without_country_code(piece.chars) if phone else (piece.chars,):
-            best = max(best, _kept(chars, wanted, piece.whole))
+    for code in codes:
+        for piece in read.by_length.get(len(code) + len(wanted), ()):
+            if piece.startswith(code):
+                best = max(best, _in_place(piece[len(code):], wanted))
+    for piece in read.masked:
+        for code in codes:
+            if piece.startswith(code):
+                best = max(best, _start_and_end(piece[len(code):], wanted))
+    for tail in read.tails:
+        if _TAIL_FROM <= len(tail) < len(wanted) and wanted.endswith(tail):
+            best = max(best, len(tail))
     return best
 
 
@@ -116,49 +128,51 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _whole_value(value: str, phone: bool) -> re.Pattern[str]:
-    joined = "[ -]?".join(re.escape(char) for char in value)
-    prefix = r"(?:(?:\+|00)?86[ -]?)?" if phone else ""
-    return re.compile(rf"(?<![0-9]){prefix}{joined}(?![0-9])", re.IGNORECASE)
-
-
 @functools.lru_cache(maxsize=1 << 12)
-def _pieces(body: str) -> tuple[_Piece, ...]:
-    pieces = []
+def _read(body: str) -> _Read:
+    by_length: dict[int, list[str]] = defaultdict(list)
+    masked, tails = [], []
     for run in _RUN.finditer(body):
         groups = _SEPARATOR.split(run.group().removeprefix("+").upper())
+        whole = "".join(groups)
+        masks = _count_masks(whole)
         for first in range(len(groups)):
             for last in range(first + 1, len(groups) + 1):
-                chars = "".join(groups[first:last])
-                if len(chars) > _LONGEST:
+                piece = "".join(groups[first:last])
+                if len(piece) > _LONGEST:
                     break
-                pieces.append(_Piece(chars, first == 0 and last == len(groups)))
-    return tuple(pieces)
+                by_length[len(piece)].append(piece)
+                if masks >= 2 and _count_masks(piece) >= 2:
+                    masked.append(piece)
+        beside = body[run.start() - 1:run.start()] + body[run.end():run.end() + 1]
+        if not _count_masks(whole.removesuffix("X")) and not _LETTER.search(beside):
+            tails.append(whole)
+    return _Read({length: tuple(found) for length, found in by_length.items()},
+                 tuple(masked), tuple(tails))
 
 
-def _without_country_code(chars: str) -> tuple[str, ...]:
-    code = next((code for code in _COUNTRY_CODES if chars.startswith(code)), None)
-    return (chars,) if code is None else (chars, chars[len(code):])
+def _count_masks(chars: str) -> int:
+    return sum(chars.count(mask) for mask in MASKS)
 
 
-def _kept(chars: str, value: str, whole: bool) -> int:
-    """How many of `value`'s characters the piece `chars` shows by rules 2 to 4 (0: none, or it
-    is no rendering of `value`)."""
-    if len(chars) == len(value):
-        kept = 0
-        for char, own in zip(chars, value, strict=True):
-            if char == own:
-                kept += 1
-            elif char not in MASKS:
-                return 0
-        return kept
-    framed = _STARTS_MASKS_ENDS.fullmatch(chars)
-    if framed is not None:
-        start, _, end = framed.groups()
-        if value.startswith(start) and value.endswith(end):
-            return min(len(value), len(start) + len(end))
+def _in_place(piece: str, value: str) -> int:
+    """Rule 1: how many of `value`'s characters `piece` (as long) keeps in place; 0 when one of
+    its characters is neither the value's nor a mask."""
+    kept = 0
+    for char, own in zip(piece, value, strict=True):
+        if char == own:
+            kept += 1
+        elif char not in MASKS:
+            return 0
+    return kept
+
+
+def _start_and_end(piece: str, value: str) -> int:
+    """Rule 2: the start and end of `value` that `piece` shows around its masks (0: none)."""
+    framed = _STARTS_MASKS_ENDS.fullmatch(piece)
+    if framed is None:
         return 0
-    if whole and len(chars) >= _TAIL_FROM and value.endswith(chars):
-        return len(chars)
+    start, _, end = framed.groups()
+    if value.startswith(start) and value.endswith(end):
+        return min(len(value), len(start) + len(end))
     return 0
