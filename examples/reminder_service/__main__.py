@@ -12,9 +12,11 @@ import aiohttp
 from aiohttp import web
 
 from .alerts import Alerter
+from .channels import FallbackChannel
 from .dispatch import Dispatcher
 from .leadership import Leadership, Role
 from .ledger import LedgerClient
+from .mail import MailChannel
 from .outbox import Outbox, OutboxError
 from .primary import PrimaryCheck
 from .service import ReminderService
@@ -50,6 +52,9 @@ def main() -> int:
         return 2
     try:
         asyncio.run(serve(settings, outbox))
+    except ConfigError as exc:  # what only starting a client finds (an unusable key file)
+        print(f"reminder-service: {exc}", file=sys.stderr)
+        return 2
     finally:
         outbox.close()
     return 0
@@ -72,11 +77,16 @@ async def serve(settings: Settings, outbox: Outbox) -> None:
         )
         vendors = [
             build_vendor(
-                config, session, timeout=settings.vendor_timeout, public_url=settings.public_url
+                config,
+                session,
+                timeout=settings.vendor_timeout,
+                public_url=settings.public_url,
+                app_link=settings.app_link,
             )
             for config in (settings.primary, settings.secondary)
             if config is not None
         ]
+        fallbacks = _fallbacks(settings, session)
         dispatcher = Dispatcher(
             vendors,
             settings.mode,
@@ -85,6 +95,7 @@ async def serve(settings: Settings, outbox: Outbox) -> None:
             PrimaryCheck(ledger, alerter),
             reconcile=settings.reconcile,
             defect=settings.defect,
+            fallbacks=fallbacks,
         )
 
         def service() -> ReminderService:
@@ -119,11 +130,13 @@ async def serve(settings: Settings, outbox: Outbox) -> None:
         try:
             await web.TCPSite(runner, "127.0.0.1", settings.port).start()
             log.info(
-                "listening on 127.0.0.1:%d, version %d, mode %s, vendors %s, defect %s%s",
+                "listening on 127.0.0.1:%d, version %d, mode %s, vendors %s, fallbacks %s,"
+                " defect %s%s",
                 settings.port,
                 settings.version,
                 settings.mode.value,
                 ", ".join(vendor.name for vendor in vendors),
+                ", ".join(channel.name for channel in fallbacks) or "none",
                 settings.defect.value if settings.defect else "none",
                 "" if settings.ha is None else f", active/standby as {settings.ha.instance}",
             )
@@ -135,6 +148,20 @@ async def serve(settings: Settings, outbox: Outbox) -> None:
             await alerter.drain(timeout=1.0)
             await runner.cleanup()
     log.info("stopped")
+
+
+def _fallbacks(settings: Settings, session: aiohttp.ClientSession) -> list[FallbackChannel]:
+    """The channel clients for settings.fallbacks, in its order."""
+    channels: list[FallbackChannel] = []
+    for name in settings.fallbacks:
+        if name == "push" and settings.push is not None:
+            # google-auth only with push: the notifier's container image has aiohttp alone.
+            from .push import PushChannel
+
+            channels.append(PushChannel(settings.push, session, timeout=settings.vendor_timeout))
+        if name == "email" and settings.mail is not None:
+            channels.append(MailChannel(settings.mail, timeout=settings.vendor_timeout))
+    return channels
 
 
 if __name__ == "__main__":

@@ -1,18 +1,20 @@
 """Sends one claimed outbox row: checked against the ledger's primary record, then resilient
-failover with retries or the naive single shot; and settles sends whose answer never came by
-asking the vendor."""
+failover with retries (falling back to push, then e-mail, when SMS fails for good) or the naive
+single shot; and settles sends whose answer never came by asking the vendor."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from .alerts import Alerter
-from .breaker import Breaker
+from .breaker import Breaker, FailureStreak, QuietStreak
+from .channels import ChannelResult, FallbackChannel, Verdict
 from .errors import LookupFailed
-from .outbox import InterruptedSend, Outbox, OutboxRow
+from .outbox import Fallback, InterruptedSend, Outbox, OutboxRow
 from .primary import PrimaryCheck
 from .reminder import Reminder, ReminderRecord
 from .replies import e164
@@ -23,6 +25,15 @@ log = logging.getLogger(__name__)
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 5.0
+
+# A reminder SMS has not delivered this long after its remind_at falls back, whatever the
+# reason: half of a 20 s SMS window, leaving push and e-mail theirs.
+SMS_PATIENCE = 10.0
+# Temporary failures on a channel with another after it before moving on to that one; the
+# last channel keeps retrying, as SMS does without fallbacks.
+CHANNEL_TRIES = 3
+# The id kept for a send that may have gone out but whose answer no one can give.
+UNCONFIRMED = "unconfirmed"
 
 
 def backoff(attempts: int) -> float:
@@ -40,8 +51,12 @@ class Dispatcher:
         *,
         reconcile: bool = True,
         defect: Defect | None = None,
+        fallbacks: Sequence[FallbackChannel] = (),
     ) -> None:
         self._vendors = tuple(vendors)
+        self._fallbacks = tuple(fallbacks)
+        self._channel_streaks = {channel.name: FailureStreak() for channel in self._fallbacks}
+        self._pause = QuietStreak()
         self._mode = mode
         self._reconcile = reconcile
         self._outbox = outbox
@@ -65,13 +80,33 @@ class Dispatcher:
             log.info("cancelled %s: repaid", record.reminder_id)
             return
         reminder = self._outgoing(record)
+        fallback = self._outbox.fallback(reminder.reminder_id)
+        if fallback is None:
+            failure = await self._by_sms(row, record, reminder)
+            if failure is None:
+                return
+            if not self._gives_up_sms(record, reminder, failure):
+                self._sms_failed(row, reminder, failure.error)
+                return
+            if failure.paused:
+                self._paused(failure.error)
+            fallback = Fallback(self._fallbacks[0].name, 0)
+            reason = f"sms: {failure.error}"
+            self._outbox.fall_back(reminder.reminder_id, fallback.channel, reason)
+            log.warning("falling back %s to %s: %s", reminder.reminder_id, fallback.channel, reason)
+        await self._by_fallbacks(record, reminder, fallback)
+
+    async def _by_sms(
+        self, row: OutboxRow, record: ReminderRecord, reminder: Reminder
+    ) -> _SmsFailure | None:
+        """Send through the vendors in turn; None when done (sent, or suppressed)."""
         errors: list[str] = []
+        refusals: list[str] = []
         for vendor in self._route():
             # Checked before every attempt: a STOP can arrive while an earlier vendor times out.
             if self._opted_out(record, reminder.phone):
-                self._outbox.mark_suppressed(reminder.reminder_id)
-                log.info("suppressed %s: %s opted out", reminder.reminder_id, reminder.phone)
-                return
+                self._suppress(reminder)
+                return None
             if self._mode is Mode.RESILIENT and not self._breakers[vendor.name].allow():
                 errors.append(f"{vendor.name}: circuit open")
                 continue
@@ -100,10 +135,31 @@ class Dispatcher:
                     row.attempts,
                     "" if result.ok else f" (found after {result.error})",
                 )
-                return
+                return None
             errors.append(f"{vendor.name}: {result.error}")
-            self._count_failure(vendor.name)
-        error = "; ".join(errors)
+            if result.refusal is not None:
+                refusals.append(result.refusal)
+            if result.refusal != "recipient":  # one borrower's number says nothing of the vendor
+                self._count_failure(vendor.name)
+        route = self._route()
+        return _SmsFailure(
+            error="; ".join(errors),
+            refused=len(refusals) == len(route),
+            paused=refusals.count("message") == len(route),
+            down=all(self._breakers[vendor.name].streak.tripped for vendor in route),
+        )
+
+    def _gives_up_sms(
+        self, record: ReminderRecord, reminder: Reminder, failure: _SmsFailure
+    ) -> bool:
+        """Whether SMS is done with for this reminder: its vendors refuse it for good, are all
+        down, or it is overdue; and another channel can reach the borrower."""
+        if not any(channel.reaches(reminder) for channel in self._fallbacks):
+            return False
+        overdue = time.time() - record.remind_at.timestamp() >= SMS_PATIENCE
+        return failure.refused or failure.down or overdue
+
+    def _sms_failed(self, row: OutboxRow, reminder: Reminder, error: str) -> None:
         if self._mode is Mode.NAIVE:
             self._outbox.mark_failed(reminder.reminder_id, error)
             log.warning("failed %s, not retrying: %s", reminder.reminder_id, error)
@@ -112,12 +168,84 @@ class Dispatcher:
         self._outbox.retry_later(reminder.reminder_id, delay, error)
         log.warning("retry %s in %.1fs: %s", reminder.reminder_id, delay, error)
 
+    def _paused(self, error: str) -> None:
+        """Every vendor refuses the message itself (its template, its signature): a compliance
+        pause, alerted once per streak."""
+        log.error("sms compliance pause: %s", error)
+        if self._pause.record():
+            self._alerter.fire(f"sms compliance pause: {error}", dependency="sms")
+
+    async def _by_fallbacks(
+        self, record: ReminderRecord, reminder: Reminder, fallback: Fallback
+    ) -> None:
+        """Send on the reminder's fallback channel, moving on to the next while one fails for
+        good; one copy per channel at most, since a channel left is never tried again."""
+        names = [channel.name for channel in self._fallbacks]
+        if fallback.channel not in names:
+            error = f"fell back to {fallback.channel}, which CHANNELS does not list"
+            self._outbox.mark_failed(reminder.reminder_id, error)
+            log.error("failed %s: %s", reminder.reminder_id, error)
+            return
+        start = names.index(fallback.channel)
+        tries = fallback.tries
+        errors: list[str] = []
+        for channel in self._fallbacks[start:]:
+            if errors:
+                self._outbox.fall_back(reminder.reminder_id, channel.name, errors[-1])
+                tries = 0
+            if self._opted_out(record, reminder.phone):
+                self._suppress(reminder)
+                return
+            if not channel.reaches(reminder):
+                errors.append(f"{channel.name}: the borrower has none")
+                continue
+            self._outbox.mark_trying(reminder, channel.name)
+            result = await channel.send(reminder)
+            if result.verdict is Verdict.SENT:
+                self._channel_streaks[channel.name].record_success()
+                self._sent_on(channel.name, reminder, result)
+                return
+            error = f"{channel.name}: {result.detail}"
+            if not result.recipient:
+                self._count_channel_failure(channel.name)
+            last = channel is self._fallbacks[-1]
+            if result.verdict is Verdict.RETRY and (last or tries + 1 < CHANNEL_TRIES):
+                delay = backoff(tries + 1)
+                self._outbox.channel_failed(reminder.reminder_id, delay, error)
+                log.warning("retry %s in %.1fs: %s", reminder.reminder_id, delay, error)
+                return
+            log.warning("giving up %s on %s: %s", reminder.reminder_id, channel.name, result.detail)
+            errors.append(error)
+        error = "; ".join(errors)
+        self._outbox.mark_failed(reminder.reminder_id, error)
+        log.error("failed %s on every channel: %s", reminder.reminder_id, error)
+
+    def _sent_on(self, channel: str, reminder: Reminder, result: ChannelResult) -> None:
+        message_id = result.message_id or UNCONFIRMED
+        self._outbox.mark_sent(reminder.reminder_id, channel, message_id)
+        log.info(
+            "sent %s by %s to %s id=%s%s",
+            reminder.reminder_id,
+            channel,
+            reminder.device_token if channel == "push" else reminder.email,
+            message_id,
+            f" ({result.detail})" if result.detail else "",
+        )
+
+    def _suppress(self, reminder: Reminder) -> None:
+        self._outbox.mark_suppressed(reminder.reminder_id)
+        log.info("suppressed %s: %s opted out", reminder.reminder_id, reminder.phone)
+
     async def recover(self) -> None:
         """Settle the rows a previous process left mid-send: sent if the vendor it was asking
         has the message, due again otherwise. The vendors are asked all at once."""
         await asyncio.gather(*(self._settle(send) for send in self._outbox.interrupted()))
 
     async def _settle(self, send: InterruptedSend) -> None:
+        names = [channel.name for channel in self._fallbacks]
+        if send.vendor in names:
+            self._settle_fallback(send.reminder_id, names, send.vendor)
+            return
         vendor = next((v for v in self._vendors if v.name == send.vendor), None)
         message_id = None
         if vendor is not None and send.message is not None:
@@ -128,6 +256,19 @@ class Dispatcher:
         else:
             self._outbox.requeue(send.reminder_id)
             log.warning("interrupted %s requeued", send.reminder_id)
+
+    def _settle_fallback(self, reminder_id: str, names: list[str], channel: str) -> None:
+        """Neither push nor SMTP can be asked about a message: one interrupted may have gone
+        out, so it is not sent again on that channel. Moved on to the next one; on the last,
+        counted as sent, as a reply lost after an e-mail's data is."""
+        after = names[names.index(channel) + 1 :]
+        if not after:
+            self._outbox.mark_sent(reminder_id, channel, UNCONFIRMED)
+            log.warning("interrupted %s on %s counted as sent", reminder_id, channel)
+            return
+        self._outbox.fall_back(reminder_id, after[0], f"{channel}: interrupted")
+        self._outbox.requeue(reminder_id)
+        log.warning("interrupted %s on %s requeued on %s", reminder_id, channel, after[0])
 
     async def _find(self, vendor: Vendor, reminder: Reminder) -> str | None:
         if not self._reconcile:
@@ -157,6 +298,14 @@ class Dispatcher:
         if self._defect is Defect.WRONG_AMOUNT_FORMAT:
             # The defect: the amount without its decimals, 5234 for 5234.00.
             reminder = replace(reminder, amount=reminder.amount.partition(".")[0])
+        if self._defect is Defect.LEAKS_PII:
+            # The defect: the full national id and card number, and no opt-out notice.
+            reminder = replace(
+                reminder,
+                card_tail=record.account or "",
+                national_id=record.national_id,
+                notice="",
+            )
         return reminder
 
     def _route(self) -> tuple[Vendor, ...]:
@@ -169,6 +318,25 @@ class Dispatcher:
         if breaker.record_failure():
             log.error("vendor %s failing: %d consecutive failures", vendor, breaker.streak.failures)
             self._alerter.fire(f"vendor {vendor} failing", dependency=vendor)
+
+    def _count_channel_failure(self, channel: str) -> None:
+        streak = self._channel_streaks[channel]
+        if streak.record_failure():
+            log.error("channel %s failing: %d consecutive failures", channel, streak.failures)
+            self._alerter.fire(f"channel {channel} failing", dependency=channel)
+
+
+@dataclass(frozen=True)
+class _SmsFailure:
+    """A pass over the SMS vendors that sent nothing."""
+
+    error: str
+    refused: bool
+    """Every vendor refused the message for good."""
+    paused: bool
+    """Every vendor refused the message itself (template, signature, content)."""
+    down: bool
+    """Every vendor is failing, its breaker open."""
 
 
 class _OnePerSecond:

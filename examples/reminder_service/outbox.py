@@ -48,6 +48,14 @@ class InterruptedSend:
 
 
 @dataclass(frozen=True)
+class Fallback:
+    """The channel after SMS a reminder is on, and how often it failed there."""
+
+    channel: str
+    tries: int
+
+
+@dataclass(frozen=True)
 class _Held:
     holder: str
     term: int
@@ -281,6 +289,65 @@ class Outbox:
             time.time() + delay,
             error,
         )
+
+    # Falling back to the other channels ----------------------------------------------------
+
+    def fallback(self, reminder_id: str) -> Fallback | None:
+        """The channel the reminder fell back to, None while it is on SMS."""
+        row = self._db.execute(
+            "SELECT channel, tries FROM fallback WHERE reminder_id = ?", (reminder_id,)
+        ).fetchone()
+        return None if row is None else Fallback(str(row[0]), int(row[1]))
+
+    def fall_back(self, reminder_id: str, channel: str, reason: str) -> None:
+        """Move the reminder on to `channel`: the one it was on is done with for good."""
+        with self._write(fenced=True):
+            self._db.execute(
+                "INSERT INTO fallback (reminder_id, channel, reason) VALUES (?, ?, ?)"
+                " ON CONFLICT (reminder_id) DO UPDATE SET"
+                " channel = excluded.channel, tries = 0, reason = excluded.reason",
+                (reminder_id, channel, reason),
+            )
+
+    def channel_failed(self, reminder_id: str, delay: float, error: str) -> None:
+        """A temporary failure on the reminder's fallback channel: count it, due again later."""
+        s = self._schema
+        with self._write(fenced=True):
+            self._db.execute(
+                "UPDATE fallback SET tries = tries + 1 WHERE reminder_id = ?", (reminder_id,)
+            )
+            self._db.execute(
+                f"UPDATE {s.sends} SET {s.status} = 'pending', {s.due} = ?, {s.error} = ?,"
+                f" {s.updated} = ? WHERE reminder_id = ?",
+                (time.time() + delay, error, time.time(), reminder_id),
+            )
+
+    def filtered(self, message_id: str, channel: str, reason: str) -> str | None:
+        """A message a vendor took but the carrier filtered: its reminder, sent by SMS, moves on
+        to `channel` and is due now. Returns its id, None if no such row was sent by SMS.
+
+        Not fenced: like a delivery report it is a fact, and it sends nothing itself."""
+        s = self._schema
+        with self._write():
+            row = self._db.execute(
+                f"SELECT reminder_id FROM {s.sends} WHERE {s.message_id} = ?"
+                f" AND {s.status} = 'sent'"
+                " AND reminder_id NOT IN (SELECT reminder_id FROM fallback)",
+                (message_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            reminder_id = str(row[0])
+            self._db.execute(
+                "INSERT INTO fallback (reminder_id, channel, reason) VALUES (?, ?, ?)",
+                (reminder_id, channel, reason),
+            )
+            self._db.execute(
+                f"UPDATE {s.sends} SET {s.status} = 'pending', {s.due} = 0, {s.error} = ?,"
+                f" {s.updated} = ? WHERE reminder_id = ?",
+                (reason, time.time(), reminder_id),
+            )
+        return reminder_id
 
     # Replies and reports --------------------------------------------------------------------
 

@@ -14,6 +14,12 @@ from typing import Any
 _AMOUNT = re.compile(r"\d+\.\d{2}")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_NATIONAL_ID = re.compile(r"\d{17}[\dX]")
+_CARD = re.compile(r"\d{12,19}")
+
+OPTOUT_NOTICE = "回T退订"
+"""The opt-out instruction every message ends with, on every channel."""
 _STATUSES = ("scheduled", "cancelled")
 
 
@@ -27,6 +33,13 @@ class Reminder:
     phone: str
     amount: str
     due_date: str
+    card_tail: str
+    """The repayment card's last four digits ("" when the ledger has no card)."""
+    national_id: str
+    """Shown in no correct message: "" (Defect.LEAKS_PII puts the full number here)."""
+    notice: str
+    email: str | None
+    device_token: str | None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -48,6 +61,10 @@ class ReminderRecord:
     name: str
     phone: str
     opted_out: bool
+    email: str | None
+    device_token: str | None
+    national_id: str
+    account: str | None
     amount: str
     due_date: str
     remind_at: datetime  # always with its offset
@@ -72,6 +89,10 @@ class ReminderRecord:
             name=_text(borrower, "name"),
             phone=_matching(borrower, "phone", _E164),
             opted_out=_flag(borrower, "opted_out"),
+            email=_nullable(borrower, "email", _EMAIL),
+            device_token=_nullable(borrower, "device_token"),
+            national_id=_matching(borrower, "national_id", _NATIONAL_ID),
+            account=_nullable(borrower, "account", _CARD),
             amount=_matching(installment, "amount", _AMOUNT),
             due_date=_day(installment, "due_date"),
             remind_at=_time(item, "remind_at"),
@@ -86,6 +107,11 @@ class ReminderRecord:
             phone=self.phone,
             amount=self.amount,
             due_date=self.due_date,
+            card_tail="" if self.account is None else self.account[-4:],
+            national_id="",
+            notice=OPTOUT_NOTICE,
+            email=self.email,
+            device_token=self.device_token,
         )
 
     def to_json(self) -> str:
@@ -121,6 +147,17 @@ def _matching(parent: dict[str, Any], key: str, pattern: re.Pattern[str]) -> str
     if not pattern.fullmatch(value):
         raise ValueError(f"reminder field {key!r} is not in the contract's format: {value!r}")
     return value
+
+
+def _nullable(
+    parent: dict[str, Any], key: str, pattern: re.Pattern[str] | None = None
+) -> str | None:
+    """A field that is present and null (the borrower has none) or a value in its format."""
+    if key not in parent:
+        raise ValueError(f"reminder field {key!r} is missing (null when there is none)")
+    if parent[key] is None:
+        return None
+    return _text(parent, key) if pattern is None else _matching(parent, key, pattern)
 
 
 def _day(parent: dict[str, Any], key: str) -> str:

@@ -16,6 +16,17 @@ CREATE TABLE IF NOT EXISTS lease (
 )
 """
 
+# Shared by both schemas too: the channel a reminder has fallen back to after SMS (no row: it is
+# still on SMS), with the failed tries on it and why the channel before was given up.
+_FALLBACK = """
+CREATE TABLE IF NOT EXISTS fallback (
+    reminder_id TEXT PRIMARY KEY,
+    channel     TEXT NOT NULL,
+    tries       INTEGER NOT NULL DEFAULT 0,
+    reason      TEXT NOT NULL
+)
+"""
+
 
 @dataclass(frozen=True)
 class Schema:
@@ -80,6 +91,7 @@ SCHEMA_1 = Schema(
         )
         """,
         _LEASE,
+        _FALLBACK,
     ),
     upsert=(
         """
@@ -155,6 +167,7 @@ SCHEMA_2 = Schema(
         )
         """,
         _LEASE,
+        _FALLBACK,
     ),
     upsert=(
         """

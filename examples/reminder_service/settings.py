@@ -35,6 +35,12 @@ class Defect(StrEnum):
     WRONG_AMOUNT_FORMAT = "wrong-amount-format"
     NEVER_ALERTS = "never-alerts"
     SLOW_DRAIN = "slow-drain"
+    LEAKS_PII = "leaks-pii"
+
+
+SMS = "sms"
+FALLBACKS = ("push", "email")
+"""The channels beside SMS, in the order the resilient notifier falls back to them."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,25 @@ class AliyunConfig:
 
 
 VendorConfig = TwilioConfig | AliyunConfig
+
+
+@dataclass(frozen=True)
+class PushConfig:
+    """FCM HTTP v1: the base URL (`{url}/v1/projects/{project}/messages:send`), the Firebase
+    project and the service account's JSON key file."""
+
+    url: str
+    project: str
+    credentials_file: str
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    host: str
+    port: int
+    username: str
+    password: str
+    sender: str
 
 
 @dataclass(frozen=True)
@@ -87,6 +112,20 @@ class Settings:
     workers: int
     reconcile: bool
     defect: Defect | None
+    push: PushConfig | None
+    """Set when CHANNELS lists push."""
+    mail: MailConfig | None
+    """Set when CHANNELS lists email."""
+    app_link: str
+
+    @property
+    def fallbacks(self) -> tuple[str, ...]:
+        """The channels after SMS, in order, that this notifier falls back to: those CHANNELS
+        lists, in the resilient mode (the naive notifier keeps to SMS)."""
+        if self.mode is Mode.NAIVE:
+            return ()
+        configured = {"push": self.push, "email": self.mail}
+        return tuple(channel for channel in FALLBACKS if configured[channel] is not None)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -101,6 +140,7 @@ class Settings:
             mode = Mode.NAIVE  # the defect: one attempt through the primary, nothing more
         if defect is Defect.BLIND_RESEND:
             reconcile = False  # the defect: an unanswered send is sent again unasked
+        channels = _channels(env.optional("CHANNELS"))
         settings = cls(
             port=port,
             ledger_url=env.url("LEDGER_URL"),
@@ -118,7 +158,14 @@ class Settings:
             workers=env.integer("WORKERS", 4, minimum=1),
             reconcile=reconcile,
             defect=defect,
+            push=_push(env) if "push" in channels else None,
+            mail=_mail(env) if "email" in channels else None,
+            app_link=env.optional("APP_LINK"),
         )
+        for vendor in (settings.primary, settings.secondary):
+            if vendor is not None and vendor.name in (SMS, *FALLBACKS):
+                # The outbox names the channel that delivered where it names the vendor.
+                raise ConfigError(f"a vendor may not be called {vendor.name!r}: it is a channel")
         if settings.secondary is not None and settings.secondary.name == settings.primary.name:
             raise ConfigError("SECONDARY_VENDOR must differ from PRIMARY_VENDOR")
         return settings
@@ -211,6 +258,41 @@ def _ha(env: _Env) -> HaConfig | None:
             f"LEASE_RENEW must be at most half of LEASE_TTL ({ttl:g}s), got {renew:g}s"
         )
     return HaConfig(instance=env.required("INSTANCE_NAME"), lease_ttl=ttl, lease_renew=renew)
+
+
+def _channels(value: str) -> set[str]:
+    if not value:
+        return {SMS}
+    listed = [channel.strip() for channel in value.split(",")]
+    known = (SMS, *FALLBACKS)
+    unknown = [channel for channel in listed if channel not in known]
+    if unknown or SMS not in listed:
+        raise ConfigError(
+            f"CHANNELS must be a comma list of {', '.join(known)} with sms, got {value!r}"
+        )
+    return set(listed)
+
+
+def _push(env: _Env) -> PushConfig:
+    return PushConfig(
+        url=env.url("PUSH_URL"),
+        project=env.required("PUSH_PROJECT"),
+        credentials_file=env.required("PUSH_CREDENTIALS_FILE"),
+    )
+
+
+def _mail(env: _Env) -> MailConfig:
+    host = env.required("SMTP_HOST")
+    port = env.integer("SMTP_PORT", minimum=1)
+    if port > 65535:
+        raise ConfigError(f"SMTP_PORT must be 1..65535, got {port}")
+    return MailConfig(
+        host=host,
+        port=port,
+        username=env.required("SMTP_USERNAME"),
+        password=env.required("SMTP_PASSWORD"),
+        sender=env.required("MAIL_FROM"),
+    )
 
 
 def _mode(value: str) -> Mode:

@@ -11,18 +11,30 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
 from .errors import LookupFailed, describe, outcome_unknown
+from .messages import sms_text
 from .reminder import Reminder
 from .settings import AliyunConfig, TwilioConfig, VendorConfig
 
-TWILIO_SIGN = "示例银行"
+Refusal = Literal["message", "recipient"]
+"""Why a vendor refuses a send for good: this message (its template, signature or content, for
+every borrower: a compliance pause) or this recipient (an invalid or unsubscribed number)."""
 
+# Twilio answers 400 for requests no retry will fix; these codes are about the recipient.
+_TWILIO_RECIPIENT = frozenset({21211, 21610, 21612, 21614})
+_ALIYUN_REFUSALS: dict[str, Refusal] = {
+    "isv.SMS_TEMPLATE_ILLEGAL": "message",
+    "isv.SMS_SIGNATURE_ILLEGAL": "message",
+    "isv.SMS_CONTENT_ILLEGAL": "message",
+    "isv.MOBILE_NUMBER_ILLEGAL": "recipient",
+    "isv.BLACK_KEY_CONTROL_LIMIT": "recipient",
+}
 
 _CHINA = timezone(timedelta(hours=8))  # Alibaba's SendDate is a China date
 
@@ -33,6 +45,8 @@ class SendResult:
     error: str | None = None
     # The request may have reached the vendor (a timeout, a connection lost mid-answer).
     unknown: bool = False
+    refusal: Refusal | None = None
+    """Set when no retry will get this message through this vendor."""
 
     @property
     def ok(self) -> bool:
@@ -53,19 +67,19 @@ class Vendor(Protocol):
 
 
 def build_vendor(
-    config: VendorConfig, session: aiohttp.ClientSession, *, timeout: float, public_url: str
+    config: VendorConfig,
+    session: aiohttp.ClientSession,
+    *,
+    timeout: float,
+    public_url: str,
+    app_link: str = "",
 ) -> Vendor:
     client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(1.0, timeout))
     if isinstance(config, TwilioConfig):
-        return TwilioVendor(config, session, client_timeout, f"{public_url}/dlr/twilio")
+        return TwilioVendor(
+            config, session, client_timeout, f"{public_url}/dlr/twilio", app_link=app_link
+        )
     return AliyunVendor(config, session, client_timeout)
-
-
-def twilio_text(reminder: Reminder) -> str:
-    return (
-        f"【{TWILIO_SIGN}】尊敬的{reminder.name}，您的房贷本期还款{reminder.amount}元"
-        f"将于{reminder.due_date}到期，请按时还款。ref:{reminder.ref}"
-    )
 
 
 class TwilioVendor:
@@ -75,11 +89,14 @@ class TwilioVendor:
         session: aiohttp.ClientSession,
         timeout: aiohttp.ClientTimeout,
         status_callback: str,
+        *,
+        app_link: str = "",
     ) -> None:
         self._config = config
         self._session = session
         self._timeout = timeout
         self._status_callback = status_callback
+        self._app_link = app_link
 
     @property
     def name(self) -> str:
@@ -90,7 +107,7 @@ class TwilioVendor:
         form = {
             "To": reminder.phone,
             "From": config.from_number,
-            "Body": twilio_text(reminder),
+            "Body": sms_text(reminder, self._app_link),
             "StatusCallback": self._status_callback,
         }
         try:
@@ -106,7 +123,11 @@ class TwilioVendor:
         sid = body.get("sid")
         if 200 <= status < 300 and isinstance(sid, str) and sid:
             return SendResult(message_id=sid)
-        return SendResult(error=_rejection(status, body.get("code")))
+        code = body.get("code")
+        refusal: Refusal | None = None
+        if status == 400:
+            refusal = "recipient" if code in _TWILIO_RECIPIENT else "message"
+        return SendResult(error=_rejection(status, code), refusal=refusal)
 
     async def find(self, reminder: Reminder) -> str | None:
         """Look among the newest messages to the borrower's number for this reminder's text."""
@@ -123,7 +144,7 @@ class TwilioVendor:
             raise LookupFailed(describe(exc)) from exc
         if response.status != 200 or not isinstance(body, dict):
             raise LookupFailed(_rejection(response.status, None))
-        text = twilio_text(reminder)
+        text = sms_text(reminder, self._app_link)
         return next(
             (
                 str(message["sid"])
@@ -153,7 +174,10 @@ class AliyunVendor:
             "amount": reminder.amount,
             "due_date": reminder.due_date,
             "ref": reminder.ref,
+            "card_tail": reminder.card_tail,
         }
+        if reminder.national_id:  # Defect.LEAKS_PII only: a template showing it leaks it
+            template_param["national_id"] = reminder.national_id
         try:
             status, body = await self._call(
                 "SendSms",
@@ -168,7 +192,8 @@ class AliyunVendor:
         code = body.get("Code")
         if status == 200 and code == "OK":
             return SendResult(message_id=str(body.get("BizId", "")))
-        return SendResult(error=_rejection(status, code))
+        refusal = _ALIYUN_REFUSALS.get(code) if isinstance(code, str) else None
+        return SendResult(error=_rejection(status, code), refusal=refusal)
 
     async def find(self, reminder: Reminder) -> str | None:
         """QuerySendDetails for today's (China time) sends to the number, matched by OutId."""

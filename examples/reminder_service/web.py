@@ -19,6 +19,9 @@ _UNREADABLE = (ValueError, LookupError, RecursionError)
 
 _EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
+# Twilio's status callback for a message the carrier filtered after Twilio took it.
+CARRIER_FILTERED = "30007"
+
 
 def build_app(outbox: Outbox, settings: Settings, *, role: Callable[[], str]) -> web.Application:
     """`role` says whether this instance sends now (`active`) or stands by (`standby`)."""
@@ -65,7 +68,21 @@ class _Routes:
         if not (isinstance(sid, str) and sid and isinstance(status, str) and status):
             return _bad_request("MessageSid and MessageStatus are required")
         matched = self._outbox.record_delivery(status.lower(), message_id=sid)
-        log.info("dlr twilio %s %s%s", sid, status, "" if matched else " (no match)")
+        code = form.get("ErrorCode")
+        error_code = code if isinstance(code, str) else ""
+        log.info(
+            "dlr twilio %s %s%s%s",
+            sid,
+            status,
+            f" {error_code}" if error_code else "",
+            "" if matched else " (no match)",
+        )
+        fallbacks = self._settings.fallbacks
+        if status.lower() == "undelivered" and error_code == CARRIER_FILTERED and fallbacks:
+            reason = f"twilio: {CARRIER_FILTERED} carrier filtered"
+            reminder_id = self._outbox.filtered(sid, fallbacks[0], reason)
+            if reminder_id is not None:
+                log.warning("falling back %s to %s: %s", reminder_id, fallbacks[0], reason)
         return web.Response()
 
     async def aliyun_report(self, request: web.Request) -> web.Response:

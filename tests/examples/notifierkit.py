@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -20,12 +21,19 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta, timezone
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
+import jwt
 from aiohttp import web
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +44,12 @@ ALIYUN_KEY_ID = "LTAI-test-key"
 ALIYUN_SECRET = "aliyun-test-secret"
 ALIYUN_SIGN = "示例银行"
 ALIYUN_TEMPLATE = "SMS_000001"
+PUSH_PROJECT = "demo-bank-app"
+SMTP_USERNAME = "reminders"
+SMTP_PASSWORD = "smtp-test-password"
+MAIL_FROM = "reminders@bank.example"
+# google-auth signs its assertion for Google's token URI whatever the key file's token_uri.
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 
 
 def async_test(
@@ -74,6 +88,23 @@ def phone(n: int) -> str:
     return f"+86139{n:08d}"
 
 
+def email(n: int) -> str:
+    return f"borrower{n}@example.com"
+
+
+def device_token(n: int) -> str:
+    return f"fcm-token-{n:06d}"
+
+
+def national_id(n: int) -> str:
+    return f"110105194912{n:05d}X"
+
+
+def card(n: int) -> str:
+    """Borrower `n`'s repayment card number: ends in `n`'s last four digits."""
+    return f"6222{n:012d}"
+
+
 def record(n: int, *, lead: float = 0.0, borrower: int | None = None) -> dict[str, Any]:
     """Version 1 of reminder `n` (borrower `n` unless said), due `lead` seconds from now."""
     owner = n if borrower is None else borrower
@@ -88,6 +119,10 @@ def record(n: int, *, lead: float = 0.0, borrower: int | None = None) -> dict[st
             "borrower_id": f"B{owner:06d}",
             "name": "王秀英",
             "phone": phone(owner),
+            "email": email(owner),
+            "device_token": device_token(owner),
+            "national_id": national_id(owner),
+            "account": card(owner),
             "opted_out": False,
         },
         "installment": {
@@ -102,7 +137,7 @@ def record(n: int, *, lead: float = 0.0, borrower: int | None = None) -> dict[st
     }
 
 
-_BORROWER_FIELDS = ("phone", "opted_out")
+_BORROWER_FIELDS = ("phone", "opted_out", "email", "device_token", "national_id", "account")
 _INSTALLMENT_FIELDS = ("amount", "due_date")
 
 
@@ -251,7 +286,8 @@ class FakeVendor:
 class FakeTwilio(FakeVendor):
     async def messages(self, request: web.Request) -> web.Response:
         form = {key: str(value) for key, value in (await request.post()).items()}
-        form["ref"] = form.get("Body", "").rpartition("ref:")[2]
+        found = re.search(r"ref:([A-Za-z0-9]+)", form.get("Body", ""))
+        form["ref"] = found.group(1) if found else ""
         self.requests.append(form)
         self.arrivals.append(time.time())
         auth = aiohttp.BasicAuth.decode(request.headers.get("Authorization", ""))
@@ -262,6 +298,8 @@ class FakeTwilio(FakeVendor):
             self.accepted.append(form)
         if behaviour in ("hang", "hold", "swallow"):
             await self.release.wait()
+        if behaviour == "refuse":  # the sender refused after a rule change: for good
+            return web.json_response({"code": 21606, "message": "From not valid"}, status=400)
         if behaviour not in ("ok", "hold"):
             return web.json_response({"code": 20500, "message": "injected"}, status=500)
         self.accepted.append(form)
@@ -300,14 +338,169 @@ class FakeAliyun(FakeVendor):
         params["ref"] = params.get("OutId", "")
         self.requests.append(params)
         self.arrivals.append(time.time())
-        behaviour = self.next_behaviour()
+        behaviour = self.next_behaviour(params["ref"])
         if behaviour == "swallow":
             self.accepted.append(params)
             await self.release.wait()
+        if behaviour == "refuse":  # the template rejected after a rule change: for good
+            return web.json_response({"Code": "isv.SMS_TEMPLATE_ILLEGAL", "Message": "模板不合法"})
         if behaviour != "ok":
             return web.json_response({"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "limit"})
         self.accepted.append(params)
         return web.json_response({"Code": "OK", "BizId": f"biz-{len(self.accepted)}"})
+
+
+def _fcm_error(status: int, google_status: str, error_code: str) -> web.Response:
+    """An error as FCM HTTP v1 answers it."""
+    fcm_error = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+    detail = {"@type": fcm_error, "errorCode": error_code}
+    body = {"error": {"code": status, "message": error_code, "status": google_status,
+                      "details": [detail]}}
+    return web.json_response(body, status=status)
+
+
+_FCM_ERRORS = {
+    "unregistered": (404, "NOT_FOUND", "UNREGISTERED"),
+    "unavailable": (503, "UNAVAILABLE", "UNAVAILABLE"),
+    "quota": (429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED"),
+}
+
+
+class FakeFCM:
+    """FCM HTTP v1 and its OAuth2 token endpoint: the service account's signed JWT is checked
+    with its public key, and `messages:send` wants the token it gave. Behaviours as FakeVendor,
+    by device token ("unregistered", "unavailable", "quota")."""
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.url = ""
+        self.tokens_issued = 0
+        self.requests: list[dict[str, Any]] = []
+        self.accepted: list[dict[str, Any]] = []
+        self.once: dict[str, list[str]] = {}
+        self.bad_auth = 0
+
+    def service_account(self, path: Path) -> Path:
+        """Write the service account's key file, its token_uri this fake's."""
+        pem = self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        account = {
+            "type": "service_account",
+            "project_id": PUSH_PROJECT,
+            "private_key_id": "key-1",
+            "private_key": pem,
+            "client_email": f"reminders@{PUSH_PROJECT}.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": f"{self.url}/token",
+        }
+        path.write_text(json.dumps(account))
+        return path
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        try:
+            claims = jwt.decode(
+                str(form.get("assertion", "")), self.key.public_key(), algorithms=["RS256"],
+                audience=GOOGLE_TOKEN_AUDIENCE,
+            )
+        except jwt.InvalidTokenError:
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        assert form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        assert claims["scope"] == "https://www.googleapis.com/auth/firebase.messaging"
+        self.tokens_issued += 1
+        return web.json_response(
+            {"access_token": f"ya29.token-{self.tokens_issued}", "expires_in": 3600,
+             "token_type": "Bearer"}
+        )
+
+    async def send(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization", "") != f"Bearer ya29.token-{self.tokens_issued}":
+            self.bad_auth += 1
+            return _fcm_error(401, "UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR")
+        assert request.match_info["project"] == PUSH_PROJECT
+        message = (await request.json())["message"]
+        self.requests.append(message)
+        script = self.once.get(message["token"], [])
+        if script:
+            return _fcm_error(*_FCM_ERRORS[script.pop(0)])
+        self.accepted.append(message)
+        name = f"projects/{PUSH_PROJECT}/messages/{len(self.accepted)}"
+        return web.json_response({"name": name})
+
+    def refs(self) -> list[str]:
+        return [message["data"]["ref"] for message in self.accepted]
+
+
+class FakeMail:
+    """An SMTP server (aiosmtpd) wanting AUTH LOGIN/PLAIN, keeping every message it takes.
+    Behaviours by recipient, one per attempt: "greylist" (451 at RCPT), "reject" (550 at RCPT),
+    "drop" (takes the message, then closes the connection instead of answering)."""
+
+    def __init__(self) -> None:
+        self.accepted: list[EmailMessage] = []
+        self.once: dict[str, list[str]] = {}
+        self.attempts = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SMTP(self, authenticator=self._authenticate, auth_require_tls=False,
+                         hostname="mail.test"),
+            "127.0.0.1", 0,
+        )
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope,
+                      mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            SMTP_USERNAME.encode(), SMTP_PASSWORD.encode())
+        return AuthResult(success=ok, handled=False)  # aiosmtpd answers 535 on a failure
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, options: list[str]) -> str:
+        if not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, options: list[str]) -> str:
+        self.attempts += 1
+        script = self.once.get(address, [])
+        behaviour = script[0] if script else "ok"
+        if behaviour == "greylist":
+            script.pop(0)
+            return "451 4.7.1 Greylisted, try again later"
+        if behaviour == "reject":
+            script.pop(0)
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        message = BytesParser(policy=policy.default).parsebytes(content)
+        assert isinstance(message, EmailMessage)
+        self.accepted.append(message)
+        script = self.once.get(envelope.rcpt_tos[0], [])
+        if script and script[0] == "drop":
+            script.pop(0)
+            assert server.transport is not None
+            server.transport.close()  # the reply to the data never goes out
+        return "250 OK queued"
+
+    def refs(self) -> list[str]:
+        return [str(message["X-Reminder-Ref"]) for message in self.accepted]
 
 
 class AlertSink:
@@ -366,8 +559,12 @@ class World:
     """The fakes on loopback port 0, and any notifier processes started against them, of
     `version` (NOTIFIER_VERSION) unless a start says otherwise."""
 
-    def __init__(self, tmp_path: Path, reminders: int = 3, *, version: str = "1") -> None:
+    def __init__(
+        self, tmp_path: Path, reminders: int = 3, *, version: str = "1", channels: bool = False
+    ) -> None:
         self.tmp_path = tmp_path
+        self.fcm = FakeFCM() if channels else None
+        self.mail = FakeMail() if channels else None
         self.version = version
         self.outbox_path = tmp_path / "outbox.db"
         self.ledger = FakeLedger()
@@ -394,6 +591,11 @@ class World:
             "aliyun": [web.post("/", self.aliyun.rpc)],
             "alerts": [web.post("/alerts", self.sink.post)],
         }
+        if self.fcm is not None:
+            routes["fcm"] = [
+                web.post("/token", self.fcm.token),
+                web.post("/v1/projects/{project}/messages:send", self.fcm.send),
+            ]
         for name, table in routes.items():
             app = web.Application()
             app.add_routes(table)
@@ -403,6 +605,10 @@ class World:
             self._runners.append(runner)
             host, port = runner.addresses[0][:2]
             self.urls[name] = f"http://{host}:{port}"
+        if self.fcm is not None:
+            self.fcm.url = self.urls["fcm"]
+        if self.mail is not None:
+            await self.mail.start()
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -413,6 +619,8 @@ class World:
         self.aliyun.release.set()
         for runner in self._runners:
             await runner.cleanup()
+        if self.mail is not None:
+            await self.mail.close()
         for log in self._logs:
             print(f"--- {log.name}\n{log.read_text()}")
 
@@ -440,6 +648,21 @@ class World:
         }
         env.update(overrides)
         return env
+
+    def channel_env(self, channels: str = "sms,push,email") -> dict[str, str]:
+        """The settings of the push and mail fakes, with CHANNELS."""
+        assert self.fcm is not None and self.mail is not None, "World(..., channels=True)"
+        return {
+            "CHANNELS": channels,
+            "PUSH_URL": self.urls["fcm"],
+            "PUSH_PROJECT": PUSH_PROJECT,
+            "PUSH_CREDENTIALS_FILE": str(self.fcm.service_account(self.tmp_path / "sa.json")),
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.mail.port),
+            "SMTP_USERNAME": SMTP_USERNAME,
+            "SMTP_PASSWORD": SMTP_PASSWORD,
+            "MAIL_FROM": MAIL_FROM,
+        }
 
     async def start(self, **overrides: str) -> Service:
         port = free_port()

@@ -95,7 +95,7 @@ def test_the_migration_keeps_every_row_its_send_state_the_cursor_and_the_stop_li
     ]
     assert schema_tables(path) == (
         2,
-        {"reminders", "sends", "stop_list", "feed_cursor", "lease"},
+        {"reminders", "sends", "stop_list", "feed_cursor", "lease", "fallback"},
     )
     after = outbox_rows(path, "2")
     # Every column of every row, the timestamps included, as version 1 kept it.

@@ -115,7 +115,7 @@ async def test_sends_each_reminder_once_and_records_delivery_reports(
         assert first["StatusCallback"] == f"{service.url}/dlr/twilio"
         assert first["Body"] == (
             f"【示例银行】尊敬的王秀英，您的房贷本期还款{5000 + n}.00元将于2026-12-05到期，"
-            f"请按时还款。ref:REF{n:05d}"
+            f"还款卡尾号{n:04d}，请按时还款。ref:REF{n:05d} 回T退订"
         )
         row = world.rows()[f"rem-{n:06d}"]
         assert (row["vendor"], row["message_id"]) == ("twilio", "SM" + "1".zfill(32))
@@ -185,6 +185,7 @@ async def test_resilient_fails_over_to_the_secondary(tmp_path: Path, failure: st
             "amount": "5001.00",
             "due_date": "2026-12-05",
             "ref": "REF00001",
+            "card_tail": "0001",
         }
         assert world.aliyun.bad_signatures == 0
 
@@ -427,7 +428,7 @@ def test_a_bad_defect_exits_2_with_one_line(tmp_path: Path) -> None:
     env = world.env(PORT="8080", PUBLIC_URL="http://127.0.0.1:8080", DEFECT="forgetful")
     [line] = config_error(**env)
     assert line.startswith("reminder-service: DEFECT must be one of no-failover, blind-resend, ")
-    assert line.endswith(", slow-drain, got 'forgetful'")
+    assert line.endswith(", slow-drain, leaks-pii, got 'forgetful'")
 
 
 def test_records_are_read_strictly() -> None:

@@ -1,0 +1,112 @@
+"""E-mail through SMTP with the standard library's smtplib (in a thread, bounded): 4xx replies are
+temporary, 5xx for good, and a reply lost after the message's data counts as sent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import smtplib
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
+
+from .channels import ChannelResult, Verdict
+from .messages import mail_subject, mail_text
+from .reminder import Reminder
+from .settings import MailConfig
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+REF_HEADER = "X-Reminder-Ref"
+
+
+class _SMTP(smtplib.SMTP):
+    """Notes when the message's data, up to its final dot, has been handed to the server: from
+    then on the server may have accepted it, whether or not its reply comes."""
+
+    handed_over = False
+
+    def send(self, s: ReadableBuffer | str) -> None:
+        super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.handed_over = True
+
+
+class MailChannel:
+    def __init__(self, config: MailConfig, *, timeout: float) -> None:
+        self._config = config
+        self._timeout = timeout
+        self._domain = config.sender.rpartition("@")[2] or "localhost"
+
+    @property
+    def name(self) -> str:
+        return "email"
+
+    def reaches(self, reminder: Reminder) -> bool:
+        return reminder.email is not None
+
+    def message(self, reminder: Reminder) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self._config.sender
+        message["To"] = str(reminder.email)
+        message["Subject"] = mail_subject(reminder)
+        message["Date"] = formatdate(localtime=True)
+        message["Message-ID"] = make_msgid(domain=self._domain)
+        message[REF_HEADER] = reminder.ref
+        message.set_content(mail_text(reminder), charset="utf-8")
+        return message
+
+    async def send(self, reminder: Reminder) -> ChannelResult:
+        message = self.message(reminder)
+        smtp = _SMTP(timeout=self._timeout)
+        try:
+            # Each socket operation is bounded by the timeout; the whole exchange (about eight
+            # round trips) by this, after which the connection is closed under the thread.
+            return await asyncio.wait_for(
+                asyncio.to_thread(self._exchange, smtp, message), self._timeout * 8
+            )
+        except TimeoutError:
+            smtp.close()
+            return _lost(smtp, message, "the exchange timed out")
+
+    def _exchange(self, smtp: _SMTP, message: EmailMessage) -> ChannelResult:
+        config = self._config
+        try:
+            smtp.connect(config.host, config.port)
+            smtp.login(config.username, config.password)
+            smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            smtp.close()
+            ((code, reply),) = exc.recipients.values()
+            return _refused(code, reply, recipient=True)
+        except smtplib.SMTPResponseException as exc:
+            smtp.close()
+            return _refused(exc.smtp_code, exc.smtp_error)
+        except (smtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            return _lost(smtp, message, f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            smtp.quit()  # the message is taken: a failed goodbye changes nothing
+        smtp.close()
+        return ChannelResult(Verdict.SENT, message_id=str(message["Message-ID"]))
+
+
+def _refused(code: int, reply: bytes | str, *, recipient: bool = False) -> ChannelResult:
+    text = reply.decode(errors="replace") if isinstance(reply, bytes) else reply
+    detail = f"SMTP {code} {text}".strip()
+    if 400 <= code < 500:  # greylisting (451), a busy server (421): later
+        return ChannelResult(Verdict.RETRY, detail=detail)
+    return ChannelResult(Verdict.GIVE_UP, detail=detail, recipient=recipient)
+
+
+def _lost(smtp: _SMTP, message: EmailMessage, what: str) -> ChannelResult:
+    if smtp.handed_over:
+        # SMTP's lost reply: the server had the whole message and most likely took it. Sending
+        # it again would most likely be a second copy on this channel, which counts against us.
+        return ChannelResult(
+            Verdict.SENT,
+            message_id=str(message["Message-ID"]),
+            detail=f"{what} after the data: counted as sent",
+        )
+    return ChannelResult(Verdict.RETRY, detail=what)
