@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.continuity import score
-from harness.journal import BorrowerOptedOut, ReminderScheduled, SendRecorded
+from harness.journal import BorrowerOptedOut, ReminderChanged, ReminderScheduled, SendRecorded
 from tests.harness.journals import PHONE, T0, journal, owed, scenario, sent, step
 
 RUN = scenario("channels={push: {window: 60s}, email: {window: 300s}}")
@@ -163,3 +163,21 @@ def test_an_opt_out_in_the_app_counts_exactly_as_a_stop_reply() -> None:
         due("BBBBBBBB", 5), pushed("BBBBBBBB", 6), mailed("BBBBBBBB", 7),
         mailed("ZZZZZZZZ", 20, body="hello"), end=400, run=RUN))
     assert (by_sms.owed, by_sms.opted_out, by_sms.sent_to_opted_out) == (1, 1, 3)
+
+
+def repayment(at: float) -> ReminderChanged:
+    return ReminderChanged(t=T0 + at, reminder_id="rem-AAAAAAAA", change="repaid",
+                           amount="0.00")
+
+
+def test_an_opt_out_or_a_repayment_before_the_longest_window_closed_means_not_owed() -> None:
+    # The SMS window closed at 10 s; the push window was still open at 30 s.
+    opted_out = score(journal(due("AAAAAAAA", 0), app_opt_out(30), end=400, run=RUN))
+    assert (opted_out.owed, opted_out.outcomes["missed"]) == (0, 0)
+    repaid = score(journal(
+        due("AAAAAAAA", 0),
+        repayment(30), end=400, run=RUN))
+    assert (repaid.owed, repaid.cancelled) == (0, 1)
+    # With SMS alone both came after the reminder's window: it was owed, and missed.
+    for late_news in (app_opt_out(30), repayment(30)):
+        assert score(journal(due("AAAAAAAA", 0), late_news)).outcomes["missed"] == 1
