@@ -34,7 +34,8 @@ Rules:
   first. Settled: owed, and delivered or its window closed before the run ended.
 - **Defects.** `sent_after_repayment`: sends correlated to a reminder after its cancellation took
   effect. `sent_to_opted_out`: sends to an opted-out borrower (the correlated reminder's, or
-  for an uncorrelated send whoever had that number), after their opt-out took effect.
+  for an uncorrelated send whoever had that number, address or token), after their opt-out
+  took effect.
   `sent_to_test_data`: sends, arrived or not, that carry the reference of a test-environment
   record the ledger leaked (client reference or the body's `ref`) or went to its number. They
   are counted there and not in `unmatched` as well, so that `unmatched` keeps meaning "sent
