@@ -78,7 +78,6 @@ if APP is not None:
         per second in all."""
 
         fixed_count = _APP.users
-        host = _APP.url
         network_timeout = APP_TIMEOUT
         connection_timeout = APP_TIMEOUT
 
@@ -102,7 +101,8 @@ if APP is not None:
             borrower_id = _PICKS.choice(BORROWERS)
             opts_out = _PICKS.random() < _APP.opt_outs
             t, started = time.time(), time.perf_counter()
-            with self.client.get(f"/v1/app/borrowers/{borrower_id}/installment",
+            # Absolute URLs: Locust gives every user class the -H host (the ledger's admin).
+            with self.client.get(f"{_APP.url}/v1/app/borrowers/{borrower_id}/installment",
                                  name="/v1/app/borrowers/[id]/installment",
                                  catch_response=True) as response:
                 try:
@@ -115,7 +115,7 @@ if APP is not None:
                     response.failure("the answer is not the borrower's view")
             _JOURNAL.write(opened)
             if opts_out:
-                self.client.put(f"/v1/app/borrowers/{borrower_id}/preferences",
+                self.client.put(f"{_APP.url}/v1/app/borrowers/{borrower_id}/preferences",
                                 json={"reminders": False},
                                 name="/v1/app/borrowers/[id]/preferences")
 
