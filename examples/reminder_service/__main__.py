@@ -122,6 +122,7 @@ async def serve(settings: Settings, outbox: Outbox) -> None:
                 outbox,
                 settings,
                 role=lambda: Role.ACTIVE if leadership is None else leadership.role,
+                filtered=dispatcher.carrier_filtered,
             ),
             access_log=None,
             shutdown_timeout=1.0,

@@ -236,6 +236,20 @@ class Dispatcher:
         self._outbox.mark_suppressed(reminder.reminder_id)
         log.info("suppressed %s: %s opted out", reminder.reminder_id, reminder.phone)
 
+    def carrier_filtered(self, message_id: str, reason: str) -> None:
+        """A vendor took the message, then its carrier filtered it (a delivery report says
+        so): the reminder falls back now, and the vendor's failure counts as a refused send."""
+        if not self._fallbacks:
+            return
+        channel = self._fallbacks[0].name
+        found = self._outbox.filtered(message_id, channel, reason)
+        if found is None:
+            return
+        reminder_id, vendor = found
+        log.warning("falling back %s to %s: %s", reminder_id, channel, reason)
+        if vendor in self._breakers:
+            self._count_failure(vendor)
+
     async def recover(self) -> None:
         """Settle the rows a previous process left mid-send: sent if the vendor it was asking
         has the message, due again otherwise. The vendors are asked all at once."""

@@ -322,22 +322,23 @@ class Outbox:
                 (time.time() + delay, error, time.time(), reminder_id),
             )
 
-    def filtered(self, message_id: str, channel: str, reason: str) -> str | None:
+    def filtered(self, message_id: str, channel: str, reason: str) -> tuple[str, str] | None:
         """A message a vendor took but the carrier filtered: its reminder, sent by SMS, moves on
-        to `channel` and is due now. Returns its id, None if no such row was sent by SMS.
+        to `channel` and is due now. Returns its id and the vendor, None if no such row was
+        sent by SMS.
 
         Not fenced: like a delivery report it is a fact, and it sends nothing itself."""
         s = self._schema
         with self._write():
             row = self._db.execute(
-                f"SELECT reminder_id FROM {s.sends} WHERE {s.message_id} = ?"
+                f"SELECT reminder_id, vendor FROM {s.sends} WHERE {s.message_id} = ?"
                 f" AND {s.status} = 'sent'"
                 " AND reminder_id NOT IN (SELECT reminder_id FROM fallback)",
                 (message_id,),
             ).fetchone()
             if row is None:
                 return None
-            reminder_id = str(row[0])
+            reminder_id, vendor = str(row[0]), str(row[1])
             self._db.execute(
                 "INSERT INTO fallback (reminder_id, channel, reason) VALUES (?, ?, ?)",
                 (reminder_id, channel, reason),
@@ -347,7 +348,7 @@ class Outbox:
                 f" {s.updated} = ? WHERE reminder_id = ?",
                 (reason, time.time(), reminder_id),
             )
-        return reminder_id
+        return reminder_id, vendor
 
     # Replies and reports --------------------------------------------------------------------
 

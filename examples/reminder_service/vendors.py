@@ -79,7 +79,7 @@ def build_vendor(
         return TwilioVendor(
             config, session, client_timeout, f"{public_url}/dlr/twilio", app_link=app_link
         )
-    return AliyunVendor(config, session, client_timeout)
+    return AliyunVendor(config, session, client_timeout, app_link=app_link)
 
 
 class TwilioVendor:
@@ -157,11 +157,17 @@ class TwilioVendor:
 
 class AliyunVendor:
     def __init__(
-        self, config: AliyunConfig, session: aiohttp.ClientSession, timeout: aiohttp.ClientTimeout
+        self,
+        config: AliyunConfig,
+        session: aiohttp.ClientSession,
+        timeout: aiohttp.ClientTimeout,
+        *,
+        app_link: str = "",
     ) -> None:
         self._config = config
         self._session = session
         self._timeout = timeout
+        self._app_link = app_link
 
     @property
     def name(self) -> str:
@@ -176,6 +182,8 @@ class AliyunVendor:
             "ref": reminder.ref,
             "card_tail": reminder.card_tail,
         }
+        if self._app_link:  # the template shows it where it says ${link}
+            template_param["link"] = self._app_link
         if reminder.national_id:  # Defect.LEAKS_PII only: a template showing it leaks it
             template_param["national_id"] = reminder.national_id
         try:

@@ -23,9 +23,17 @@ _EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 CARRIER_FILTERED = "30007"
 
 
-def build_app(outbox: Outbox, settings: Settings, *, role: Callable[[], str]) -> web.Application:
-    """`role` says whether this instance sends now (`active`) or stands by (`standby`)."""
-    routes = _Routes(outbox, settings, role)
+def build_app(
+    outbox: Outbox,
+    settings: Settings,
+    *,
+    role: Callable[[], str],
+    filtered: Callable[[str, str], None],
+) -> web.Application:
+    """`role` says whether this instance sends now (`active`) or stands by (`standby`);
+    `filtered(message_id, reason)` is told of each SMS a carrier filtered after its vendor
+    took it."""
+    routes = _Routes(outbox, settings, role, filtered)
     app = web.Application()
     app.add_routes(
         [
@@ -40,10 +48,17 @@ def build_app(outbox: Outbox, settings: Settings, *, role: Callable[[], str]) ->
 
 
 class _Routes:
-    def __init__(self, outbox: Outbox, settings: Settings, role: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        settings: Settings,
+        role: Callable[[], str],
+        filtered: Callable[[str, str], None],
+    ) -> None:
         self._outbox = outbox
         self._settings = settings
         self._role = role
+        self._filtered = filtered
 
     async def healthz(self, _: web.Request) -> web.Response:
         settings = self._settings
@@ -77,12 +92,8 @@ class _Routes:
             f" {error_code}" if error_code else "",
             "" if matched else " (no match)",
         )
-        fallbacks = self._settings.fallbacks
-        if status.lower() == "undelivered" and error_code == CARRIER_FILTERED and fallbacks:
-            reason = f"twilio: {CARRIER_FILTERED} carrier filtered"
-            reminder_id = self._outbox.filtered(sid, fallbacks[0], reason)
-            if reminder_id is not None:
-                log.warning("falling back %s to %s: %s", reminder_id, fallbacks[0], reason)
+        if status.lower() == "undelivered" and error_code == CARRIER_FILTERED:
+            self._filtered(sid, f"twilio: {CARRIER_FILTERED} carrier filtered")
         return web.Response()
 
     async def aliyun_report(self, request: web.Request) -> web.Response:

@@ -413,22 +413,30 @@ async def test_a_borrower_with_no_other_channel_stays_on_sms(tmp_path: Path) -> 
 
 @async_test
 async def test_a_carrier_filtered_sms_falls_back_to_push(tmp_path: Path) -> None:
-    async with World(tmp_path, reminders=2, channels=True) as world:
+    async with World(tmp_path, reminders=4, channels=True) as world:
         assert world.fcm is not None
         service = await world.start(**world.channel_env())
-        await eventually(world.all_sent, "both sent by SMS")
-        sid = world.rows()["rem-000001"]["message_id"]
+        await eventually(world.all_sent, "all sent by SMS")
+        filtered = ["rem-000001", "rem-000002", "rem-000003"]
         async with aiohttp.ClientSession() as session:
-            callback = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30007"}
-            for _ in range(2):  # a repeated callback moves nothing twice
-                async with session.post(f"{service.url}/dlr/twilio", data=callback) as response:
-                    assert response.status == 200
-        await eventually(lambda: world.fcm is not None and world.fcm.refs() == ["REF00001"], "push")
+            for reminder_id in filtered:
+                sid = world.rows()[reminder_id]["message_id"]
+                callback = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30007"}
+                for _ in range(2):  # a repeated callback moves nothing twice
+                    async with session.post(f"{service.url}/dlr/twilio", data=callback) as response:
+                        assert response.status == 200
+        await eventually(lambda: len(world.fcm.refs()) == 3 if world.fcm else False, "by push")
         await eventually(world.all_sent, "sent again, by push")
-        assert _channel_of(world) == {"rem-000001": "push", "rem-000002": "twilio"}
+        assert _channel_of(world) == {**dict.fromkeys(filtered, "push"), "rem-000004": "twilio"}
+        assert sorted(world.fcm.refs()) == ["REF00001", "REF00002", "REF00003"]
+        assert sorted(world.twilio.refs()) == [f"REF0000{n}" for n in (1, 2, 3, 4)]
+        # Three filtered in a row: Twilio's failing streak, alerted as any other.
+        await eventually(
+            lambda: any(alert["dependency"] == "twilio" for alert in world.sink.alerts),
+            "an alert about twilio",
+        )
         await asyncio.sleep(0.5)
-        assert world.fcm.refs() == ["REF00001"]
-        assert world.twilio.refs() == ["REF00001", "REF00002"]
+        assert len(world.fcm.accepted) == 3
 
 
 @async_test
@@ -474,3 +482,16 @@ async def test_defect_leaks_pii(tmp_path: Path) -> None:
             assert national_id(1) in body and card(1) in body
             assert OPTOUT_NOTICE not in body
         assert (aliyun["national_id"], aliyun["card_tail"]) == (national_id(1), card(1))
+
+
+@async_test
+async def test_the_app_link_goes_in_every_sms_before_the_notice(tmp_path: Path) -> None:
+    link = "https://m.bank.example/repay"
+    async with World(tmp_path, reminders=2) as world:
+        world.twilio.once = {"REF00001": "error"}
+        await world.start(APP_LINK=link)
+        await eventually(world.all_sent, "both sent")
+        [body] = [m["Body"] for m in world.twilio.accepted]
+        assert body.endswith(f"ref:REF00002 {link} {OPTOUT_NOTICE}")
+        [params] = [json.loads(m["TemplateParam"]) for m in world.aliyun.accepted]
+        assert (params["ref"], params["link"]) == ("REF00001", link)
