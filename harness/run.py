@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from harness import runlock
+from harness import runlock, settling
 from harness.canary import Canary
 from harness.errors import FaultInjectionError, LoadError, NotifyChaosError, StartupError
 from harness.instances import Instances, instance_values
@@ -150,8 +150,10 @@ class Run:
                               teardown, on_ready=lambda ready: self._ready(
                                   ready.component, ready.pid, ready.address, ready.version))
 
-        load = LoadGenerator(self.scenario, manifest.ledger_url, self.run_dir / "load",
-                             manifest.token)
+        load = LoadGenerator(
+            self.scenario, manifest.ledger_url, self.run_dir / "load", manifest.token,
+            app_url=_through(links["app"], manifest.ledger_url) if "app" in links else None,
+            journal_dir=self.run_dir / "journal")
         teardown.callback(self._finish_load, load)
         switches = ControlInjector({"ledger": manifest.ledger_control_url,
                                     **{f"vendors.{name}": vendor.control_url
@@ -190,8 +192,14 @@ class Run:
                             f"{totals.requests} requests; log: {load.process.log_path})")
         if timeline.errors:
             raise FaultInjectionError("; ".join(timeline.errors))
-        self.say(f"load done; watching {self.scenario.drain_seconds:g}s more for late reminders")
-        time.sleep(self.scenario.drain_seconds)
+        if self.scenario.drain is None:
+            self.say(f"load done; watching for late reminders until every one is decided "
+                     f"(at most {self.scenario.drain_seconds:g}s)")
+        else:
+            self.say(f"load done; watching {self.scenario.drain_seconds:g}s more for late "
+                     "reminders")
+        watched = settling.drain(self.scenario, self.run_dir / "journal")
+        self.say(f"watched {watched:.1f}s after load")
 
     def _finish_load(self, load: LoadGenerator) -> LoadTotals:
         """Stop Locust (if it still runs) and journal its totals, once."""
