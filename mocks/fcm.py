@@ -64,6 +64,7 @@ QUOTA_RETRY_AFTER = 1
 minute, and the Firebase Admin SDK waits it out, four times over, before it raises)."""
 FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 MAX_TOKEN = 4096
+"""Characters of the longest device token taken (FCM's are some 160)."""
 
 # A device token as FCM issues them: an instance id, a colon, the key, URL-safe base64 both.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+:[A-Za-z0-9_-]+")
@@ -95,9 +96,9 @@ def _error(status: int, message: str, fcm_code: str | None = None,
     return web.json_response({"error": error}, status=status, headers=headers)
 
 
-def _grant_error(error: str, description: str, status: int = 400) -> web.Response:
-    """An error of Google's OAuth2 token endpoint."""
-    return web.json_response({"error": error, "error_description": description}, status=status)
+def _grant_error(error: str, description: str) -> web.Response:
+    """A refusal of Google's OAuth2 token endpoint."""
+    return web.json_response({"error": error, "error_description": description}, status=400)
 
 
 class _Style:

@@ -228,15 +228,18 @@ def test_the_grant_checks_issuer_audience_and_expiry(push: Push) -> None:
             "iat": now, "exp": now + 3600}
 
     def grant(claims: dict[str, object], grant_type: str = "urn:ietf:params:oauth:grant-type:"
-              "jwt-bearer") -> httpx.Response:
+              "jwt-bearer", kid: str = info["private_key_id"]) -> httpx.Response:
         assertion = jwt.encode(claims, info["private_key"], algorithm="RS256",
-                               headers={"kid": info["private_key_id"]})
+                               headers={"kid": kid})
         return httpx.post(info["token_uri"], timeout=5,
                           data={"grant_type": grant_type, "assertion": assertion})
 
     answer = grant(good)
     assert answer.status_code == 200, answer.text
     assert answer.json()["expires_in"] == 3600 and answer.json()["token_type"] == "Bearer"
+    # Google's own token URI is the audience google-auth signs, whatever the file says.
+    assert grant({**good, "aud": "https://oauth2.googleapis.com/token"}).status_code == 200
+    assert grant(good, kid="0" * 40).json()["error"] == "invalid_grant"
     for bad in ({"iss": "someone@else.iam.gserviceaccount.com"}, {"aud": "https://elsewhere"},
                 {"iat": now - 7200, "exp": now - 3600}, {"exp": now + 7200}):
         refused = grant({**good, **bad})
