@@ -161,7 +161,7 @@ def _fallbacks(settings: Settings, session: aiohttp.ClientSession) -> list[Fallb
 
             channels.append(PushChannel(settings.push, session, timeout=settings.vendor_timeout))
         if name == "email" and settings.mail is not None:
-            channels.append(MailChannel(settings.mail, timeout=settings.vendor_timeout))
+            channels.append(MailChannel(settings.mail))
     return channels
 
 

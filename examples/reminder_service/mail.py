@@ -34,9 +34,9 @@ class _SMTP(smtplib.SMTP):
 
 
 class MailChannel:
-    def __init__(self, config: MailConfig, *, timeout: float) -> None:
+    def __init__(self, config: MailConfig) -> None:
         self._config = config
-        self._timeout = timeout
+        self._timeout = config.timeout
         self._domain = config.sender.rpartition("@")[2] or "localhost"
 
     @property
@@ -61,10 +61,11 @@ class MailChannel:
         message = self.message(reminder)
         smtp = _SMTP(timeout=self._timeout)
         try:
-            # Each socket operation is bounded by the timeout; the whole exchange (about eight
-            # round trips) by this, after which the connection is closed under the thread.
+            # Each socket operation is bounded by the timeout, and the whole exchange (round
+            # trips of milliseconds, but for one slow reply) by this: then the connection is
+            # closed under the thread.
             return await asyncio.wait_for(
-                asyncio.to_thread(self._exchange, smtp, message), self._timeout * 8
+                asyncio.to_thread(self._exchange, smtp, message), self._timeout * 3
             )
         except TimeoutError:
             smtp.close()

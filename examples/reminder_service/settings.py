@@ -82,6 +82,8 @@ class MailConfig:
     username: str
     password: str
     sender: str
+    timeout: float
+    """Seconds per socket operation, the reply to the message's data included."""
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,9 @@ def _mail(env: _Env) -> MailConfig:
         username=env.required("SMTP_USERNAME"),
         password=env.required("SMTP_PASSWORD"),
         sender=env.required("MAIL_FROM"),
+        # RFC 5321 has a client wait minutes for the reply to the data; 10 s keeps a slow
+        # server's answer (a lost one counts as sent) inside an e-mail window.
+        timeout=env.positive("SMTP_TIMEOUT", 10.0),
     )
 
 

@@ -437,12 +437,14 @@ class FakeFCM:
 class FakeMail:
     """An SMTP server (aiosmtpd) wanting AUTH LOGIN/PLAIN, keeping every message it takes.
     Behaviours by recipient, one per attempt: "greylist" (451 at RCPT), "reject" (550 at RCPT),
-    "drop" (takes the message, then closes the connection instead of answering)."""
+    "drop" (takes the message, then closes the connection instead of answering), "slow" (takes
+    it, then answers after `slow_reply` seconds)."""
 
     def __init__(self) -> None:
         self.accepted: list[EmailMessage] = []
         self.once: dict[str, list[str]] = {}
         self.attempts = 0
+        self.slow_reply = 1.0
         self.port = 0
         self._server: asyncio.Server | None = None
 
@@ -497,6 +499,9 @@ class FakeMail:
             script.pop(0)
             assert server.transport is not None
             server.transport.close()  # the reply to the data never goes out
+        if script and script[0] == "slow":
+            script.pop(0)
+            await asyncio.sleep(self.slow_reply)
         return "250 OK queued"
 
     def refs(self) -> list[str]:

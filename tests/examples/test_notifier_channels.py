@@ -240,9 +240,9 @@ async def test_push_cannot_connect_is_retried_and_a_lost_answer_is_not(tmp_path:
 async def fake_mail() -> AsyncIterator[tuple[FakeMail, MailChannel]]:
     mail = FakeMail()
     await mail.start()
-    config = MailConfig("127.0.0.1", mail.port, SMTP_USERNAME, SMTP_PASSWORD, MAIL_FROM)
+    config = MailConfig("127.0.0.1", mail.port, SMTP_USERNAME, SMTP_PASSWORD, MAIL_FROM, 2.0)
     try:
-        yield mail, MailChannel(config, timeout=2.0)
+        yield mail, MailChannel(config)
     finally:
         await mail.close()
 
@@ -282,16 +282,31 @@ async def test_mail_reads_greylisting_rejection_and_the_lost_reply() -> None:
 
 
 @async_test
+async def test_mail_whose_reply_to_the_data_is_too_slow_counts_as_sent() -> None:
+    async with fake_mail() as (mail, _):
+        impatient = MailChannel(
+            MailConfig("127.0.0.1", mail.port, SMTP_USERNAME, SMTP_PASSWORD, MAIL_FROM, 0.3)
+        )
+        mail.once = {email(1): ["slow"]}
+        result = await impatient.send(reminder(1))
+        assert result.verdict is Verdict.SENT
+        assert result.detail == (
+            "SMTPServerDisconnected: Connection unexpectedly closed: timed out"
+            " after the data: counted as sent"
+        )
+        assert mail.refs() == ["REF00001"]
+
+
+@async_test
 async def test_mail_that_cannot_connect_or_log_in_is_not_sent() -> None:
     refused = MailChannel(
-        MailConfig("127.0.0.1", free_port(), SMTP_USERNAME, SMTP_PASSWORD, MAIL_FROM), timeout=1.0
+        MailConfig("127.0.0.1", free_port(), SMTP_USERNAME, SMTP_PASSWORD, MAIL_FROM, 1.0)
     )
     result = await refused.send(reminder(1))
     assert result.verdict is Verdict.RETRY and "ConnectionRefusedError" in result.detail
     async with fake_mail() as (mail, _):
-        wrong = MailChannel(
-            MailConfig("127.0.0.1", mail.port, SMTP_USERNAME, "wrong", MAIL_FROM), timeout=1.0
-        )
+        config = MailConfig("127.0.0.1", mail.port, SMTP_USERNAME, "wrong", MAIL_FROM, 1.0)
+        wrong = MailChannel(config)
         result = await wrong.send(reminder(1))
         assert result.verdict is Verdict.GIVE_UP and result.detail.startswith("SMTP 535")
         assert mail.accepted == []
