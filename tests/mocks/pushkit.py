@@ -1,6 +1,6 @@
-"""Helpers for the push service mock's tests: the mock process serving the push channel, the
-push tokens of the borrowers its ledger has made (known from a Bank with the same seed), its
-fault switch, and what its journal gained."""
+"""Helpers for the push service mock's tests: the mock process serving a config (`serving`, any
+channels), the push tokens of the borrowers its ledger has made (known from a Bank with the same
+seed), its fault switch, and what its journal gained."""
 
 from __future__ import annotations
 
@@ -37,13 +37,8 @@ class Push:
 
 
 @contextmanager
-def running_push(workdir: Path, *, seed: int, population: Population,
-                 reminders: int) -> Iterator[Push]:
-    """The mock process with the push channel (and no SMS vendor); its ledger schedules
-    `reminders` reminders, whose borrowers' tokens a Bank with the same seed tells."""
-    config = MocksConfig(seed=seed, window=WINDOW, lead=LEAD,
-                         journal_dir=str(workdir / "journal"), population=population,
-                         token=TOKEN, vendors={}, channels=["push"], run_dir=str(workdir))
+def serving(workdir: Path, config: MocksConfig) -> Iterator[Mocks]:
+    """The mock process serving `config` (its files in `workdir`), until the block ends."""
     config_path, manifest_path = workdir / "mocks.json", workdir / "manifest.json"
     config_path.write_text(config.model_dump_json(), encoding="utf-8")
     log = workdir / "mocks.log"
@@ -60,17 +55,7 @@ def running_push(workdir: Path, *, seed: int, population: Population,
 
         wait_until(manifest_written, "the mock process's manifest", timeout=15)
         manifest = Manifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
-        mocks = Mocks(manifest, Path(config.journal_dir), process, log)
-        bank = Bank(population, Changes(), lead=LEAD, window=WINDOW, seed=seed)
-        tokens = []
-        with httpx.Client(timeout=5, headers=CONTROL) as client:
-            for _ in range(reminders):
-                tick(client, mocks)
-                tokens.append(bank.schedule(time.time()).record.borrower.device_token)
-        apps = sorted({token for token in tokens if token})
-        yield Push(mocks, manifest.channels["push"],
-                   live=tuple(t for t in apps if not bank.stale_token(t)),
-                   stale=tuple(t for t in apps if bank.stale_token(t)))
+        yield Mocks(manifest, Path(config.journal_dir), process, log)
     finally:
         process.terminate()
         try:
@@ -78,6 +63,27 @@ def running_push(workdir: Path, *, seed: int, population: Population,
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+@contextmanager
+def running_push(workdir: Path, *, seed: int, population: Population,
+                 reminders: int) -> Iterator[Push]:
+    """The mock process with the push channel (and no SMS vendor); its ledger schedules
+    `reminders` reminders, whose borrowers' tokens a Bank with the same seed tells."""
+    config = MocksConfig(seed=seed, window=WINDOW, lead=LEAD,
+                         journal_dir=str(workdir / "journal"), population=population,
+                         token=TOKEN, vendors={}, channels=["push"], run_dir=str(workdir))
+    with serving(workdir, config) as mocks:
+        bank = Bank(population, Changes(), lead=LEAD, window=WINDOW, seed=seed)
+        tokens = []
+        with httpx.Client(timeout=5, headers=CONTROL) as client:
+            for _ in range(reminders):
+                tick(client, mocks)
+                tokens.append(bank.schedule(time.time()).record.borrower.device_token)
+        apps = sorted({token for token in tokens if token})
+        yield Push(mocks, mocks.manifest.channels["push"],
+                   live=tuple(t for t in apps if not bank.stale_token(t)),
+                   stale=tuple(t for t in apps if bank.stale_token(t)))
 
 
 class JournalTail:
