@@ -1,5 +1,6 @@
 """E-mail through SMTP with the standard library's smtplib (in a thread, bounded): 4xx replies are
-temporary, 5xx for good, and a reply lost after the message's data counts as sent."""
+temporary, 5xx for good, and a connection the server closes after the message's data, with no
+reply, counts as sent."""
 
 from __future__ import annotations
 
@@ -31,6 +32,16 @@ class _SMTP(smtplib.SMTP):
         super().send(s)
         if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
             self.handed_over = True
+
+    def closed_on_the_data(self, exc: Exception) -> bool:
+        """Whether `exc` is the server closing the connection after the data, with no reply:
+        not this client giving up on a slow reply (smtplib raises that as a disconnection
+        too, from the socket's timeout)."""
+        return (
+            self.handed_over
+            and isinstance(exc, smtplib.SMTPServerDisconnected)
+            and not isinstance(exc.__context__, TimeoutError)
+        )
 
 
 class MailChannel:
@@ -68,8 +79,8 @@ class MailChannel:
                 asyncio.to_thread(self._exchange, smtp, message), self._timeout * 3
             )
         except TimeoutError:
-            smtp.close()
-            return _lost(smtp, message, "the exchange timed out")
+            smtp.close()  # no reply taken: the server has not taken the message either
+            return ChannelResult(Verdict.RETRY, detail="the exchange timed out")
 
     def _exchange(self, smtp: _SMTP, message: EmailMessage) -> ChannelResult:
         config = self._config
@@ -86,7 +97,17 @@ class MailChannel:
             return _refused(exc.smtp_code, exc.smtp_error)
         except (smtplib.SMTPException, OSError) as exc:
             smtp.close()
-            return _lost(smtp, message, f"{type(exc).__name__}: {exc}")
+            what = f"{type(exc).__name__}: {exc}"
+            if smtp.closed_on_the_data(exc):
+                # SMTP's lost reply: the server had the whole message and most likely took
+                # it. Sending it again would most likely be a second copy on this channel,
+                # which counts against us.
+                return ChannelResult(
+                    Verdict.SENT,
+                    message_id=str(message["Message-ID"]),
+                    detail=f"{what} after the data: counted as sent",
+                )
+            return ChannelResult(Verdict.RETRY, detail=what)
         with contextlib.suppress(smtplib.SMTPException, OSError):
             smtp.quit()  # the message is taken: a failed goodbye changes nothing
         smtp.close()
@@ -99,15 +120,3 @@ def _refused(code: int, reply: bytes | str, *, recipient: bool = False) -> Chann
     if 400 <= code < 500:  # greylisting (451), a busy server (421): later
         return ChannelResult(Verdict.RETRY, detail=detail)
     return ChannelResult(Verdict.GIVE_UP, detail=detail, recipient=recipient)
-
-
-def _lost(smtp: _SMTP, message: EmailMessage, what: str) -> ChannelResult:
-    if smtp.handed_over:
-        # SMTP's lost reply: the server had the whole message and most likely took it. Sending
-        # it again would most likely be a second copy on this channel, which counts against us.
-        return ChannelResult(
-            Verdict.SENT,
-            message_id=str(message["Message-ID"]),
-            detail=f"{what} after the data: counted as sent",
-        )
-    return ChannelResult(Verdict.RETRY, detail=what)

@@ -437,8 +437,8 @@ class FakeFCM:
 class FakeMail:
     """An SMTP server (aiosmtpd) wanting AUTH LOGIN/PLAIN, keeping every message it takes.
     Behaviours by recipient, one per attempt: "greylist" (451 at RCPT), "reject" (550 at RCPT),
-    "drop" (takes the message, then closes the connection instead of answering), "slow" (takes
-    it, then answers after `slow_reply` seconds)."""
+    "drop" (takes the message, then closes the connection instead of answering), "slow" (answers,
+    and takes it, only after `slow_reply` seconds)."""
 
     def __init__(self) -> None:
         self.accepted: list[EmailMessage] = []
@@ -490,18 +490,19 @@ class FakeMail:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        script = self.once.get(envelope.rcpt_tos[0], [])
+        if script and script[0] == "slow":
+            script.pop(0)
+            # aiosmtpd cancels this on a client's hang-up: a message given up is not taken.
+            await asyncio.sleep(self.slow_reply)
         content = envelope.original_content or b""
         message = BytesParser(policy=policy.default).parsebytes(content)
         assert isinstance(message, EmailMessage)
         self.accepted.append(message)
-        script = self.once.get(envelope.rcpt_tos[0], [])
         if script and script[0] == "drop":
             script.pop(0)
             assert server.transport is not None
             server.transport.close()  # the reply to the data never goes out
-        if script and script[0] == "slow":
-            script.pop(0)
-            await asyncio.sleep(self.slow_reply)
         return "250 OK queued"
 
     def refs(self) -> list[str]:
