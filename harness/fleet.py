@@ -9,6 +9,7 @@ from rich.console import Console
 
 from harness.scenario import load_scenario
 from mocks.catalogue import MODULES
+from mocks.channels import CHANNEL_MODULES
 from mocks.manifest import TOKEN_HEADER, Manifest, MocksConfig, VendorConfig
 from mocks.server import serve
 
@@ -26,9 +27,12 @@ def fleet_config(state: Path, scenario: Path | None, seed: int) -> MocksConfig:
         return MocksConfig(seed=model.seed, window=model.reminders.window,
                            lead=model.reminders.lead, population=model.population,
                            changes=model.changes, journal_dir=str(state / "journal"),
-                           vendors=model.vendors, handsets=model.handsets)
+                           vendors=model.vendors, handsets=model.handsets,
+                           channels=list(model.channels), app=model.app is not None,
+                           run_dir=str(state))
     vendors = {kind: VendorConfig(kind=kind, templates=DEMO_TEMPLATES) for kind in MODULES}
-    return MocksConfig(seed=seed, journal_dir=str(state / "journal"), vendors=vendors)
+    return MocksConfig(seed=seed, journal_dir=str(state / "journal"), vendors=vendors,
+                       channels=list(CHANNEL_MODULES), app=True, run_dir=str(state))
 
 
 def describe(manifest: Manifest) -> str:
@@ -40,6 +44,11 @@ def describe(manifest: Manifest) -> str:
         lines.append(f"{name} ({vendor.kind})   {vendor.url}")
         lines += [f"    {key} = {value}" for key, value in vendor.credentials.items()]
         lines += [f"    faults: {vendor.control_url}", f"    sends:  {vendor.sends_url}"]
+    for kind, channel in manifest.channels.items():
+        lines.append(f"{kind}   {channel.url}")
+        lines += [f"    {key} = {value}" for key, value in
+                  {**channel.credentials, **channel.values}.items()]
+        lines.append(f"    faults: {channel.control_url}")
     return "\n".join(lines)
 
 

@@ -16,16 +16,17 @@ from mocks.manifest import TOKEN_HEADER, Manifest
 from tests.conftest import ROOT
 
 
-def test_mocks_up_serves_the_scenario_vendors_until_ctrl_c(tmp_path: Path) -> None:
+def test_mocks_up_serves_the_scenario_vendors_and_channels_until_ctrl_c(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "harness", "mocks", "up", "--state", str(tmp_path),
-         "--scenario", str(ROOT / "scenarios" / "primary-vendor-outage.yaml")],
+         "--scenario", str(ROOT / "scenarios" / "compliance-template-rejected.yaml")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         manifest_path = tmp_path / "mocks-manifest.json"
         assert poll_until(lambda: manifest_path.exists() or None, timeout=20)
         manifest = Manifest.model_validate_json(manifest_path.read_text())
         assert sorted(manifest.vendors) == ["aliyun", "twilio"]
+        assert sorted(manifest.channels) == ["email", "push"]
         twilio = manifest.vendors["twilio"]
         sid, token = twilio.credentials["account_sid"], twilio.credentials["auth_token"]
         sent = httpx.post(f"{twilio.url}/2010-04-01/Accounts/{sid}/Messages.json",
@@ -43,5 +44,7 @@ def test_mocks_up_serves_the_scenario_vendors_until_ctrl_c(tmp_path: Path) -> No
     assert process.returncode == 0, stderr
     assert f"twilio (twilio)   {twilio.url}" in stdout
     assert f"account_sid = {sid}" in stdout
+    assert f"email   {manifest.channels['email'].url}" in stdout
+    assert f"project = {manifest.channels['push'].values['project']}" in stdout
     assert f"token    {manifest.token}   (header {TOKEN_HEADER}" in stdout
     assert (tmp_path / "journal" / "mocks.jsonl").read_text().count('"send.recorded"') == 1
