@@ -8,6 +8,7 @@ filtered, unreachable, then on time), then the slowest; at most `WORST` of them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from harness.fault_rows import StepRun
@@ -61,7 +62,8 @@ def _copy_verdict(judged: Judged, copy: Copy, borrower: Borrower) -> str:
             f"late: arrived {_after(send.inbox_at, judged.deadlines[copy.channel])} after "
             f"{_deadline(copy)}")
     elif copy.verdict in ("on_time", "late"):
-        text = ("duplicate: another copy had arrived first" if _after_another(judged, copy)
+        text = ("duplicate: another copy had arrived first"
+                if _first_on(judged, copy.channel) is not copy
                 else f"also delivered by {copy.channel}: one copy per channel is no duplicate"
                 if copy.channel in judged.deadlines else "arrived correctly")
     else:
@@ -89,10 +91,13 @@ def _deadline(copy: Copy) -> str:
     return "send_by" if copy.channel == "sms" else f"its {copy.channel} window"
 
 
-def _after_another(judged: Judged, copy: Copy) -> bool:
-    """Whether a copy on the same channel arrived before `copy` (so it is a duplicate)."""
-    return any(other is not copy and other.channel == copy.channel and other.arrived
-               for other in judged.copies[:judged.copies.index(copy)])
+def _first_on(judged: Judged, channel: str) -> Copy | None:
+    """The copy on `channel` that is no duplicate: the deciding one, or the first to arrive."""
+    decisive = judged.decisive
+    if decisive is not None and decisive.channel == channel:
+        return decisive
+    return min((copy for copy in judged.copies if copy.channel == channel and copy.arrived),
+               key=lambda copy: copy.send.inbox_at or math.inf, default=None)
 
 
 def _not_theirs(send: SendRecorded, borrower: Borrower) -> str:

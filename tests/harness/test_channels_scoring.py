@@ -181,3 +181,16 @@ def test_an_opt_out_or_a_repayment_before_the_longest_window_closed_means_not_ow
     # With SMS alone both came after the reminder's window: it was owed, and missed.
     for late_news in (app_opt_out(30), repayment(30)):
         assert score(journal(due("AAAAAAAA", 0), late_news)).outcomes["missed"] == 1
+
+
+def test_the_copy_that_arrived_later_on_the_deciding_channel_is_the_duplicate() -> None:
+    card = score(journal(due("AAAAAAAA", 0), sent("AAAAAAAA", 1, arrive=4),
+                         sent("AAAAAAAA", 2, arrive=1, vendor="backup"),
+                         pushed("AAAAAAAA", 3, arrive=2),
+                         pushed("AAAAAAAA", 3.5, arrive=0.1),
+                         end=400, run=RUN))
+    assert card.duplicates == 2
+    assert [a.verdict for a in card.worst[0].attempts] == [
+        "duplicate: another copy had arrived first", "on time",
+        "duplicate: another copy had arrived first",
+        "also delivered by push: one copy per channel is no duplicate"]
