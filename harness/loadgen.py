@@ -54,12 +54,12 @@ class AppLoad(BaseModel):
     journal_dir: str
 
     @classmethod
-    def of(cls, scenario: Scenario, app: App, url: str, journal_dir: Path) -> AppLoad:
+    def of(cls, app: App, seed: int, url: str, journal_dir: Path) -> AppLoad:
         # Enough users that the rate holds while every open waits out its timeouts (one
         # request, or two with an opt-out): constant throughput runs late, never ahead.
         per_open = APP_TIMEOUT * (1 + app.opt_outs)
         return cls(url=url, opens=app.opens, users=max(1, math.ceil(app.opens * per_open)),
-                   opt_outs=app.opt_outs, seed=scenario.seed, journal_dir=str(journal_dir))
+                   opt_outs=app.opt_outs, seed=seed, journal_dir=str(journal_dir))
 
 
 def app_opened(borrower_id: str, t: float, latency: float, status: int,
@@ -98,7 +98,7 @@ class LoadGenerator:
             if app_url is None or journal_dir is None:
                 raise ValueError(f"scenario {scenario.name!r} has app opens: LoadGenerator "
                                  "needs app_url and journal_dir")
-            app = AppLoad.of(scenario, scenario.app, app_url, journal_dir)
+            app = AppLoad.of(scenario.app, scenario.seed, app_url, journal_dir)
         users = scenario.load.users + (app.users if app else 0)
         # Every user is up as soon as the ticking ones alone would be: the app's must not hold
         # back the reminders.

@@ -130,10 +130,10 @@ def test_the_app_users_keep_the_rate_while_every_open_waits_out_its_timeouts() -
                              overrides=["app={opens: 3/s, opt_outs: 0.5}"])
     assert scenario.app is not None
 
-    load = AppLoad.of(scenario, scenario.app, "http://127.0.0.1:1", Path("/run/journal"))
+    load = AppLoad.of(scenario.app, 42, "http://127.0.0.1:1", Path("/run/journal"))
 
     # 3 opens a second, each up to 1.5 requests of APP_TIMEOUT (5 s): 23 users.
-    assert (load.users, load.opens, load.opt_outs, load.seed) == (23, 3.0, 0.5, scenario.seed)
+    assert (load.users, load.opens, load.opt_outs, load.seed) == (23, 3.0, 0.5, 42)
 
 
 def test_a_scenario_with_app_opens_needs_the_app_url_and_the_journal(tmp_path: Path) -> None:
