@@ -238,15 +238,15 @@ class Dispatcher:
 
     def carrier_filtered(self, message_id: str, reason: str) -> None:
         """A vendor took the message, then its carrier filtered it (a delivery report says
-        so): the reminder falls back now, and the vendor's failure counts as a refused send."""
-        if not self._fallbacks:
-            return
-        channel = self._fallbacks[0].name
+        so): the vendor's failure counts as a refused send, and the reminder falls back now
+        if there is another channel."""
+        channel = self._fallbacks[0].name if self._fallbacks else None
         found = self._outbox.filtered(message_id, channel, reason)
         if found is None:
             return
         reminder_id, vendor = found
-        log.warning("falling back %s to %s: %s", reminder_id, channel, reason)
+        if channel is not None:
+            log.warning("falling back %s to %s: %s", reminder_id, channel, reason)
         if vendor in self._breakers:
             self._count_failure(vendor)
 

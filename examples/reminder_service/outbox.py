@@ -322,10 +322,12 @@ class Outbox:
                 (time.time() + delay, error, time.time(), reminder_id),
             )
 
-    def filtered(self, message_id: str, channel: str, reason: str) -> tuple[str, str] | None:
+    def filtered(
+        self, message_id: str, channel: str | None, reason: str
+    ) -> tuple[str, str] | None:
         """A message a vendor took but the carrier filtered: its reminder, sent by SMS, moves on
-        to `channel` and is due now. Returns its id and the vendor, None if no such row was
-        sent by SMS.
+        to `channel` (with one) and is due now. Returns its id and the vendor, None if no such
+        row was sent by SMS.
 
         Not fenced: like a delivery report it is a fact, and it sends nothing itself."""
         s = self._schema
@@ -339,6 +341,8 @@ class Outbox:
             if row is None:
                 return None
             reminder_id, vendor = str(row[0]), str(row[1])
+            if channel is None:
+                return reminder_id, vendor
             self._db.execute(
                 "INSERT INTO fallback (reminder_id, channel, reason) VALUES (?, ?, ?)",
                 (reminder_id, channel, reason),

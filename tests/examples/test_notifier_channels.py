@@ -458,6 +458,31 @@ async def test_a_carrier_filtered_sms_falls_back_to_push(tmp_path: Path) -> None
 
 
 @async_test
+async def test_sms_only_alerts_about_carrier_filtering_and_sends_nothing_more(
+    tmp_path: Path,
+) -> None:
+    async with World(tmp_path, reminders=3, channels=True) as world:
+        assert world.fcm is not None
+        service = await world.start(**world.channel_env("sms"))
+        await eventually(world.all_sent, "all sent by SMS")
+        async with aiohttp.ClientSession() as session:
+            for row in world.rows().values():
+                callback = {
+                    "MessageSid": row["message_id"],
+                    "MessageStatus": "undelivered",
+                    "ErrorCode": "30007",
+                }
+                async with session.post(f"{service.url}/dlr/twilio", data=callback) as response:
+                    assert response.status == 200
+        await eventually(
+            lambda: any(alert["dependency"] == "twilio" for alert in world.sink.alerts),
+            "an alert about twilio",
+        )
+        assert world.all_sent() and world.fcm.requests == []
+        assert {row["delivery"] for row in world.rows().values()} == {"undelivered"}
+
+
+@async_test
 async def test_opted_out_borrowers_get_nothing_on_any_channel(tmp_path: Path) -> None:
     async with World(tmp_path, reminders=2, channels=True) as world:
         assert world.fcm is not None and world.mail is not None
