@@ -288,7 +288,8 @@ class Step(_Model):
                                                   "unit (latency: 800ms, delay: 2s)")
     expect_alert: bool | None = Field(default=None, description="whether the notifier must "
                                       "alert about it; by default yes for network, vendor, "
-                                      "email and push faults, no for data and process faults")
+                                      "email and push faults (but network faults on the app "
+                                      "link), no for data and process faults")
 
     @field_validator("fault")
     @classmethod
@@ -316,7 +317,9 @@ class Step(_Model):
         """Whether a notifier must notice this step (see `expect_alert`)."""
         if self.expect_alert is not None:
             return self.expect_alert
-        return FAULTS[self.fault].family in ("network", "vendor", "email", "push")
+        # The app link is between borrowers and the bank's app: the notifier never uses it.
+        return self.link != "app" and FAULTS[self.fault].family in ("network", "vendor",
+                                                                    "email", "push")
 
 
 class Demonstration(_Model):

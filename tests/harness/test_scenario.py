@@ -312,3 +312,12 @@ def test_named_instances_are_counted_so_a_written_scenario_reads_back() -> None:
     pair = parse_scenario(MINIMAL, overrides=["target.instances=[active, standby]"])
     assert pair.target.replicas == 2
     assert Scenario.model_validate(pair.model_dump(by_alias=True)) == pair
+
+
+def test_a_network_fault_on_the_app_link_expects_no_alert_from_the_notifier() -> None:
+    app = parse_scenario(MINIMAL + "app: {opens: 1/s}\n", overrides=[
+        "timeline=[{at: 1s, for: 2s, fault: proxy.down, link: app}]"])
+    assert app.timeline[0].alert_expected is False
+    told = parse_scenario(MINIMAL + "app: {opens: 1/s}\n", overrides=[
+        "timeline=[{at: 1s, for: 2s, fault: proxy.down, link: app, expect_alert: true}]"])
+    assert told.timeline[0].alert_expected is True
