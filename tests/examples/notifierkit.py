@@ -369,7 +369,8 @@ _FCM_ERRORS = {
 class FakeFCM:
     """FCM HTTP v1 and its OAuth2 token endpoint: the service account's signed JWT is checked
     with its public key, and `messages:send` wants the token it gave. Behaviours as FakeVendor,
-    by device token ("unregistered", "unavailable", "quota")."""
+    by device token ("unregistered", "unavailable", "quota", and "hang": no answer until
+    `release`, then taken)."""
 
     def __init__(self) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -379,6 +380,7 @@ class FakeFCM:
         self.accepted: list[dict[str, Any]] = []
         self.once: dict[str, list[str]] = {}
         self.bad_auth = 0
+        self.release = asyncio.Event()
 
     def service_account(self, path: Path) -> Path:
         """Write the service account's key file, its token_uri this fake's."""
@@ -424,8 +426,11 @@ class FakeFCM:
         message = (await request.json())["message"]
         self.requests.append(message)
         script = self.once.get(message["token"], [])
-        if script:
-            return _fcm_error(*_FCM_ERRORS[script.pop(0)])
+        behaviour = script.pop(0) if script else "ok"
+        if behaviour == "hang":
+            await self.release.wait()
+        elif behaviour != "ok":
+            return _fcm_error(*_FCM_ERRORS[behaviour])
         self.accepted.append(message)
         name = f"projects/{PUSH_PROJECT}/messages/{len(self.accepted)}"
         return web.json_response({"name": name})
@@ -623,6 +628,8 @@ class World:
                 await service.kill()
         self.twilio.release.set()
         self.aliyun.release.set()
+        if self.fcm is not None:
+            self.fcm.release.set()
         for runner in self._runners:
             await runner.cleanup()
         if self.mail is not None:

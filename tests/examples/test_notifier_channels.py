@@ -511,6 +511,22 @@ async def test_a_lost_mail_reply_is_counted_as_sent_and_not_resent(tmp_path: Pat
 
 
 @async_test
+async def test_a_push_interrupted_by_a_crash_is_not_sent_again_on_push(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=1, channels=True) as world:
+        assert world.fcm is not None and world.mail is not None
+        world.twilio.always = world.aliyun.always = "refuse"
+        world.fcm.once = {device_token(1): ["hang"]}
+        env = world.channel_env()
+        first = await world.start(**env)
+        await eventually(lambda: len(world.fcm.requests) == 1 if world.fcm else False, "a push")
+        await first.kill()
+        await world.start(**env)
+        await eventually(world.all_sent, "sent by e-mail after the restart")
+        assert world.rows()["rem-000001"]["vendor"] == "email"
+        assert world.mail.refs() == ["REF00001"] and len(world.fcm.requests) == 1
+
+
+@async_test
 async def test_defect_leaks_pii(tmp_path: Path) -> None:
     async with World(tmp_path, reminders=1, channels=True) as world:
         assert world.fcm is not None
