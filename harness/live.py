@@ -39,6 +39,7 @@ from harness.journal import (
 )
 from harness.run import FAULT_INJECTION_FAILED
 from harness.scenario import Scenario
+from mocks.manifest import Channel
 
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 RUN_FOLDER = "run folder: "
@@ -113,6 +114,7 @@ class Snapshot:
 @dataclass(frozen=True)
 class _Arrival:
     t: float
+    channel: Channel
     to: str
     inbox_at: float
 
@@ -162,7 +164,7 @@ class RunProgress:
             self._opted_out_phones.add(event.phone)
         elif isinstance(event, SendRecorded) and event.handset == "delivered" \
                 and event.inbox_at is not None:
-            arrival = _Arrival(event.t, event.to, event.inbox_at)
+            arrival = _Arrival(event.t, event.channel, event.to, event.inbox_at)
             for ref in self._refs(event):
                 self._arrivals[ref].append(arrival)
         elif isinstance(event, LoadFinished):
@@ -187,6 +189,19 @@ class RunProgress:
         history = sorted(self._phones[borrower])
         return next((phone for t, phone in reversed(history) if t <= at), history[0][1])
 
+    def _reaches(self, reminder: ReminderScheduled, arrival: _Arrival) -> bool:
+        """Whether `arrival` went to the reminder's borrower on its channel."""
+        if arrival.channel == "email":
+            return arrival.to.lower() == reminder.email.lower()
+        if arrival.channel == "push":
+            return arrival.to == reminder.device_token
+        return arrival.to == self._phone_at(reminder.borrower_id, arrival.t)
+
+    def _deadline(self, reminder: ReminderScheduled, channel: Channel) -> float:
+        if channel == "sms" or self._scenario is None:
+            return reminder.send_by
+        return reminder.remind_at + self._scenario.window_of(channel)
+
     def _owed(self, reminder: ReminderScheduled, now: float) -> bool:
         # Cheaper than the scorer's rules (an opt-out counts from the start, whenever it came).
         return not (reminder.reminder_id in self._repaid
@@ -200,10 +215,11 @@ class RunProgress:
             if reminder.remind_at > now or not self._owed(reminder, now):
                 continue
             arrived = [a for a in self._arrivals.get(reminder.ref, [])
-                       if a.to == self._phone_at(reminder.borrower_id, a.t)]
-            if any(a.inbox_at <= reminder.send_by for a in arrived):
+                       if self._reaches(reminder, a)]
+            if any(a.inbox_at <= self._deadline(reminder, a.channel) for a in arrived):
                 due, on_time = due + 1, on_time + 1
-            elif arrived or reminder.send_by <= now:
+            elif arrived or max(self._deadline(reminder, channel) for channel in (
+                    self._scenario.allowed if self._scenario else ("sms",))) <= now:
                 due += 1
             else:
                 in_flight += 1

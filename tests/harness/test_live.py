@@ -24,7 +24,16 @@ from harness.live import JournalTail, LiveDisplay, RunProgress, plain_line
 from harness.run import FAULT_INJECTION_FAILED
 from harness.scenario import Step
 from harness.timeline import TimelinePlayer
-from tests.harness.journals import OTHER_PHONE, SCENARIO, T0, owed, phone_changed, sent, step
+from tests.harness.journals import (
+    OTHER_PHONE,
+    SCENARIO,
+    T0,
+    owed,
+    phone_changed,
+    scenario,
+    sent,
+    step,
+)
 
 TOTAL = SCENARIO.duration + SCENARIO.drain_seconds
 
@@ -101,6 +110,28 @@ def test_the_estimate_grows_with_the_journal(tmp_path: Path) -> None:
     assert plain_line(later) == (
         f"[ 30s/{TOTAL:.0f}s] due 4 on time 2 (50.0%) in flight 0 requests 6 failures 2 "
         "faults: step 1 vendor.outage vendors.sms")
+
+
+def test_a_reminder_that_arrived_by_push_or_e_mail_within_its_window_is_on_time(
+        tmp_path: Path) -> None:
+    run = scenario("channels={push: {window: 30s}, email: {window: 40s}}")
+    tail, progress = JournalTail(tmp_path), RunProgress()
+    write(tmp_path, "harness", RunStarted(t=T0, scenario=run), LoadStarted(t=T0, pid=1))
+    pushed = owed("AAAA0001", at=5, scheduled=1).model_copy(update={"device_token": "tok:1"})
+    mailed = owed("AAAA0002", at=5, scheduled=1, borrower="B2").model_copy(
+        update={"email": "wang@example.com"})
+    elsewhere = owed("AAAA0003", at=5, scheduled=1, borrower="B3").model_copy(
+        update={"device_token": "tok:3"})
+    write(tmp_path, "mocks", pushed, mailed, elsewhere,
+          sent("AAAA0001", at=25, to="tok:1").model_copy(update={"channel": "push"}),
+          sent("AAAA0002", at=40, to="WANG@example.com").model_copy(update={"channel": "email"}),
+          sent("AAAA0003", at=20, to="tok:other").model_copy(update={"channel": "push"}))
+    progress.add(tail.read())
+    # Past the SMS window (15 s), within push's (35 s) and e-mail's (45 s); the third went to
+    # another phone's token and is still in flight until the longest window closes.
+    snapshot = progress.snapshot(T0 + 42)
+    assert (snapshot.due, snapshot.on_time, snapshot.in_flight) == (2, 2, 1)
+    assert progress.snapshot(T0 + 46).due == 3
 
 
 def test_off_a_terminal_it_prints_a_plain_line_every_interval_and_no_escape_codes(
