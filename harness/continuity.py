@@ -2,8 +2,8 @@
 
 It rebuilds the truth over time (`harness.truth`), judges every reminder and message against
 it (`harness.judging`, with `harness.compliance` for what a text shows), measures the timing
-(`harness.timing`), each fault step (`harness.fault_rows`), the channel mix
-(`harness.channel_figures`), each upgrade (`harness.upgrade_figures`) and each vendor
+(`harness.timing`), each fault step (`harness.fault_rows`), the app (`harness.app_figures`),
+the channel mix (`harness.channel_figures`), each upgrade (`harness.upgrade_figures`) and each vendor
 (`harness.vendor_figures`), and gives the verdict (`harness.verdict`); each of those modules
 states its rules. Continuity = on-time reminders / owed settled reminders, 0.0 when none is
 owed (a run that proved nothing must not pass).
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from harness.app_figures import app_figures
 from harness.channel_figures import channel_mix, channel_shares
 from harness.errors import JournalError
 from harness.fault_rows import delivered_after_maintenance, fault_rows, outside_faults, step_runs
@@ -104,7 +105,8 @@ def scored(journal: Journal) -> tuple[Scorecard, Judgement]:
     upgrades = upgrade_rows(journal, scenario, t0)
     expected = [row for row in faults if row.expect_alert]
     detections = [row.detection for row in expected if row.detection is not None]
-    vendors = vendor_figures(journal.of(VendorCall), list(scenario.vendors))
+    # The push service and the mail server are met as the vendors are: their calls too.
+    vendors = vendor_figures(journal.of(VendorCall), [*scenario.vendors, *scenario.channels])
     slas = sla_results(scenario.slas, vendors)
     load = journal.first(LoadFinished)
     card = Scorecard(
@@ -146,6 +148,7 @@ def scored(journal: Journal) -> tuple[Scorecard, Judgement]:
         cut_over_gap=longest_cut_over(upgrades),
         failed_upgrades=sum(1 for row in upgrades if row.failed),
         inconclusive=inconclusive_reasons(faults),
+        app=app_figures(journal, [(run.applied.t, run.until) for run in runs]),
         vendors=vendors,
         slas=slas,
         sla_breaches=len({term.vendor for term in slas if not term.met}),
