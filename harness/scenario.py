@@ -539,11 +539,12 @@ def _span(seconds: float) -> str:
 
 def _check_references(scenario: Scenario, root: yaml.Node, path: Path | str) -> None:
     """Checks that span sections: links name known vendors, placeholders are known."""
+    contracted = [*scenario.vendors, *scenario.channels]
     for name in scenario.slas:
-        if name not in scenario.vendors:
+        if name not in contracted:
             raise ScenarioError(path, _line_of(root, ("slas", name)),
-                                f"slas.{name}: no vendor named {name!r}; "
-                                f"known: {', '.join(scenario.vendors)}")
+                                f"slas.{name}: no vendor or channel named {name!r}; "
+                                f"known: {', '.join(contracted)}")
     upgrades = 0
     for index, step in enumerate(scenario.timeline):
         family = FAULTS[step.fault].family

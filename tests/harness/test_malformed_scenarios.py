@@ -78,7 +78,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "seed-words": (24, "seed: Input should be a valid integer, unable to parse string as an "
                        "integer (got 'many')"),
     "sla-key-number": (24, "slas: key 1: Input should be a valid string"),
-    "sla-unknown-vendor": (24, "slas.sinch: no vendor named 'sinch'; known: twilio"),
+    "sla-unknown-vendor": (24, "slas.sinch: no vendor or channel named 'sinch'; known: twilio"),
     "slicer-zero-size": (20, "timeline[0].params: proxy.slicer needs average_size > 0"),
     "starts-after-run": (16, "timeline[0].at: starts at 120s, after the run's 60s"),
     "status-words": (20, "timeline[0].params: vendor.outage status: Input should be a valid "

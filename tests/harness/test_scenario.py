@@ -321,3 +321,10 @@ def test_a_network_fault_on_the_app_link_expects_no_alert_from_the_notifier() ->
     told = parse_scenario(MINIMAL + "app: {opens: 1/s}\n", overrides=[
         "timeline=[{at: 1s, for: 2s, fault: proxy.down, link: app, expect_alert: true}]"])
     assert told.timeline[0].alert_expected is True
+
+
+def test_a_channel_may_have_an_sla_like_a_vendor() -> None:
+    model = parse_scenario(MINIMAL + "channels: {email: {window: 1m}}\n"
+                           "slas: {email: {availability: 0.99}}\n")
+    assert model.slas["email"].availability == 0.99 and model.allowed == ("sms", "email")
+    assert model.window_of("email") == 60 and model.drain_seconds == model.reminders.lead + 60
