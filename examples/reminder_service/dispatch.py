@@ -273,8 +273,8 @@ class Dispatcher:
 
     def _settle_fallback(self, reminder_id: str, names: list[str], channel: str) -> None:
         """Neither push nor SMTP can be asked about a message: one interrupted may have gone
-        out, so it is not sent again on that channel. Moved on to the next one; on the last,
-        counted as sent, as a reply lost after an e-mail's data is."""
+        out, so it is not sent again on that channel (a second copy there counts against us).
+        Moved on to the next one; on the last, counted as sent."""
         after = names[names.index(channel) + 1 :]
         if not after:
             self._outbox.mark_sent(reminder_id, channel, UNCONFIRMED)
