@@ -3,9 +3,9 @@
 It rebuilds the truth over time (`harness.truth`), judges every reminder and message against
 it (`harness.judging`, with `harness.compliance` for what a text shows), measures the timing
 (`harness.timing`), each fault step (`harness.fault_rows`), the app (`harness.app_figures`),
-the channel mix (`harness.channel_figures`), each upgrade (`harness.upgrade_figures`) and each vendor
-(`harness.vendor_figures`), and gives the verdict (`harness.verdict`); each of those modules
-states its rules. Continuity = on-time reminders / owed settled reminders, 0.0 when none is
+the channel mix (`harness.channel_figures`), each upgrade (`harness.upgrade_figures`) and each
+vendor (`harness.vendor_figures`), and gives the verdict (`harness.verdict`); each of those
+modules states its rules. Continuity = on-time reminders / owed settled reminders, 0.0 when none is
 owed (a run that proved nothing must not pass).
 """
 
