@@ -3,7 +3,9 @@ channel), the faults in force, what each copy was worth and which personal data 
 in words why the reminder ended as it did.
 
 The worst come first by outcome (missed, wrong recipient, wrong content, late, early,
-filtered, unreachable, then on time), then the slowest; at most `WORST` of them.
+filtered, unreachable, then on time), within each those with a copy that showed personal data
+(so that a failed `pii_exposed` gate's witnesses have their traces), then the slowest; at most
+`WORST` of them.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ _RANK = {outcome: rank for rank, outcome in enumerate(_WORST_FIRST)}
 def worst(settled: Sequence[Judged], truth: Truth, runs: Sequence[StepRun], t0: float
           ) -> list[ReminderTrace]:
     """Traces of the worst settled owed reminders."""
-    ranked = sorted(settled, key=lambda j: (_RANK[j.outcome], -(j.latency or 0.0),
-                                            j.remind_at, j.reminder_id))
+    ranked = sorted(settled, key=lambda j: (_RANK[j.outcome],
+                                            not any(copy.exposed for copy in j.copies),
+                                            -(j.latency or 0.0), j.remind_at, j.reminder_id))
     return [_trace(judged, truth, runs, t0) for judged in ranked[:WORST]]
 
 

@@ -92,3 +92,13 @@ def test_without_a_notice_asked_for_none_is_missing() -> None:
     card = score(journal(due("AAAAAAAA", 0), saying("AAAAAAAA", 1, ""), run=scenario(GATES)))
     assert card.missing_optout_notice == 0
     assert [gate.passed for gate in card.gates] == [True, True]
+
+
+def test_the_reminders_whose_copies_showed_personal_data_are_traced_first() -> None:
+    slow = [event for i in range(25) for event in (
+        due(f"R{i:07d}", 0), sent(f"R{i:07d}", 2 + i * 0.1))]
+    card = score(journal(*slow, due("LEAKYREF", 0),
+                         saying("LEAKYREF", 1, f"身份证{NATIONAL_ID} 回T退订"),
+                         end=200, run=RUN))
+    assert card.worst[0].ref == "LEAKYREF"
+    assert card.gates[0].witnesses == ["rem-LEAKYREF"]
