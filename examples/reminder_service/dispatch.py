@@ -34,6 +34,8 @@ SMS_PATIENCE = 10.0
 CHANNEL_TRIES = 3
 # The id kept for a send that may have gone out but whose answer no one can give.
 UNCONFIRMED = "unconfirmed"
+# How long a carrier-filtered report that came before its send was marked is kept for it.
+EARLY_REPORT_TTL = 60.0
 
 
 def backoff(attempts: int) -> float:
@@ -57,6 +59,9 @@ class Dispatcher:
         self._fallbacks = tuple(fallbacks)
         self._channel_streaks = {channel.name: FailureStreak() for channel in self._fallbacks}
         self._pause = QuietStreak()
+        # Reports of a filtered message that overtook the send's own mark (message id: reason,
+        # when), settled as soon as the send is marked.
+        self._early_reports: dict[str, tuple[str, float]] = {}
         self._mode = mode
         self._reconcile = reconcile
         self._outbox = outbox
@@ -125,6 +130,9 @@ class Dispatcher:
             if message_id is not None:
                 self._breakers[vendor.name].record_success()
                 self._outbox.mark_sent(reminder.reminder_id, vendor.name, message_id)
+                early = self._early_reports.pop(message_id, None)
+                if early is not None:
+                    self.carrier_filtered(message_id, early[0])
                 log.info(
                     "sent %s v%d to %s via %s id=%s attempt=%d%s",
                     reminder.reminder_id,
@@ -243,6 +251,14 @@ class Dispatcher:
         channel = self._fallbacks[0].name if self._fallbacks else None
         found = self._outbox.filtered(message_id, channel, reason)
         if found is None:
+            # Perhaps the report overtook the send's own mark: kept a while for it.
+            now = time.monotonic()
+            self._early_reports = {
+                mid: kept
+                for mid, kept in self._early_reports.items()
+                if now - kept[1] < EARLY_REPORT_TTL
+            }
+            self._early_reports[message_id] = (reason, now)
             return
         reminder_id, vendor = found
         if channel is not None:

@@ -257,6 +257,8 @@ class FakeVendor:
 
     "error" fails at once; "hang" waits for `release`, then fails; "hold" waits, then accepts;
     "swallow" accepts, then waits and fails: the message goes out but the answer never comes.
+    "refuse" refuses for good (Twilio 21606, Alibaba isv.SMS_TEMPLATE_ILLEGAL); Twilio's
+    "filtered-early" accepts, but first posts the 30007 status callback of a carrier filter.
     Lookups find what was accepted.
     """
 
@@ -300,9 +302,16 @@ class FakeTwilio(FakeVendor):
             await self.release.wait()
         if behaviour == "refuse":  # the sender refused after a rule change: for good
             return web.json_response({"code": 21606, "message": "From not valid"}, status=400)
-        if behaviour not in ("ok", "hold"):
+        if behaviour not in ("ok", "hold", "filtered-early"):
             return web.json_response({"code": 20500, "message": "injected"}, status=500)
         self.accepted.append(form)
+        if behaviour == "filtered-early":  # the carrier's verdict overtakes Twilio's answer
+            callback = {"MessageSid": self.sid(form), "MessageStatus": "undelivered",
+                        "ErrorCode": "30007"}
+            async with aiohttp.ClientSession() as session, session.post(
+                form["StatusCallback"], data=callback, timeout=aiohttp.ClientTimeout(total=5)
+            ) as response:
+                assert response.status == 200
         return web.json_response({"sid": self.sid(form)}, status=201)
 
     def sid(self, form: dict[str, str]) -> str:

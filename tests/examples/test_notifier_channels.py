@@ -458,6 +458,20 @@ async def test_a_carrier_filtered_sms_falls_back_to_push(tmp_path: Path) -> None
 
 
 @async_test
+async def test_a_filtered_report_that_overtakes_the_send_still_falls_back(tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=2, channels=True) as world:
+        assert world.fcm is not None
+        world.twilio.once = {"REF00001": "filtered-early"}
+        await world.start(**world.channel_env())
+        await eventually(
+            lambda: world.all_sent() and world.fcm is not None and world.fcm.refs() != [],
+            "sent by push after the early report",
+        )
+        assert _channel_of(world) == {"rem-000001": "push", "rem-000002": "twilio"}
+        assert world.fcm.refs() == ["REF00001"]
+
+
+@async_test
 async def test_sms_only_alerts_about_carrier_filtering_and_sends_nothing_more(
     tmp_path: Path,
 ) -> None:
