@@ -405,15 +405,22 @@ async def test_naive_mode_keeps_to_sms(tmp_path: Path) -> None:
 
 @async_test
 async def test_vendors_down_fall_back_within_seconds(tmp_path: Path) -> None:
-    async with World(tmp_path, reminders=4, channels=True) as world:
+    async with World(tmp_path, reminders=0, channels=True) as world:
         assert world.fcm is not None
         world.twilio.always = world.aliyun.always = "error"
         await world.start(**world.channel_env())
-        # Breakers open after three failures each: the fallback follows within seconds, well
-        # before the 10 s patience.
+        for n in (1, 2, 3, 4):
+            world.ledger.schedule(n, lead=0.5)
+        # Breakers open after three failures each and the fallback follows (about a second
+        # here): 8 s keeps it clear of the 10 s patience, so the breakers, not the patience,
+        # moved them on.
         await eventually(world.all_sent, "all sent by push", timeout=8.0)
         assert set(_channel_of(world).values()) == {"push"}
         assert sorted(world.fcm.refs()) == [f"REF0000{n}" for n in (1, 2, 3, 4)]
+        # Three failures each open the breakers: no vendor is asked twice about any reminder.
+        for vendor in (world.twilio, world.aliyun):
+            refs = [request["ref"] for request in vendor.requests]
+            assert len(refs) == len(set(refs)) >= 3
 
 
 @async_test
