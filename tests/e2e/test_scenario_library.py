@@ -60,6 +60,9 @@ VARIANTS = (
             made_by=("upgrade.migrate.env.DEFECT=drops-in-flight",)),
     Variant("lone-instance", "active-standby-failover", "continuity >= 0.99",
             made_by=("target.instances=[active]",)),
+    Variant("sms-only", "compliance-template-rejected", "continuity >= 0.99",
+            made_by=("target.env.CHANNELS=sms",)),
+    Variant("leaks-pii", "pii-review", "pii_exposed == 0"),
 )
 
 BASELINES = {"core-upgrade-rehearsal": ["timeline=[]"]}
@@ -301,3 +304,50 @@ def test_the_standby_takes_over_from_a_killed_active(library: dict[str, Finished
     assert card["outcomes"]["missed"] == 0 and card["duplicates"] == 0
     lone = library["defect/lone-instance"].scorecard()
     assert lone["outcomes"]["missed"] > card["owed"] // 4
+
+
+def test_a_compliance_pause_is_bridged_by_push_and_e_mail(library: dict[str, Finished]) -> None:
+    run = library["reference/compliance-template-rejected"]
+    card = run.scorecard()
+    twilio, aliyun = card["faults"]
+    assert twilio["touched"] > 0 and aliyun["touched"] > 0
+    # The reminders the pause held up went out by the app's push, or by e-mail to those
+    # without the app or with a stale token; the others by SMS.
+    mix = card["channel_mix"]
+    assert mix["sms"] > 0 and mix["push"] > 0 and mix["email"] > 0, mix
+    exposed = twilio["channels_exposed"]
+    assert exposed.get("push", 0) + exposed.get("email", 0) > 0, twilio
+    assert card["sms_share"] is not None and card["sms_share"] > card["push_share"]
+    assert card["pii_exposed"] == 0 and card["missing_optout_notice"] == 0
+    # Borrowers kept opening the app while SMS was paused, and it showed the truth.
+    app = card["app"]
+    assert app is not None and app["opens_in_faults"] > 0, app
+    assert app["availability_in_faults"] >= 0.99 and app["correctness"] >= 0.99, app
+    sent = run.journal().of(SendRecorded)
+    mails = [s for s in sent if s.channel == "email"]
+    assert mails and all("回T退订" in s.body for s in mails)
+    only_sms = library["defect/sms-only"].scorecard()
+    assert set(only_sms["channel_mix"]) <= {"sms"} or only_sms["channel_mix"].get("push", 0) == 0
+    assert only_sms["faults"][0]["outcomes_exposed"]["missed"] > 0
+
+
+def test_a_notifier_that_leaks_personal_data_is_named_with_the_field(
+        library: dict[str, Finished]) -> None:
+    card = library["reference/pii-review"].scorecard()
+    assert card["pii_exposed"] == 0 and card["missing_optout_notice"] == 0
+    assert card["channel_mix"]["sms"] > 0
+    assert card["channel_mix"]["push"] + card["channel_mix"]["email"] > 0, card["channel_mix"]
+    leaky = library["defect/leaks-pii"].scorecard()
+    assert leaky["pii_exposed"] > 0 and leaky["missing_optout_notice"] > 0
+    failed = {gate["expr"] for gate in leaky["gates"] if not gate["passed"]}
+    assert {"pii_exposed == 0", "missing_optout_notice == 0"} <= failed
+    fields = {field for trace in leaky["worst"] for attempt in trace["attempts"]
+              for field in attempt["exposed"]}
+    assert {"national_id", "account"} <= fields, fields
+
+
+def test_a_link_sends_the_reminders_to_the_spam_folder(library: dict[str, Finished]) -> None:
+    card = library["reference/carrier-link-filter"].scorecard()
+    assert card["verdict"] == "failed_as_expected"
+    assert card["outcomes"]["filtered"] > 0
+    assert all(fault["touched"] > 0 for fault in card["faults"])
