@@ -21,9 +21,10 @@ from aiohttp import web
 
 from harness.journal import SendRecorded
 from mocks.catalogue import pick
+from mocks.control import Rule
 from mocks.guard import Junk, form, guard, json_value
 from mocks.sends import raw_request
-from mocks.vendor import Report, ResponseLost, Rule, VendorMock
+from mocks.vendor import Report, ResponseLost, VendorMock
 
 _MOBILE = re.compile(r"^(?:\+86|0086|86)?(1\d{10})$")
 _MAX_NUMBERS = 1000  # PhoneNumbers of one SendSms

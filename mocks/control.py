@@ -30,6 +30,11 @@ MAX_NUMBERS = 10_000
 Number = Annotated[str, StringConstraints(max_length=32)]
 
 
+Rule = Literal["template", "signature"]
+"""What a rule change has a vendor refuse (the `rejects` fault): the template or the sender
+signature is no longer approved."""
+
+
 class VendorFaults(BaseModel):
     """Application-level faults of one vendor, switched by the control API; all off at first."""
 
@@ -54,7 +59,7 @@ class VendorFaults(BaseModel):
     dlr_loss: float = Field(default=0.0, ge=0, le=1)
     dlr_duplicate: float = Field(default=0.0, ge=0, le=1)
     dlr_reorder: bool = False
-    rejects: Literal["template", "signature"] | None = Field(
+    rejects: Rule | None = Field(
         default=None, description="every send is refused, in the vendor's own words, because "
         "its template or its sender signature is no longer approved (a rule change)")
     content_filter: str | None = Field(default=None, max_length=200, description="a regular "

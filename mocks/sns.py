@@ -15,9 +15,10 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from mocks.catalogue import pick
+from mocks.control import Rule
 from mocks.guard import guard
 from mocks.sends import raw_request
-from mocks.vendor import ResponseLost, Rule, VendorMock
+from mocks.vendor import ResponseLost, VendorMock
 
 CREDENTIAL_KEYS = ("access_key_id", "secret_access_key")
 SECRET_KEYS = frozenset({"secret_access_key"})

@@ -19,9 +19,10 @@ import aiohttp
 from aiohttp import web
 
 from mocks.catalogue import pick
+from mocks.control import Rule
 from mocks.guard import Junk, guard, json_value
 from mocks.sends import raw_request
-from mocks.vendor import Fate, Report, ResponseLost, Rule, VendorMock
+from mocks.vendor import Fate, Report, ResponseLost, VendorMock
 
 CREDENTIAL_KEYS = ("secret_id", "secret_key", "sdk_app_id")
 SECRET_KEYS = frozenset({"secret_key"})

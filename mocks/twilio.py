@@ -20,10 +20,11 @@ from aiohttp import web
 
 from harness.journal import SendRecorded
 from mocks.catalogue import pick
+from mocks.control import Rule
 from mocks.guard import form as read_form
 from mocks.guard import guard
 from mocks.sends import raw_request
-from mocks.vendor import FILTERED, Report, ResponseLost, Rule, VendorMock
+from mocks.vendor import FILTERED, Report, ResponseLost, VendorMock
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _MAX_BODY = 1600  # characters of a message body, once concatenated (error 21617)

@@ -37,7 +37,7 @@ from harness.journal import (
     VendorCall,
 )
 from mocks.catalogue import secret_keys
-from mocks.control import VendorFaults, fault_routes
+from mocks.control import Rule, VendorFaults, fault_routes
 from mocks.draws import Attempts, draw
 from mocks.handsets import Handsets
 from mocks.manifest import VendorConfig
@@ -48,11 +48,6 @@ log = logging.getLogger("mocks.vendor")
 
 Fate = Literal["ok", "invalid", "barred", "failed"]
 """What the vendor API says of one recipient: accepted, or which kind of refusal."""
-
-
-Rule = Literal["template", "signature"]
-"""What a rule change has the vendor refuse (the `rejects` fault): the template or the sender
-signature is no longer approved."""
 
 
 class Style(Protocol):

@@ -19,9 +19,10 @@ from aiohttp import web
 
 from harness.journal import SendRecorded
 from mocks.catalogue import pick
+from mocks.control import Rule
 from mocks.guard import Junk, form, guard, json_value
 from mocks.sends import raw_request
-from mocks.vendor import Report, ResponseLost, Rule, VendorMock
+from mocks.vendor import Report, ResponseLost, VendorMock
 
 TLS = True  # the official SDK builds https:// URLs only
 CREDENTIAL_KEYS = ("api_key", "api_secret", "signature_secret")
