@@ -291,6 +291,13 @@ def running_mocks(workdir: Path, report_url: str, *, inbound_url: str | None = N
                                     templates={"1234567": "尊敬的{1}，还款{2}元，ref:{3}"},
                                     report_url=report_url, inbound_url=inbound_url),
         })
+    with serving(workdir, config) as mocks:
+        yield mocks
+
+
+@contextmanager
+def serving(workdir: Path, config: MocksConfig) -> Iterator[Mocks]:
+    """The mock process serving `config` (its files in `workdir`) until the block ends."""
     config_path, manifest_path = workdir / "mocks.json", workdir / "manifest.json"
     config_path.write_text(config.model_dump_json(), encoding="utf-8")
     log = workdir / "mocks.log"
@@ -307,7 +314,7 @@ def running_mocks(workdir: Path, report_url: str, *, inbound_url: str | None = N
 
         wait_until(manifest_written, "the mock process's manifest", timeout=15)
         manifest = Manifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
-        yield Mocks(manifest, journal_dir, process, log)
+        yield Mocks(manifest, Path(config.journal_dir), process, log)
     finally:
         if process.poll() is None:
             process.terminate()

@@ -4,8 +4,6 @@ seed), its fault switch, and what its journal gained."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from mockkit import CONTROL, LEAD, ROOT, TOKEN, WINDOW, Mocks, tick, wait_until
+from mockkit import CONTROL, LEAD, TOKEN, WINDOW, Mocks, serving, tick
 
 from harness.journal import E, read_journal
 from mocks.bank import Bank, Changes, Population
-from mocks.manifest import ChannelEndpoint, Manifest, MocksConfig
+from mocks.manifest import ChannelEndpoint, MocksConfig
 
 
 @dataclass(frozen=True)
@@ -34,35 +32,6 @@ class Push:
     @property
     def send_url(self) -> str:
         return f"{self.endpoint.url}/v1/projects/{self.endpoint.values['project']}/messages:send"
-
-
-@contextmanager
-def serving(workdir: Path, config: MocksConfig) -> Iterator[Mocks]:
-    """The mock process serving `config` (its files in `workdir`), until the block ends."""
-    config_path, manifest_path = workdir / "mocks.json", workdir / "manifest.json"
-    config_path.write_text(config.model_dump_json(), encoding="utf-8")
-    log = workdir / "mocks.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mocks", str(config_path), str(manifest_path)],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        def manifest_written() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"mock process exited with {process.returncode}:\n"
-                                     f"{log.read_text(encoding='utf-8', errors='replace')}")
-            return manifest_path.exists()
-
-        wait_until(manifest_written, "the mock process's manifest", timeout=15)
-        manifest = Manifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
-        yield Mocks(manifest, Path(config.journal_dir), process, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @contextmanager

@@ -8,8 +8,6 @@ import asyncio
 import contextlib
 import smtplib
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from mockkit import CONTROL, ROOT, TOKEN, wait_until
+from mockkit import CONTROL, TOKEN, serving, wait_until
 
 from harness.journal import (
     FaultTouched,
@@ -34,7 +32,7 @@ from harness.journal import (
 from mocks.bank import Bank, Changes, Population
 from mocks.channels import ChannelDeps, ChannelServer
 from mocks.handsets import HandsetConfig, Handsets
-from mocks.manifest import ChannelEndpoint, Manifest, MocksConfig
+from mocks.manifest import ChannelEndpoint, MocksConfig
 from mocks.sends import SendRecord
 from mocks.smtp import CANARY_VERB, start
 
@@ -49,27 +47,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ChannelEn
     journal_dir = workdir / "journal"
     config = MocksConfig(seed=7, journal_dir=str(journal_dir), vendors={}, channels=["email"],
                          token=TOKEN, run_dir=str(workdir))
-    config_path, manifest_path = workdir / "mocks.json", workdir / "manifest.json"
-    config_path.write_text(config.model_dump_json(), encoding="utf-8")
-    log = workdir / "mocks.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "mocks", str(config_path),
-                                    str(manifest_path)], cwd=ROOT, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    try:
-        def written() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"mock process exited with {process.returncode}:\n"
-                                     + log.read_text(encoding="utf-8", errors="replace"))
-            return manifest_path.exists()
-
-        wait_until(written, "the mock process's manifest", timeout=15)
-        manifest = Manifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
-        yield manifest.channels["email"], journal_dir
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-    assert "Traceback" not in log.read_text(encoding="utf-8", errors="replace")
+    with serving(workdir, config) as mocks:
+        yield mocks.manifest.channels["email"], journal_dir
+    assert "Traceback" not in mocks.log.read_text(encoding="utf-8", errors="replace")
 
 
 @pytest.fixture
