@@ -7,7 +7,8 @@ Rules:
 - The backlog holds only reminders someone could deliver: owed reminders whose outcome is
   filtered or unreachable are left out (the spam folder and a phone that is off are nobody's
   backlog). A reminder is in it from `remind_at` until its first correct delivery (on time or
-  late), or until `send_by` if none came.
+  late), or until the window of its last allowed channel closes (SMS alone: `send_by`) if none
+  came.
 - Longest blackout: the longest interval during which some reminder was due and not yet
   delivered on time, and none was delivered on time. Only on-time deliveries end a blackout;
   sends that are late, wrong or filtered do not.
@@ -81,7 +82,7 @@ def longest_blackout(reminders: Sequence[Judged]) -> float:
         if judged.outcome == "on_time" and arrived is not None:
             marks.append((arrived, delivered))
         else:
-            marks.append((judged.send_by, expired))
+            marks.append((judged.closes, expired))
     pending, since, longest = 0, 0.0, 0.0
     for when, what in sorted(marks):
         if what == due:

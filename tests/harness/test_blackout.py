@@ -6,7 +6,7 @@ import pytest
 
 from harness.continuity import score
 from harness.journal import Event
-from tests.harness.journals import journal, owed, sent, step
+from tests.harness.journals import journal, owed, scenario, sent, step
 
 
 def every_second(count: int, *, start: int = 0) -> list[tuple[str, int]]:
@@ -100,3 +100,10 @@ def test_the_series_has_one_sample_a_second() -> None:
     assert [(s.t, s.due, s.on_time, s.backlog) for s in card.series[:6]] == [
         (0.0, 1, 0, 1), (1.0, 2, 1, 1), (2.0, 3, 1, 1), (3.0, 3, 1, 1), (4.0, 3, 2, 0),
         (5.0, 3, 2, 0)]
+
+
+def test_a_missed_reminder_with_other_channels_blacks_out_until_the_longest_window() -> None:
+    run = scenario("channels={push: {window: 30s}, email: {window: 40s}}")
+    card = score(journal(owed("AAAAAAAA", 0), sent("AAAAAAAA", 1), owed("BBBBBBBB", 2),
+                         run=run))
+    assert card.longest_blackout == pytest.approx(40.0)  # owed from 2 s until e-mail's 42 s
