@@ -322,7 +322,8 @@ FIGURES: dict[str, Figure] = {figure.name: figure for figure in (
     _outcome("wrong_content", "reminders delivered only with a wrong amount, due date or name"),
     _outcome("wrong_recipient", "reminders delivered only to a number that is not the "
              "borrower's (a stale or wrong one)"),
-    _field("duplicates", "extra copies of reminders that reached a borrower"),
+    _field("duplicates", "extra copies of a reminder on one channel that reached a borrower "
+           "(one copy per channel is none)"),
     _field("unmatched", "messages that correlate with no reminder and carry no leaked test "
            "data"),
     _field("cancelled", "reminders cancelled by a repayment before they were delivered", None),
