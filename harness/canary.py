@@ -11,7 +11,7 @@ HTTPS mocks are probed through TLS 1.2 with the run's test CA, driven through me
 that what the network does is seen at the TCP level (reads, closes), not through records.
 
 The mail server (the `email` link) speaks SMTP: its probe reads the greeting, sends the mail
-mock's canary command (`mocks.smtp.CANARY_VERB`: it reads the bytes sent after it and answers
+mock's canary command (`mocks.paths.CANARY_COMMAND`: it reads the bytes sent after it and answers
 the bytes asked for in one reply) and QUITs; the steps are judged alike.
 """
 
@@ -33,8 +33,7 @@ from harness.scenario import Step
 from harness.toxiproxy import Link
 from mocks.control import CANARY_MAX_BYTES
 from mocks.manifest import ChannelKind
-from mocks.paths import CANARY_PATH
-from mocks.smtp import CANARY_VERB
+from mocks.paths import CANARY_COMMAND, CANARY_PATH
 
 BUDGET = 4.5
 """Seconds one probe may take at most, connection to close."""
@@ -319,7 +318,7 @@ def _smtp_exchange(wire: _Wire, ask: int, upload: int, deadline: float,
         code = _smtp_reply(wire, buffer, deadline)
         if code == 220:
             before = wire.pieces()
-            wire.send(f"{CANARY_VERB} {ask} {upload}\r\n".encode() + b"." * upload, deadline)
+            wire.send(f"{CANARY_COMMAND} {ask} {upload}\r\n".encode() + b"." * upload, deadline)
             code = _smtp_reply(wire, buffer, deadline)
             pieces = wire.pieces() - before
         if code is None:

@@ -8,6 +8,10 @@ OWN_PREFIXES = ("/__notifychaos/", "/_aws/")
 CANARY_PATH = "/__notifychaos/canary"
 """What the harness probes network faults with, on every mock."""
 
+CANARY_COMMAND = "XCANARY"
+"""The mail server mock's own SMTP command the harness probes network faults with (the canary
+of a mock that does not speak HTTP)."""
+
 _TOKEN_PREFIXES = ("/__notifychaos/", "/admin/")
 
 

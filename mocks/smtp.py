@@ -44,6 +44,7 @@ from mocks.control import CANARY_MAX_BYTES, MailFaults, fault_routes
 from mocks.deadlines import IDLE_TIMEOUT, STOP_GRACE
 from mocks.draws import Attempts, draw
 from mocks.manifest import ChannelEndpoint
+from mocks.paths import CANARY_COMMAND
 from mocks.sends import MASK, Secrets
 
 CREDENTIAL_KEYS = ("username", "password")
@@ -283,6 +284,7 @@ class _Connection(SMTP):
             self.abandon()
         await super().smtp_QUIT(arg)
 
+    # aiosmtpd answers a verb with the method named after it: CANARY_COMMAND's.
     async def smtp_XCANARY(self, arg: str | None) -> None:
         """`XCANARY <bytes> <upload>`: the harness's canary (CANARY_PATH on the HTTP mocks),
         open to anyone: reads `upload` bytes sent after the command line, then answers a
@@ -291,7 +293,7 @@ class _Connection(SMTP):
         if (len(sizes) != 2 or not all(size.isascii() and size.isdigit() and len(size) <= 9
                                        for size in sizes)
                 or max(map(int, sizes)) > CANARY_MAX_BYTES):
-            await self.push(f"501 Syntax: {CANARY_VERB} <bytes> <upload bytes>, each 0 to "
+            await self.push(f"501 Syntax: {CANARY_COMMAND} <bytes> <upload bytes>, each 0 to "
                             f"{CANARY_MAX_BYTES}")
             return
         ask, upload = map(int, sizes)
@@ -304,10 +306,6 @@ class _Connection(SMTP):
         lines = [dots[start:start + 990] for start in range(0, ask, 990)] or ["OK"]
         await self.push("\r\n".join(f"250-{line}" for line in lines[:-1])
                         + ("\r\n" if len(lines) > 1 else "") + f"250 {lines[-1]}")
-
-
-CANARY_VERB = _Connection.smtp_XCANARY.__name__.removeprefix("smtp_")
-"""The command the harness's canary probes the mail server with."""
 
 
 def _connection(server: SMTP) -> _Connection:

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 5.0
 
-# A reminder SMS has not delivered this long after its remind_at falls back, whatever the
+# A reminder whose SMS still failed this long after its remind_at falls back, whatever the
 # reason: half of a 20 s SMS window, leaving push and e-mail theirs.
 SMS_PATIENCE = 10.0
 # Temporary failures on a channel with another after it before moving on to that one; the
@@ -195,6 +195,13 @@ class Dispatcher:
             log.error("failed %s: %s", reminder.reminder_id, error)
             return
         start = names.index(fallback.channel)
+        if not any(channel.reaches(reminder) for channel in self._fallbacks[start:]):
+            # A carrier filtered its SMS, and no other channel reaches the borrower: SMS is
+            # still the only way, once the filter lets it through.
+            error = "no other channel reaches the borrower"
+            self._outbox.back_to_sms(reminder.reminder_id, backoff(1), error)
+            log.warning("back on sms %s: %s", reminder.reminder_id, error)
+            return
         tries = fallback.tries
         errors: list[str] = []
         for channel in self._fallbacks[start:]:

@@ -309,6 +309,18 @@ class Outbox:
                 (reminder_id, channel, reason),
             )
 
+    def back_to_sms(self, reminder_id: str, delay: float, error: str) -> None:
+        """The reminder fell back, but no other channel reaches its borrower: on SMS again,
+        due again later."""
+        s = self._schema
+        with self._write(fenced=True):
+            self._db.execute("DELETE FROM fallback WHERE reminder_id = ?", (reminder_id,))
+            self._db.execute(
+                f"UPDATE {s.sends} SET {s.status} = 'pending', {s.due} = ?, {s.error} = ?,"
+                f" {s.updated} = ? WHERE reminder_id = ?",
+                (time.time() + delay, error, time.time(), reminder_id),
+            )
+
     def channel_failed(self, reminder_id: str, delay: float, error: str) -> None:
         """A temporary failure on the reminder's fallback channel: count it, due again later."""
         s = self._schema

@@ -296,7 +296,12 @@ async def test_mail_whose_reply_to_the_data_is_too_slow_is_sent_again() -> None:
         assert result.detail == "SMTPServerDisconnected: Connection unexpectedly closed: timed out"
         await asyncio.sleep(mail.slow_reply + 0.3)
         assert mail.accepted == []
-        assert (await impatient.send(reminder(1))).verdict is Verdict.SENT
+        # Sent again by a client that waits (a 0.3 s one could time out anywhere on a busy
+        # machine).
+        patient = MailChannel(
+            MailConfig("127.0.0.1", mail.port, SMTP_USERNAME, SMTP_PASSWORD, MAIL_FROM, 10.0)
+        )
+        assert (await patient.send(reminder(1))).verdict is Verdict.SENT
         assert mail.refs() == ["REF00001"]
 
 
@@ -462,6 +467,26 @@ async def test_a_carrier_filtered_sms_falls_back_to_push(tmp_path: Path) -> None
         )
         await asyncio.sleep(0.5)
         assert len(world.fcm.accepted) == 3
+
+
+@async_test
+async def test_a_carrier_filtered_sms_to_a_borrower_no_other_channel_reaches_is_sent_again(
+        tmp_path: Path) -> None:
+    async with World(tmp_path, reminders=0, channels=True) as world:
+        assert world.fcm is not None and world.mail is not None
+        world.ledger.schedule(1)["borrower"].update(email=None, device_token=None)
+        service = await world.start(**world.channel_env())
+        await eventually(world.all_sent, "sent by SMS")
+        sid = world.rows()["rem-000001"]["message_id"]
+        callback = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30007"}
+        async with (aiohttp.ClientSession() as session,
+                    session.post(f"{service.url}/dlr/twilio", data=callback) as response):
+            assert response.status == 200
+        # Not given up: back on SMS, and sent by it again.
+        await eventually(lambda: len(world.twilio.refs()) == 2, "the SMS sent again")
+        await eventually(world.all_sent, "sent again")
+        assert world.twilio.refs() == ["REF00001", "REF00001"]
+        assert world.fcm.requests == [] and world.mail.attempts == 0
 
 
 @async_test

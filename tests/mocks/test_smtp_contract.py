@@ -33,8 +33,9 @@ from mocks.bank import Bank, Changes, Population
 from mocks.channels import ChannelDeps, ChannelServer
 from mocks.handsets import HandsetConfig, Handsets
 from mocks.manifest import ChannelEndpoint, MocksConfig
+from mocks.paths import CANARY_COMMAND
 from mocks.sends import SendRecord
-from mocks.smtp import CANARY_VERB, start
+from mocks.smtp import _Connection, start
 
 SUBJECT = "还款提醒：您的房贷本期应还 5,230.00 元"
 TEXT = "尊敬的王先生：\n您的房贷本期应还 5,230.00 元，请于 2026-12-15 前还款。\n退订回复TD"
@@ -436,7 +437,7 @@ def test_junk_gets_smtp_errors_and_the_server_goes_on(mail: ChannelEndpoint,
 
 
 def test_canary_command_answers_the_bytes_asked(mail: ChannelEndpoint) -> None:
-    said = _exchange(_address(mail), [f"{CANARY_VERB} 5000 3000\r\n".encode(), b"." * 3000])
+    said = _exchange(_address(mail), [f"{CANARY_COMMAND} 5000 3000\r\n".encode(), b"." * 3000])
     lines = said.split(b"\r\n")
     assert lines[0].startswith(b"220 ")
     canary = [line for line in lines[1:] if line.startswith(b"250")]
@@ -517,3 +518,7 @@ def test_idle_connections_are_dropped_but_not_while_a_reply_is_held(
 def _send(endpoint: ChannelEndpoint, to: str) -> None:
     with smtp(endpoint) as client:
         client.send_message(reminder(endpoint, to))
+
+
+def test_the_canary_command_is_the_one_the_mail_server_answers() -> None:
+    assert hasattr(_Connection, f"smtp_{CANARY_COMMAND}")
