@@ -6,8 +6,9 @@ drain ends as soon as, read from the growing journal:
 
 - every reminder has fallen due (its remind_at passed) and is decided: delivered correctly
   on some channel, or not owed (cancelled, opted out);
-- nothing was sent, answered or replied for `quiet_for(scenario)` seconds, so that a
-  duplicate, a resend after a delivery report or a STOP reply still in flight is seen.
+- nothing was sent, answered or replied for `quiet_for(scenario)` seconds (8 s, more when a
+  step holds calls up), so that a duplicate, a resend after a delivery report or a STOP reply
+  still in flight is seen.
 
 A reminder still undelivered keeps the drain going until its window closes, as before; a
 scenario that gives `drain` explicitly is watched exactly that long.
@@ -21,17 +22,26 @@ from pathlib import Path
 
 from harness.continuity import judge_run
 from harness.errors import JournalError
+from harness.faults import FAULTS
 from harness.journal import BorrowerOptedOut, SendRecorded, VendorCall, read_journal
 from harness.scenario import Scenario
 
-QUIET = 3.0
-"""Seconds without a send, a vendor call or a reply before a decided run may end."""
+QUIET = 8.0
+"""Seconds without a send, a vendor call or a reply before a decided run may end: longer than
+a notifier's usual backoff before a resend (the reference's is at most 5 s), so that a
+duplicate sent after a lost answer is still seen."""
 
 
 def quiet_for(scenario: Scenario) -> float:
     """How long the mocks must be quiet: QUIET, or longer than the handsets take to reply
-    STOP (a reply after the last delivery must still reach the notifier and be seen)."""
-    return max(QUIET, scenario.handsets.stop_after + 1.0)
+    STOP (a reply after the last delivery must still reach the notifier and be seen), plus
+    the longest time a step holds a call or a report up (a send held by `vendor.latency`
+    is journaled only when it is answered)."""
+    held = max((float(value) * FAULTS[step.fault].times[name]
+                for step in scenario.timeline for name, value in step.params.items()
+                if name in FAULTS[step.fault].times and isinstance(value, int | float)),
+               default=0.0)
+    return max(QUIET, scenario.handsets.stop_after + 1.0) + held
 
 
 def decided(journal_dir: Path, scenario: Scenario, now: float) -> bool:

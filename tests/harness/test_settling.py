@@ -14,7 +14,7 @@ from harness.journal import (
     RunStarted,
 )
 from harness.scenario import Scenario
-from harness.settling import QUIET, decided, drain
+from harness.settling import QUIET, decided, drain, quiet_for
 from tests.harness.journals import SCENARIO, T0, owed, scenario, sent
 
 
@@ -87,3 +87,10 @@ def test_an_explicit_drain_is_kept_exactly(tmp_path: Path) -> None:
     clock = Clock(T0 + 20)
     assert drain(fixed, folder, clock=clock, sleep=clock.sleep) == 12.0
     assert clock.slept == [12.0]
+
+
+def test_the_quiet_lasts_longer_than_a_step_holds_a_call_up() -> None:
+    held = scenario("timeline=[{at: 1s, for: 5s, fault: vendor.latency, link: vendors.sms, "
+                    "params: {latency: 4s}}]")
+    assert quiet_for(held) == QUIET + 4.0
+    assert quiet_for(scenario("handsets.stop_after=12s")) == 13.0
