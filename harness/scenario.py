@@ -34,7 +34,7 @@ from mocks.bank import Changes, Population
 from mocks.catalogue import credential_keys
 from mocks.channels import channel_placeholders
 from mocks.handsets import HandsetConfig
-from mocks.manifest import Channel, ChannelKind, VendorConfig
+from mocks.manifest import CHANNELS, Channel, ChannelKind, VendorConfig
 
 
 def _gate(value: Any) -> Any:
@@ -378,7 +378,8 @@ class Scenario(_Model):
     @property
     def allowed(self) -> tuple[Channel, ...]:
         """The channels a reminder may reach its borrower by: SMS, and those served."""
-        return ("sms", *(channel for channel in ("push", "email") if channel in self.channels))
+        return tuple(channel for channel in CHANNELS
+                     if channel == "sms" or channel in self.channels)
 
     def window_of(self, channel: Channel) -> float:
         """How long after remind_at a reminder delivered by `channel` is on time (SMS:

@@ -327,7 +327,7 @@ def test_a_compliance_pause_is_bridged_by_push_and_e_mail(library: dict[str, Fin
     mails = [s for s in sent if s.channel == "email"]
     assert mails and all("回T退订" in s.body for s in mails)
     only_sms = library["defect/sms-only"].scorecard()
-    assert set(only_sms["channel_mix"]) <= {"sms"} or only_sms["channel_mix"].get("push", 0) == 0
+    assert only_sms["channel_mix"]["push"] == only_sms["channel_mix"]["email"] == 0
     assert only_sms["faults"][0]["outcomes_exposed"]["missed"] > 0
 
 
