@@ -93,8 +93,10 @@ class PushChannel:
     async def _access_token(self) -> str:
         async with self._refreshing:
             if not self._credentials.valid:
-                # google-auth refreshes with blocking I/O: in a thread, bounded both ways.
-                await asyncio.wait_for(asyncio.to_thread(self._refresh), self._seconds * 2)
+                # google-auth refreshes with blocking I/O: in a thread, each request bounded.
+                # Awaited to its end under the lock: a deadline over it would leave the thread
+                # changing the credentials while a second refresh starts.
+                await asyncio.to_thread(self._refresh)
             return str(self._credentials.token)
 
     def _refresh(self) -> None:
