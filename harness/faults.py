@@ -268,7 +268,8 @@ def _check_switches(kind: FaultKind, params: Params) -> None:
             # The mock's bound is in seconds; the file wrote a duration.
             most = bound.get("le", bound.get("lt"))
             raise ValueError(f"{kind.name} {name}: at most {most:g}s") from None
-        raise ValueError(f"{kind.name} {name}: {error['msg']} (got {_short(error['input'])})"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise ValueError(f"{kind.name} {name}: {message} (got {_short(error['input'])})"
                          ) from None
 
 

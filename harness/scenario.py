@@ -33,6 +33,7 @@ from harness.scenario_input import read_bytes, read_document, read_value
 from mocks.bank import Changes, Population
 from mocks.catalogue import credential_keys
 from mocks.channels import channel_placeholders
+from mocks.control import Regex
 from mocks.handsets import HandsetConfig
 from mocks.manifest import CHANNELS, Channel, ChannelKind, VendorConfig
 
@@ -234,18 +235,8 @@ class Compliance(_Model):
     visible: int = Field(default=4, ge=0, le=18, description="characters of a personal-data "
                          "field (national id, account number, phone) a message may show, as "
                          "the last four in ****1234; more of it is exposed")
-    optout_notice: str | None = Field(default=None, description="a regular expression every "
-                                      "message must match, e.g. '回T退订|reply STOP'")
-
-    @field_validator("optout_notice")
-    @classmethod
-    def _notice_regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from None
-        return value
+    optout_notice: Regex | None = Field(default=None, description="a regular expression "
+                                        "every message must match, e.g. '回T退订|reply STOP'")
 
 
 class App(_Model):

@@ -9,12 +9,12 @@ from typing import Annotated, Literal, TypeVar
 
 from aiohttp import StreamReader, web
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
-    field_validator,
 )
 
 from mocks.guard import within_deadline
@@ -29,6 +29,17 @@ MAX_NUMBERS = 10_000
 
 Number = Annotated[str, StringConstraints(max_length=32)]
 
+
+def _compiles(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
+"""A regular expression, refused with the reason when it does not compile."""
 
 Rule = Literal["template", "signature"]
 """What a rule change has a vendor refuse (the `rejects` fault): the template or the sender
@@ -62,22 +73,12 @@ class VendorFaults(BaseModel):
     rejects: Rule | None = Field(
         default=None, description="every send is refused, in the vendor's own words, because "
         "its template or its sender signature is no longer approved (a rule change)")
-    content_filter: str | None = Field(default=None, max_length=200, description="a regular "
+    content_filter: Regex | None = Field(default=None, max_length=200, description="a regular "
                                        "expression: the carrier's content rule acts on every "
                                        "accepted message whose text it finds")
     content_action: Literal["drop", "spam"] = Field(
         default="drop", description="drop: the message silently never arrives; spam: it is "
         "diverted to the spam folder")
-
-    @field_validator("content_filter")
-    @classmethod
-    def _a_pattern(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from None
-        return value
 
 
 class MailFaults(BaseModel):

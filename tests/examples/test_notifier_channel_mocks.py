@@ -5,9 +5,6 @@ message as the mock journals it, and each mock fault as the client reads it."""
 from __future__ import annotations
 
 import asyncio
-import secrets
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +23,10 @@ from examples.reminder_service.settings import MailConfig, PushConfig
 from harness.journal import SendRecorded, read_journal
 from harness.processes import poll_until
 from mocks.bank import Population
-from mocks.manifest import TOKEN_HEADER, ChannelEndpoint, Manifest, MocksConfig
-from tests.examples.notifierkit import ROOT, async_test
+from mocks.manifest import ChannelEndpoint, MocksConfig
+from tests.examples.notifierkit import async_test
+from tests.mocks.mockkit import CONTROL, TOKEN, serving
 
-TOKEN = secrets.token_urlsafe(32)
-CONTROL = {TOKEN_HEADER: TOKEN}
 REMINDERS = 16
 
 
@@ -63,16 +59,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     population = Population(borrowers=40, app_users=0.8, stale_tokens=0.4)
     config = MocksConfig(seed=5, journal_dir=str(workdir / "journal"), population=population,
                          token=TOKEN, vendors={}, channels=["push", "email"], run_dir=str(workdir))
-    config_path, manifest_path = workdir / "mocks.json", workdir / "manifest.json"
-    config_path.write_text(config.model_dump_json(), encoding="utf-8")
-    log = workdir / "mocks.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mocks", str(config_path), str(manifest_path)],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait(lambda: process.poll() is None and manifest_path.exists(), "the manifest")
-        manifest = Manifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
+    with serving(workdir, config) as mocks:
+        manifest = mocks.manifest
         with httpx.Client(timeout=5, headers=CONTROL) as client:
             for _ in range(REMINDERS):
                 client.post(f"{manifest.ledger_url}/admin/ticks").raise_for_status()
@@ -83,10 +71,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         latest = {record.reminder_id: record for record in records}
         yield Served(manifest.channels["push"], manifest.channels["email"],
                      Path(config.journal_dir), tuple(r.message() for r in latest.values()))
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-    assert "Traceback" not in log.read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in mocks.log.read_text(encoding="utf-8", errors="replace")
 
 
 def _mail(served: Served, timeout: float = 5.0) -> MailChannel:

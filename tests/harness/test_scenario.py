@@ -328,3 +328,12 @@ def test_a_channel_may_have_an_sla_like_a_vendor() -> None:
                            "slas: {email: {availability: 0.99}}\n")
     assert model.slas["email"].availability == 0.99 and model.allowed == ("sms", "email")
     assert model.window_of("email") == 60 and model.drain_seconds == model.reminders.lead + 60
+
+
+def test_a_pattern_that_is_no_regular_expression_is_refused_where_it_is_written() -> None:
+    notice = error_for(MINIMAL + "compliance: {optout_notice: '('}\n")
+    assert notice.message.startswith("compliance.optout_notice: not a regular expression")
+    rule = error_for(MINIMAL.replace("fault: proxy.latency", "fault: vendor.content_filter")
+                     .replace("params: {latency: 300ms, jitter: 50ms}", "params: {pattern: '('}"))
+    assert rule.message.startswith(
+        "timeline[0].params: vendor.content_filter pattern: not a regular expression"), rule
