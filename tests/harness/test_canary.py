@@ -19,7 +19,7 @@ from harness.canary import Canary, Endpoint, measure, probe, probes_for, tls_con
 from harness.journal import FaultMeasured
 from harness.scenario import Step
 from harness.timeline import NetworkInjector
-from harness.toxiproxy import ToxiproxyControl, ToxiproxyServer, find_server
+from harness.toxiproxy import ToxiproxyControl, ToxiproxyServer
 from mocks.control import fault_routes
 from mocks.paths import CANARY_PATH
 
@@ -71,13 +71,6 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=10)
     loop.close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToxiproxyServer]:
-    running = ToxiproxyServer(find_server(), tmp_path_factory.mktemp("tp") / "toxiproxy.log")
-    yield running
-    running.stop()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from harness.canary import SMTP_LINK, Canary, Endpoint, probe
 from harness.journal import JournalWriter, VendorCall, read_journal
 from harness.scenario import Step
 from harness.timeline import NetworkInjector
-from harness.toxiproxy import ToxiproxyControl, ToxiproxyServer, find_server
+from harness.toxiproxy import ToxiproxyControl, ToxiproxyServer
 from mocks.bank import Bank, Changes, Population
 from mocks.channels import ChannelDeps
 from mocks.handsets import HandsetConfig, Handsets
@@ -67,13 +67,6 @@ def mail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mail]:
     thread.join(timeout=10)
     loop.close()
     journal.close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToxiproxyServer]:
-    running = ToxiproxyServer(find_server(), tmp_path_factory.mktemp("tp") / "toxiproxy.log")
-    yield running
-    running.stop()
 
 
 @dataclass(frozen=True)

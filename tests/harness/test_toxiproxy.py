@@ -19,13 +19,6 @@ from harness.runlock import LockState, reap
 from harness.toxiproxy import ToxiproxyControl, ToxiproxyServer, find_server
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToxiproxyServer]:
-    running = ToxiproxyServer(find_server(), tmp_path_factory.mktemp("tp") / "toxiproxy.log")
-    yield running
-    running.stop()
-
-
 @pytest.fixture
 def control(server: ToxiproxyServer) -> Iterator[ToxiproxyControl]:
     made = ToxiproxyControl(server.url)
