@@ -22,6 +22,7 @@ from harness.timeline import NetworkInjector
 from harness.toxiproxy import ToxiproxyControl, ToxiproxyServer
 from mocks.control import fault_routes
 from mocks.paths import CANARY_PATH
+from tests.harness.canary_cases import case_id, network_cases, network_step
 
 
 class _NoFaults(BaseModel):
@@ -95,7 +96,7 @@ def links(server: ToxiproxyServer, upstream: Upstream) -> Iterator[Links]:
 
 
 def step(fault: str, link: str = "vendors.plain", **params: Any) -> Step:
-    return Step.model_validate({"at": 0, "fault": fault, "link": link, "params": params})
+    return network_step(fault, link, **params)
 
 
 def applied(links: Links, fault: Step) -> FaultMeasured:
@@ -107,28 +108,10 @@ def applied(links: Links, fault: Step) -> FaultMeasured:
         links.injector.revert(0, fault)
 
 
-CASES = [
-    (step("proxy.down"), "5 of 5 canary connections were refused or closed with no answer"),
-    (step("proxy.latency", latency=1000),
-     "5 of 5 canary connections were delayed >= 800 ms (asked 1000 ms)"),
-    (step("proxy.latency", latency=1000, stream="upstream"), "were delayed >= 800 ms"),
-    (step("proxy.timeout", timeout=0), "5 of 5 canary connections had no answer within 2000 ms"),
-    (step("proxy.timeout", timeout=300), "had no answer within 300 ms"),
-    (step("proxy.reset_peer", timeout=0), "5 of 5 canary connections were reset or had no full"),
-    (step("proxy.limit_data", bytes=1000),
-     "5 of 5 canary connections had their answer cut short (asked 1000 bytes"),
-    (step("proxy.limit_data", bytes=1000, stream="upstream"), "had their answer cut short"),
-    (step("proxy.bandwidth", rate=100), "5 of 5 canary connections took >= 500 ms for 100 KB"),
-    (step("proxy.slow_close", delay=1000),
-     "5 of 5 canary connections closed >= 800 ms after the last byte"),
-    (step("proxy.slow_close", delay=1000, stream="upstream"), "closed >= 800 ms after"),
-    (step("proxy.slicer", average_size=100, size_variation=10),
-     "5 of 5 canary connections got the answer in >= 3 pieces"),
-]
+CASES = network_cases("vendors.plain")
 
 
-@pytest.mark.parametrize(("fault", "detail"), CASES, ids=[
-    f"{fault.fault}-{fault.params.get('stream', 'downstream')}" for fault, _ in CASES])
+@pytest.mark.parametrize(("fault", "detail"), CASES, ids=[case_id(fault) for fault, _ in CASES])
 def test_every_probe_shows_a_fault_in_force(links: Links, fault: Step, detail: str) -> None:
     measured = applied(links, fault)
     assert (measured.step, measured.probes, measured.affected) == (0, 5, 5), measured.detail
