@@ -44,10 +44,13 @@ _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 def connect() -> Any:
     """A client of the engine that DOCKER_HOST names (else the default socket), which answers."""
     where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    client = None
     try:
         client = docker.from_env(timeout=TIMEOUT)
         client.ping()
     except ENGINE_ERRORS as exc:
+        if client is not None:
+            client.close()  # its socket, else left for the garbage collector to find
         raise StartupError("target", f"no Docker engine answers at {where} ({exc}); start one "
                            "(dockerd) or set DOCKER_HOST to where one listens") from None
     return client

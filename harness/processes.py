@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,8 +19,29 @@ from harness.errors import StartupError
 T = TypeVar("T")
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_PORTS = random.SystemRandom()
+
+
 def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
+    """A loopback TCP port nobody listens on right now, below the kernel's ephemeral range.
+
+    The port is only named now and bound later (by a notifier, a proxy listener), so it must not
+    be one the kernel may hand out meanwhile to an outgoing connection or a `bind(0)` of another
+    run on this machine, leaving the notifier unable to listen on it.
+    """
+    try:
+        lowest_ephemeral = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        lowest_ephemeral = 32768  # Linux's default range
+    for _ in range(200):
+        port = _PORTS.randrange(max(1024, lowest_ephemeral - 12000), lowest_ephemeral)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
