@@ -253,6 +253,10 @@ class Load(_Model):
 
     users: int = Field(default=10, ge=1)
     spawn_rate: Rate = Field(default=10.0, gt=0)
+    workers: int = Field(default=0, ge=0, le=32, description="0: Locust runs as one process; "
+                         "N: one master and N worker processes, each with its own seed stream")
+    web_ui: bool = Field(default=False, description="serve Locust's web UI on 127.0.0.1 to "
+                         "watch the run live (the load still starts and stops by itself)")
 
 
 class Sla(_Model):
