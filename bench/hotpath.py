@@ -1,0 +1,339 @@
+"""Benchmark: the CPU each component of the demo's topology spends per owed reminder, by rate.
+
+Run it with `bench/hotpath`. For each rate it runs the demo scenario
+(scenarios/primary-vendor-outage.yaml) with no faults as a user would, `notifychaos run` with
+`--set` overrides: the real Toxiproxy server, the mocks, the reference notifier and Locust.
+Meanwhile it samples the CPU time (utime + stime) of every process of the run's tree from /proc
+(bench/procstat.py), by component: mocks, toxiproxy, locust, harness (the notifychaos process
+itself and its watchdog), notifier. The figure is CPU seconds during the load phase (from the
+journal's `load.started` to its `load.finished`, counters interpolated between samples) divided
+by the reminders owed (scorecard.json), in microseconds. Beside it: the same over load and drain
+(to `run.ended`), and the steady state (from SETTLE seconds after the first reminder was
+scheduled to the last, divided by the reminders scheduled in it): no start-up, and the sends of
+the reminders scheduled before it (`reminders.lead` later) balance those left after it.
+Prints a table and writes bench/results/hotpath-latest.json and hotpath-latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.procstat import COMPONENTS, TICK, RunMeter, machine_busy_ticks
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = ROOT / "scenarios" / "primary-vendor-outage.yaml"
+RESULTS = ROOT / "bench" / "results"
+RUNS = ROOT / "bench" / ".cache" / "hotpath"
+SAMPLE_EVERY = 0.2
+"""Seconds between samples of the run's CPU: a tenth of a second of a component's CPU at the
+phase's edges is the most interpolation can miss."""
+SETTLE = 10.0
+"""Seconds after the first reminder before the steady state: Locust's users are up and the
+first reminders' sends (`reminders.lead`, 5 s in the demo) are under way."""
+HARNESS_GOAL_US = 200.0
+CONTINUITY_GOAL = 0.99
+TICKS_PER_USER = 20.0
+"""Ticks per second asked of each Locust user: one user waits for each answer before the next
+(constant throughput, late but never ahead), so 50 ms of latency per tick still keeps the rate."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The run's CPU ticks by component, and the whole machine's busy ticks, at wall time `t`."""
+
+    t: float
+    ticks: dict[str, int]
+    machine: int
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Wall times (epoch seconds) from the run's journal."""
+
+    load_started: float
+    load_finished: float
+    run_ended: float
+
+
+@dataclass(frozen=True)
+class Point:
+    """One rate's run: what it owed and achieved, and each component's CPU."""
+
+    rate: float
+    users: int
+    exit_code: int
+    owed: int
+    continuity: float | None
+    p95_s: float | None
+    load_s: float  # the load phase's length
+    tail_s: float  # load and drain
+    cpu_s: dict[str, float]  # by component, during the load phase
+    us_per_owed: dict[str, float]  # by component, during the load phase
+    harness_us: float  # everything but the notifier, during the load phase
+    notifier_us: float
+    tail_us_per_owed: dict[str, float]  # by component, load and drain
+    steady_reminders: int  # scheduled in the steady window
+    steady_us_per_reminder: dict[str, float]  # by component, in the steady window
+    cores: dict[str, float]  # by component: CPU seconds per second of the load phase
+    other_cores: float  # the rest of the machine during the load phase (other tenants)
+    load_average: str  # `uptime`'s three figures as the run began
+
+
+def users_for(rate: float) -> int:
+    """Locust users enough for `rate` ticks per second (the demo's 4 at the least)."""
+    return max(4, math.ceil(rate / TICKS_PER_USER))
+
+
+def overrides(rate: float, seconds: int, users: int) -> list[str]:
+    """The `--set` values that make the demo a fault-free run at a fixed rate."""
+    return [f"name=hotpath-{rate:g}", f"reminders.rate={rate:g}", f"duration={seconds}s",
+            f"load.users={users}", f"load.spawn_rate={users}", "timeline=[]",
+            'gates=["continuity >= 0.99"]']
+
+
+def counter_at(samples: Sequence[Sample], t: float, component: str | None) -> float:
+    """A component's ticks (None: the machine's busy ticks) at `t`, linear between the samples
+    either side; held at the first or last sample outside them."""
+    if not samples:
+        raise ValueError("no samples of the run's CPU")
+
+    def value(sample: Sample) -> int:
+        return sample.machine if component is None else sample.ticks[component]
+
+    times = [sample.t for sample in samples]
+    after = bisect.bisect_left(times, t)
+    if after == 0:
+        return float(value(samples[0]))
+    if after == len(samples):
+        return float(value(samples[-1]))
+    before, later = samples[after - 1], samples[after]
+    share = (t - before.t) / (later.t - before.t)
+    return value(before) + share * (value(later) - value(before))
+
+
+def cpu_between(samples: Sequence[Sample], start: float, end: float) -> dict[str, float]:
+    """Each component's CPU seconds from `start` to `end`."""
+    return {component: (counter_at(samples, end, component)
+                        - counter_at(samples, start, component)) / TICK
+            for component in COMPONENTS}
+
+
+def per_owed_us(cpu_s: dict[str, float], owed: int) -> dict[str, float]:
+    """CPU seconds by component as microseconds per owed reminder (nan with nothing owed)."""
+    return {component: (seconds * 1e6 / owed if owed else math.nan)
+            for component, seconds in cpu_s.items()}
+
+
+def harness_share(us: dict[str, float]) -> float:
+    """Everything but the notifier under test."""
+    return sum(value for component, value in us.items() if component != "notifier")
+
+
+def highest_passing(points: Sequence[Point]) -> float | None:
+    """The highest rate whose continuity reached the goal, None if none did."""
+    passing = [point.rate for point in points
+               if point.continuity is not None and point.continuity >= CONTINUITY_GOAL]
+    return max(passing, default=None)
+
+
+def scheduled_times(journal_dir: Path) -> list[float]:
+    """When each reminder was scheduled (epoch seconds, in order), from every journal file."""
+    times: list[float] = []
+    for path in journal_dir.glob("*.jsonl"):
+        with path.open(encoding="utf-8") as lines:
+            times.extend(float(json.loads(line)["t"]) for line in lines
+                         if '"reminder.scheduled"' in line)
+    return sorted(times)
+
+
+def steady_window(scheduled: Sequence[float]) -> tuple[float, float, int] | None:
+    """(start, end, reminders scheduled in it) of the steady state: SETTLE seconds after the
+    first reminder to the last; None when the load was too short to have one (under 5 s)."""
+    if not scheduled or scheduled[-1] - scheduled[0] < SETTLE + 5.0:
+        return None
+    start, end = scheduled[0] + SETTLE, scheduled[-1]
+    count = bisect.bisect_right(scheduled, end) - bisect.bisect_left(scheduled, start)
+    return start, end, count
+
+
+def phases_of(journal: Path) -> Phases:
+    """The load's start and end and the run's end, from the harness's journal file."""
+    seen: dict[str, float] = {}
+    for line in journal.read_text(encoding="utf-8").splitlines():
+        if '"load.' not in line and '"run.ended"' not in line:
+            continue
+        event = json.loads(line)
+        seen.setdefault(event["kind"], float(event["t"]))
+    missing = {"load.started", "load.finished", "run.ended"} - seen.keys()
+    if missing:
+        raise SystemExit(f"bench: {journal} has no {', '.join(sorted(missing))}")
+    return Phases(seen["load.started"], seen["load.finished"], seen["run.ended"])
+
+
+def _load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def measure(rate: float, seconds: int, keep: bool) -> Point:
+    """One run of the demo at `rate` with CPU sampled throughout."""
+    users = users_for(rate)
+    out = RUNS / f"rate-{rate:g}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    argv = [str(ROOT / ".venv" / "bin" / "notifychaos"), "run", str(SCENARIO), "--out", str(out),
+            *(arg for value in overrides(rate, seconds, users) for arg in ("--set", value))]
+    load_average = _load_average()
+    samples: list[Sample] = []
+    with (out / "harness-output.log").open("w", encoding="utf-8") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, cwd=ROOT)
+        meter = RunMeter(process.pid)
+        while process.poll() is None:
+            samples.append(Sample(time.time(), meter.sample(), machine_busy_ticks()))
+            time.sleep(SAMPLE_EVERY)
+    run_dirs = [path for path in out.iterdir() if path.is_dir()]
+    if process.returncode == 2 or len(run_dirs) != 1:
+        raise SystemExit(f"bench: the run at {rate:g}/s could not run (exit code "
+                         f"{process.returncode}; see {out / 'harness-output.log'})")
+    run_dir = run_dirs[0]
+    phases = phases_of(run_dir / "journal" / "harness.jsonl")
+    card = json.loads((run_dir / "scorecard.json").read_text(encoding="utf-8"))
+    owed = int(card["owed"])
+    load_s = phases.load_finished - phases.load_started
+    cpu = cpu_between(samples, phases.load_started, phases.load_finished)
+    us = per_owed_us(cpu, owed)
+    run_cpu_s = sum(cpu.values())
+    machine_s = (counter_at(samples, phases.load_finished, None)
+                 - counter_at(samples, phases.load_started, None)) / TICK
+    steady = steady_window(scheduled_times(run_dir / "journal"))
+    steady_us = (per_owed_us(cpu_between(samples, steady[0], steady[1]), steady[2])
+                 if steady else dict.fromkeys(COMPONENTS, math.nan))
+    if not keep:
+        shutil.rmtree(out, ignore_errors=True)
+    return Point(
+        rate=rate, users=users, exit_code=process.returncode, owed=owed,
+        continuity=card.get("continuity"), p95_s=(card.get("latency") or {}).get("p95"),
+        load_s=load_s, tail_s=phases.run_ended - phases.load_started, cpu_s=cpu,
+        us_per_owed=us, harness_us=harness_share(us), notifier_us=us["notifier"],
+        tail_us_per_owed=per_owed_us(
+            cpu_between(samples, phases.load_started, phases.run_ended), owed),
+        steady_reminders=steady[2] if steady else 0, steady_us_per_reminder=steady_us,
+        cores={component: value / load_s for component, value in cpu.items()},
+        # The sampler (this process) is left in: it is a small part of a core.
+        other_cores=max(0.0, machine_s - run_cpu_s) / load_s, load_average=load_average)
+
+
+def _figure(value: float | None, form: str) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else format(value, form)
+
+
+def table(points: Sequence[Point]) -> str:
+    """The results as a Markdown table, one row per rate."""
+    head = ["rate/s", "owed", "continuity", "p95 s", *(f"{c} µs" for c in COMPONENTS),
+            "all but notifier µs", "(load+drain)", "(steady)", "notifier (steady)",
+            "notifier cores", "others' cores"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for point in points:
+        cells = [f"{point.rate:g}", str(point.owed), _figure(point.continuity, ".4f"),
+                 _figure(point.p95_s, ".3f"),
+                 *(_figure(point.us_per_owed[c], ".0f") for c in COMPONENTS),
+                 f"**{_figure(point.harness_us, '.0f')}**",
+                 _figure(harness_share(point.tail_us_per_owed), ".0f"),
+                 _figure(harness_share(point.steady_us_per_reminder), ".0f"),
+                 _figure(point.steady_us_per_reminder["notifier"], ".0f"),
+                 _figure(point.cores["notifier"], ".2f"), _figure(point.other_cores, ".2f")]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def summary(points: Sequence[Point]) -> list[str]:
+    """The verdict lines under the table: the goals, and what was busiest where the rate gave
+    out."""
+    lines = []
+    best = highest_passing(points)
+    lines.append(f"highest rate with continuity >= {CONTINUITY_GOAL}: "
+                 + (f"{best:g}/s" if best is not None else "none of those measured")
+                 + " (goal >= 2000/s)")
+    for point in points:
+        verdict = "meets" if point.harness_us <= HARNESS_GOAL_US else "misses"
+        busiest = max(COMPONENTS, key=lambda c: point.cores[c])
+        cores = ", ".join(f"{c} {point.cores[c]:.2f}" for c in COMPONENTS)
+        lines.append(f"{point.rate:g}/s: all but the notifier {point.harness_us:.0f} µs per owed "
+                     f"reminder ({verdict} the {HARNESS_GOAL_US:.0f} µs goal), notifier "
+                     f"{point.notifier_us:.0f} µs; cores during load: {cores}; busiest "
+                     f"{busiest}; load average at start {point.load_average}")
+    return lines
+
+
+def write_results(points: Sequence[Point], seconds: int) -> None:
+    """bench/results/hotpath-latest.json and .md."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    meta = {"when": stamp, "host": platform.node(), "cores": os.cpu_count(),
+            "seconds_per_rate": seconds, "scenario": str(SCENARIO.relative_to(ROOT)),
+            "window": "load phase: journal load.started to load.finished",
+            "highest_rate_at_goal": highest_passing(points)}
+    (RESULTS / "hotpath-latest.json").write_text(
+        json.dumps({**meta, "points": [asdict(point) for point in points]}, indent=2) + "\n",
+        encoding="utf-8")
+    text = [f"# Hot-path CPU per owed reminder ({stamp}, {os.cpu_count()} cores)", "",
+            f"`bench/hotpath --seconds {seconds}`: {meta['scenario']} without faults; CPU "
+            "during the load phase (load.started to load.finished) per owed reminder, in µs. "
+            "(load+drain): everything but the notifier, to run.ended; (steady): from "
+            f"{SETTLE:g} s after the first reminder to the last, per reminder scheduled "
+            "then.", "",
+            table(points), "", *(f"- {line}" for line in summary(points)), ""]
+    (RESULTS / "hotpath-latest.md").write_text("\n".join(text), encoding="utf-8")
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--rates {text!r}: expected reminders per second separated by commas, "
+            "e.g. 100,400") from None
+    if not rates or min(rates) <= 0:
+        raise argparse.ArgumentTypeError(f"--rates {text!r}: expected positive rates")
+    return rates
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench/hotpath", description=__doc__.split("\n")[0])
+    parser.add_argument("--rates", type=_rates, default=[100.0, 400.0, 1000.0, 2000.0],
+                        help="reminders per second, comma-separated (default 100,400,1000,2000)")
+    parser.add_argument("--seconds", type=int, default=30,
+                        help="load phase per rate (default 30)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the run folders under bench/.cache/hotpath/")
+    args = parser.parse_args(argv)
+    points = []
+    for rate in args.rates:
+        print(f"hotpath: {rate:g} reminders/s for {args.seconds}s "
+              f"(load average {_load_average()})", file=sys.stderr, flush=True)
+        point = measure(rate, args.seconds, args.keep)
+        points.append(point)
+        print(f"hotpath: {rate:g}/s: {point.owed} owed, continuity {point.continuity}, "
+              f"all but notifier {point.harness_us:.0f} µs, notifier {point.notifier_us:.0f} µs",
+              file=sys.stderr, flush=True)
+    write_results(points, args.seconds)
+    print(table(points))
+    print("\n".join(summary(points)))
+
+
+if __name__ == "__main__":
+    main()
