@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import sys
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
+from harness.errors import LoadError
 from harness.journal import AppOpened
-from harness.processes import ManagedProcess
+from harness.processes import ManagedProcess, free_port
 from harness.scenario import App, Scenario
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -83,52 +88,205 @@ def app_opened(borrower_id: str, t: float, latency: float, status: int,
     return opened.model_copy(update=shown)
 
 
+LOCAL_JOIN_WAIT = 60
+"""Seconds the master waits for its local workers to join (each imports Locust, a second or
+two; far longer on a loaded machine)."""
+
+REMOTE_JOIN_WAIT = 600
+"""Seconds it waits when some workers join from other hosts (someone starts them by hand)."""
+
+_JOINED = re.compile(rb"(\d+) workers connected")
+"""What Locust's master logs each time a worker reports ready (runners.py, 2.47)."""
+
+
+def app_picks_seed(seed: int, worker_index: int | None) -> str:
+    """The seed of the app opens' picks in one Locust process: the run's own stream for a
+    single process, one stream per worker (by Locust's worker index) so that no two replay the
+    same borrowers."""
+    return f"{seed}:app-opens" if worker_index is None else f"{seed}:app-opens:{worker_index}"
+
+
+def app_journal_source(worker_index: int | None) -> str:
+    """The journal source (and file name) of one Locust process's app opens: two processes
+    never append to one file."""
+    return "locust-app" if worker_index is None else f"locust-app-{worker_index}"
+
+
+@dataclass(frozen=True)
+class LocustProcess:
+    """One Locust process to start: its name, command line and log file."""
+
+    name: str
+    argv: tuple[str, ...]
+    log: Path
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """The Locust processes of a run and what they share: one process, or a master and the
+    workers the harness starts (`remote` more join from other hosts); the environment each gets
+    on top of the harness's; where the master listens and where its web UI is served."""
+
+    main: LocustProcess
+    workers: tuple[LocustProcess, ...]
+    env: Mapping[str, str]
+    expect_workers: int = 0
+    remote: int = 0
+    master_address: str | None = None
+    web_url: str | None = None
+
+
+def worker_env(scenario: Scenario, token: str, app: AppLoad | None) -> dict[str, str]:
+    """What the locustfile reads from its environment, for every Locust process of a run."""
+    env = {
+        "NOTIFYCHAOS_RATE": f"{scenario.reminders.rate:g}",
+        "NOTIFYCHAOS_USERS": str(scenario.load.users),
+        # The environment, not argv: any local user can read a process's command line.
+        TOKEN_ENV: token,
+    }
+    if app is not None:
+        env[APP_ENV] = app.model_dump_json()
+    return env
+
+
+def worker_argv(master_host: str, master_port: int) -> tuple[str, ...]:
+    """A Locust worker of the harness's locustfile, joining the master at host:port (the
+    master tells it the users, the host and when to stop)."""
+    return (sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+            "--master-host", master_host, "--master-port", str(master_port))
+
+
+def plan_load(scenario: Scenario, ledger_admin_url: str, workdir: Path, token: str,
+              app: AppLoad | None, *, port: Callable[[], int] = free_port) -> LoadPlan:
+    """The Locust processes for `scenario` (ports from `port`), none started yet."""
+    users = scenario.load.users + (app.users if app else 0)
+    # Every user is up as soon as the ticking ones alone would be: the app's must not hold
+    # back the reminders.
+    spawn_rate = scenario.load.spawn_rate * users / scenario.load.users
+    stats = workdir / "locust"
+    argv = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
+        "-u", str(users), "-r", f"{spawn_rate:g}",
+        "-t", f"{scenario.duration:g}s", "-H", ledger_admin_url,
+        "--json-file", str(stats), "--csv", str(stats), "--csv-full-history",
+        "--only-summary", "--stop-timeout", "5",
+    ]
+    web_url = None
+    if scenario.load.web_ui:
+        # Not headless: the UI is served, yet the run starts and quits by itself as headless.
+        web_port = port()
+        argv += ["--autostart", "--autoquit", "0", "--web-host", "127.0.0.1",
+                 "--web-port", str(web_port)]
+        web_url = f"http://127.0.0.1:{web_port}/"
+    else:
+        argv.append("--headless")
+    env = worker_env(scenario, token, app)
+    workers = scenario.load.workers
+    if workers == 0:
+        return LoadPlan(LocustProcess("locust", tuple(argv), workdir / "locust.log"), (), env,
+                        web_url=web_url)
+    remote = scenario.load.remote_workers
+    master_port = port()
+    # Loopback only: Locust's workers join with no credentials at all.
+    argv += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+             str(master_port), "--expect-workers", str(workers),
+             "--expect-workers-max-wait", str(REMOTE_JOIN_WAIT if remote else LOCAL_JOIN_WAIT)]
+    local = tuple(LocustProcess(f"locust-worker-{index}", worker_argv("127.0.0.1", master_port),
+                                workdir / f"locust-worker-{index}.log")
+                  for index in range(workers - remote))
+    return LoadPlan(LocustProcess("locust-master", tuple(argv), workdir / "locust.log"), local,
+                    env, expect_workers=workers, remote=remote,
+                    master_address=f"127.0.0.1:{master_port}", web_url=web_url)
+
+
 class LoadGenerator:
-    """One headless Locust run ticking the ledger (each tick schedules a reminder) at the
-    scenario's rate, with the run's `token`; with the scenario's `app`, borrowers also open the
-    app at `app_url` and journal each open into `journal_dir` (required then)."""
+    """One Locust run ticking the ledger (each tick schedules a reminder) at the scenario's
+    rate, with the run's `token`: one process, or a master and `load.workers` workers; with the
+    scenario's `app`, borrowers also open the app at `app_url` and journal each open into
+    `journal_dir` (required then). Locust's JSON and CSV statistics go to `workdir`."""
 
     def __init__(self, scenario: Scenario, ledger_admin_url: str, workdir: Path,
                  token: str, *, app_url: str | None = None,
                  journal_dir: Path | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self._stats = workdir / "locust"
+        self._ledger_url = ledger_admin_url
         app: AppLoad | None = None
         if scenario.app is not None:
             if app_url is None or journal_dir is None:
                 raise ValueError(f"scenario {scenario.name!r} has app opens: LoadGenerator "
                                  "needs app_url and journal_dir")
+            if scenario.load.remote_workers:
+                raise LoadError(f"scenario {scenario.name!r}: load.remote_workers cannot "
+                                "carry app opens (their journal would stay on the other hosts)")
             app = AppLoad.of(scenario.app, scenario.seed, app_url, journal_dir)
-        users = scenario.load.users + (app.users if app else 0)
-        # Every user is up as soon as the ticking ones alone would be: the app's must not hold
-        # back the reminders.
-        spawn_rate = scenario.load.spawn_rate * users / scenario.load.users
-        argv = [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-            "-u", str(users), "-r", f"{spawn_rate:g}",
-            "-t", f"{scenario.duration:g}s", "-H", ledger_admin_url,
-            "--json-file", str(self._stats), "--only-summary", "--stop-timeout", "5",
-        ]
-        env = {
-            **os.environ,
-            "NOTIFYCHAOS_RATE": f"{scenario.reminders.rate:g}",
-            "NOTIFYCHAOS_USERS": str(scenario.load.users),
-            # The environment, not argv: any local user can read a process's command line.
-            TOKEN_ENV: token,
-        }
-        if app is not None:
-            env[APP_ENV] = app.model_dump_json()
+        self.plan = plan_load(scenario, ledger_admin_url, workdir, token, app)
+        env = {**os.environ, **self.plan.env}
         # cwd is the run's own folder: Locust reads locust.conf and pyproject.toml from its cwd.
-        self.process = ManagedProcess("locust", argv, log_path=workdir / "locust.log",
-                                      env=env, cwd=workdir)
+        self.process = ManagedProcess(self.plan.main.name, self.plan.main.argv,
+                                      log_path=self.plan.main.log, env=env, cwd=workdir)
+        self.workers: list[ManagedProcess] = []
+        try:
+            for worker in self.plan.workers:
+                self.workers.append(ManagedProcess(worker.name, worker.argv, log_path=worker.log,
+                                                   env=env, cwd=workdir))
+        except BaseException:
+            self._stop_all()
+            raise
+
+    @property
+    def web_url(self) -> str | None:
+        """Where Locust's web UI is served, if the scenario asks for it."""
+        return self.plan.web_url
+
+    def remote_hint(self) -> str | None:
+        """How remote workers join this run, if some are expected (the token is not in it)."""
+        if self.plan.master_address is None or not self.plan.remote:
+            return None
+        master_port = self.plan.master_address.rsplit(":", 1)[1]
+        ledger_port = urlsplit(self._ledger_url).port
+        return (f"locust master at {self.plan.master_address} waits up to {REMOTE_JOIN_WAIT}s "
+                f"for {self.plan.remote} remote worker(s): on each, forward ports {master_port} "
+                f"and {ledger_port} to this host (ssh -N -L {master_port}:127.0.0.1:"
+                f"{master_port} -L {ledger_port}:127.0.0.1:{ledger_port} HOST), then run "
+                f"NOTIFYCHAOS_TOKEN=<the run's token> notifychaos load-worker --master "
+                f"{self.plan.master_address} --rate {self.plan.env['NOTIFYCHAOS_RATE']} "
+                f"--users {self.plan.env['NOTIFYCHAOS_USERS']}")
+
+    def wait_for_workers(self) -> None:
+        """Return once every expected worker has joined the master (at once without workers);
+        LoadError if the master gives up or a local worker dies first."""
+        if not self.plan.expect_workers:
+            return
+        deadline = time.monotonic() + (REMOTE_JOIN_WAIT if self.plan.remote
+                                       else LOCAL_JOIN_WAIT) + 10.0
+        while self.joined() < self.plan.expect_workers:
+            for process in (self.process, *self.workers):
+                if process.returncode is not None:
+                    raise LoadError(f"{process.name} exited with code {process.returncode} "
+                                    f"before every worker joined (log: {process.log_path})")
+            if time.monotonic() >= deadline:
+                raise LoadError(f"{self.joined()} of {self.plan.expect_workers} Locust workers "
+                                f"joined in time (log: {self.process.log_path})")
+            time.sleep(0.2)
+
+    def joined(self) -> int:
+        """How many workers the master last said were connected (its log says so)."""
+        try:
+            text = self.process.log_path.read_bytes()
+        except OSError:
+            return 0
+        counts = _JOINED.findall(text)
+        return int(counts[-1]) if counts else 0
 
     def wait(self, timeout: float) -> int | None:
         """Wait for Locust to finish its run time; its exit code, or None if still running."""
         return self.process.wait(timeout)
 
     def stop(self) -> LoadTotals:
-        """Stop Locust if it still runs (SIGINT writes all its outputs) and read its totals."""
-        code = self.process.stop(grace=10.0, signum=signal.SIGINT)
+        """Stop Locust if it still runs (SIGINT to the master writes all its outputs, and sends
+        its workers home) and read its totals."""
+        code = self._stop_all()
         requests = failures = 0
         try:
             entries = json.loads(self._stats.with_suffix(".json").read_text(encoding="utf-8"))
@@ -138,3 +296,10 @@ class LoadGenerator:
             requests += int(entry.get("num_requests", 0))
             failures += int(entry.get("num_failures", 0))
         return LoadTotals(code, requests, failures)
+
+    def _stop_all(self) -> int | None:
+        code = self.process.stop(grace=10.0, signum=signal.SIGINT)
+        for worker in self.workers:
+            # The master's quit has told them to end; whatever lingers gets SIGINT, then KILL.
+            worker.stop(grace=5.0, signum=signal.SIGINT)
+        return code

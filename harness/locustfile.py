@@ -55,17 +55,39 @@ class Ticks(FastHttpUser):
 
 if APP is not None:
     # Only for the app: these take a second or two to import, which would delay every load.
+    from locust import events
+    from locust.env import Environment
+    from locust.runners import MasterRunner, WorkerRunner
+
     from harness.journal import JournalWriter
-    from harness.loadgen import APP_TIMEOUT, AppLoad, app_opened
+    from harness.loadgen import (
+        APP_TIMEOUT,
+        AppLoad,
+        app_journal_source,
+        app_opened,
+        app_picks_seed,
+    )
     from mocks.bank import borrower_of
 
     _APP = AppLoad.model_validate_json(APP)
-    _PICKS = random.Random(f"{_APP.seed}:app-opens")
+    _PICKS = random.Random()
+    """Seeded as the test starts: a worker learns its index only when its master answers."""
     _STARTS = itertools.count()
     _PERIOD = _APP.users / _APP.opens
     """Seconds between one user's opens (constant throughput: late, never ahead)."""
-    # One journal file of this process's own (Locust runs as one process here).
-    _JOURNAL = JournalWriter(Path(_APP.journal_dir), "locust-app")
+    _JOURNAL: list[JournalWriter] = []
+    """This process's own journal file (one per worker: two never append to one file)."""
+
+    @events.test_start.add_listener
+    def _own_stream(environment: Environment, **_kwargs: object) -> None:
+        # Before any user spawns (on a worker, the master's acknowledgement with the index
+        # came first); a master opens nothing, and a second start keeps the stream it has.
+        runner = environment.runner
+        if _JOURNAL or isinstance(runner, MasterRunner):
+            return
+        index = runner.worker_index if isinstance(runner, WorkerRunner) else None
+        _PICKS.seed(app_picks_seed(_APP.seed, index))
+        _JOURNAL.append(JournalWriter(Path(_APP.journal_dir), app_journal_source(index)))
 
     def _ticked(reminder_id: str) -> None:
         borrower_id = borrower_of(reminder_id)
@@ -113,7 +135,7 @@ if APP is not None:
                                     response.status_code, body)
                 if opened.status is None and response.status_code == 200:
                     response.failure("the answer is not the borrower's view")
-            _JOURNAL.write(opened)
+            _JOURNAL[0].write(opened)
             if opts_out:
                 self.client.put(f"{_APP.url}/v1/app/borrowers/{borrower_id}/preferences",
                                 json={"reminders": False},
