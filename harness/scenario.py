@@ -7,8 +7,9 @@ import re
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -29,6 +30,7 @@ from harness.durations import DURATION_SCHEMA, Duration, Rate
 from harness.errors import ScenarioError
 from harness.faults import FAULTS, read_params, written_params
 from harness.gates import Gate, parse_gate
+from harness.load_shapes import DAY, Curve, batches, curve, daily, month_end, spike
 from harness.scenario_input import read_bytes, read_document, read_value
 from mocks.bank import Changes, Population
 from mocks.catalogue import credential_keys
@@ -195,11 +197,97 @@ def _default_content() -> dict[str, str]:
     return {"amount": "{amount}", "due_date": "{due_date}"}
 
 
+class Month(_Model):
+    """A calendar month of due dates compressed onto the run's load: load time t is calendar
+    time `start + t * speed`, where speed maps `days` days onto the duration. The target is
+    told the clock (NOTIFYCHAOS_CLOCK_EPOCH, _SPEED, _START and `{clock.*}` placeholders)."""
+
+    start: date = Field(description="the calendar day the load begins on (midnight, UTC)")
+    days: int = Field(default=30, ge=1, le=62, description="calendar days the load lasts")
+    lead_in: Duration = Field(default=5.0, gt=0, le=120, description="how long before the "
+                              "month begins the target is started: the clock's epoch is fixed "
+                              "then, and the load waits for it")
+
+    def speed(self, duration: float) -> float:
+        """Calendar seconds per real second over a run of `duration` seconds of load."""
+        return self.days * DAY / duration
+
+
+class Steady(_Model):
+    """The same rate all along (`reminders.rate`)."""
+
+    kind: Literal["steady"]
+
+
+_CLOCK_TIME = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+
+
+class MorningBatch(_Model):
+    """A core system's batch: `count` reminders released within `within`, over the background
+    of `reminders.rate`; once (`at`, from the start of load) or each calendar day at `daily`
+    (a time of day such as "09:00", with a month)."""
+
+    kind: Literal["morning_batch"]
+    count: int = Field(ge=1, le=100_000)
+    within: Duration = Field(default=5.0, gt=0)
+    at: Duration | None = None
+    daily: str | None = Field(default=None, description='a time of day, quoted: "09:00"')
+
+    @field_validator("daily", mode="before")
+    @classmethod
+    def _time_of_day(cls, value: Any) -> Any:
+        # YAML reads an unquoted 10:30 as the number 630 (base 60): ask for quotes.
+        if value is not None and not (isinstance(value, str) and _CLOCK_TIME.fullmatch(value)):
+            raise ValueError(f'expected a quoted time of day such as "09:00", got {value!r}')
+        return value
+
+    @model_validator(mode="after")
+    def _once_or_daily(self) -> MorningBatch:
+        if (self.at is None) == (self.daily is None):
+            raise ValueError("give at (once, from the start of load) or daily (a time of day), "
+                             "not both")
+        return self
+
+    @property
+    def daily_seconds(self) -> float | None:
+        """`daily` as seconds after midnight."""
+        if self.daily is None:
+            return None
+        hours, minutes = self.daily.split(":")
+        return int(hours) * 3600.0 + int(minutes) * 60.0
+
+
+class MonthEnd(_Model):
+    """The month-end peak: `peak` reminders a second over the month's last `last_days` days,
+    `reminders.rate` before (needs `reminders.month`)."""
+
+    kind: Literal["month_end"]
+    last_days: float = Field(default=5.0, gt=0)
+    peak: Rate = Field(gt=0)
+
+
+class Spike(_Model):
+    """`factor` times `reminders.rate` from `at` for `for`."""
+
+    kind: Literal["spike"]
+    at: Duration
+    lasting: Duration = Field(gt=0, alias="for")
+    factor: float = Field(gt=1, le=100)
+
+
+Shape = Annotated[Steady | MorningBatch | MonthEnd | Spike, Field(discriminator="kind")]
+"""How the rate of reminders goes over the load (`reminders.shape`, by `kind`)."""
+
+
 class Reminders(_Model):
     """How fast reminders are scheduled, how far ahead, how long each has to reach the inbox,
     and how a delivered message is matched to its reminder and checked."""
 
-    rate: Rate = Field(gt=0)
+    rate: Rate = Field(gt=0, description="reminders a second (a shape's base rate)")
+    shape: Shape = Field(default=Steady(kind="steady"), description="how the rate goes over "
+                         "the load, by kind: steady, morning_batch, month_end, spike")
+    month: Month | None = Field(default=None, description="a calendar month of due dates "
+                                "compressed onto the load")
     lead: Duration = Field(default=5.0, ge=0, description="remind_at is this long after the "
                            "reminder appears in the ledger: the notifier schedules the send")
     window: Duration = Field(gt=0)
@@ -410,6 +498,24 @@ class Scenario(_Model):
             links |= {f"target.{name}": index for index, name in enumerate(names)}
         return links
 
+    def curve(self) -> Curve:
+        """The rate of reminders over the load, as `reminders.shape` gives it (its checks
+        against the month and the duration are made when the file is read)."""
+        shape, rate, duration = self.reminders.shape, self.reminders.rate, self.duration
+        month = self.reminders.month
+        if isinstance(shape, Spike):
+            return spike(rate, duration, shape.at, shape.lasting, shape.factor)
+        if isinstance(shape, MorningBatch):
+            hour = shape.daily_seconds
+            if hour is None or month is None:
+                starts = [shape.at or 0.0]
+            else:
+                starts = daily(hour, month.speed(duration), duration)
+            return batches(rate, duration, starts, shape.count, shape.within)
+        if isinstance(shape, MonthEnd) and month is not None:
+            return month_end(rate, duration, month.days, shape.last_days, shape.peak)
+        return curve(rate, duration)
+
     def placeholders(self) -> set[str]:
         """Every placeholder name a target may use in this scenario (`target.*` are the
         instance's own: its port, its name, its index)."""
@@ -420,6 +526,8 @@ class Scenario(_Model):
             names |= {f"vendors.{name}.credentials.{key}" for key in credential_keys(vendor.kind)}
         for channel in self.channels:
             names |= channel_placeholders(channel)
+        if self.reminders.month is not None:
+            names |= {"clock.epoch", "clock.speed", "clock.start"}
         return names
 
 
@@ -458,9 +566,10 @@ def parse_scenario(text: str, path: Path | str = "<scenario>",
         scenario = Scenario.model_validate(data, context=FROM_FILE)
     except ValidationError as exc:
         error = _first(exc.errors())
-        loc = tuple(error["loc"])
+        loc = _untagged(tuple(error["loc"]))
         raise ScenarioError(path, _line_of(root, loc), _describe(loc, error)) from None
     _check_timeline(scenario, root, path)
+    _check_shape(scenario, root, path)
     _check_references(scenario, root, path)
     return scenario
 
@@ -536,6 +645,50 @@ def _check_timeline(scenario: Scenario, root: yaml.Node, path: Path | str) -> No
                                 f"{where}.for: ends at {_span(end)}, after the run's "
                                 f"{_span(scenario.duration)} (leave `for` out for a fault "
                                 "that lasts to the run's end)")
+
+
+def _check_shape(scenario: Scenario, root: yaml.Node, path: Path | str) -> None:
+    """The shape fits the run: its windows in the load, a month where it counts days, a
+    peak above the base rate."""
+    reminders, duration = scenario.reminders, scenario.duration
+    shape, month = reminders.shape, reminders.month
+    where = ("reminders", "shape")
+
+    def fail(key: str, message: str) -> None:
+        raise ScenarioError(path, _line_of(root, (*where, key)),
+                            f"reminders.shape.{key}: {message}")
+
+    if isinstance(shape, Steady):
+        return
+    if scenario.load.workers:
+        raise ScenarioError(path, _line_of(root, where), f"reminders.shape: a {shape.kind} "
+                            "shape runs in one Locust process; leave load.workers at 0")
+    if isinstance(shape, Spike) and shape.at + shape.lasting > duration:
+        fail("for", f"the spike ends at {_span(shape.at + shape.lasting)}, after the run's "
+             f"{_span(duration)}")
+    if isinstance(shape, MonthEnd):
+        if month is None:
+            fail("kind", "month_end counts calendar days: give reminders.month "
+                 "(e.g. {start: 2026-12-01, days: 30})")
+        elif shape.last_days >= month.days:
+            fail("last_days", f"{shape.last_days:g} days is not the end of a "
+                 f"{month.days}-day month")
+        if shape.peak <= reminders.rate:
+            fail("peak", f"{shape.peak:g}/s is no peak over reminders.rate "
+                 f"({reminders.rate:g}/s)")
+    if isinstance(shape, MorningBatch):
+        if shape.at is not None and shape.at + shape.within > duration:
+            fail("at", f"the batch ends at {_span(shape.at + shape.within)}, after the run's "
+                 f"{_span(duration)}")
+        if shape.daily is not None:
+            if month is None:
+                fail("daily", "a time of day needs the calendar: give reminders.month "
+                     "(e.g. {start: 2026-12-01, days: 30}), or use at: <duration>")
+            else:
+                day = DAY / month.speed(duration)
+                if shape.within >= day:
+                    fail("within", f"{_span(shape.within)} is longer than a compressed "
+                         f"day ({_span(round(day, 3))})")
 
 
 def _span(seconds: float) -> str:
@@ -670,8 +823,26 @@ def _first(errors: list[Any]) -> Any:
     return errors[0]
 
 
+SHAPES = ("steady", "morning_batch", "month_end", "spike")
+"""The kinds of `reminders.shape`."""
+
+
+def _untagged(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """`loc` without the tag pydantic puts after a tagged union (reminders.shape.spike.at is
+    reminders.shape.at in the file)."""
+    if loc[:2] == ("reminders", "shape") and len(loc) > 2 and loc[2] in SHAPES:
+        return loc[:2] + loc[3:]
+    return loc
+
+
 def _describe(loc: tuple[str | int, ...], error: Any) -> str:
     where = _dotted(loc) or "scenario"
+    if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
+        given = error.get("input", {}).get("kind") if isinstance(error.get("input"), dict) \
+            else None
+        return (f"{where}.kind: " + ("required key is missing" if given is None
+                                     else f"unknown kind {given!r}")
+                + f"; known: {', '.join(SHAPES)}")
     message = " ".join(str(error["msg"]).removeprefix("Value error, ").split())
     if error["type"] == "missing":
         return f"{where}: required key is missing"
