@@ -11,6 +11,8 @@ owed (a run that proved nothing must not pass).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from harness.app_figures import app_figures
@@ -28,9 +30,16 @@ from harness.journal import (
     SendRecorded,
     VendorCall,
 )
-from harness.judging import ContentChecks, Correlator, Judgement, count_outcomes, judge
+from harness.judging import (
+    ContentChecks,
+    Correlator,
+    Judged,
+    Judgement,
+    count_outcomes,
+    judge,
+)
 from harness.scenario import Scenario
-from harness.scorecard import LoadFigures, Scorecard
+from harness.scorecard import LoadFigures, ReminderTrace, Scorecard, VendorFigures
 from harness.timing import Backlog, latency, longest_blackout, series
 from harness.traces import worst
 from harness.truth import Truth, rebuild
@@ -63,12 +72,18 @@ def _end(journal: Journal) -> float:
     return ended.t if ended else max(event.t for event in journal.events)
 
 
-def _judge(journal: Journal, scenario: Scenario, truth: Truth, end: float) -> Judgement:
-    return judge(truth, journal.of(SendRecorded),
-                 Correlator(scenario.reminders.correlate, truth.by_ref),
+def judge_sends(truth: Truth, sends: Sequence[SendRecorded], scenario: Scenario, end: float
+                ) -> Judgement:
+    """Judge every reminder of `truth` given `sends` (in journal order), by the scenario's
+    rules: the one call both the pure scorer and the engine (`harness.engine`) make."""
+    return judge(truth, sends, Correlator(scenario.reminders.correlate, truth.by_ref),
                  ContentChecks(scenario.reminders.content), end,
                  {channel: scenario.window_of(channel) for channel in scenario.allowed},
                  scenario.compliance)
+
+
+def _judge(journal: Journal, scenario: Scenario, truth: Truth, end: float) -> Judgement:
+    return judge_sends(truth, journal.of(SendRecorded), scenario, end)
 
 
 def judge_run(journal: Journal) -> Judgement:
@@ -88,15 +103,67 @@ def scored(journal: Journal) -> tuple[Scorecard, Judgement]:
     both, as `notifychaos compare` does)."""
     started = _started(journal)
     scenario = started.scenario
-    ended = journal.first(RunEnded)
     end = _end(journal)
-    load_started = journal.first(LoadStarted)
-    t0 = load_started.t if load_started else started.t
-    toxiproxy = next((c for c in journal.of(ComponentReady) if c.component == "toxiproxy"), None)
-
     truth = rebuild(journal)
     judgement = _judge(journal, scenario, truth, end)
     settled = judgement.settled
+    runs = step_runs(journal, scenario, end)
+    load_started = journal.first(LoadStarted)
+    facts = Facts(
+        end=end, settled=settled, judgement=judgement,
+        unsettled=sum(1 for judged in judgement.reminders if judged.owed and not judged.settled),
+        cancelled=sum(1 for judged in judgement.reminders if judged.cancelled),
+        duplicates=sum(judged.extra_copies for judged in judgement.reminders),
+        unmatched=judgement.unmatched,
+        opted_out=len(truth.opted_out_in_run),
+        sent_to_opted_out=len(judgement.sent_to_opted_out),
+        sent_after_repayment=len(judgement.sent_after_repayment),
+        sent_to_test_data=len(judgement.sent_to_test_data),
+        pii_exposed=len(judgement.pii_exposed),
+        missing_optout_notice=len(judgement.missing_optout_notice),
+        # The push service and the mail server are met as the vendors are: their calls too.
+        vendors=vendor_figures(journal.of(VendorCall), [*scenario.vendors, *scenario.channels]),
+        worst=worst(settled, truth, runs, load_started.t if load_started else started.t))
+    return card(journal, facts), judgement
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a scorecard needs from the reminders and sends, however they were judged: the
+    owed settled reminders (in the order they were scheduled), a judgement for the gates'
+    witnesses, the counts, the vendors' figures and the worst reminders' traces."""
+
+    end: float
+    """The run's end: `run.ended`, else its last event."""
+    settled: Sequence[Judged]
+    judgement: Judgement
+    """Every reminder a gate may name as witness, and the defects in judging order (the
+    engine keeps only the first ones)."""
+    unsettled: int
+    cancelled: int
+    duplicates: int
+    unmatched: int
+    opted_out: int
+    sent_to_opted_out: int
+    sent_after_repayment: int
+    sent_to_test_data: int
+    pii_exposed: int
+    missing_optout_notice: int
+    vendors: dict[str, VendorFigures]
+    worst: list[ReminderTrace]
+
+
+def card(journal: Journal, facts: Facts) -> Scorecard:
+    """The scorecard from `facts` and the run's other events in `journal` (`run.*`, `load.*`,
+    faults, alerts, upgrades, components, app opens and the truth of who opened the app)."""
+    started = _started(journal)
+    scenario = started.scenario
+    ended = journal.first(RunEnded)
+    end = facts.end
+    load_started = journal.first(LoadStarted)
+    t0 = load_started.t if load_started else started.t
+    toxiproxy = next((c for c in journal.of(ComponentReady) if c.component == "toxiproxy"), None)
+    settled = facts.settled
     counts = count_outcomes(settled)
     backlog = Backlog(settled)
     runs = step_runs(journal, scenario, end)
@@ -105,11 +172,10 @@ def scored(journal: Journal) -> tuple[Scorecard, Judgement]:
     upgrades = upgrade_rows(journal, scenario, t0)
     expected = [row for row in faults if row.expect_alert]
     detections = [row.detection for row in expected if row.detection is not None]
-    # The push service and the mail server are met as the vendors are: their calls too.
-    vendors = vendor_figures(journal.of(VendorCall), [*scenario.vendors, *scenario.channels])
+    vendors = facts.vendors
     slas = sla_results(scenario.slas, vendors)
     load = journal.first(LoadFinished)
-    card = Scorecard(
+    made = Scorecard(
         scenario=scenario.name,
         status=ended.status if ended else "unfinished",
         verdict="not_judged",
@@ -119,18 +185,18 @@ def scored(journal: Journal) -> tuple[Scorecard, Judgement]:
         started_at=_iso(started.t),
         ended_at=_iso(ended.t) if ended else None,
         owed=len(settled),
-        unsettled=sum(1 for judged in judgement.reminders if judged.owed and not judged.settled),
-        cancelled=sum(1 for judged in judgement.reminders if judged.cancelled),
+        unsettled=facts.unsettled,
+        cancelled=facts.cancelled,
         continuity=round(counts["on_time"] / len(settled), 6) if settled else 0.0,
         outcomes=counts,
-        duplicates=sum(judged.extra_copies for judged in judgement.reminders),
-        unmatched=judgement.unmatched,
-        opted_out=len(truth.opted_out_in_run),
-        sent_to_opted_out=len(judgement.sent_to_opted_out),
-        sent_after_repayment=len(judgement.sent_after_repayment),
-        sent_to_test_data=len(judgement.sent_to_test_data),
-        pii_exposed=len(judgement.pii_exposed),
-        missing_optout_notice=len(judgement.missing_optout_notice),
+        duplicates=facts.duplicates,
+        unmatched=facts.unmatched,
+        opted_out=facts.opted_out,
+        sent_to_opted_out=facts.sent_to_opted_out,
+        sent_after_repayment=facts.sent_after_repayment,
+        sent_to_test_data=facts.sent_to_test_data,
+        pii_exposed=facts.pii_exposed,
+        missing_optout_notice=facts.missing_optout_notice,
         channel_mix=channel_mix(settled, scenario.allowed),
         sms_share=shares["sms"],
         push_share=shares["push"],
@@ -156,10 +222,11 @@ def scored(journal: Journal) -> tuple[Scorecard, Judgement]:
                          failures=load.failures) if load else None,
         gates=[],
         series=series(settled, backlog, t0, end),
-        worst=worst(settled, truth, runs, t0),
+        worst=facts.worst,
         passed=False,
     )
-    judged = card.model_copy(update={"gates": gate_results(scenario.gates, card, judgement)})
+    judged = made.model_copy(update={"gates": gate_results(scenario.gates, made,
+                                                           facts.judgement)})
     final = verdict(judged, scenario)
     return judged.model_copy(update={"verdict": final, "passed": final in (
-        "passed", "failed_as_expected")}), judgement
+        "passed", "failed_as_expected")})
