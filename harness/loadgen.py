@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
+from harness.clock import pacing_env
 from harness.errors import LoadError
 from harness.journal import AppOpened
 from harness.processes import ManagedProcess, free_port
@@ -207,7 +208,7 @@ class LoadGenerator:
 
     def __init__(self, scenario: Scenario, ledger_admin_url: str, workdir: Path,
                  token: str, *, app_url: str | None = None,
-                 journal_dir: Path | None = None) -> None:
+                 journal_dir: Path | None = None, epoch: float | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self._stats = workdir / "locust"
         self._ledger_url = ledger_admin_url
@@ -221,7 +222,8 @@ class LoadGenerator:
                                 "carry app opens (their journal would stay on the other hosts)")
             app = AppLoad.of(scenario.app, scenario.seed, app_url, journal_dir)
         self.plan = plan_load(scenario, ledger_admin_url, workdir, token, app)
-        env = {**os.environ, **self.plan.env}
+        # A shaped or month run is paced by its curve, from the month's epoch if it has one.
+        env = {**os.environ, **self.plan.env, **pacing_env(scenario, epoch)}
         # cwd is the run's own folder: Locust reads locust.conf and pyproject.toml from its cwd.
         self.process = ManagedProcess(self.plan.main.name, self.plan.main.argv,
                                       log_path=self.plan.main.log, env=env, cwd=workdir)

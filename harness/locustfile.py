@@ -7,6 +7,12 @@ wants), and NOTIFYCHAOS_APP (harness.loadgen.AppLoad) for the app. The ledger dr
 else from the run's seed, so what is scheduled depends only on how many ticks arrive, not on
 which user sent them.
 
+A shaped run (harness.clock.pacing_env) also gets NOTIFYCHAOS_CURVE (a load_shapes.Curve) and,
+with a month, NOTIFYCHAOS_CLOCK_EPOCH: the users then take the curve's ticks in turn, each sent
+at its own time from the epoch (or from the start of the load), late but never ahead, and a
+LoadTestShape ends the load where the curve ends. So the count of ticks is the curve's, and
+each falls due on the calendar the target is told.
+
 Borrowers who open the app are those of the reminders ticked so far (each tick's answer names
 its reminder, and so its borrower): a seeded generator picks one per open, uniformly among
 them, and whether the open also switches reminders off. Which borrower it is still depends on
@@ -22,7 +28,7 @@ import time
 from pathlib import Path
 
 import gevent
-from locust import FastHttpUser, constant_throughput, task
+from locust import FastHttpUser, LoadTestShape, constant, constant_throughput, task
 from locust.contrib.fasthttp import FAILURE_EXCEPTIONS
 
 RATE = float(os.environ.get("NOTIFYCHAOS_RATE", "1"))
@@ -32,6 +38,9 @@ USERS = int(os.environ.get("NOTIFYCHAOS_USERS", "1"))
 HEADERS = {"X-Notifychaos-Token": os.environ.get("NOTIFYCHAOS_TOKEN", "")}
 # harness.loadgen.APP_ENV, spelt out: what reads it is imported only when it is set.
 APP = os.environ.get("NOTIFYCHAOS_APP")
+# harness.clock.CURVE_ENV and EPOCH_ENV, spelt out as APP is.
+CURVE = os.environ.get("NOTIFYCHAOS_CURVE")
+EPOCH = os.environ.get("NOTIFYCHAOS_CLOCK_EPOCH")
 
 BORROWERS: list[str] = []
 """The borrowers of the reminders ticked so far, each once, in the order first ticked."""
@@ -39,15 +48,18 @@ _KNOWN: set[str] = set()
 
 
 class Ticks(FastHttpUser):
-    """One stream of ticks at RATE / USERS per second."""
+    """One stream of ticks at RATE / USERS per second, or, in a shaped run, the curve's ticks
+    as this user's turn comes."""
 
-    wait_time = constant_throughput(RATE / USERS)
+    wait_time = constant_throughput(RATE / USERS) if CURVE is None else constant(0)
     # No request may wait longer than a fault lasts; a dead ledger must show up as failures.
     network_timeout = 5.0
     connection_timeout = 5.0
 
     @task
     def schedule_a_reminder(self) -> None:
+        if CURVE is not None and not _next_turn():
+            return
         response = self.client.post("/admin/ticks", name="/admin/ticks", headers=HEADERS)
         if APP is not None and response.status_code == 201:
             _ticked(response.json()["reminder_id"])
@@ -140,6 +152,37 @@ if APP is not None:
                 self.client.put(f"{_APP.url}/v1/app/borrowers/{borrower_id}/preferences",
                                 json={"reminders": False},
                                 name="/v1/app/borrowers/[id]/preferences")
+
+
+if CURVE is not None:
+    from harness.load_shapes import Curve
+
+    _CURVE = Curve.from_json(CURVE)
+    _TURNS = itertools.count()
+    _ORIGIN: list[float] = [float(EPOCH)] if EPOCH is not None else []
+    """When the curve's time 0 is (Unix time): the month's epoch, else the load's start."""
+
+    def _next_turn() -> bool:
+        """Wait until the next tick of the curve is due; False (after a pause) when the curve
+        has no more: the shape ends the load within a second."""
+        at = _CURVE.tick_at(next(_TURNS))
+        if at is None:
+            gevent.sleep(1.0)
+            return False
+        gevent.sleep(max(0.0, _ORIGIN[0] + at - time.time()))
+        return True
+
+    class Paced(LoadTestShape):
+        """Every user from the start (a user stopped while it waits would lose its tick), until
+        the curve's end."""
+
+        def tick(self) -> tuple[int, float] | None:
+            if not _ORIGIN:  # the first call, before any user spawns
+                _ORIGIN.append(time.time())
+            if time.time() - _ORIGIN[0] >= _CURVE.duration:
+                return None
+            users = USERS + (_APP.users if APP is not None else 0)
+            return users, float(users)
 
 
 # gevent's loop clock was last read when Locust made its hub, before this file was imported;

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from harness import runlock, settling
 from harness.canary import Canary
+from harness.clock import Clock, with_clock
 from harness.errors import FaultInjectionError, LoadError, NotifyChaosError, StartupError
 from harness.instances import Instances, instance_values
 from harness.journal import (
@@ -143,7 +144,14 @@ class Run:
         links = {name: control.create_link(name, upstream)
                  for name, upstream in self._upstreams(manifest).items()}
         teardown.callback(control.remove_links)
-        book = AddressBook({**known, **self._addresses(manifest, links)})
+        # A month's clock begins its lead-in from now: the target is told the epoch as it starts.
+        month = self.scenario.reminders.month
+        clock = None if month is None else Clock.of(month, self.scenario.duration,
+                                                    time.time() + month.lead_in)
+        if clock is not None:
+            spec = spec.model_copy(update={"env": with_clock(spec.env)})
+        book = AddressBook({**known, **self._addresses(manifest, links),
+                            **(clock.values() if clock else {})})
 
         # Their stop is on the teardown before the first health check (a signal may come then).
         instances = Instances(spec, self.scenario.instance_links, book, self.logs, self.run_dir,
@@ -153,7 +161,7 @@ class Run:
         load = LoadGenerator(
             self.scenario, manifest.ledger_url, self.run_dir / "load", manifest.token,
             app_url=_through(links["app"], manifest.ledger_url) if "app" in links else None,
-            journal_dir=self.run_dir / "journal")
+            journal_dir=self.run_dir / "journal", epoch=clock.epoch if clock else None)
         teardown.callback(self._finish_load, load)
         switches = ControlInjector({"ledger": manifest.ledger_control_url,
                                     **{f"vendors.{name}": vendor.control_url
@@ -178,6 +186,8 @@ class Run:
         teardown.callback(processes.end)
         # Before the timeline's stop too, which waits for a cut-over under way: it ends now.
         teardown.callback(upgrade.interrupt)
+        if clock is not None:
+            self._await_month(clock)
         self.say(f"load for {self.scenario.duration:g}s, {len(self.scenario.timeline)} fault(s)")
         self.journal.write(LoadStarted(pid=load.process.pid))
         timeline.start(time.monotonic())
@@ -200,6 +210,16 @@ class Run:
                      "reminders")
         watched = settling.drain(self.scenario, self.run_dir / "journal")
         self.say(f"watched {watched:.1f}s after load")
+
+    def _await_month(self, clock: Clock) -> None:
+        """Wait for the month's epoch, so that the load and the faults count from it; a target
+        ready later starts them at once, its month that much under way."""
+        early = clock.epoch - time.time()
+        if early > 0:
+            time.sleep(early)
+        else:
+            self.say(f"the target was ready {-early:.1f}s after the month began (raise "
+                     "reminders.month.lead_in): the load starts that far into it")
 
     def _finish_load(self, load: LoadGenerator) -> LoadTotals:
         """Stop Locust (if it still runs) and journal its totals, once."""

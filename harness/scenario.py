@@ -498,6 +498,12 @@ class Scenario(_Model):
             links |= {f"target.{name}": index for index, name in enumerate(names)}
         return links
 
+    @property
+    def paced(self) -> bool:
+        """Whether Locust paces each tick by the curve (a shape, or a month whose clock the
+        load must keep), rather than at a steady throughput from its own start."""
+        return self.reminders.shape.kind != "steady" or self.reminders.month is not None
+
     def curve(self) -> Curve:
         """The rate of reminders over the load, as `reminders.shape` gives it (its checks
         against the month and the duration are made when the file is read)."""
@@ -658,11 +664,12 @@ def _check_shape(scenario: Scenario, root: yaml.Node, path: Path | str) -> None:
         raise ScenarioError(path, _line_of(root, (*where, key)),
                             f"reminders.shape.{key}: {message}")
 
-    if isinstance(shape, Steady):
+    if not scenario.paced:
         return
     if scenario.load.workers:
-        raise ScenarioError(path, _line_of(root, where), f"reminders.shape: a {shape.kind} "
-                            "shape runs in one Locust process; leave load.workers at 0")
+        what = f"a {shape.kind} shape" if month is None else "a month"
+        raise ScenarioError(path, _line_of(root, ("load", "workers")), f"load.workers: {what} "
+                            "is paced in one Locust process; leave load.workers at 0")
     if isinstance(shape, Spike) and shape.at + shape.lasting > duration:
         fail("for", f"the spike ends at {_span(shape.at + shape.lasting)}, after the run's "
              f"{_span(duration)}")

@@ -1,0 +1,63 @@
+"""The compressed calendar of a run with `reminders.month`: when its month begins (the epoch),
+how fast it runs, and how the target is told (environment variables and `{clock.*}`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from harness.scenario import Month, Scenario
+
+CURVE_ENV = "NOTIFYCHAOS_CURVE"
+"""The environment variable that gives Locust a paced run's curve (load_shapes.Curve JSON)."""
+
+EPOCH_ENV = "NOTIFYCHAOS_CLOCK_EPOCH"
+"""The clock's epoch, for the target and for Locust, which paces its ticks from it."""
+
+ENV = {EPOCH_ENV: "{clock.epoch}", "NOTIFYCHAOS_CLOCK_SPEED": "{clock.speed}",
+       "NOTIFYCHAOS_CLOCK_START": "{clock.start}"}
+"""What a target of a month scenario gets in its environment (unless its `env` sets them):
+the calendar's time is START + (now - EPOCH) * SPEED, for now after EPOCH."""
+
+
+@dataclass(frozen=True)
+class Clock:
+    """A month compressed `speed` times, beginning at Unix time `epoch` (the start of load)
+    on the calendar day `start` at midnight, UTC."""
+
+    epoch: float
+    speed: float
+    start: date
+
+    @classmethod
+    def of(cls, month: Month, duration: float, epoch: float) -> Clock:
+        """The clock of `month` mapped onto `duration` seconds of load from `epoch`."""
+        return cls(epoch=epoch, speed=month.speed(duration), start=month.start)
+
+    def values(self) -> dict[str, str]:
+        """The `{clock.*}` placeholders: the epoch (Unix seconds), the speed (calendar
+        seconds per second) and the start (ISO 8601, UTC)."""
+        return {"clock.epoch": f"{self.epoch:.3f}", "clock.speed": f"{self.speed:.10g}",
+                "clock.start": f"{self.start.isoformat()}T00:00:00Z"}
+
+    def calendar(self, t: float) -> datetime:
+        """The calendar time `t` seconds after the epoch."""
+        midnight = datetime(self.start.year, self.start.month, self.start.day, tzinfo=UTC)
+        return midnight + timedelta(seconds=t * self.speed)
+
+
+def with_clock(env: Mapping[str, str]) -> dict[str, str]:
+    """A target's `env` with the clock's variables added (its own values win)."""
+    return {**ENV, **env}
+
+
+def pacing_env(scenario: Scenario, epoch: float | None) -> dict[str, str]:
+    """What Locust needs to pace a `scenario.paced` run: its curve, and the epoch the ticks
+    are timed from (None: from Locust's own start); nothing for a steady run."""
+    if not scenario.paced:
+        return {}
+    env = {CURVE_ENV: scenario.curve().to_json()}
+    if epoch is not None:
+        env[EPOCH_ENV] = f"{epoch:.6f}"
+    return env
