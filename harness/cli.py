@@ -6,6 +6,7 @@ A thin layer over the public API (`harness`): it parses options and prints; the 
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from harness.comparison_report import comparison_summary, write_comparison
 from harness.determinism import check_determinism
 from harness.fleet import mocks_up
 from harness.live import LiveDisplay
+from harness.loadgen import TOKEN_ENV, parse_master, run_remote_worker
 from harness.report import summary
 from harness.runlock import recover
 from harness.schema import scenario_schema_text
@@ -299,6 +301,31 @@ def compare_command(baseline_run: Path, rehearsal_run: Path, margins: tuple[str,
     console.print(comparison_summary(comparison))
     console.print(f"comparison: {data} (also compare.html)", style="dim", markup=False)
     sys.exit(ExitCode.FAILED if comparison.worse else ExitCode.PASSED)
+
+
+@main.command("load-worker")
+@click.option("--master", required=True, metavar="HOST:PORT",
+              help="The run's Locust master, as the run prints it (listening on its host's "
+              "127.0.0.1: forward the port, e.g. with ssh -L).")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), required=True,
+              help="Reminders a second in all (the run prints it).")
+@click.option("--users", type=click.IntRange(min=1), required=True,
+              help="Ticking users in all (the run prints it).")
+def load_worker(master: str, rate: float, users: int) -> None:
+    """Join a run's Locust master as one of its load.remote_workers: a Locust worker of the
+    harness's locustfile, with the run's token from NOTIFYCHAOS_TOKEN (never on the command
+    line). Ends when the run's load ends, with the worker's exit code."""
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        err.print(f"notifychaos: error: load-worker: {TOKEN_ENV} is not set; expected the "
+                  "run's token (\"token\" in the run folder's mocks-manifest.json)",
+                  markup=False)
+        sys.exit(ExitCode.NOT_RUN)
+    try:
+        parse_master(master)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    sys.exit(run_remote_worker(master, rate, users, token))
 
 
 @main.command()

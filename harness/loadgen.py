@@ -7,7 +7,10 @@ import math
 import os
 import re
 import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from harness.clock import pacing_env
 from harness.errors import LoadError
 from harness.journal import AppOpened
-from harness.processes import ManagedProcess, free_port
+from harness.processes import REAP_TIMEOUT, ManagedProcess, free_port, poll_until
 from harness.scenario import App, Scenario
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -96,8 +99,21 @@ two; far longer on a loaded machine)."""
 REMOTE_JOIN_WAIT = 600
 """Seconds it waits when some workers join from other hosts (someone starts them by hand)."""
 
+WORKERS_LEAVE = 5.0
+"""Seconds the workers have to leave by themselves once the master has ended."""
+
+WEB_UI_AUTOQUIT = 5
+"""Seconds a master with the web UI stays after the run time: its workers report every 3 s,
+and a stop (unlike a headless run's quit) sends no final report."""
+
 _JOINED = re.compile(rb"(\d+) workers connected")
 """What Locust's master logs each time a worker reports ready (runners.py, 2.47)."""
+
+
+def workers_connected(master_log: bytes) -> int:
+    """How many workers a Locust master's log last said were connected (0 before any)."""
+    counts = _JOINED.findall(master_log)
+    return int(counts[-1]) if counts else 0
 
 
 def app_picks_seed(seed: int, worker_index: int | None) -> str:
@@ -137,11 +153,12 @@ class LoadPlan:
     web_url: str | None = None
 
 
-def worker_env(scenario: Scenario, token: str, app: AppLoad | None) -> dict[str, str]:
-    """What the locustfile reads from its environment, for every Locust process of a run."""
+def worker_env(rate: float, users: int, token: str, app: AppLoad | None) -> dict[str, str]:
+    """What the locustfile reads from its environment, for every Locust process of a run:
+    ticks a second in all, by how many ticking users, the run's token, the app's load."""
     env = {
-        "NOTIFYCHAOS_RATE": f"{scenario.reminders.rate:g}",
-        "NOTIFYCHAOS_USERS": str(scenario.load.users),
+        "NOTIFYCHAOS_RATE": f"{rate:g}",
+        "NOTIFYCHAOS_USERS": str(users),
         # The environment, not argv: any local user can read a process's command line.
         TOKEN_ENV: token,
     }
@@ -155,6 +172,34 @@ def worker_argv(master_host: str, master_port: int) -> tuple[str, ...]:
     master tells it the users, the host and when to stop)."""
     return (sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
             "--master-host", master_host, "--master-port", str(master_port))
+
+
+def parse_master(address: str) -> tuple[str, int]:
+    """HOST:PORT of a Locust master as host and port; ValueError in one line if it is not."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--master: expected HOST:PORT (e.g. 127.0.0.1:5557), got {address!r}")
+    return host, int(port)
+
+
+def run_remote_worker(master: str, rate: float, users: int, token: str) -> int:
+    """Run one Locust worker of the harness's locustfile that joins `master` (HOST:PORT) with
+    the run's `token` in its environment, until the master sends it home; its exit code. A
+    Ctrl-C reaches it too (same terminal), and it is given time to leave the master cleanly."""
+    host, port = parse_master(master)
+    env = {**os.environ, **worker_env(rate, users, token, None)}
+    # An empty cwd: Locust reads locust.conf and pyproject.toml from its cwd.
+    with tempfile.TemporaryDirectory(prefix="notifychaos-worker-") as cwd:
+        worker = subprocess.Popen(worker_argv(host, port), env=env, cwd=cwd,
+                                  stdin=subprocess.DEVNULL)
+        try:
+            return worker.wait()
+        except KeyboardInterrupt:
+            try:
+                return worker.wait(REAP_TIMEOUT * 2)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                return worker.wait()
 
 
 def plan_load(scenario: Scenario, ledger_admin_url: str, workdir: Path, token: str,
@@ -172,17 +217,17 @@ def plan_load(scenario: Scenario, ledger_admin_url: str, workdir: Path, token: s
         "--json-file", str(stats), "--csv", str(stats), "--csv-full-history",
         "--only-summary", "--stop-timeout", "5",
     ]
+    workers = scenario.load.workers
     web_url = None
     if scenario.load.web_ui:
         # Not headless: the UI is served, yet the run starts and quits by itself as headless.
         web_port = port()
-        argv += ["--autostart", "--autoquit", "0", "--web-host", "127.0.0.1",
-                 "--web-port", str(web_port)]
+        argv += ["--autostart", "--autoquit", str(WEB_UI_AUTOQUIT if workers else 0),
+                 "--web-host", "127.0.0.1", "--web-port", str(web_port)]
         web_url = f"http://127.0.0.1:{web_port}/"
     else:
         argv.append("--headless")
-    env = worker_env(scenario, token, app)
-    workers = scenario.load.workers
+    env = worker_env(scenario.reminders.rate, scenario.load.users, token, app)
     if workers == 0:
         return LoadPlan(LocustProcess("locust", tuple(argv), workdir / "locust.log"), (), env,
                         web_url=web_url)
@@ -241,6 +286,20 @@ class LoadGenerator:
         """Where Locust's web UI is served, if the scenario asks for it."""
         return self.plan.web_url
 
+    def web_ui_ready(self, timeout: float = 30.0) -> bool:
+        """Whether the web UI (if asked for) accepts connections within `timeout` seconds;
+        StartupError if Locust ends first."""
+        if self.plan.web_url is None:
+            return False
+        port = urlsplit(self.plan.web_url).port or 80
+
+        def listening() -> bool | None:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.settimeout(1.0)
+                return True if sock.connect_ex(("127.0.0.1", port)) == 0 else None
+
+        return poll_until(listening, timeout=timeout, watch=self.process) is not None
+
     def remote_hint(self) -> str | None:
         """How remote workers join this run, if some are expected (the token is not in it)."""
         if self.plan.master_address is None or not self.plan.remote:
@@ -273,13 +332,11 @@ class LoadGenerator:
             time.sleep(0.2)
 
     def joined(self) -> int:
-        """How many workers the master last said were connected (its log says so)."""
+        """How many workers the master last said were connected."""
         try:
-            text = self.process.log_path.read_bytes()
+            return workers_connected(self.process.log_path.read_bytes())
         except OSError:
             return 0
-        counts = _JOINED.findall(text)
-        return int(counts[-1]) if counts else 0
 
     def wait(self, timeout: float) -> int | None:
         """Wait for Locust to finish its run time; its exit code, or None if still running."""
@@ -301,7 +358,9 @@ class LoadGenerator:
 
     def _stop_all(self) -> int | None:
         code = self.process.stop(grace=10.0, signum=signal.SIGINT)
+        # The master's quit tells its workers to leave: a little while to do so, then SIGINT.
+        deadline = time.monotonic() + WORKERS_LEAVE
         for worker in self.workers:
-            # The master's quit has told them to end; whatever lingers gets SIGINT, then KILL.
+            worker.wait(max(0.0, deadline - time.monotonic()))
             worker.stop(grace=5.0, signum=signal.SIGINT)
         return code

@@ -186,6 +186,12 @@ class Run:
         teardown.callback(processes.end)
         # Before the timeline's stop too, which waits for a cut-over under way: it ends now.
         teardown.callback(upgrade.interrupt)
+        if load.web_ui_ready():
+            self._ready("locust-web", load.process.pid, str(load.web_url))
+        if hint := load.remote_hint():
+            self.say(hint)
+        # The faults' times count from the load's start: a master starts once its workers came.
+        load.wait_for_workers()
         if clock is not None:
             self._await_month(clock)
         self.say(f"load for {self.scenario.duration:g}s, {len(self.scenario.timeline)} fault(s)")
