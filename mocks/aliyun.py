@@ -193,11 +193,9 @@ def create_app(vendor: VendorMock) -> web.Application:
     used_nonces: set[str] = set()
     sent: list[_Sent] = []
     style = _Style()
-    timeout = aiohttp.ClientTimeout(total=5)
 
     async def deliver(reports: list[Report]) -> None:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            await _push(session, reports)
+        await _push(vendor.webhooks.session(), reports)
 
     reports = vendor.report_queue(deliver, batch=True, interval=1.0)
 
@@ -207,8 +205,7 @@ def create_app(vendor: VendorMock) -> web.Application:
                   "send_time": _china_time(time.time()),
                   "sign_name": sender, "dest_code": "",
                   "sequence_id": vendor.rng.randrange(10**9)}]
-        async with (aiohttp.ClientSession(timeout=timeout) as session,
-                    session.post(url, json=reply) as response):
+        async with vendor.webhooks.session().post(url, json=reply) as response:
             await response.read()
 
     vendor.forward_reply = forward_reply

@@ -152,8 +152,7 @@ def create_app(vendor: VendorMock) -> web.Application:
     config, style = vendor.config, _Style()
 
     async def deliver(reports: list[Report]) -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-            await _callback(session, reports)
+        await _callback(vendor.webhooks.session(), reports)
 
     reports = vendor.report_queue(deliver, batch=True, interval=1.0)
 
@@ -162,8 +161,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         # a mainland borrower unsubscribes.
         reply = {"extend": "", "mobile": borrower.removeprefix("+86"), "nationcode": "86",
                  "sign": sender, "text": "退订", "time": int(time.time())}
-        async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
-                    session.post(url, json=reply) as response):
+        async with vendor.webhooks.session().post(url, json=reply) as response:
             await response.read()
 
     vendor.forward_reply = forward_reply

@@ -140,7 +140,7 @@ def create_app(vendor: VendorMock) -> web.Application:
 
     async def deliver(reports: list[Report]) -> None:
         for report in reports:
-            await _callback(report, sid, token)
+            await _callback(vendor.webhooks.session(), report, sid, token)
 
     reports = vendor.report_queue(deliver, batch=False, filtered=True)
 
@@ -149,7 +149,7 @@ def create_app(vendor: VendorMock) -> web.Application:
         params = {"MessageSid": message_sid, "SmsSid": message_sid, "AccountSid": sid,
                   "From": borrower, "To": sender, "Body": "STOP", "NumMedia": "0",
                   "ApiVersion": "2010-04-01"}
-        await _post_signed(url, params, token)
+        await _post_signed(vendor.webhooks.session(), url, params, token)
 
     vendor.forward_reply = forward_reply
 
@@ -251,7 +251,8 @@ def create_app(vendor: VendorMock) -> web.Application:
     return app
 
 
-async def _callback(report: Report, sid: str, token: str) -> None:
+async def _callback(session: aiohttp.ClientSession, report: Report, sid: str,
+                    token: str) -> None:
     """Post `sent`, then the final status, as Twilio does (no callback for `queued`)."""
     send = report.send
     url = report.callback
@@ -263,13 +264,13 @@ async def _callback(report: Report, sid: str, token: str) -> None:
         if status == "undelivered":
             params["ErrorCode"] = str(_CARRIER_FILTERED if report.status == FILTERED
                                       else 30003 if report.status == "absent" else 30008)
-        await _post_signed(url, params, token)
+        await _post_signed(session, url, params, token)
 
 
-async def _post_signed(url: str, params: dict[str, str], token: str) -> None:
+async def _post_signed(session: aiohttp.ClientSession, url: str, params: dict[str, str],
+                       token: str) -> None:
     """A webhook request as Twilio makes it: a form POST signed with the account's token."""
     headers = {"X-Twilio-Signature": signature(token, url, params),
                "I-Twilio-Idempotency-Token": uuid.uuid4().hex}
-    async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
-                session.post(url, data=params, headers=headers) as response):
+    async with session.post(url, data=params, headers=headers) as response:
         await response.read()

@@ -43,6 +43,7 @@ from mocks.handsets import Handsets
 from mocks.manifest import VendorConfig
 from mocks.paths import is_own
 from mocks.sends import Secrets, SendRecord
+from mocks.webhooks import Webhooks
 
 log = logging.getLogger("mocks.vendor")
 
@@ -198,6 +199,7 @@ class VendorMock:
         self._asks = Attempts()  # (to, body) -> multi-recipient asks so far
         self._sendless = Attempts()  # a call that accepted nothing -> its repeats so far
         self.forward_reply: Forward | None = None
+        self.webhooks = Webhooks(name)  # reports and replies, over kept connections
         self._journal = journal
         self._replies: set[asyncio.Task[None]] = set()
         self._stopped: set[tuple[str, str]] = set()  # (borrower, sender) of each STOP reply
@@ -408,9 +410,16 @@ class VendorMock:
         return response
 
     def application(self, reports: ReportQueue | None = None) -> web.Application:
-        """A fresh aiohttp app with the control routes and the report queue's lifetime."""
+        """A fresh aiohttp app with the control routes, the report queue's lifetime and the
+        webhooks' session, closed when the app stops."""
         app = web.Application(middlewares=[self._journal_calls])
         app.router.add_routes(self.control_routes())
+
+        async def close_webhooks(_: web.Application) -> AsyncIterator[None]:
+            yield
+            await self.webhooks.close()
+
+        app.cleanup_ctx.append(close_webhooks)  # first in, last out: after the reports stop
         if reports is not None:
 
             async def run_reports(_: web.Application) -> AsyncIterator[None]:

@@ -161,12 +161,10 @@ def create_app(vendor: VendorMock) -> web.Application:
     signing_secret = vendor.credentials["signature_secret"]
     basic = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
     style = _Style()
-    timeout = aiohttp.ClientTimeout(total=5)
 
     async def deliver(reports: list[Report]) -> None:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            for report in reports:
-                await _receipt(session, report, key, signing_secret)
+        for report in reports:
+            await _receipt(vendor.webhooks.session(), report, key, signing_secret)
 
     reports = vendor.report_queue(deliver, batch=False)
 
@@ -177,8 +175,7 @@ def create_app(vendor: VendorMock) -> web.Application:
                  "messageId": uuid.uuid4().hex[:16].upper(), "text": "STOP", "type": "text",
                  "keyword": "STOP", "message-timestamp": _utc(now, "%Y-%m-%d %H:%M:%S"),
                  "api-key": key}
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            await _post(session, url, _signed(reply, signing_secret, now))
+        await _post(vendor.webhooks.session(), url, _signed(reply, signing_secret, now))
 
     vendor.forward_reply = forward_reply
 
