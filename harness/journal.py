@@ -7,7 +7,10 @@ in time order. A file cut short by a crash loses at most its last, half-written 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -297,37 +300,104 @@ E = TypeVar("E", bound=_Event)
 
 
 class JournalWriter:
-    """Appends events of one source to `<dir>/<source>.jsonl`; safe to share between threads."""
+    """Appends events of one source to `<dir>/<source>.jsonl`; safe to share between threads.
 
-    def __init__(self, directory: Path, source: str) -> None:
+    Each event is one whole line, and each write() call to the file is of whole lines (a write
+    that fails half-way is cut back), so a crash, or a reader racing the writer, can only ever
+    see a torn last line.
+
+    By default each event is in the file (handed to the OS: it survives the process, not a
+    power cut) when `write` returns. With `group_commit`, events written from within a running
+    event loop wait in memory and are written together, in one write() call, on the loop's next
+    turn: an answer that acknowledges an event must first await `committed()`, which returns
+    once that event is in the file. Events written outside a running loop (another thread) are
+    written at once, as by default. A crash of the process can then lose the events of its
+    current loop turn, and no acknowledged one.
+    """
+
+    def __init__(self, directory: Path, source: str, *, group_commit: bool = False) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{source}.jsonl"
         self.source = source
         self._lock = threading.Lock()
         self._seq = self._last_seq()
-        self._file = self.path.open("a", encoding="utf-8")
+        self._file = self.path.open("ab", buffering=0)  # unbuffered: our batches, one write each
+        self._group = group_commit
+        self._pending: list[bytes] = []
+        self._batch: asyncio.Event | None = None  # set once _pending is in the file
+        self._failed: OSError | None = None
 
     def _last_seq(self) -> int:
         # A restarted writer continues its own sequence instead of repeating numbers.
         if not self.path.exists():
             return 0
-        with self.path.open(encoding="utf-8") as lines:
+        with self.path.open("rb") as lines:
             return sum(1 for _ in lines)
 
     def write(self, event: E) -> E:
-        """Stamp `event` with source, sequence and (unless set) time, append it, and return it."""
+        """Stamp `event` with source, sequence and (unless set) time, append it, and return it
+        (with `group_commit`, in the file on the loop's next turn: see `committed`)."""
+        loop = _running_loop() if self._group else None
         with self._lock:
+            if self._failed is not None:
+                raise self._failed
+            if self._file.closed:
+                raise ValueError(f"{self.path}: the journal writer is closed")
             self._seq += 1
             stamped = event.model_copy(
                 update={"source": self.source, "seq": self._seq, "t": event.t or time.time()})
-            self._file.write(stamped.model_dump_json(by_alias=True) + "\n")
-            self._file.flush()
+            self._pending.append(stamped.model_dump_json(by_alias=True).encode() + b"\n")
+            if loop is None:
+                self._write_pending()
+            elif self._batch is None:
+                self._batch = asyncio.Event()
+                loop.call_soon(self._commit)
         return stamped
 
+    async def committed(self) -> None:
+        """Return once every event written so far is in the file; raise the OSError that kept
+        one out of it, if one did (then every later write fails too: the journal has a gap)."""
+        batch = self._batch
+        if batch is not None:
+            await batch.wait()
+        if self._failed is not None:
+            raise self._failed
+
+    def _commit(self) -> None:
+        """Write the batch waiting in memory, and wake its waiters."""
+        with self._lock:
+            batch, self._batch = self._batch, None
+            if self._failed is None:
+                with contextlib.suppress(OSError):  # kept: `committed` raises it to the waiters
+                    self._write_pending()
+        if batch is not None:
+            batch.set()
+
+    def _write_pending(self) -> None:
+        """Write the pending lines in one call (called with the lock held)."""
+        data, self._pending = b"".join(self._pending), []
+        done = 0
+        try:
+            while done < len(data):  # a regular file takes it all at once, short of errors
+                done += self._file.write(data[done:])
+        except OSError as exc:  # a full disk: cut back what was written of the batch
+            self._failed = exc
+            os.ftruncate(self._file.fileno(), os.fstat(self._file.fileno()).st_size - done)
+            raise
+
     def close(self) -> None:
-        """Close the file; later writes are an error."""
+        """Write what is waiting and close the file; later writes are an error."""
+        if self._batch is not None:
+            self._commit()
         with self._lock:
             self._file.close()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import trustme
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from harness.journal import JournalWriter
 from mocks import alerts, guard, ledger
@@ -42,10 +43,25 @@ def make_runner(app: web.Application, idle_timeout: float = IDLE_TIMEOUT) -> web
                          max_line_size=MAX_LINE)
 
 
+def answer_once_committed(journal: JournalWriter) -> Middleware:
+    """A middleware that holds each answer until the events written so far are in the journal
+    file: the journal commits in groups (one write per loop turn), and an acknowledged send
+    must be in the file before its answer leaves."""
+
+    @web.middleware
+    async def commit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        await journal.committed()
+        return response
+
+    return commit
+
+
 async def _serve(app: web.Application, runners: list[web.AppRunner], token: str,
-                 tls: ssl.SSLContext | None = None) -> str:
-    # Outermost, so a refused control call reaches nothing; the app is frozen by setup().
-    app.middlewares.insert(0, require_token(token))
+                 journal: JournalWriter, tls: ssl.SSLContext | None = None) -> str:
+    # The token outermost, so a refused control call reaches nothing; then the commit, so it
+    # follows every event the app's own middlewares write. The app is frozen by setup().
+    app.middlewares[0:0] = [require_token(token), answer_once_committed(journal)]
     runner = make_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
@@ -69,7 +85,7 @@ async def serve(config: MocksConfig, manifest_path: Path,
                 on_ready: Callable[[Manifest], None] = lambda manifest: None) -> None:
     """Serve until SIGTERM or SIGINT; the manifest appears (atomically) once all ports listen,
     and then `on_ready` is called with it."""
-    journal = JournalWriter(Path(config.journal_dir), "mocks")
+    journal = JournalWriter(Path(config.journal_dir), "mocks", group_commit=True)
     record = SendRecord(journal)
     runners: list[web.AppRunner] = []
     channels: list[ChannelServer] = []
@@ -79,8 +95,9 @@ async def serve(config: MocksConfig, manifest_path: Path,
         loop.add_signal_handler(signum, stop.set)
     try:
         the_ledger = ledger.Ledger(journal, config)
-        ledger_url = await _serve(ledger.create_app(the_ledger), runners, config.token)
-        alerts_url = await _serve(alerts.create_app(journal), runners, config.token) + "/alerts"
+        ledger_url = await _serve(ledger.create_app(the_ledger), runners, config.token, journal)
+        alerts_url = await _serve(alerts.create_app(journal), runners, config.token,
+                                journal) + "/alerts"
         vendors: dict[str, VendorEndpoint] = {}
         handsets = Handsets(config.handsets, config.seed)
         ca_path = manifest_path.with_name("mocks-ca.pem")
@@ -89,14 +106,14 @@ async def serve(config: MocksConfig, manifest_path: Path,
             mock = VendorMock(name, vendor, issue_credentials(vendor.kind), record, journal,
                               handsets, config.seed)
             url = await _serve(vendor_module(vendor.kind).create_app(mock), runners,
-                               config.token, tls if serves_tls(vendor.kind) else None)
+                               config.token, journal, tls if serves_tls(vendor.kind) else None)
             vendors[name] = VendorEndpoint(kind=vendor.kind, url=url,
                                            credentials=mock.credentials,
                                            control_url=f"{url}/__notifychaos/faults",
                                            sends_url=f"{url}/__notifychaos/sends")
         deps = ChannelDeps(journal=journal, record=record, bank=the_ledger.bank,
                            handsets=handsets, seed=config.seed,
-                           serve_http=lambda app: _serve(app, runners, config.token),
+                           serve_http=lambda app: _serve(app, runners, config.token, journal),
                            run_dir=Path(config.run_dir or manifest_path.parent))
         for kind in config.channels:
             server = await start_channel(kind, deps)

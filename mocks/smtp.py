@@ -438,6 +438,7 @@ class MailServer:
             # The message is recorded; the client sees the connection close with no reply,
             # which is what makes clients send it again.
             raise asyncio.CancelledError
+        await self.deps.journal.committed()  # the record is in the file before the 250 leaves
         return f"250 2.0.0 Ok: queued as {queue}"
 
 
