@@ -102,9 +102,13 @@ REMOTE_JOIN_WAIT = 600
 WORKERS_LEAVE = 5.0
 """Seconds the workers have to leave by themselves once the master has ended."""
 
-WEB_UI_AUTOQUIT = 5
-"""Seconds a master with the web UI stays after the run time: its workers report every 3 s,
-and a stop (unlike a headless run's quit) sends no final report."""
+STOP_TIMEOUT = 5
+"""Seconds Locust lets running tasks finish when the load stops."""
+
+WEB_UI_AUTOQUIT = STOP_TIMEOUT + 3
+"""Seconds a master with the web UI stays after its run time. Unlike a headless run's quit, its
+stop sends the workers no quit: each reports again within 3 s and rejoins once its tasks had
+their STOP_TIMEOUT, and the master's quit then reaches it (else the harness's SIGINT does)."""
 
 _JOINED = re.compile(rb"(\d+) workers connected")
 """What Locust's master logs each time a worker reports ready (runners.py, 2.47)."""
@@ -215,7 +219,7 @@ def plan_load(scenario: Scenario, ledger_admin_url: str, workdir: Path, token: s
         "-u", str(users), "-r", f"{spawn_rate:g}",
         "-t", f"{scenario.duration:g}s", "-H", ledger_admin_url,
         "--json-file", str(stats), "--csv", str(stats), "--csv-full-history",
-        "--only-summary", "--stop-timeout", "5",
+        "--only-summary", "--stop-timeout", str(STOP_TIMEOUT),
     ]
     workers = scenario.load.workers
     web_url = None
