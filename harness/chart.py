@@ -1,13 +1,17 @@
 """Geometry of the report's run chart: reminders due, delivered on time and backlog over time, with
-each fault step's window, as SVG coordinates the template only has to print."""
+each fault step's window, and under it the owed reminders per bucket (per calendar day of a
+compressed month, whose days then label the time axis), as SVG coordinates the template only
+has to print."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
-from harness.scorecard import FaultFigures, Sample
+from harness.load_shapes import DAY
+from harness.scorecard import Bucket, Calendar, FaultFigures, Sample
 
 WIDTH = 960
 _LEFT, _RIGHT = 64, 16  # room for the y labels; a little air on the right
@@ -16,6 +20,8 @@ _PLOT_HEIGHT = 280
 _BOTTOM = 44  # x labels and the axis title
 _CHAR = 7.3  # width of one character of the 12 px monospace labels, to keep them apart
 _COLOURS = 6  # fault colours in the stylesheet (.f0 … .f5)
+_BARS_GAP, _BARS_HEIGHT = 14, 80  # the owed-per-bucket panel under the plot
+_DAY_STEPS = (1, 2, 5, 7, 10, 15, 30, 60)  # days between labels of a month's axis
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,28 @@ class FaultMark:
 
 
 @dataclass(frozen=True)
+class Bar:
+    """One bucket of owed reminders under the plot, and its tooltip."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    title: str
+
+
+@dataclass(frozen=True)
+class Bars:
+    """The owed-per-bucket panel: its bars, its top and bottom, and its title (with the
+    largest bucket's count)."""
+
+    bars: tuple[Bar, ...]
+    top: float
+    bottom: float
+    title: str
+
+
+@dataclass(frozen=True)
 class Chart:
     """Everything the SVG needs, in SVG units (y grows downwards)."""
 
@@ -70,6 +98,13 @@ class Chart:
     x_ticks: tuple[Tick, ...]
     y_ticks: tuple[Tick, ...]
     faults: tuple[FaultMark, ...]
+    x_label: str = "seconds from the start of load"
+    owed: Bars | None = None
+
+    @property
+    def grid_bottom(self) -> float:
+        """Where the time axis's grid lines end: under the owed panel when there is one."""
+        return self.bottom if self.owed is None else self.owed.bottom
 
     @property
     def plot_height(self) -> float:
@@ -121,8 +156,10 @@ def _lanes(extents: Sequence[tuple[float, float]]) -> list[int]:
     return lanes
 
 
-def run_chart(series: Sequence[Sample], faults: Sequence[FaultFigures]) -> Chart | None:
-    """The chart of a run, or None when the scorecard has no samples to draw."""
+def run_chart(series: Sequence[Sample], faults: Sequence[FaultFigures],
+              owed: Sequence[Bucket] = (), calendar: Calendar | None = None) -> Chart | None:
+    """The chart of a run, or None when the scorecard has no samples to draw; with `owed`,
+    its buckets as bars under the plot, and with a `calendar`, its days along the time axis."""
     if not series:
         return None
     times = [s.t for s in series]
@@ -168,16 +205,23 @@ def run_chart(series: Sequence[Sample], faults: Sequence[FaultFigures]) -> Chart
     backlog = ([(x_of(ordered_series[0].t), bottom)]
                + [(x_of(s.t), y_of(s.backlog)) for s in ordered_series]
                + [(x_of(ordered_series[-1].t), bottom)])
+    bars = _bars(owed, x_of, bottom, calendar) if owed else None
+    labels_y = (bars.bottom if bars else bottom) + 16
     x_ticks = []
-    for i in range(round((x_max - x_min) / x_step) + 1):
-        x = round(x_of(x_min + i * x_step), 1)
-        x_ticks.append(Tick(x, _number(x_min + i * x_step), x, bottom + 16))
+    if calendar is None:
+        for i in range(round((x_max - x_min) / x_step) + 1):
+            x = round(x_of(x_min + i * x_step), 1)
+            x_ticks.append(Tick(x, _number(x_min + i * x_step), x, labels_y))
+    else:
+        x_ticks = _day_ticks(calendar, x_min, x_max, x_of, labels_y)
     y_ticks = []
     for i in range(round(y_max / y_step) + 1):
         y = round(y_of(i * y_step), 1)
         y_ticks.append(Tick(y, _number(i * y_step), left - 6, y + 4))
-    return Chart(width=WIDTH, height=round(bottom + _BOTTOM), left=left, right=right, top=top,
-                 bottom=bottom,
+    x_label = "seconds from the start of load" if calendar is None else (
+        f"calendar days of the compressed month (a day is {DAY / calendar.speed:.3g} s)")
+    return Chart(width=WIDTH, height=round(labels_y - 16 + _BOTTOM), left=left, right=right,
+                 top=top, bottom=bottom, x_label=x_label, owed=bars,
                  due=_points([(x_of(s.t), y_of(s.due)) for s in ordered_series]),
                  on_time=_points([(x_of(s.t), y_of(s.on_time)) for s in ordered_series]),
                  backlog=_points(backlog), x_ticks=tuple(x_ticks), y_ticks=tuple(y_ticks),
@@ -189,3 +233,39 @@ def _window(fault: FaultFigures) -> str:
     when = (f"at {fault.applied_at:.1f} s" if fault.reverted_at is None
             else f"from {fault.applied_at:.1f} s to {fault.reverted_at:.1f} s")
     return f"{step_label(fault)}: {when}; touched {fault.touched} ({fault.effect})"
+
+
+def _bars(owed: Sequence[Bucket], x_of: Callable[[float], float], plot_bottom: float,
+          calendar: Calendar | None) -> Bars:
+    """The owed-per-bucket panel under a plot ending at `plot_bottom`."""
+    top = plot_bottom + _BARS_GAP
+    bottom = top + _BARS_HEIGHT
+    most = max(max(bucket.owed for bucket in owed), 1)
+    bars = []
+    for bucket in owed:
+        height = bucket.owed / most * _BARS_HEIGHT
+        x, end = x_of(bucket.start), x_of(bucket.end)
+        when = bucket.label or f"{_number(bucket.start)}-{_number(bucket.end)} s"
+        bars.append(Bar(x=round(x, 1), y=round(bottom - height, 1),
+                        width=round(max(end - x - 1, 0.5), 1), height=round(height, 1),
+                        title=f"{when}: {bucket.owed} owed"))
+    size = "calendar day" if calendar else f"{_number(owed[0].end - owed[0].start)} s"
+    return Bars(bars=tuple(bars), top=top, bottom=bottom,
+                title=f"owed per {size} (most: {most})")
+
+
+def _day_ticks(calendar: Calendar, x_min: float, x_max: float,
+               x_of: Callable[[float], float], labels_y: float) -> list[Tick]:
+    """Grid lines at the compressed month's midnights, every few days (a dozen labels at
+    most), each labelled with its date."""
+    first = calendar.at(x_min).replace(hour=0, minute=0, second=0, microsecond=0)
+    span_days = (x_max - x_min) * calendar.speed / DAY
+    step = next((days for days in _DAY_STEPS if span_days / days <= 12), _DAY_STEPS[-1])
+    ticks = []
+    day = first
+    while (t := (day - calendar.start).total_seconds() / calendar.speed) <= x_max:
+        if t >= x_min:
+            x = round(x_of(t), 1)
+            ticks.append(Tick(x, f"{day:%b} {day.day}", x, labels_y))
+        day += timedelta(days=step)
+    return ticks

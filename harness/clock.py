@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from harness.scenario import Month, Scenario
+from harness.scorecard import Calendar
 
 CURVE_ENV = "NOTIFYCHAOS_CURVE"
 """The environment variable that gives Locust a paced run's curve (load_shapes.Curve JSON)."""
@@ -61,3 +62,13 @@ def pacing_env(scenario: Scenario, epoch: float | None) -> dict[str, str]:
     if epoch is not None:
         env[EPOCH_ENV] = f"{epoch:.6f}"
     return env
+
+
+def run_calendar(scenario: Scenario) -> Calendar | None:
+    """The calendar a scorecard counts a month scenario's days by (its load starts at the
+    month's epoch); None without a month."""
+    month = scenario.reminders.month
+    if month is None:
+        return None
+    clock = Clock.of(month, scenario.duration, 0.0)
+    return Calendar(start=clock.calendar(0.0), speed=clock.speed)

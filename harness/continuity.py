@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from harness.app_figures import app_figures
 from harness.channel_figures import channel_mix, channel_shares
+from harness.clock import run_calendar
 from harness.errors import JournalError
 from harness.fault_rows import delivered_after_maintenance, fault_rows, outside_faults, step_runs
 from harness.journal import (
@@ -40,7 +41,7 @@ from harness.judging import (
 )
 from harness.scenario import Scenario
 from harness.scorecard import LoadFigures, ReminderTrace, Scorecard, VendorFigures
-from harness.timing import Backlog, latency, longest_blackout, series
+from harness.timing import Backlog, latency, longest_blackout, owed_over_time, series
 from harness.traces import worst
 from harness.truth import Truth, rebuild
 from harness.upgrade_figures import longest_cut_over, upgrade_rows
@@ -222,6 +223,8 @@ def card(journal: Journal, facts: Facts) -> Scorecard:
                          failures=load.failures) if load else None,
         gates=[],
         series=series(settled, backlog, t0, end),
+        owed_over_time=owed_over_time(settled, t0, end, run_calendar(scenario)),
+        calendar=run_calendar(scenario),
         worst=facts.worst,
         passed=False,
     )

@@ -150,6 +150,7 @@ def html_report(card: Scorecard) -> str:
         anchors.setdefault(trace.ref, f"trace-{i}")
     return _TEMPLATES.get_template("report.html.j2").render(
         card=card, banner=_banner(card), figures=_shown(card), outcomes=_outcomes(card),
-        chart=run_chart(card.series, card.faults), step_label=step_label, about=_about,
+        chart=run_chart(card.series, card.faults, card.owed_over_time, card.calendar),
+        step_label=step_label, about=_about,
         anchors=anchors, sla_decides=sla_failed_the_run(card),
         channels=_channels(card) if several_channels(card) else ())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -190,6 +191,29 @@ class Sample(_Model):
     backlog: int
 
 
+class Bucket(_Model):
+    """Reminders that fell due from `start` until `end` (seconds from the start of load):
+    one calendar day of a compressed month (`label` its date, such as "Dec 29"), or a few
+    seconds of a run without one."""
+
+    start: float
+    end: float
+    owed: int
+    label: str = ""
+
+
+class Calendar(_Model):
+    """The compressed month of a run with `reminders.month`: the calendar time at the start of
+    load and how many calendar seconds pass each second."""
+
+    start: datetime
+    speed: float
+
+    def at(self, t: float) -> datetime:
+        """The calendar time `t` seconds after the start of load."""
+        return self.start + timedelta(seconds=t * self.speed)
+
+
 VERSIONED = ("notifychaos", "toxiproxy", "locust", "python")
 """What a scorecard names the version of, in this order."""
 
@@ -252,6 +276,11 @@ class Scorecard(_Model):
     load: LoadFigures | None
     gates: list[GateResult]
     series: list[Sample]
+    owed_over_time: list[Bucket] = []
+    """Owed reminders per calendar day (with a month) or per few seconds, by when they fell due
+    (a scorecard from before they were counted has none)."""
+    calendar: Calendar | None = None
+    """The run's compressed month, if it had one."""
     worst: list[ReminderTrace]
     passed: bool
 

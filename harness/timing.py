@@ -12,6 +12,8 @@ Rules:
 - Longest blackout: the longest interval during which some reminder was due and not yet
   delivered on time, and none was delivered on time. Only on-time deliveries end a blackout;
   sends that are late, wrong or filtered do not.
+- Owed over time: the reminders that fell due (`remind_at`) in each calendar day of a
+  compressed month, or in each bucket of a few seconds (at most 60 buckets) without one.
 - Recovery after a step: seconds after the step ended until the backlog is back to its typical
   size before the step (its median at the moments reminders fell due before it); None if never.
 """
@@ -24,7 +26,11 @@ import statistics
 from collections.abc import Sequence
 
 from harness.judging import Judged
-from harness.scorecard import Latency, Sample
+from harness.load_shapes import DAY
+from harness.scorecard import Bucket, Calendar, Latency, Sample
+
+_BUCKETS = 60
+"""At most this many buckets of seconds in a run without a month."""
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -108,3 +114,30 @@ def series(reminders: Sequence[Judged], backlog: Backlog, t0: float, end: float
         samples.append(Sample(t=float(second), due=bisect.bisect_right(due, t),
                               on_time=bisect.bisect_right(on_time, t), backlog=backlog.at(t)))
     return samples
+
+
+def owed_over_time(reminders: Sequence[Judged], t0: float, end: float,
+                   calendar: Calendar | None = None) -> list[Bucket]:
+    """The reminders that fell due in each calendar day of `calendar` (the day's date as its
+    label) or, without one, in each bucket of 1, 2, 5, 10, ... seconds, from `t0` (the start
+    of load) to `end`."""
+    span = max(end - t0, 1.0)
+    due = sorted(judged.remind_at - t0 for judged in reminders)
+    if calendar is None:
+        size = next(step * 10 ** power for power in range(12) for step in (1, 2, 5)
+                    if span / (step * 10 ** power) <= _BUCKETS)
+        edges = [(i * size, min((i + 1) * size, span), "")
+                 for i in range(math.ceil(span / size))]
+    else:
+        first = calendar.start.replace(hour=0, minute=0, second=0, microsecond=0)
+        edges = []
+        day = 0
+        while (start := ((first - calendar.start).total_seconds() + day * DAY)
+               / calendar.speed) < span:
+            label = calendar.at(max(start, 0.0))
+            edges.append((max(start, 0.0), min(start + DAY / calendar.speed, span),
+                          f"{label:%b} {label.day}"))
+            day += 1
+    return [Bucket(start=round(start, 3), end=round(stop, 3), owed=bisect.bisect_left(due, stop)
+                   - bisect.bisect_left(due, start), label=label)
+            for start, stop, label in edges]
