@@ -26,12 +26,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.procstat import COMPONENTS, TICK, RunMeter, machine_busy_ticks
+from bench.procstat import COMPONENTS, TICK, Counts, RunMeter, machine_busy_ticks
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "primary-vendor-outage.yaml"
@@ -45,17 +45,22 @@ SETTLE = 10.0
 first reminders' sends (`reminders.lead`, 5 s in the demo) are under way."""
 HARNESS_GOAL_US = 200.0
 CONTINUITY_GOAL = 0.99
-TICKS_PER_USER = 20.0
+TICKS_PER_USER = 10.0
 """Ticks per second asked of each Locust user: one user waits for each answer before the next
-(constant throughput, late but never ahead), so 50 ms of latency per tick still keeps the rate."""
+(constant throughput, late but never ahead), so 100 ms of latency per tick still keeps the
+rate."""
+SENDS_PER_WORKER = 50.0
+"""Sends per second asked of each of the notifier's workers (its WORKERS, 4 in the demo), when
+the benchmark scales them: each sends one reminder at a time, so 20 ms a send still keeps the
+rate, and the notifier's concurrency is not what gives out first."""
 
 
 @dataclass(frozen=True)
 class Sample:
-    """The run's CPU ticks by component, and the whole machine's busy ticks, at wall time `t`."""
+    """The run's counters by component, and the whole machine's busy ticks, at wall time `t`."""
 
     t: float
-    ticks: dict[str, int]
+    counts: Counts
     machine: int
 
 
@@ -73,7 +78,8 @@ class Point:
     """One rate's run: what it owed and achieved, and each component's CPU."""
 
     rate: float
-    users: int
+    users: int  # Locust's
+    workers: int  # the notifier's
     exit_code: int
     owed: int
     continuity: float | None
@@ -88,6 +94,7 @@ class Point:
     steady_reminders: int  # scheduled in the steady window
     steady_us_per_reminder: dict[str, float]  # by component, in the steady window
     cores: dict[str, float]  # by component: CPU seconds per second of the load phase
+    waited_cores: dict[str, float]  # by component: seconds ready but waiting for a core, per s
     other_cores: float  # the rest of the machine during the load phase (other tenants)
     load_average: str  # `uptime`'s three figures as the run began
 
@@ -97,22 +104,23 @@ def users_for(rate: float) -> int:
     return max(4, math.ceil(rate / TICKS_PER_USER))
 
 
-def overrides(rate: float, seconds: int, users: int) -> list[str]:
+def workers_for(rate: float) -> int:
+    """The notifier's workers enough for `rate` sends per second (the demo's 4 at the least)."""
+    return max(4, math.ceil(rate / SENDS_PER_WORKER))
+
+
+def overrides(rate: float, seconds: int, users: int, workers: int) -> list[str]:
     """The `--set` values that make the demo a fault-free run at a fixed rate."""
     return [f"name=hotpath-{rate:g}", f"reminders.rate={rate:g}", f"duration={seconds}s",
             f"load.users={users}", f"load.spawn_rate={users}", "timeline=[]",
-            'gates=["continuity >= 0.99"]']
+            'gates=["continuity >= 0.99"]', f"target.env.WORKERS='{workers}'"]
 
 
-def counter_at(samples: Sequence[Sample], t: float, component: str | None) -> float:
-    """A component's ticks (None: the machine's busy ticks) at `t`, linear between the samples
-    either side; held at the first or last sample outside them."""
+def counter_at(samples: Sequence[Sample], t: float, value: Callable[[Sample], float]) -> float:
+    """A counter (`value` of a sample) at `t`, linear between the samples either side; held at
+    the first or last sample outside them."""
     if not samples:
         raise ValueError("no samples of the run's CPU")
-
-    def value(sample: Sample) -> int:
-        return sample.machine if component is None else sample.ticks[component]
-
     times = [sample.t for sample in samples]
     after = bisect.bisect_left(times, t)
     if after == 0:
@@ -124,10 +132,26 @@ def counter_at(samples: Sequence[Sample], t: float, component: str | None) -> fl
     return value(before) + share * (value(later) - value(before))
 
 
+def _between(samples: Sequence[Sample], start: float, end: float,
+             value: Callable[[Sample], float]) -> float:
+    return counter_at(samples, end, value) - counter_at(samples, start, value)
+
+
 def cpu_between(samples: Sequence[Sample], start: float, end: float) -> dict[str, float]:
     """Each component's CPU seconds from `start` to `end`."""
-    return {component: (counter_at(samples, end, component)
-                        - counter_at(samples, start, component)) / TICK
+    def cpu_of(component: str) -> Callable[[Sample], float]:
+        return lambda sample: sample.counts.cpu[component]
+
+    return {component: _between(samples, start, end, cpu_of(component)) / TICK
+            for component in COMPONENTS}
+
+
+def waited_between(samples: Sequence[Sample], start: float, end: float) -> dict[str, float]:
+    """Each component's seconds ready but waiting for a core from `start` to `end`."""
+    def waited_of(component: str) -> Callable[[Sample], float]:
+        return lambda sample: sample.counts.waited[component]
+
+    return {component: _between(samples, start, end, waited_of(component))
             for component in COMPONENTS}
 
 
@@ -187,14 +211,16 @@ def _load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def measure(rate: float, seconds: int, keep: bool) -> Point:
-    """One run of the demo at `rate` with CPU sampled throughout."""
+def measure(rate: float, seconds: int, workers: int, extra: Sequence[str], keep: bool) -> Point:
+    """One run of the demo at `rate` (`extra` more `--set` values) with CPU sampled
+    throughout."""
     users = users_for(rate)
     out = RUNS / f"rate-{rate:g}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     argv = [str(ROOT / ".venv" / "bin" / "notifychaos"), "run", str(SCENARIO), "--out", str(out),
-            *(arg for value in overrides(rate, seconds, users) for arg in ("--set", value))]
+            *(arg for value in (*overrides(rate, seconds, users, workers), *extra)
+              for arg in ("--set", value))]
     load_average = _load_average()
     samples: list[Sample] = []
     with (out / "harness-output.log").open("w", encoding="utf-8") as log:
@@ -216,15 +242,16 @@ def measure(rate: float, seconds: int, keep: bool) -> Point:
     cpu = cpu_between(samples, phases.load_started, phases.load_finished)
     us = per_owed_us(cpu, owed)
     run_cpu_s = sum(cpu.values())
-    machine_s = (counter_at(samples, phases.load_finished, None)
-                 - counter_at(samples, phases.load_started, None)) / TICK
+    machine_s = _between(samples, phases.load_started, phases.load_finished,
+                         lambda sample: sample.machine) / TICK
+    waited = waited_between(samples, phases.load_started, phases.load_finished)
     steady = steady_window(scheduled_times(run_dir / "journal"))
     steady_us = (per_owed_us(cpu_between(samples, steady[0], steady[1]), steady[2])
                  if steady else dict.fromkeys(COMPONENTS, math.nan))
     if not keep:
         shutil.rmtree(out, ignore_errors=True)
     return Point(
-        rate=rate, users=users, exit_code=process.returncode, owed=owed,
+        rate=rate, users=users, workers=workers, exit_code=process.returncode, owed=owed,
         continuity=card.get("continuity"), p95_s=(card.get("latency") or {}).get("p95"),
         load_s=load_s, tail_s=phases.run_ended - phases.load_started, cpu_s=cpu,
         us_per_owed=us, harness_us=harness_share(us), notifier_us=us["notifier"],
@@ -232,6 +259,7 @@ def measure(rate: float, seconds: int, keep: bool) -> Point:
             cpu_between(samples, phases.load_started, phases.run_ended), owed),
         steady_reminders=steady[2] if steady else 0, steady_us_per_reminder=steady_us,
         cores={component: value / load_s for component, value in cpu.items()},
+        waited_cores={component: value / load_s for component, value in waited.items()},
         # The sampler (this process) is left in: it is a small part of a core.
         other_cores=max(0.0, machine_s - run_cpu_s) / load_s, load_average=load_average)
 
@@ -271,27 +299,35 @@ def summary(points: Sequence[Point]) -> list[str]:
     for point in points:
         verdict = "meets" if point.harness_us <= HARNESS_GOAL_US else "misses"
         busiest = max(COMPONENTS, key=lambda c: point.cores[c])
-        cores = ", ".join(f"{c} {point.cores[c]:.2f}" for c in COMPONENTS)
-        lines.append(f"{point.rate:g}/s: all but the notifier {point.harness_us:.0f} µs per owed "
+        cores = ", ".join(f"{c} {point.cores[c]:.2f} (+{point.waited_cores[c]:.2f} waiting)"
+                          for c in COMPONENTS)
+        lines.append(f"{point.rate:g}/s ({point.users} Locust users, {point.workers} notifier "
+                     f"workers): all but the notifier {point.harness_us:.0f} µs per owed "
                      f"reminder ({verdict} the {HARNESS_GOAL_US:.0f} µs goal), notifier "
-                     f"{point.notifier_us:.0f} µs; cores during load: {cores}; busiest "
-                     f"{busiest}; load average at start {point.load_average}")
+                     f"{point.notifier_us:.0f} µs; cores during load, and cores' worth of "
+                     f"time ready but waiting for one: {cores} (the run "
+                     f"{sum(point.cores.values()):.2f}, other processes "
+                     f"{point.other_cores:.2f}); busiest {busiest}; load average at start "
+                     f"{point.load_average}")
     return lines
 
 
-def write_results(points: Sequence[Point], seconds: int) -> None:
+def write_results(points: Sequence[Point], seconds: int, extra: Sequence[str]) -> None:
     """bench/results/hotpath-latest.json and .md."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     meta = {"when": stamp, "host": platform.node(), "cores": os.cpu_count(),
-            "seconds_per_rate": seconds, "scenario": str(SCENARIO.relative_to(ROOT)),
+            "seconds_per_rate": seconds, "extra_overrides": list(extra),
+            "scenario": str(SCENARIO.relative_to(ROOT)),
             "window": "load phase: journal load.started to load.finished",
             "highest_rate_at_goal": highest_passing(points)}
     (RESULTS / "hotpath-latest.json").write_text(
         json.dumps({**meta, "points": [asdict(point) for point in points]}, indent=2) + "\n",
         encoding="utf-8")
     text = [f"# Hot-path CPU per owed reminder ({stamp}, {os.cpu_count()} cores)", "",
-            f"`bench/hotpath --seconds {seconds}`: {meta['scenario']} without faults; CPU "
+            f"`bench/hotpath --seconds {seconds}"
+            + "".join(f" --set {value}" for value in extra)
+            + f"`: {meta['scenario']} without faults; CPU "
             "during the load phase (load.started to load.finished) per owed reminder, in µs. "
             "(load+drain): everything but the notifier, to run.ended; (steady): from "
             f"{SETTLE:g} s after the first reminder to the last, per reminder scheduled "
@@ -318,6 +354,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="reminders per second, comma-separated (default 100,400,1000,2000)")
     parser.add_argument("--seconds", type=int, default=30,
                         help="load phase per rate (default 30)")
+    parser.add_argument("--notifier-workers", type=int, default=0, metavar="N",
+                        help="the notifier's WORKERS (default 0: scaled with the rate, "
+                        f"{SENDS_PER_WORKER:g} sends/s each, at least the demo's 4)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        dest="extra", help="one more override for notifychaos run (repeatable)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the run folders under bench/.cache/hotpath/")
     args = parser.parse_args(argv)
@@ -325,12 +366,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     for rate in args.rates:
         print(f"hotpath: {rate:g} reminders/s for {args.seconds}s "
               f"(load average {_load_average()})", file=sys.stderr, flush=True)
-        point = measure(rate, args.seconds, args.keep)
+        workers = args.notifier_workers or workers_for(rate)
+        point = measure(rate, args.seconds, workers, args.extra, args.keep)
         points.append(point)
         print(f"hotpath: {rate:g}/s: {point.owed} owed, continuity {point.continuity}, "
               f"all but notifier {point.harness_us:.0f} µs, notifier {point.notifier_us:.0f} µs",
               file=sys.stderr, flush=True)
-    write_results(points, args.seconds)
+    write_results(points, args.seconds, args.extra)
     print(table(points))
     print("\n".join(summary(points)))
 

@@ -4,7 +4,9 @@ A run is the harness process and everything it starts; each process belongs to t
 of the harness's child it descends from (named by that child's command line), and the harness
 counts only its own time. CPU time is utime + stime, plus cutime + cstime (children a process
 has waited for, which then vanish from the tree) for every process but the harness: the harness
-waits for its components, whose time it would otherwise count again.
+waits for its components, whose time it would otherwise count again. Beside the CPU it counts
+the time each component's threads were ready to run but waited for a core (the second field of
+/proc/<pid>/task/<tid>/schedstat): on a shared machine, that is the time others took from it.
 """
 
 from __future__ import annotations
@@ -84,6 +86,22 @@ def read_argv(pid: int, proc: Path = Path("/proc")) -> tuple[str, ...]:
     return tuple(part.decode(errors="replace") for part in raw.split(b"\0") if part)
 
 
+def run_queue_wait(pid: int, proc: Path = Path("/proc")) -> int:
+    """Nanoseconds the threads of a process alive now have waited, ready, for a core (0 once
+    the process is gone; a thread that has ended takes its share with it)."""
+    total = 0
+    try:
+        tasks = list((proc / str(pid) / "task").iterdir())
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+    return total
+
+
 def tree_ticks(table: Mapping[int, ProcStat], root: int,
                kinds: Mapping[int, str]) -> dict[int, tuple[str, int]]:
     """The run's processes in `table` below `root` (the harness), each with its component and
@@ -103,10 +121,20 @@ def tree_ticks(table: Mapping[int, ProcStat], root: int,
     return found
 
 
+@dataclass(frozen=True)
+class Counts:
+    """A run's counters by component (every one of COMPONENTS): CPU in clock ticks, and
+    seconds spent ready but waiting for a core."""
+
+    cpu: dict[str, int]
+    waited: dict[str, float]
+
+
 class RunMeter:
     """Counts a run's CPU by component across samples. A child of the harness that has ended
     keeps its last count (the harness waited for it, and only its own time is the harness's);
-    a deeper process that ended moved into its parent's waited-for time, counted there."""
+    a deeper process that ended moved into its parent's waited-for time, counted there. Each
+    process's wait for a core is the most seen of it (its ended threads take theirs away)."""
 
     def __init__(self, root: int, proc: Path = Path("/proc")) -> None:
         self.root = root
@@ -114,9 +142,10 @@ class RunMeter:
         self._kinds: dict[int, str] = {}
         self._ended_children: dict[int, tuple[str, int]] = {}
         self._last_children: dict[int, tuple[str, int]] = {}
+        self._waits: dict[int, tuple[str, int]] = {}
 
-    def sample(self, table: Mapping[int, ProcStat] | None = None) -> dict[str, int]:
-        """The run's CPU ticks so far by component (every one of COMPONENTS)."""
+    def sample(self, table: Mapping[int, ProcStat] | None = None) -> Counts:
+        """The run's counters so far."""
         table = read_table(self._proc) if table is None else table
         for pid in (stat.pid for stat in table.values() if stat.ppid == self.root):
             if pid not in self._kinds:
@@ -127,7 +156,12 @@ class RunMeter:
             if pid not in children:
                 self._ended_children[pid] = counted
         self._last_children = children
-        return totals((*found.values(), *self._ended_children.values()))
+        for pid, (kind, _) in found.items():
+            seen = self._waits.get(pid, (kind, 0))[1]
+            self._waits[pid] = (kind, max(seen, run_queue_wait(pid, self._proc)))
+        waited = totals(self._waits.values())
+        return Counts(cpu=totals((*found.values(), *self._ended_children.values())),
+                      waited={kind: ns / 1e9 for kind, ns in waited.items()})
 
 
 def totals(counted: Iterable[tuple[str, int]]) -> dict[str, int]:

@@ -4,6 +4,7 @@ per-reminder arithmetic (bench/procstat.py, bench/hotpath.py); no run is started
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -21,15 +22,19 @@ from bench.hotpath import (
     phases_of,
     steady_window,
     users_for,
+    waited_between,
+    workers_for,
 )
 from bench.procstat import (
     COMPONENTS,
     TICK,
+    Counts,
     ProcStat,
     RunMeter,
     component_of,
     machine_busy_ticks,
     parse_stat,
+    run_queue_wait,
     tree_ticks,
 )
 
@@ -97,10 +102,24 @@ def write_cmdline(proc: Path, pid: int, *argv: str) -> None:
     (proc / str(pid) / "cmdline").write_bytes(b"\0".join(arg.encode() for arg in argv) + b"\0")
 
 
+def write_schedstat(proc: Path, pid: int, tid: int, waited_ns: int) -> None:
+    (proc / str(pid) / "task" / str(tid)).mkdir(parents=True, exist_ok=True)
+    (proc / str(pid) / "task" / str(tid) / "schedstat").write_text(f"123 {waited_ns} 9\n")
+
+
+def test_a_process_wait_for_a_core_is_that_of_all_its_threads(tmp_path: Path) -> None:
+    write_schedstat(tmp_path, 30, 30, 1_000)
+    write_schedstat(tmp_path, 30, 31, 2_500)
+    assert run_queue_wait(30, tmp_path) == 3_500
+    assert run_queue_wait(99, tmp_path) == 0  # gone
+    assert run_queue_wait(os.getpid()) >= 0
+
+
 def test_the_meter_keeps_an_ended_component_and_counts_a_reaped_grandchild_once(
         tmp_path: Path) -> None:
     write_cmdline(tmp_path, 21, "python", "-m", "locust", "-f", "x.py")
     write_cmdline(tmp_path, 22, "python", "-m", "mocks", "c.json", "m.json")
+    write_schedstat(tmp_path, 22, 22, 4_000_000_000)
     meter = RunMeter(20, proc=tmp_path)
     first = meter.sample(table_of(
         stat_line(20, 1, utime=5),
@@ -108,15 +127,21 @@ def test_the_meter_keeps_an_ended_component_and_counts_a_reaped_grandchild_once(
         stat_line(22, 20, utime=100),
         stat_line(23, 22, utime=30),  # a child of the mocks, still running
     ))
-    assert first == {"mocks": 130, "toxiproxy": 0, "locust": 300, "harness": 5, "notifier": 0}
+    assert first.cpu == {"mocks": 130, "toxiproxy": 0, "locust": 300, "harness": 5,
+                         "notifier": 0}
+    assert first.waited == {"mocks": 4.0, "toxiproxy": 0, "locust": 0, "harness": 0,
+                            "notifier": 0}
+    write_schedstat(tmp_path, 22, 22, 1_000_000_000)  # a thread ended: the most seen is kept
     # Locust ended (the harness waited for it: 310 ticks in the harness's waited-for time) and
     # the mocks' child ended too, its 35 ticks now in the mocks' waited-for time.
     second = meter.sample(table_of(
         stat_line(20, 1, utime=6, cutime=310),
         stat_line(22, 20, utime=120, cutime=35),
     ))
-    assert second == {"mocks": 155, "toxiproxy": 0, "locust": 300, "harness": 6, "notifier": 0}
-    assert list(second) == list(COMPONENTS)
+    assert second.cpu == {"mocks": 155, "toxiproxy": 0, "locust": 300, "harness": 6,
+                          "notifier": 0}
+    assert list(second.cpu) == list(COMPONENTS)
+    assert second.waited["mocks"] == 4.0
 
 
 def test_the_machine_busy_time_leaves_out_idle_and_iowait(tmp_path: Path) -> None:
@@ -126,24 +151,34 @@ def test_the_machine_busy_time_leaves_out_idle_and_iowait(tmp_path: Path) -> Non
     assert machine_busy_ticks() > 0
 
 
-def sample(t: float, ticks: int, machine: int = 0) -> Sample:
-    return Sample(t, dict.fromkeys(COMPONENTS, ticks), machine)
+def sample(t: float, ticks: int, machine: int = 0, waited: float = 0.0) -> Sample:
+    return Sample(t, Counts(cpu=dict.fromkeys(COMPONENTS, ticks),
+                            waited=dict.fromkeys(COMPONENTS, waited)), machine)
+
+
+def mocks_ticks(sample: Sample) -> float:
+    return sample.counts.cpu["mocks"]
+
+
+def machine_ticks(sample: Sample) -> float:
+    return sample.machine
 
 
 def test_a_counter_between_samples_is_interpolated_and_held_outside_them() -> None:
     samples = [sample(10.0, 0, 0), sample(11.0, 100, 1000), sample(13.0, 100, 1400)]
-    assert counter_at(samples, 10.5, "mocks") == 50
-    assert counter_at(samples, 12.0, "mocks") == 100
-    assert counter_at(samples, 12.5, None) == 1300
-    assert counter_at(samples, 9.0, "locust") == 0
-    assert counter_at(samples, 20.0, None) == 1400
+    assert counter_at(samples, 10.5, mocks_ticks) == 50
+    assert counter_at(samples, 12.0, mocks_ticks) == 100
+    assert counter_at(samples, 12.5, machine_ticks) == 1300
+    assert counter_at(samples, 9.0, mocks_ticks) == 0
+    assert counter_at(samples, 20.0, machine_ticks) == 1400
     with pytest.raises(ValueError, match="no samples"):
-        counter_at([], 1.0, "mocks")
+        counter_at([], 1.0, mocks_ticks)
 
 
 def test_the_cpu_per_owed_reminder_is_cpu_seconds_over_the_reminders_owed() -> None:
     # Every component used 2 * TICK ticks, two CPU seconds, between t=0 and t=10.
-    samples = [sample(0.0, 0), sample(10.0, 2 * TICK)]
+    samples = [sample(0.0, 0), sample(10.0, 2 * TICK, waited=3.0)]
+    assert waited_between(samples, 0.0, 5.0) == dict.fromkeys(COMPONENTS, 1.5)
     cpu = cpu_between(samples, 0.0, 10.0)
     assert cpu == dict.fromkeys(COMPONENTS, 2.0)
     us = per_owed_us(cpu, 10_000)  # 2 s over 10,000 reminders: 200 µs each
@@ -154,10 +189,11 @@ def test_the_cpu_per_owed_reminder_is_cpu_seconds_over_the_reminders_owed() -> N
 
 def point(rate: float, continuity: float | None) -> Point:
     zero = dict.fromkeys(COMPONENTS, 0.0)
-    return Point(rate=rate, users=4, exit_code=0, owed=1, continuity=continuity, p95_s=None,
-                 load_s=1.0, tail_s=1.0, cpu_s=zero, us_per_owed=zero, harness_us=0.0,
+    return Point(rate=rate, users=4, workers=4, exit_code=0, owed=1, continuity=continuity,
+                 p95_s=None, load_s=1.0, tail_s=1.0, cpu_s=zero, us_per_owed=zero, harness_us=0.0,
                  notifier_us=0.0, tail_us_per_owed=zero, steady_reminders=0,
-                 steady_us_per_reminder=zero, cores=zero, other_cores=0.0, load_average="")
+                 steady_us_per_reminder=zero, cores=zero, waited_cores=zero, other_cores=0.0,
+                 load_average="")
 
 
 def test_the_highest_rate_is_the_highest_that_kept_continuity_at_the_goal() -> None:
@@ -189,11 +225,11 @@ def test_the_phases_come_from_the_harness_journal(tmp_path: Path) -> None:
         phases_of(journal)
 
 
-def test_high_rates_get_enough_locust_users_and_a_fault_free_demo() -> None:
-    assert users_for(4) == 4
-    assert users_for(400) == 20
-    assert users_for(2000) == 100
-    sets = overrides(2000, 30, 100)
+def test_high_rates_get_enough_locust_users_and_notifier_workers_and_a_fault_free_demo(
+        ) -> None:
+    assert (users_for(4), users_for(400), users_for(2000)) == (4, 40, 200)
+    assert (workers_for(4), workers_for(400), workers_for(2000)) == (4, 8, 40)
+    sets = overrides(2000, 30, 200, 40)
     assert "timeline=[]" in sets
-    assert {"reminders.rate=2000", "duration=30s", "load.users=100",
-            "load.spawn_rate=100"} <= set(sets)
+    assert {"reminders.rate=2000", "duration=30s", "load.users=200", "load.spawn_rate=200",
+            "target.env.WORKERS='40'"} <= set(sets)
