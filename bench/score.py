@@ -42,6 +42,9 @@ class Measured:
     """One process run to its end, or stopped: its wall time, peak memory and exit code."""
 
     seconds: float
+    cpu_seconds: float
+    """User and system CPU time of the process (and any child it waited for): less noisy than
+    the wall time on a shared machine."""
     peak_rss: int
     """Bytes, the most resident memory of the process (and any child it waited for)."""
     exit_code: int
@@ -84,6 +87,12 @@ class Row:
         return self.scorer.measured.seconds / self.duckdb.measured.seconds
 
     @property
+    def cpu_ratio(self) -> float | None:
+        if not (self.scorer.measured.finished and self.duckdb.measured.finished):
+            return None
+        return self.scorer.measured.cpu_seconds / self.duckdb.measured.cpu_seconds
+
+    @property
     def memory_ratio(self) -> float | None:
         if not (self.scorer.measured.finished and self.duckdb.measured.finished):
             return None
@@ -117,7 +126,8 @@ def measure(command: list[str], max_seconds: float, max_rss: int) -> Measured:
         output.seek(0)
         text = output.read().decode("utf-8", "replace")
     # ru_maxrss is in kilobytes on Linux.
-    return Measured(seconds=seconds, peak_rss=usage.ru_maxrss * 1024,
+    return Measured(seconds=seconds, cpu_seconds=usage.ru_utime + usage.ru_stime,
+                    peak_rss=usage.ru_maxrss * 1024,
                     exit_code=process.returncode, stopped=stopped, output=text)
 
 
@@ -181,7 +191,7 @@ def _cell_time(side: Side) -> str:
         return f"did not finish (> {m.seconds:.0f} s)"
     if m.stopped == "memory":
         return f"did not finish (memory, at {m.seconds:.0f} s)"
-    return f"{m.seconds:.1f} s"
+    return f"{m.seconds:.1f} s ({m.cpu_seconds:.1f} s)"
 
 
 def _cell_checks(side: Side) -> str:
@@ -192,11 +202,13 @@ def _cell_checks(side: Side) -> str:
 
 def table(rows: list[Row]) -> list[str]:
     """The results as Markdown table lines."""
-    lines = ["| reminders | journal | scorer time | scorer peak RSS | scorer checks | "
-             "DuckDB time | DuckDB peak RSS | DuckDB checks | time ratio | memory ratio |",
+    lines = ["| reminders | journal | scorer time (CPU) | scorer peak RSS | scorer checks | "
+             "DuckDB time (CPU) | DuckDB peak RSS | DuckDB checks | ratio: time (CPU) | "
+             "ratio: memory |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        ratio = "-" if row.time_ratio is None else f"{row.time_ratio:.1f}x"
+        ratio = ("-" if row.time_ratio is None or row.cpu_ratio is None
+                 else f"{row.time_ratio:.1f}x ({row.cpu_ratio:.1f}x)")
         memory = "-" if row.memory_ratio is None else f"{row.memory_ratio:.1f}x"
         lines.append(
             f"| {row.reminders:,} | {_gb(row.journal_bytes)}, {row.events:,} events | "
@@ -218,6 +230,14 @@ def _machine() -> dict[str, object]:
     return {"cpus": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PHYS_PAGES")
                                                        * os.sysconf("SC_PAGE_SIZE") / GB, 1),
             "python": platform.python_version(), "duckdb": version, "commit": commit}
+
+
+def _changed() -> list[str]:
+    """The scorer's files that differ from the commit: what `notifychaos report` ran is the
+    working tree, other work in progress included."""
+    status = subprocess.run(["git", "status", "--short", "--", "harness"], cwd=ROOT, text=True,
+                            capture_output=True, check=False).stdout
+    return [line.strip() for line in status.splitlines() if line.strip()]
 
 
 def _parse_sizes(text: str) -> list[int]:
@@ -285,12 +305,15 @@ def _write(rows: list[Row], lines: list[str], loads: list[dict[str, object]],
     RESULTS.mkdir(parents=True, exist_ok=True)
     when = datetime.now(UTC).isoformat(timespec="seconds")
     machine = _machine()
-    data = {"when": when, "machine": machine, "seed": args.seed,
+    changed = _changed()
+    data = {"when": when, "machine": machine, "harness_changes_not_committed": changed,
+            "seed": args.seed,
             "max_seconds": args.max_seconds, "max_rss_gb": args.max_rss_gb, "loads": loads,
             "rows": [{"reminders": row.reminders, "events": row.events,
                       "journal_bytes": row.journal_bytes, "written_seconds": row.written_seconds,
                       "scorer": _side_json(row.scorer), "duckdb": _side_json(row.duckdb),
-                      "time_ratio": row.time_ratio, "memory_ratio": row.memory_ratio}
+                      "time_ratio": row.time_ratio, "cpu_ratio": row.cpu_ratio,
+                      "memory_ratio": row.memory_ratio}
                      for row in rows]}
     (RESULTS / "score-latest.json").write_text(json.dumps(data, indent=2) + "\n",
                                                encoding="utf-8")
@@ -299,6 +322,8 @@ def _write(rows: list[Row], lines: list[str], loads: list[dict[str, object]],
           f"{machine['cpus']} CPUs, {machine['memory_gb']} GB, Python {machine['python']}, "
           f"DuckDB {machine['duckdb']}; seed {args.seed}; limits {args.max_seconds:.0f} s, "
           f"{args.max_rss_gb:g} GB; load average (1, 5, 15 min) after each size: {load_text}.",
+          f"Scorer files changed since the commit: "
+          f"{', '.join(changed) or 'none'}.",
           "", *lines, ""]
     (RESULTS / "score-latest.md").write_text("\n".join(md), encoding="utf-8")
 
