@@ -96,6 +96,7 @@ class Point:
     cores: dict[str, float]  # by component: CPU seconds per second of the load phase
     waited_cores: dict[str, float]  # by component: seconds ready but waiting for a core, per s
     other_cores: float  # the rest of the machine during the load phase (other tenants)
+    sampler_cores: float  # this benchmark's own sampling, over the whole run (in other_cores)
     load_average: str  # `uptime`'s three figures as the run began
 
 
@@ -227,9 +228,11 @@ def measure(rate: float, seconds: int, workers: int, extra: Sequence[str], keep:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, cwd=ROOT)
         meter = RunMeter(process.pid)
+        started, sampler_started = time.monotonic(), time.process_time()
         while process.poll() is None:
             samples.append(Sample(time.time(), meter.sample(), machine_busy_ticks()))
             time.sleep(SAMPLE_EVERY)
+        sampler_cores = (time.process_time() - sampler_started) / (time.monotonic() - started)
     run_dirs = [path for path in out.iterdir() if path.is_dir()]
     if process.returncode == 2 or len(run_dirs) != 1:
         raise SystemExit(f"bench: the run at {rate:g}/s could not run (exit code "
@@ -260,8 +263,8 @@ def measure(rate: float, seconds: int, workers: int, extra: Sequence[str], keep:
         steady_reminders=steady[2] if steady else 0, steady_us_per_reminder=steady_us,
         cores={component: value / load_s for component, value in cpu.items()},
         waited_cores={component: value / load_s for component, value in waited.items()},
-        # The sampler (this process) is left in: it is a small part of a core.
-        other_cores=max(0.0, machine_s - run_cpu_s) / load_s, load_average=load_average)
+        other_cores=max(0.0, machine_s - run_cpu_s) / load_s, sampler_cores=sampler_cores,
+        load_average=load_average)
 
 
 def _figure(value: float | None, form: str) -> str:
@@ -307,7 +310,8 @@ def summary(points: Sequence[Point]) -> list[str]:
                      f"{point.notifier_us:.0f} µs; cores during load, and cores' worth of "
                      f"time ready but waiting for one: {cores} (the run "
                      f"{sum(point.cores.values()):.2f}, other processes "
-                     f"{point.other_cores:.2f}); busiest {busiest}; load average at start "
+                     f"{point.other_cores:.2f}, of which this sampler "
+                     f"{point.sampler_cores:.2f}); busiest {busiest}; load average at start "
                      f"{point.load_average}")
     return lines
 

@@ -193,7 +193,7 @@ def point(rate: float, continuity: float | None) -> Point:
                  p95_s=None, load_s=1.0, tail_s=1.0, cpu_s=zero, us_per_owed=zero, harness_us=0.0,
                  notifier_us=0.0, tail_us_per_owed=zero, steady_reminders=0,
                  steady_us_per_reminder=zero, cores=zero, waited_cores=zero, other_cores=0.0,
-                 load_average="")
+                 sampler_cores=0.0, load_average="")
 
 
 def test_the_highest_rate_is_the_highest_that_kept_continuity_at_the_goal() -> None:
