@@ -60,7 +60,11 @@ class Ticks(FastHttpUser):
     def schedule_a_reminder(self) -> None:
         if CURVE is not None and not _next_turn():
             return
-        response = self.client.post("/admin/ticks", name="/admin/ticks", headers=HEADERS)
+        try:
+            response = self.client.post("/admin/ticks", name="/admin/ticks", headers=HEADERS)
+        finally:
+            if CURVE is not None:
+                _DONE.append(1)
         if APP is not None and response.status_code == 201:
             _ticked(response.json()["reminder_id"])
 
@@ -161,6 +165,11 @@ if CURVE is not None:
     _TURNS = itertools.count()
     _ORIGIN: list[float] = [float(EPOCH)] if EPOCH is not None else []
     """When the curve's time 0 is (Unix time): the month's epoch, else the load's start."""
+    _DONE: list[int] = []
+    """One item per tick sent (answered or not)."""
+    _GRACE = 10.0
+    """Seconds after the curve's end that the last ticks may still take (a request's timeout,
+    and a starved process's delay), before the load ends without them."""
 
     def _next_turn() -> bool:
         """Wait until the next tick of the curve is due; False (after a pause) when the curve
@@ -174,12 +183,13 @@ if CURVE is not None:
 
     class Paced(LoadTestShape):
         """Every user from the start (a user stopped while it waits would lose its tick), until
-        the curve's end."""
+        the curve's end and its last tick sent."""
 
         def tick(self) -> tuple[int, float] | None:
             if not _ORIGIN:  # the first call, before any user spawns
                 _ORIGIN.append(time.time())
-            if time.time() - _ORIGIN[0] >= _CURVE.duration:
+            late = time.time() - _ORIGIN[0] - _CURVE.duration
+            if late >= 0 and (len(_DONE) >= _CURVE.ticks or late >= _GRACE):
                 return None
             users = USERS + (_APP.users if APP is not None else 0)
             return users, float(users)
