@@ -139,7 +139,7 @@ def test_more_remote_workers_than_workers_is_refused_where_written() -> None:
 def test_remote_workers_cannot_carry_app_opens(tmp_path: Path) -> None:
     remote_app = scenario("load.workers=1", "load.remote_workers=1", "app={opens: 1/s}")
 
-    with pytest.raises(LoadError, match="remote_workers cannot carry app opens"):
+    with pytest.raises(LoadError, match=r"remote_workers cannot carry app opens"):
         LoadGenerator(remote_app, LEDGER, tmp_path, TOKEN, app_url=LEDGER,
                       journal_dir=tmp_path / "journal")
 
