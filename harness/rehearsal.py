@@ -9,9 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.continuity import score as score_journal
 from harness.errors import JournalError
-from harness.journal import read_journal
 from harness.report import write_reports as write_report_files
 from harness.run import Run, RunOptions, new_run_dir
 from harness.scenario import Overrides, Scenario, load_scenario, parse_scenario
@@ -74,7 +72,10 @@ def score(run: Path | str) -> Scorecard:
     if not folder.is_dir():
         raise JournalError(f"{folder}: no such run folder")
     journal_dir = folder / "journal"
-    return score_journal(read_journal(journal_dir if journal_dir.is_dir() else folder))
+    # DuckDB is loaded only when a run is scored (the engine scores large journals).
+    from harness.engine import score_folder
+
+    return score_folder(journal_dir if journal_dir.is_dir() else folder)
 
 
 def write_reports(run_dir: Path | str, scorecard: Scorecard) -> RunResult:

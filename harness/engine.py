@@ -1,0 +1,738 @@
+"""The scorer at scale: a journal folder scored with DuckDB and the pure judge, in partitions.
+
+Design. The pure scorer (`harness.continuity.scored`) stays the reference and states every rule;
+this module is its fast path for a whole folder and gives the same scorecard, in memory bounded
+by a partition rather than by the run:
+
+1. DuckDB reads the `*.jsonl` files as they are, with the journal's rules (`seal.json`'s sizes,
+   only a torn last line tolerated, schemas 1-3): the bulky kinds (`reminder.*`, `borrower.*`,
+   `send.recorded`, `vendor.call`) as projected columns (never the raw requests), the rare
+   kinds (run, load, faults, alerts, upgrades, app opens) as journal events.
+2. In SQL: each send's correlation (client reference, then the body's `ref`), and a partition
+   per group of borrowers that share anything the truth links (a number, an address, a push
+   token, a reminder id): so a reminder, its sends, its borrower's changes and STOP replies, and
+   every send to a number of theirs land in one partition.
+3. Each partition is judged by the pure code (`harness.truth.rebuild`, `judge_sends`): phone
+   changes, opt-outs, cancellations, content, personal data and test data keep one
+   implementation. What a partition yields is compact: per owed settled reminder a `Row`
+   (what the figure modules read), counts, the first defects and witnesses, its worst traces.
+4. The scorecard is made by `harness.continuity.card`, as the pure scorer makes it; the
+   vendors' figures come from SQL (`_vendor_figures` says the same rules as
+   `harness.vendor_figures`).
+
+Where SQL and Python could read a journal differently (a non-ASCII phone number or address,
+the body expression matching otherwise in RE2 than in Python's `re`, a line DuckDB refuses),
+the engine does not guess: `score_folder` scores that journal with the pure scorer instead.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import re
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from harness.continuity import Facts, card, judge_sends, score
+from harness.errors import JournalError
+from harness.fault_rows import StepRun, step_runs
+from harness.journal import (
+    _EVENT,
+    SEAL_NAME,
+    AppOpened,
+    BorrowerChanged,
+    BorrowerOptedOut,
+    Event,
+    FaultTouched,
+    Journal,
+    LoadStarted,
+    ReminderChanged,
+    ReminderScheduled,
+    RunEnded,
+    RunStarted,
+    SendRecorded,
+    _refuse_newer,
+    read_journal,
+)
+from harness.judging import Defect, Exposure, Judged, Judgement
+from harness.scenario import Scenario
+from harness.scorecard import ReminderTrace, Scorecard, VendorFigures
+from harness.timing import percentile
+from harness.traces import worst
+from harness.truth import Borrower, Truth, rebuild
+from harness.verdict import MAX_WITNESSES
+from mocks.ledger import leaked_record
+from mocks.manifest import Channel
+
+ENGINE_FROM = 64 << 20
+"""Journals of this many bytes or more (about 30,000 reminders) are scored by the engine;
+smaller ones by the pure scorer, which starts faster than DuckDB."""
+
+PARTITION = 50_000
+"""Reminders judged together: about 250 MB of Python objects at a time."""
+
+MEMORY_LIMIT = "400MB"
+"""DuckDB's own memory; beyond it, it spills to its temporary folder."""
+
+_BULK = ("reminder.scheduled", "reminder.changed", "borrower.changed", "borrower.opted_out",
+         "send.recorded", "vendor.call")
+_COLUMNS = {
+    "t": "DOUBLE", "source": "VARCHAR", "seq": "BIGINT", "kind": "VARCHAR",
+    "reminder_id": "VARCHAR", "ref": "VARCHAR", "loan_id": "VARCHAR", "borrower_id": "VARCHAR",
+    "name": "VARCHAR", "phone": "VARCHAR", "email": "VARCHAR", "device_token": "VARCHAR",
+    "national_id": "VARCHAR", "account": "VARCHAR", "opted_out": "BOOLEAN", "amount": "VARCHAR",
+    "due_date": "VARCHAR", "remind_at": "DOUBLE", "send_by": "DOUBLE", "change": "VARCHAR",
+    "channel": "VARCHAR", "vendor": "VARCHAR", "message_id": "VARCHAR", "to": "VARCHAR",
+    "body": "VARCHAR", "client_ref": "VARCHAR", "handset": "VARCHAR", "inbox_at": "DOUBLE",
+    "request_of": "VARCHAR", "outcome": "VARCHAR", "latency": "DOUBLE",
+}
+_EMPTY: dict[str, Any] = {}
+_SendKey = tuple[float, str, int]
+
+
+class _Unsure(Exception):
+    """The engine cannot promise the pure scorer's answer for this journal."""
+
+
+class Row(Judged):
+    """An owed settled reminder (or a witness of duplicates) as the figure modules read it:
+    a `Judged` without its truth and copies, in about 200 bytes."""
+
+    __slots__ = ("_channel", "_closes", "_delivered", "_extra", "_remind_at", "_rid",
+                 "_scheduled_t", "_send_by", "cancelled", "order", "outcome", "owed", "settled")
+    order: int
+    """Its place in the order reminders were first scheduled (`Truth.reminders`)."""
+    _rid: str
+    _remind_at: float
+    _send_by: float
+    _closes: float
+    _delivered: float | None
+    _channel: Channel | None
+    _extra: int
+    _scheduled_t: float
+
+    def __init__(self, judged: Judged, order: int) -> None:
+        # Judged is frozen: its fields are set as its own __init__ sets them.
+        put = object.__setattr__
+        put(self, "outcome", judged.outcome)
+        put(self, "owed", judged.owed)
+        put(self, "cancelled", judged.cancelled)
+        put(self, "settled", judged.settled)
+        put(self, "_rid", judged.reminder_id)
+        put(self, "_remind_at", judged.remind_at)
+        put(self, "_send_by", judged.send_by)
+        put(self, "_closes", judged.closes)
+        put(self, "_delivered", judged.delivered_at)
+        put(self, "_channel", judged.channel)
+        put(self, "_extra", judged.extra_copies)
+        put(self, "_scheduled_t", judged.truth.scheduled.t)
+        put(self, "order", order)
+
+    @property
+    def truth(self) -> Any:
+        """What `harness.fault_rows` reads of it (when it was scheduled)."""
+        return _Scheduled(self._scheduled_t)
+
+    @property
+    def reminder_id(self) -> str:
+        return self._rid
+
+    @property
+    def remind_at(self) -> float:
+        return self._remind_at
+
+    @property
+    def send_by(self) -> float:
+        return self._send_by
+
+    @property
+    def closes(self) -> float:
+        return self._closes
+
+    @property
+    def channel(self) -> Channel | None:
+        return self._channel
+
+    @property
+    def delivered_at(self) -> float | None:
+        return self._delivered
+
+    @property
+    def extra_copies(self) -> int:
+        return self._extra
+
+
+@dataclass(frozen=True)
+class _At:
+    t: float
+
+
+@dataclass(frozen=True)
+class _Scheduled:
+    """A row's `truth`, as far as the figures look: `truth.scheduled.t`."""
+
+    t: float
+
+    @property
+    def scheduled(self) -> _At:
+        return _At(self.t)
+
+
+@dataclass
+class _Tally:
+    """What the partitions add up to (local to `_judge_partitions`)."""
+
+    rows: list[Row] = field(default_factory=list)
+    witnesses: list[Row] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    defects: dict[str, list[tuple[Any, Defect]]] = field(
+        default_factory=lambda: defaultdict(list))
+    worst: list[tuple[Judged, Borrower, int]] = field(default_factory=list)
+
+
+def score_folder(directory: Path, *, engine: bool | None = None) -> Scorecard:
+    """Score the journal in `directory` (its `*.jsonl` files): with the engine (`engine` True,
+    or None and the journal is `ENGINE_FROM` bytes or more) unless it cannot promise the pure
+    scorer's answer, else with the pure scorer; JournalError as `read_journal` raises it."""
+    if engine is None:
+        engine = sum(path.stat().st_size for path in directory.glob("*.jsonl")) >= ENGINE_FROM
+    if engine:
+        try:
+            return _score(directory)
+        except _Unsure:
+            pass
+    return score(read_journal(directory))
+
+
+def _score(directory: Path) -> Scorecard:
+    with tempfile.TemporaryDirectory(prefix="notifychaos-engine-") as work, \
+            _no_cycle_collection():
+        files = _files(directory, Path(work))
+        con = duckdb.connect(str(Path(work) / "journal.duckdb"),
+                             config={"memory_limit": MEMORY_LIMIT,
+                                     "temp_directory": str(Path(work) / "spill"),
+                                     "preserve_insertion_order": False})
+        try:
+            return _score_with(con, files)
+        finally:
+            con.close()
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    # Millions of acyclic objects: the cyclic collector would rescan them again and again
+    # (30-50 % of the pure scorer's time at 10^6) and find nothing to free.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _files(directory: Path, work: Path) -> list[str]:
+    """The files to read, as `read_journal` reads them: only what a seal names, up to its
+    size; a last line that is not an event (torn) is left out by copying what precedes it."""
+    try:
+        sizes: dict[str, int] | None = json.loads(
+            (directory / SEAL_NAME).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        sizes = None
+    except (OSError, ValueError) as exc:
+        raise JournalError(f"{directory / SEAL_NAME}: not a journal seal: {exc}") from None
+    found = []
+    for index, path in enumerate(sorted(directory.glob("*.jsonl"))):
+        _refuse_newer(path)
+        if sizes is not None and path.name not in sizes:
+            continue
+        size = path.stat().st_size if sizes is None else min(sizes[path.name],
+                                                             path.stat().st_size)
+        keep = _whole(path, size)
+        if keep == path.stat().st_size:
+            found.append(str(path))
+        elif keep > 0:
+            copy = work / f"{index}-{path.name}"
+            with path.open("rb") as source, copy.open("wb") as target:
+                _copy(source, target, keep)
+            found.append(str(copy))
+    return found
+
+
+def _whole(path: Path, size: int) -> int:
+    """How many of the first `size` bytes of `path` are whole events: all of them unless the
+    last line (after the last newline) is not one."""
+    with path.open("rb") as file:
+        step, end = 1 << 16, size
+        while end > 0:
+            start = max(0, end - step)
+            file.seek(start)
+            chunk = file.read(end - start)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                cut = start + newline + 1
+                break
+            end, step = start, step * 2
+        else:
+            cut = 0
+        file.seek(cut)
+        tail = file.read(size - cut)
+    if not tail.strip():
+        return size
+    try:
+        _EVENT.validate_json(tail)
+    except ValueError:
+        return cut  # the writer died mid-line; everything before it is intact
+    return size
+
+
+def _copy(source: Any, target: Any, size: int) -> None:
+    """The first `size` bytes of `source` into `target`, ending with a newline."""
+    left, last = size, b"\n"
+    while left > 0:
+        chunk = source.read(min(left, 1 << 24))
+        if not chunk:
+            break
+        target.write(chunk)
+        left -= len(chunk)
+        last = chunk[-1:]
+    if last != b"\n":
+        target.write(b"\n")
+
+
+def _score_with(con: duckdb.DuckDBPyConnection, files: list[str]) -> Scorecard:
+    if not files:
+        raise JournalError("the journal has no run.started event: nothing to score")
+    small = _small_events(con, files)
+    _load(con, files)
+    started = next((event for event in small if isinstance(event, RunStarted)), None)
+    if started is None:
+        raise JournalError("the journal has no run.started event: nothing to score")
+    scenario = started.scenario
+    ended = next((event for event in small if isinstance(event, RunEnded)), None)
+    bulk_end = _one(con, "SELECT max(t) FROM ev")
+    end = ended.t if ended else max(
+        [event.t for event in small] + ([] if bulk_end is None else [float(bulk_end)]))
+    _check_ascii(con)
+    parts = _partition(con, scenario)
+    journal = Journal(tuple(sorted([*small, *_app_truth(con, small)], key=_key)))
+    leaks = [event for event in small if isinstance(event, FaultTouched)
+             and leaked_record(event) is not None]
+    load = next((event for event in small if isinstance(event, LoadStarted)), None)
+    t0 = load.t if load is not None else started.t
+    runs = step_runs(journal, scenario, end)
+    tally = _judge_partitions(con, parts, scenario, end, leaks, (runs, t0))
+    return card(journal, _facts(con, tally, scenario, end, (runs, t0)))
+
+
+def _key(event: Event) -> tuple[float, str, int]:
+    return (event.t, event.source, event.seq)
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    row = con.execute(sql).fetchone()
+    return None if row is None else row[0]
+
+
+def _small_events(con: duckdb.DuckDBPyConnection, files: list[str]) -> list[Event]:
+    """Every event but the bulky kinds, validated as `read_journal` validates them."""
+    try:
+        lines = con.execute(
+            "SELECT json FROM read_ndjson_objects($files, maximum_object_size=33554432) "
+            "WHERE json->>'$.kind' IS NULL OR json->>'$.kind' NOT IN "
+            "(SELECT unnest($bulk::VARCHAR[]))",
+            {"files": files, "bulk": list(_BULK)}).fetchall()
+    except duckdb.Error as exc:
+        raise _Unsure(str(exc)) from None
+    try:
+        return [_EVENT.validate_json(line) for (line,) in lines]
+    except ValueError as exc:
+        raise _Unsure(str(exc)) from None
+
+
+def _load(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
+    """The bulky kinds' columns into table `ev`, with pydantic's defaults for what an older
+    schema did not write."""
+    try:
+        con.execute(
+            "CREATE TABLE ev AS SELECT * REPLACE ("
+            " coalesce(channel, 'sms') AS channel, coalesce(handset, 'delivered') AS handset,"
+            " coalesce(email, '') AS email, coalesce(device_token, '') AS device_token,"
+            " coalesce(national_id, '') AS national_id, coalesce(account, '') AS account,"
+            " coalesce(opted_out, false) AS opted_out)"
+            " FROM read_json($files, format='newline_delimited', columns=$columns,"
+            "  maximum_object_size=33554432)"
+            " WHERE kind IN (SELECT unnest($bulk::VARCHAR[]))",
+            {"files": files, "columns": _COLUMNS, "bulk": list(_BULK)})
+    except duckdb.Error as exc:
+        raise _Unsure(str(exc)) from None
+    # A bulky event missing what pydantic requires is malformed: the pure reader says where.
+    missing = _one(con, """
+        SELECT count(*) FROM ev WHERE t IS NULL OR source IS NULL OR seq IS NULL
+         OR (kind = 'reminder.scheduled' AND (reminder_id IS NULL OR ref IS NULL
+             OR loan_id IS NULL OR borrower_id IS NULL OR name IS NULL OR phone IS NULL
+             OR amount IS NULL OR due_date IS NULL OR remind_at IS NULL OR send_by IS NULL))
+         OR (kind = 'reminder.changed' AND (reminder_id IS NULL OR change IS NULL
+             OR amount IS NULL))
+         OR (kind = 'borrower.changed' AND (borrower_id IS NULL OR phone IS NULL))
+         OR (kind = 'borrower.opted_out' AND (phone IS NULL OR vendor IS NULL))
+         OR (kind = 'send.recorded' AND (vendor IS NULL OR message_id IS NULL OR "to" IS NULL
+             OR body IS NULL))
+         OR (kind = 'vendor.call' AND (vendor IS NULL OR outcome IS NULL OR latency IS NULL))""")
+    if missing:
+        raise _Unsure("a bulky event lacks a field")
+
+
+def _check_ascii(con: duckdb.DuckDBPyConnection) -> None:
+    """SQL's digits and lower case are Python's only for ASCII numbers and addresses."""
+    odd = _one(con, """
+        SELECT count(*) FROM ev
+        WHERE (phone IS NOT NULL AND strlen(phone) <> length(phone))
+           OR (strlen(email) <> length(email))
+           OR (kind = 'send.recorded' AND channel <> 'push' AND strlen("to") <> length("to"))""")
+    if odd:
+        raise _Unsure("a non-ASCII number or address")
+
+
+_NATIONAL = """
+CREATE MACRO digits(p) AS regexp_replace(p, '[^0-9]', '', 'g');
+CREATE MACRO nat(p) AS CASE
+    WHEN starts_with(digits(p), '0086') THEN substr(digits(p), 5)
+    WHEN starts_with(digits(p), '86') AND length(digits(p)) = 13 THEN substr(digits(p), 3)
+    ELSE digits(p) END;
+"""
+
+
+def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario) -> int:
+    """Give every bulky event its partition (table `parted`); how many partitions."""
+    con.execute(_NATIONAL)
+    # What the truth links borrowers by: numbers, addresses and push tokens (one namespace, as
+    # `Truth.addresses` is one dictionary), and reminder ids.
+    con.execute("""
+        CREATE TABLE edges AS
+        SELECT DISTINCT b, ident FROM (
+            SELECT borrower_id AS b, 'p:' || nat(phone) AS ident FROM ev
+             WHERE kind IN ('reminder.scheduled', 'borrower.changed')
+            UNION ALL SELECT borrower_id, 'a:' || lower(email) FROM ev
+             WHERE kind = 'reminder.scheduled' AND email <> ''
+            UNION ALL SELECT borrower_id, 'a:' || device_token FROM ev
+             WHERE kind = 'reminder.scheduled' AND device_token <> ''
+            UNION ALL SELECT borrower_id, 'r:' || reminder_id FROM ev
+             WHERE kind = 'reminder.scheduled')""")
+    shared = con.execute("""
+        SELECT b, ident FROM edges WHERE ident IN (
+            SELECT ident FROM edges GROUP BY ident HAVING count(*) > 1)""").fetchall()
+    con.execute("CREATE TABLE roots (b VARCHAR, root VARCHAR)")
+    roots = _components(shared)
+    if roots:
+        con.executemany("INSERT INTO roots VALUES (?, ?)", list(roots.items()))
+    reminders = _one(con, "SELECT count(DISTINCT reminder_id) FROM ev "
+                          "WHERE kind = 'reminder.scheduled'") or 0
+    parts = max(1, math.ceil(reminders / PARTITION))
+    con.execute(f"""
+        CREATE TABLE bpart AS
+        SELECT b, hash(coalesce(root, b)) % {parts} AS part
+        FROM (SELECT DISTINCT b FROM edges) LEFT JOIN roots USING (b)""")
+    con.execute("CREATE TABLE ipart AS SELECT DISTINCT ident, part FROM edges JOIN bpart USING (b)")
+    # The reminders in the order they were first scheduled (`Truth.reminders`), and the one
+    # each reference names (the last one first scheduled with it, as `Truth.by_ref`).
+    con.execute("""
+        CREATE TABLE firsts AS
+        SELECT reminder_id, arg_min(ref, (t, source, seq)) AS ref,
+               row_number() OVER (ORDER BY min((t, source, seq))) AS ord
+        FROM ev WHERE kind = 'reminder.scheduled' GROUP BY reminder_id""")
+    con.execute("""
+        CREATE TABLE by_ref AS
+        SELECT ref, arg_max(reminder_id, ord) AS reminder_id FROM firsts GROUP BY ref""")
+    rule = scenario.reminders.correlate
+    client = "CASE WHEN client_ref <> '' THEN client_ref END" if rule.client_ref else "NULL"
+    if rule.body:
+        pattern = "'" + rule.body.replace("'", "''") + "'"
+        group = re.compile(rule.body).groupindex["ref"]
+        body = (f"CASE WHEN regexp_matches(body, {pattern}) "
+                f"THEN regexp_extract(body, {pattern}, {group}) END")
+    else:
+        body = "NULL"
+    try:
+        con.execute(f"""
+            CREATE TABLE sends AS
+            SELECT s.*, coalesce(c.reminder_id, r.reminder_id) AS rid FROM (
+                SELECT *, {client} AS cref, {body} AS bref FROM ev
+                 WHERE kind = 'send.recorded') s
+            LEFT JOIN by_ref c ON c.ref = s.cref LEFT JOIN by_ref r ON r.ref = s.bref""")
+    except duckdb.Error as exc:  # an expression RE2 does not take
+        raise _Unsure(str(exc)) from None
+    con.execute("""
+        CREATE TABLE parted AS
+        SELECT * FROM (
+            SELECT e.*, f.ord, bp.part FROM ev e JOIN bpart bp ON bp.b = e.borrower_id
+              LEFT JOIN firsts f ON e.kind = 'reminder.scheduled'
+                               AND f.reminder_id = e.reminder_id
+             WHERE e.kind IN ('reminder.scheduled', 'borrower.changed')
+            UNION ALL BY NAME
+            SELECT e.*, ip.part FROM ev e JOIN ipart ip ON ip.ident = 'r:' || e.reminder_id
+             WHERE e.kind = 'reminder.changed'
+            UNION ALL BY NAME
+            SELECT e.*, ip.part FROM ev e JOIN ipart ip ON ip.ident = 'p:' || nat(e.phone)
+             WHERE e.kind = 'borrower.opted_out'
+            UNION ALL BY NAME
+            SELECT s.*, coalesce(ip.part, 0) AS part FROM sends s LEFT JOIN ipart ip
+              ON ip.ident = CASE WHEN s.rid IS NOT NULL THEN 'r:' || s.rid
+                                 WHEN s.channel = 'sms' THEN 'p:' || nat(s."to")
+                                 WHEN s.channel = 'email' THEN 'a:' || lower(s."to")
+                                 ELSE 'a:' || s."to" END)
+        ORDER BY part, t, source, seq""")
+    return parts
+
+
+def _components(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Each borrower that shares an identifier with another, and its group's root (the least
+    borrower id): union-find over the few shared identifiers."""
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for borrower, ident in pairs:
+        one, two = root(borrower), root("#" + ident)
+        if one != two:
+            parent[max(one, two)] = min(one, two)
+    groups: dict[str, str] = {}
+    for node in parent:
+        if not node.startswith("#"):
+            top = root(node)
+            groups[top] = min(groups.get(top, node), node)
+    return {node: groups[root(node)] for node in parent if not node.startswith("#")}
+
+
+def _app_truth(con: duckdb.DuckDBPyConnection, small: Sequence[Event]) -> list[Event]:
+    """The reminders of the borrowers who opened the app: what `harness.app_figures` checks
+    the app's answers against."""
+    opened = sorted({event.borrower_id for event in small if isinstance(event, AppOpened)})
+    if not opened:
+        return []
+    con.execute("CREATE TEMP TABLE opened (b VARCHAR)")
+    con.executemany("INSERT INTO opened VALUES (?)", [(b,) for b in opened])
+    rows = con.execute("""
+        SELECT * FROM ev
+        WHERE (kind = 'reminder.scheduled' AND borrower_id IN (SELECT b FROM opened))
+           OR (kind = 'reminder.changed' AND reminder_id IN (
+               SELECT reminder_id FROM ev WHERE kind = 'reminder.scheduled'
+                  AND borrower_id IN (SELECT b FROM opened)))
+        ORDER BY t, source, seq""")
+    return list(_events(rows))
+
+
+def _events(cursor: duckdb.DuckDBPyConnection) -> Iterator[Any]:
+    names = [column[0] for column in cursor.description or ()]
+    while batch := cursor.fetchmany(10_000):
+        for values in batch:
+            yield _event(dict(zip(names, values, strict=True)))
+
+
+def _event(row: dict[str, Any]) -> Event | tuple[SendRecorded, tuple[str | None, ...], str | None]:
+    """A bulky event rebuilt from its columns (a send with the refs and reminder SQL found)."""
+    kind = row["kind"]
+    base = {"t": row["t"], "source": row["source"], "seq": row["seq"], "kind": kind}
+    if kind == "reminder.scheduled":
+        return ReminderScheduled.model_construct(
+            **base, reminder_id=row["reminder_id"], ref=row["ref"], loan_id=row["loan_id"],
+            borrower_id=row["borrower_id"], name=row["name"], phone=row["phone"],
+            email=row["email"], device_token=row["device_token"],
+            national_id=row["national_id"], account=row["account"],
+            opted_out=row["opted_out"], amount=row["amount"], due_date=row["due_date"],
+            remind_at=row["remind_at"], send_by=row["send_by"])
+    if kind == "reminder.changed":
+        return ReminderChanged.model_construct(**base, reminder_id=row["reminder_id"],
+                                               change=row["change"], amount=row["amount"])
+    if kind == "borrower.changed":
+        return BorrowerChanged.model_construct(**base, borrower_id=row["borrower_id"],
+                                               phone=row["phone"], opted_out=row["opted_out"])
+    if kind == "borrower.opted_out":
+        return BorrowerOptedOut.model_construct(**base, phone=row["phone"],
+                                                vendor=row["vendor"])
+    send = SendRecorded.model_construct(
+        **base, channel=row["channel"], vendor=row["vendor"], message_id=row["message_id"],
+        to=row["to"], body=row["body"], client_ref=row["client_ref"], handset=row["handset"],
+        inbox_at=row["inbox_at"], request=_EMPTY, request_of=row["request_of"])
+    return send, (row.get("cref"), row.get("bref")), row.get("rid")
+
+
+def _judge_partitions(con: duckdb.DuckDBPyConnection, parts: int, scenario: Scenario,
+                      end: float, leaks: Sequence[FaultTouched],
+                      frame: tuple[Sequence[StepRun], float]) -> _Tally:
+    """Judge each partition with the pure code; what they add up to."""
+    tally = _Tally()
+    rule = scenario.reminders.correlate
+    body = re.compile(rule.body) if rule.body else None
+    for part in range(parts):
+        cursor = con.execute("SELECT * FROM parted WHERE part = ? ORDER BY t, source, seq",
+                             [part])
+        events: list[Event] = [*leaks]
+        sends: list[SendRecorded] = []
+        claimed: list[str | None] = []
+        order: dict[str, int] = {}
+        names = [column[0] for column in cursor.description or ()]
+        while batch := cursor.fetchmany(10_000):
+            for values in batch:
+                row = dict(zip(names, values, strict=True))
+                made = _event(row)
+                if isinstance(made, tuple):
+                    send, refs, rid = made
+                    _same_refs(send, refs, rule.client_ref, body)
+                    sends.append(send)
+                    claimed.append(rid)
+                else:
+                    events.append(made)
+                    if row.get("ord") is not None:
+                        order.setdefault(row["reminder_id"], row["ord"])
+        events.sort(key=_key)
+        truth = rebuild(Journal(tuple(events)))
+        judgement = judge_sends(truth, sends, scenario, end)
+        _tally(tally, truth, judgement, order, frame)
+        del events, sends, truth, judgement
+    return tally
+
+
+def _same_refs(send: SendRecorded, refs: tuple[str | None, ...], client_ref: bool,
+               body: re.Pattern[str] | None) -> None:
+    """Refuse a send whose references SQL read otherwise than `harness.judging.Correlator`."""
+    wanted_client = send.client_ref if client_ref and send.client_ref else None
+    match = body.search(send.body) if body else None
+    wanted_body = None if match is None else match.group("ref")
+    if (wanted_client, wanted_body) != refs:
+        raise _Unsure(f"message {send.message_id}: references read otherwise in SQL")
+
+
+def _tally(tally: _Tally, truth: Truth, judgement: Judgement, order: Mapping[str, int],
+           frame: tuple[Sequence[StepRun], float]) -> None:
+    """Add a partition's judgement to `tally`."""
+    counts = tally.counts
+    duplicates = 0
+    first_send: dict[str, _SendKey] = {}
+    for judged in judgement.reminders:
+        rid = judged.reminder_id
+        if judged.copies:
+            first_send[rid] = _send_key(judged.copies[0].send)
+        extra = judged.extra_copies
+        counts["duplicates"] += extra
+        counts["cancelled"] += judged.cancelled
+        counts["unsettled"] += judged.owed and not judged.settled
+        if judged.settled:
+            tally.rows.append(Row(judged, order[rid]))
+        elif extra and duplicates < MAX_WITNESSES:
+            duplicates += 1
+            tally.witnesses.append(Row(judged, order[rid]))
+    counts["unmatched"] += judgement.unmatched
+    counts["opted_out"] += len(truth.opted_out_in_run)
+    traced = {trace.reminder_id for trace in worst(judgement.settled, truth, *frame)}
+    tally.worst.extend((judged, truth.borrowers[judged.truth.scheduled.borrower_id],
+                        order[judged.reminder_id])
+                       for judged in judgement.settled if judged.reminder_id in traced)
+
+    def grouped(defect: Defect) -> Any:
+        rid = defect.reminder_id
+        return (0, first_send[rid], _send_key(defect.send)) if rid is not None else \
+            (1, _send_key(defect.send))
+
+    def in_order(defect: Defect) -> Any:
+        return _send_key(defect.send)
+
+    for name, key in (("sent_to_opted_out", grouped), ("sent_after_repayment", grouped),
+                      ("missing_optout_notice", grouped), ("sent_to_test_data", in_order),
+                      ("pii_exposed", in_order)):
+        found: tuple[Defect, ...] = getattr(judgement, name)
+        counts[name] += len(found)
+        tally.defects[name].extend((key(defect), defect) for defect in _first(name, found))
+
+
+def _first(name: str, defects: Sequence[Defect]) -> list[Defect]:
+    """The defects up to the `MAX_WITNESSES`-th distinct witness a gate could name."""
+    kept: list[Defect] = []
+    seen: set[str] = set()
+    for defect in defects:
+        witness = defect.reminder_id
+        if name == "pii_exposed" and witness is None:
+            witness = f"message {defect.send.message_id}"
+        if witness is None:
+            continue
+        kept.append(defect)
+        seen.add(witness)
+        if len(seen) == MAX_WITNESSES:
+            break
+    return kept
+
+
+def _send_key(send: SendRecorded) -> _SendKey:
+    return (send.t, send.source, send.seq)
+
+
+def _facts(con: duckdb.DuckDBPyConnection, tally: _Tally, scenario: Scenario, end: float,
+           frame: tuple[Sequence[StepRun], float]) -> Facts:
+    """The scorecard's facts from what the partitions added up to."""
+    rows = sorted(tally.rows, key=lambda row: row.order)
+    witnesses = sorted([*rows, *tally.witnesses], key=lambda row: row.order)
+
+    def defects(name: str) -> tuple[Any, ...]:
+        return tuple(defect for _, defect in sorted(tally.defects[name], key=lambda d: d[0]))
+
+    pii: tuple[Exposure, ...] = defects("pii_exposed")
+    judgement = Judgement(
+        reminders=tuple(witnesses), unmatched=tally.counts["unmatched"],
+        sent_to_opted_out=defects("sent_to_opted_out"),
+        sent_after_repayment=defects("sent_after_repayment"),
+        sent_to_test_data=defects("sent_to_test_data"), pii_exposed=pii,
+        missing_optout_notice=defects("missing_optout_notice"))
+    candidates = sorted(tally.worst, key=lambda item: item[2])
+    borrowers = {borrower.borrower_id: borrower for _, borrower, _ in candidates}
+    known = Truth(reminders={}, by_ref={}, borrowers=borrowers, owners={},
+                  opted_out_in_run=frozenset(), test_refs={}, test_phones={}, addresses={})
+    traces: list[ReminderTrace] = worst([judged for judged, _, _ in candidates], known, *frame)
+    counts = tally.counts
+    return Facts(
+        end=end, settled=rows, judgement=judgement, unsettled=counts["unsettled"],
+        cancelled=counts["cancelled"], duplicates=counts["duplicates"],
+        unmatched=counts["unmatched"], opted_out=counts["opted_out"],
+        sent_to_opted_out=counts["sent_to_opted_out"],
+        sent_after_repayment=counts["sent_after_repayment"],
+        sent_to_test_data=counts["sent_to_test_data"], pii_exposed=counts["pii_exposed"],
+        missing_optout_notice=counts["missing_optout_notice"],
+        vendors=_vendor_figures(con, [*scenario.vendors, *scenario.channels]),
+        worst=traces)
+
+
+def _vendor_figures(con: duckdb.DuckDBPyConnection, names: Sequence[str]
+                    ) -> dict[str, VendorFigures]:
+    """`harness.vendor_figures.vendor_figures` over the `vendor.call` events, in SQL (its
+    rules: sends are every call but lookups; availability = (accepted + rejected) / sends; p95
+    over the sends answered)."""
+    found = {}
+    for name in names:
+        counts = dict(con.execute(
+            "SELECT outcome, count(*) FROM ev WHERE kind = 'vendor.call' AND vendor = ? "
+            "GROUP BY outcome", [name]).fetchall())
+        sends = sum(count for outcome, count in counts.items() if outcome != "read")
+        answered = counts.get("accepted", 0) + counts.get("rejected", 0)
+        latencies = [value for (value,) in con.execute(
+            "SELECT latency FROM ev WHERE kind = 'vendor.call' AND vendor = ? "
+            "AND outcome NOT IN ('read', 'lost')", [name]).fetchall()]
+        found[name] = VendorFigures(
+            sends=sends, accepted=counts.get("accepted", 0),
+            rejected=counts.get("rejected", 0), refused=counts.get("refused", 0),
+            lost=counts.get("lost", 0), reads=counts.get("read", 0),
+            availability=round(answered / sends, 6) if sends else None,
+            p95_latency=percentile(latencies, 0.95))
+    return found
+
+
