@@ -194,7 +194,9 @@ class Run:
         load.wait_for_workers()
         if clock is not None:
             self._await_month(clock)
-        self.say(f"load for {self.scenario.duration:g}s, {len(self.scenario.timeline)} fault(s)")
+        workers = self.scenario.load.workers
+        self.say(f"load for {self.scenario.duration:g}s, {len(self.scenario.timeline)} fault(s)"
+                 + (f", from {workers} Locust workers" if workers else ""))
         self.journal.write(LoadStarted(pid=load.process.pid))
         timeline.start(time.monotonic())
         if load.wait(self.scenario.duration + 60.0) is None:
