@@ -10,7 +10,6 @@ import json
 import pytest
 
 from harness.journal import AppOpened, ReminderScheduled, read_journal
-from harness.loadgen import workers_connected
 from harness.pytest_plugin import Rehearser
 from tests.e2e.conftest import ROOT
 
@@ -35,7 +34,7 @@ def test_two_local_workers_carry_the_load_each_with_its_own_seed_stream(
 
     assert result.passed and result.scorecard.continuity >= 0.99
     # One master that saw both workers join, and two worker processes that it sent home.
-    assert workers_connected((load / "locust.log").read_bytes()) == 2
+    assert b"2 workers connected" in (load / "locust.log").read_bytes()
     for index in (0, 1):
         log = (load / f"locust-worker-{index}.log").read_text(encoding="utf-8")
         assert "Got quit message from master" in log
@@ -61,4 +60,5 @@ def test_two_local_workers_carry_the_load_each_with_its_own_seed_stream(
     shortest = min(len(first), len(second))
     assert shortest >= 3
     assert first[:shortest] != second[:shortest]
-    assert len(first) + len(second) <= 1 * DURATION + 1
+    # 5 users (ceil(1/s x 5 s)) open once every 5 s each, late but never ahead.
+    assert len(first) + len(second) <= 5 * (DURATION // 5 + 1)
