@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,7 +24,7 @@ from harness.journal import (
     VendorCall,
     read_journal,
 )
-from tests.harness.journals import BASE, T0, WINDOW, journal, run_folder, scenario
+from tests.harness.journals import BASE, T0, WINDOW, Handset, journal, run_folder, scenario
 
 PHONES = ("+8613800000001", "+8613900000002", "008613700000003", "13600000004",
           "+8613500000005")
@@ -35,8 +36,10 @@ RUN = scenario("compliance.optout_notice=回T退订",
                text=BASE.replace("gates: [continuity >= 0.5, duplicates == 0, p95_latency <= 5s]",
                                  f"gates: [{', '.join(GATES)}]"))
 
-_handsets = st.sampled_from(["delivered", "delivered", "delivered", "spam", "absent",
-                             "dropped"])
+_HANDSETS: tuple[Handset, ...] = ("delivered", "delivered", "delivered", "spam", "absent",
+                                 "dropped")
+_CHANGES: tuple[Literal["repaid", "partially_repaid"] | None, ...] = (
+    None, None, "repaid", "partially_repaid")
 
 
 @st.composite
@@ -50,7 +53,7 @@ def _sends(draw: st.DrawFn, ref: str, at: float, amount: str, phone: str) -> lis
         body = f"ref:{ref} amount:{shown} due:2026-12-05"
         body += draw(st.sampled_from(["", " 回T退订", f" id {NATIONAL_ID}", " 尾号0001"]))
         by_client = draw(st.booleans())
-        handset = draw(_handsets)
+        handset = draw(st.sampled_from(_HANDSETS))
         arrived = handset in ("delivered", "spam")
         events.append(SendRecorded(
             t=T0 + when, vendor=draw(st.sampled_from(["sms", "backup"])),
@@ -78,7 +81,7 @@ def _journals(draw: st.DrawFn) -> list[Event]:
             opted_out=draw(st.sampled_from([False, False, False, True])), amount=amount,
             due_date="2026-12-05", remind_at=T0 + at, send_by=T0 + at + WINDOW))
         events += draw(_sends(ref, at, amount, phone))
-        change = draw(st.sampled_from([None, None, "repaid", "partially_repaid"]))
+        change = draw(st.sampled_from(_CHANGES))
         if change is not None:
             events.append(ReminderChanged(
                 t=T0 + at + draw(st.sampled_from([-3.0, 0.2, 4.0])), reminder_id=f"rem-{ref}",
