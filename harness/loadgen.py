@@ -1,4 +1,5 @@
-"""Load from Locust, headless, in its own process (Locust monkey-patches whatever imports it)."""
+"""Load from Locust in processes of its own, one or a master and its workers (Locust
+monkey-patches whatever imports it)."""
 
 from __future__ import annotations
 
