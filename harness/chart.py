@@ -243,7 +243,8 @@ def _bars(owed: Sequence[Bucket], x_of: Callable[[float], float], plot_bottom: f
     most = max(max(bucket.owed for bucket in owed), 1)
     bars = []
     for bucket in owed:
-        height = bucket.owed / most * _BARS_HEIGHT
+        # The tallest bar stops under the panel's title.
+        height = bucket.owed / most * (_BARS_HEIGHT - 16)
         x, end = x_of(bucket.start), x_of(bucket.end)
         when = bucket.label or f"{_number(bucket.start)}-{_number(bucket.end)} s"
         bars.append(Bar(x=round(x, 1), y=round(bottom - height, 1),
