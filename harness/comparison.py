@@ -210,8 +210,8 @@ def _scenario(folder: Path, journal: Journal) -> Scenario:
     return started.scenario
 
 
-_SAME = ("seed", "population", "changes", "reminders.rate", "reminders.lead",
-         "reminders.window")
+_SAME = ("seed", "population", "changes", "reminders.rate", "reminders.shape",
+         "reminders.month", "reminders.lead", "reminders.window")
 """What two runs must share to owe the same reminders."""
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from harness.chart import run_chart
 from harness.clock import CURVE_ENV, ENV, EPOCH_ENV, Clock, pacing_env, run_calendar, with_clock
+from harness.comparison import NotComparable, compare
 from harness.continuity import score
 from harness.errors import ScenarioError
 from harness.html import html_report
@@ -19,7 +20,7 @@ from harness.load_shapes import Curve
 from harness.scenario import Month, load_scenario
 from harness.scorecard import Scorecard
 from tests.conftest import ROOT
-from tests.harness.journals import journal, owed, scenario
+from tests.harness.journals import journal, owed, run_folder, scenario, sent
 
 MONTH = "reminders.month={start: '2026-12-01', days: 30}"
 """A month of 30 days over the hand-made scenario's 60 s: a calendar day every 2 s."""
@@ -167,3 +168,20 @@ def test_a_scorecard_from_before_the_month_still_loads(tmp_path: Path) -> None:
 
     assert loaded.owed_over_time == [] and loaded.calendar is None
     assert "seconds from the start of load" in html_report(loaded)
+
+
+@pytest.mark.parametrize(("override", "says"), [
+    ("reminders.shape={kind: spike, at: 10s, for: 5s, factor: 3}",
+     "reminders.shape {'kind': 'steady'} in the baseline, {'kind': 'spike'"),
+    (MONTH, "reminders.month None in the baseline, {'start': "),
+])
+def test_runs_with_other_shapes_or_months_cannot_be_compared(tmp_path: Path, override: str,
+                                                             says: str) -> None:
+    events = [owed("AAAAAAAA", 1.0), sent("AAAAAAAA", 1.0, arrive=1.0)]
+    baseline = run_folder(tmp_path / "baseline", journal(*events))
+    rehearsal = run_folder(tmp_path / "rehearsal", journal(*events, run=scenario(override)))
+
+    with pytest.raises(NotComparable) as caught:
+        compare(baseline, rehearsal)
+
+    assert says in str(caught.value)
