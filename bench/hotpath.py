@@ -82,6 +82,7 @@ class Point:
     workers: int  # the notifier's
     exit_code: int
     owed: int
+    ticked_rate: float  # reminders Locust made fall due per second of the asked duration
     continuity: float | None
     p95_s: float | None
     load_s: float  # the load phase's length
@@ -212,6 +213,12 @@ def _load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def kept_up(point: Point) -> bool:
+    """Whether Locust made (nearly) the asked rate fall due: else the run was starved, and the
+    sends it owed happened mostly in the drain, outside the load phase's figures."""
+    return point.ticked_rate >= 0.95 * point.rate
+
+
 def measure(rate: float, seconds: int, workers: int, extra: Sequence[str], keep: bool) -> Point:
     """One run of the demo at `rate` (`extra` more `--set` values) with CPU sampled
     throughout."""
@@ -255,6 +262,7 @@ def measure(rate: float, seconds: int, workers: int, extra: Sequence[str], keep:
         shutil.rmtree(out, ignore_errors=True)
     return Point(
         rate=rate, users=users, workers=workers, exit_code=process.returncode, owed=owed,
+        ticked_rate=owed / seconds,
         continuity=card.get("continuity"), p95_s=(card.get("latency") or {}).get("p95"),
         load_s=load_s, tail_s=phases.run_ended - phases.load_started, cpu_s=cpu,
         us_per_owed=us, harness_us=harness_share(us), notifier_us=us["notifier"],
@@ -274,12 +282,13 @@ def _figure(value: float | None, form: str) -> str:
 
 def table(points: Sequence[Point]) -> str:
     """The results as a Markdown table, one row per rate."""
-    head = ["rate/s", "owed", "continuity", "p95 s", *(f"{c} µs" for c in COMPONENTS),
+    head = ["rate/s", "ticked/s", "owed", "continuity", "p95 s", *(f"{c} µs" for c in COMPONENTS),
             "all but notifier µs", "(load+drain)", "(steady)", "notifier (steady)",
             "notifier cores", "others' cores"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for point in points:
-        cells = [f"{point.rate:g}", str(point.owed), _figure(point.continuity, ".4f"),
+        ticked = f"{point.ticked_rate:.0f}" + ("" if kept_up(point) else " (behind)")
+        cells = [f"{point.rate:g}", ticked, str(point.owed), _figure(point.continuity, ".4f"),
                  _figure(point.p95_s, ".3f"),
                  *(_figure(point.us_per_owed[c], ".0f") for c in COMPONENTS),
                  f"**{_figure(point.harness_us, '.0f')}**",
@@ -304,8 +313,12 @@ def summary(points: Sequence[Point]) -> list[str]:
         busiest = max(COMPONENTS, key=lambda c: point.cores[c])
         cores = ", ".join(f"{c} {point.cores[c]:.2f} (+{point.waited_cores[c]:.2f} waiting)"
                           for c in COMPONENTS)
+        behind = "" if kept_up(point) else (
+            f", BEHIND: {point.ticked_rate:.0f}/s fell due and their sends were mostly in "
+            "the drain, so the load phase undercounts the mocks and the notifier (see "
+            "load+drain)")
         lines.append(f"{point.rate:g}/s ({point.users} Locust users, {point.workers} notifier "
-                     f"workers): all but the notifier {point.harness_us:.0f} µs per owed "
+                     f"workers{behind}): all but the notifier {point.harness_us:.0f} µs per owed "
                      f"reminder ({verdict} the {HARNESS_GOAL_US:.0f} µs goal), notifier "
                      f"{point.notifier_us:.0f} µs; cores during load, and cores' worth of "
                      f"time ready but waiting for one: {cores} (the run "

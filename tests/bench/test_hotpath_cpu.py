@@ -3,6 +3,7 @@ per-reminder arithmetic (bench/procstat.py, bench/hotpath.py); no run is started
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -17,6 +18,7 @@ from bench.hotpath import (
     cpu_between,
     harness_share,
     highest_passing,
+    kept_up,
     overrides,
     per_owed_us,
     phases_of,
@@ -189,7 +191,8 @@ def test_the_cpu_per_owed_reminder_is_cpu_seconds_over_the_reminders_owed() -> N
 
 def point(rate: float, continuity: float | None) -> Point:
     zero = dict.fromkeys(COMPONENTS, 0.0)
-    return Point(rate=rate, users=4, workers=4, exit_code=0, owed=1, continuity=continuity,
+    return Point(rate=rate, users=4, workers=4, exit_code=0, owed=1, ticked_rate=rate,
+                 continuity=continuity,
                  p95_s=None, load_s=1.0, tail_s=1.0, cpu_s=zero, us_per_owed=zero, harness_us=0.0,
                  notifier_us=0.0, tail_us_per_owed=zero, steady_reminders=0,
                  steady_us_per_reminder=zero, cores=zero, waited_cores=zero, other_cores=0.0,
@@ -200,6 +203,12 @@ def test_the_highest_rate_is_the_highest_that_kept_continuity_at_the_goal() -> N
     points = [point(100, 1.0), point(400, 0.99), point(1000, 0.98), point(2000, None)]
     assert highest_passing(points) == 400
     assert highest_passing([point(100, 0.5)]) is None
+
+
+def test_a_run_whose_locust_made_under_95_percent_of_the_rate_fall_due_is_behind() -> None:
+    assert kept_up(point(400, 1.0))
+    assert kept_up(dataclasses.replace(point(400, 1.0), ticked_rate=381.0))
+    assert not kept_up(dataclasses.replace(point(400, 1.0), ticked_rate=379.0))
 
 
 def test_the_steady_window_starts_after_the_settling_and_counts_its_reminders() -> None:
