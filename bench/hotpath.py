@@ -11,6 +11,9 @@ by the reminders owed (scorecard.json), in microseconds. Beside it: the same ove
 (to `run.ended`), and the steady state (from SETTLE seconds after the first reminder was
 scheduled to the last, divided by the reminders scheduled in it): no start-up, and the sends of
 the reminders scheduled before it (`reminders.lead` later) balance those left after it.
+Locust's users and the notifier's WORKERS grow with the rate (users_for, workers_for), so that
+neither's concurrency is what gives out first; the time each component was ready to run but
+waited for a core is shown too (the machine may be shared).
 Prints a table and writes bench/results/hotpath-latest.json and hotpath-latest.md.
 """
 
@@ -38,8 +41,8 @@ SCENARIO = ROOT / "scenarios" / "primary-vendor-outage.yaml"
 RESULTS = ROOT / "bench" / "results"
 RUNS = ROOT / "bench" / ".cache" / "hotpath"
 SAMPLE_EVERY = 0.2
-"""Seconds between samples of the run's CPU: a tenth of a second of a component's CPU at the
-phase's edges is the most interpolation can miss."""
+"""Seconds between samples of the run's CPU: at each edge of a phase, interpolation can be off
+by at most one interval's CPU."""
 SETTLE = 10.0
 """Seconds after the first reminder before the steady state: Locust's users are up and the
 first reminders' sends (`reminders.lead`, 5 s in the demo) are under way."""
