@@ -216,6 +216,22 @@ def _load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def fixed_and_marginal(points: Sequence[Point], notifier: bool) -> tuple[float, float] | None:
+    """A least-squares line through the runs that kept up, of cores during load against the
+    rate that fell due: (cores at no load, µs per further reminder), for the notifier or for
+    everything but it; None without two such runs at different rates."""
+    kept = [point for point in points if kept_up(point)]
+    xs = [point.ticked_rate for point in kept]
+    ys = [point.cores["notifier"] if notifier
+          else sum(point.cores.values()) - point.cores["notifier"] for point in kept]
+    if len(set(xs)) < 2:
+        return None
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = (sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
+             / sum((x - mean_x) ** 2 for x in xs))
+    return mean_y - slope * mean_x, slope * 1e6
+
+
 def kept_up(point: Point) -> bool:
     """Whether Locust made (nearly) the asked rate fall due: else the run was starved, and the
     sends it owed happened mostly in the drain, outside the load phase's figures."""
@@ -311,6 +327,11 @@ def summary(points: Sequence[Point]) -> list[str]:
     lines.append(f"highest rate with continuity >= {CONTINUITY_GOAL}: "
                  + (f"{best:g}/s" if best is not None else "none of those measured")
                  + " (goal >= 2000/s)")
+    for name, notifier in (("everything but the notifier", False), ("the notifier", True)):
+        line = fixed_and_marginal(points, notifier)
+        if line is not None:
+            lines.append(f"{name}, fitted over the runs that kept up: {line[0]:.2f} cores at no "
+                         f"load + {line[1]:.0f} µs per further reminder")
     for point in points:
         verdict = "meets" if point.harness_us <= HARNESS_GOAL_US else "misses"
         busiest = max(COMPONENTS, key=lambda c: point.cores[c])

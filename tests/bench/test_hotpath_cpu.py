@@ -16,6 +16,7 @@ from bench.hotpath import (
     Sample,
     counter_at,
     cpu_between,
+    fixed_and_marginal,
     harness_share,
     highest_passing,
     kept_up,
@@ -203,6 +204,22 @@ def test_the_highest_rate_is_the_highest_that_kept_continuity_at_the_goal() -> N
     points = [point(100, 1.0), point(400, 0.99), point(1000, 0.98), point(2000, None)]
     assert highest_passing(points) == 400
     assert highest_passing([point(100, 0.5)]) is None
+
+
+def loaded(rate: float, ticked: float, harness_cores: float, notifier_cores: float) -> Point:
+    cores = {**dict.fromkeys(COMPONENTS, 0.0), "mocks": harness_cores / 2,
+             "locust": harness_cores / 2, "notifier": notifier_cores}
+    return dataclasses.replace(point(rate, 1.0), ticked_rate=ticked, cores=cores)
+
+
+def test_the_fixed_and_marginal_cost_come_from_the_runs_that_kept_up() -> None:
+    # 0.1 cores idle + 500 µs a reminder; the notifier 0.05 + 1000 µs. The run at 1000/s fell
+    # behind (only 300/s fell due) and is left out.
+    points = [loaded(100, 100, 0.15, 0.15), loaded(200, 200, 0.2, 0.25),
+              loaded(400, 400, 0.3, 0.45), loaded(1000, 300, 1.9, 0.3)]
+    assert fixed_and_marginal(points, notifier=False) == pytest.approx((0.1, 500.0))
+    assert fixed_and_marginal(points, notifier=True) == pytest.approx((0.05, 1000.0))
+    assert fixed_and_marginal(points[:1] + points[3:], notifier=False) is None
 
 
 def test_a_run_whose_locust_made_under_95_percent_of_the_rate_fall_due_is_behind() -> None:
