@@ -53,6 +53,19 @@ def with_clock(env: Mapping[str, str]) -> dict[str, str]:
     return {**ENV, **env}
 
 
+def clocked(scenario: Scenario) -> Scenario:
+    """`scenario` with the clock's variables in its target's environment and in its version
+    B's (as it was without a month)."""
+    if scenario.reminders.month is None:
+        return scenario
+    target = scenario.target.model_copy(update={"env": with_clock(scenario.target.env)})
+    upgrade = scenario.upgrade
+    if upgrade is not None:
+        upgrade = upgrade.model_copy(update={"target": upgrade.target.model_copy(
+            update={"env": with_clock(upgrade.target.env)})})
+    return scenario.model_copy(update={"target": target, "upgrade": upgrade})
+
+
 def pacing_env(scenario: Scenario, epoch: float | None) -> dict[str, str]:
     """What Locust needs to pace a `scenario.paced` run: its curve, and the epoch the ticks
     are timed from (None: from Locust's own start); nothing for a steady run."""

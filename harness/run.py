@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from harness import runlock, settling
 from harness.canary import Canary
-from harness.clock import Clock, with_clock
+from harness.clock import Clock, clocked
 from harness.errors import FaultInjectionError, LoadError, NotifyChaosError, StartupError
 from harness.instances import Instances, instance_values
 from harness.journal import (
@@ -148,8 +148,9 @@ class Run:
         month = self.scenario.reminders.month
         clock = None if month is None else Clock.of(month, self.scenario.duration,
                                                     time.time() + month.lead_in)
-        if clock is not None:
-            spec = spec.model_copy(update={"env": with_clock(spec.env)})
+        # The target (and its version B) with the clock's variables, if there is a month.
+        started = clocked(self.scenario)
+        spec = started.target
         book = AddressBook({**known, **self._addresses(manifest, links),
                             **(clock.values() if clock else {})})
 
@@ -173,7 +174,7 @@ class Run:
             f"vendors.{name}" for name, vendor in manifest.vendors.items()
             if vendor.url.startswith("https:")})
         processes = ProcessInjector(instances.for_link)
-        upgrade = UpgradeInjector(instances, self.scenario, self.journal, self.run_dir, self.say)
+        upgrade = UpgradeInjector(instances, started, self.journal, self.run_dir, self.say)
         injector = FamilyInjector({"network": NetworkInjector(control, canary),
                                    "vendor": switches, "email": switches, "push": switches,
                                    "data": switches,

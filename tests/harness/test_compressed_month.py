@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from harness.chart import run_chart
-from harness.clock import CURVE_ENV, ENV, EPOCH_ENV, Clock, pacing_env, run_calendar, with_clock
+from harness.clock import (
+    CURVE_ENV,
+    ENV,
+    EPOCH_ENV,
+    Clock,
+    clocked,
+    pacing_env,
+    run_calendar,
+    with_clock,
+)
 from harness.comparison import NotComparable, compare
 from harness.continuity import score
 from harness.errors import ScenarioError
@@ -117,6 +126,17 @@ def test_the_target_is_told_the_clock_in_its_environment_and_placeholders() -> N
     assert with_clock({"PORT": "1"}) == {**ENV, "PORT": "1"}
     assert with_clock({EPOCH_ENV: "mine"})[EPOCH_ENV] == "mine"
     assert {"clock.epoch", "clock.speed", "clock.start"} <= scenario(MONTH).placeholders()
+
+
+def test_a_month_s_target_and_its_version_b_get_the_clock_s_variables() -> None:
+    rehearsal = ROOT / "scenarios" / "core-upgrade-rehearsal.yaml"
+    plain = load_scenario(rehearsal)
+    monthly = clocked(load_scenario(rehearsal, overrides=[MONTH]))
+
+    assert clocked(plain) is plain
+    assert monthly.target.env == {**ENV, **plain.target.env}
+    assert monthly.upgrade is not None and plain.upgrade is not None
+    assert monthly.upgrade.target.env == {**ENV, **plain.upgrade.target.env}
 
 
 def test_the_scorecard_counts_owed_reminders_per_calendar_day() -> None:
