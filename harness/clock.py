@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from harness.load_shapes import DAY
 from harness.scenario import Month, Scenario
 from harness.scorecard import Calendar
 
@@ -85,3 +86,18 @@ def run_calendar(scenario: Scenario) -> Calendar | None:
         return None
     clock = Clock.of(month, scenario.duration, 0.0)
     return Calendar(start=clock.calendar(0.0), speed=clock.speed)
+
+
+def describe_pacing(scenario: Scenario) -> str:
+    """How a paced run's load goes, for the run's progress line: `295 reminders, month_end,
+    Dec 1 to Dec 31 2026 (a day every 1.61s)`; empty for a steady run."""
+    if not scenario.paced:
+        return ""
+    told = f"{scenario.curve().ticks} reminders, {scenario.reminders.shape.kind}"
+    month = scenario.reminders.month
+    if month is None:
+        return told
+    clock = Clock.of(month, scenario.duration, 0.0)
+    last = clock.calendar(scenario.duration - 1e-6)
+    return (f"{told}, {month.start:%b} {month.start.day} to {last:%b} {last.day} {last.year} "
+            f"(a day every {DAY / clock.speed:.3g}s)")

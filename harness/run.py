@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from harness import runlock, settling
 from harness.canary import Canary
-from harness.clock import Clock, clocked
+from harness.clock import Clock, clocked, describe_pacing
 from harness.errors import FaultInjectionError, LoadError, NotifyChaosError, StartupError
 from harness.instances import Instances, instance_values
 from harness.journal import (
@@ -196,8 +196,10 @@ class Run:
         if clock is not None:
             self._await_month(clock)
         workers = self.scenario.load.workers
+        pacing = describe_pacing(self.scenario)
         self.say(f"load for {self.scenario.duration:g}s, {len(self.scenario.timeline)} fault(s)"
-                 + (f", from {workers} Locust workers" if workers else ""))
+                 + (f", from {workers} Locust workers" if workers else "")
+                 + (f": {pacing}" if pacing else ""))
         self.journal.write(LoadStarted(pid=load.process.pid))
         timeline.start(time.monotonic())
         if load.wait(self.scenario.duration + 60.0) is None:

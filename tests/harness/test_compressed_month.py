@@ -17,6 +17,7 @@ from harness.clock import (
     EPOCH_ENV,
     Clock,
     clocked,
+    describe_pacing,
     pacing_env,
     run_calendar,
     with_clock,
@@ -52,6 +53,16 @@ def test_a_steady_scenario_is_not_paced_and_gives_locust_nothing_more() -> None:
 
     assert not steady.paced
     assert pacing_env(steady, None) == {}
+    assert describe_pacing(steady) == ""
+
+
+def test_the_run_says_how_a_paced_load_goes() -> None:
+    month_end = load_scenario(ROOT / "scenarios" / "month-end-peak.yaml")
+    spiky = scenario("reminders.shape={kind: spike, at: 10s, for: 5s, factor: 3}")
+
+    assert describe_pacing(month_end) == ("295 reminders, month_end, Dec 1 to Dec 31 2026 "
+                                          "(a day every 1.61s)")
+    assert describe_pacing(spiky) == "70 reminders, spike"
 
 
 def test_a_shape_gives_locust_its_curve_and_a_month_its_epoch() -> None:
