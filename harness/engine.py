@@ -30,16 +30,20 @@ from __future__ import annotations
 import gc
 import json
 import math
+import multiprocessing
+import os
 import re
 import tempfile
-from collections import defaultdict
+import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
+from pydantic import BaseModel
 
 from harness.continuity import Facts, card, judge_sends, score
 from harness.errors import JournalError
@@ -80,7 +84,13 @@ PARTITION = 50_000
 """Reminders judged together: about 250 MB of Python objects at a time."""
 
 MEMORY_LIMIT = "400MB"
-"""DuckDB's own memory; beyond it, it spills to its temporary folder."""
+"""DuckDB's own memory while it loads and partitions; beyond it, it spills to disk."""
+
+WORKER_MEMORY_LIMIT = "100MB"
+"""DuckDB's memory in each judging process (it only reads one partition at a time)."""
+
+WORKERS = min(2, os.cpu_count() or 1)
+"""Processes judging partitions side by side."""
 
 _BULK = ("reminder.scheduled", "reminder.changed", "borrower.changed", "borrower.opted_out",
          "send.recorded", "vendor.call")
@@ -98,8 +108,9 @@ _EMPTY: dict[str, Any] = {}
 _SendKey = tuple[float, str, int]
 
 
-class _Unsure(Exception):
-    """The engine cannot promise the pure scorer's answer for this journal."""
+class Unsure(Exception):
+    """The engine cannot promise the pure scorer's answer for this journal (`score_folder`
+    then scores it with the pure scorer)."""
 
 
 class Row(Judged):
@@ -119,22 +130,25 @@ class Row(Judged):
     _extra: int
     _scheduled_t: float
 
-    def __init__(self, judged: Judged, order: int) -> None:
+    _FIELDS = ("outcome", "owed", "cancelled", "settled", "_rid", "_remind_at", "_send_by",
+               "_closes", "_delivered", "_channel", "_extra", "_scheduled_t", "order")
+
+    def __init__(self, *values: Any) -> None:
         # Judged is frozen: its fields are set as its own __init__ sets them.
-        put = object.__setattr__
-        put(self, "outcome", judged.outcome)
-        put(self, "owed", judged.owed)
-        put(self, "cancelled", judged.cancelled)
-        put(self, "settled", judged.settled)
-        put(self, "_rid", judged.reminder_id)
-        put(self, "_remind_at", judged.remind_at)
-        put(self, "_send_by", judged.send_by)
-        put(self, "_closes", judged.closes)
-        put(self, "_delivered", judged.delivered_at)
-        put(self, "_channel", judged.channel)
-        put(self, "_extra", judged.extra_copies)
-        put(self, "_scheduled_t", judged.truth.scheduled.t)
-        put(self, "order", order)
+        for name, value in zip(self._FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def of(cls, judged: Judged, order: int) -> Row:
+        """The row of `judged`, `order`-th reminder first scheduled."""
+        return cls(judged.outcome, judged.owed, judged.cancelled, judged.settled,
+                   judged.reminder_id, judged.remind_at, judged.send_by, judged.closes,
+                   judged.delivered_at, judged.channel, judged.extra_copies,
+                   judged.truth.scheduled.t, order)
+
+    def __reduce__(self) -> tuple[type[Row], tuple[Any, ...]]:
+        # Rows cross from the worker processes; the frozen parent refuses setattr.
+        return Row, tuple(getattr(self, name) for name in self._FIELDS)
 
     @property
     def truth(self) -> Any:
@@ -192,10 +206,22 @@ class _Tally:
 
     rows: list[Row] = field(default_factory=list)
     witnesses: list[Row] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    defects: dict[str, list[tuple[Any, Defect]]] = field(
-        default_factory=lambda: defaultdict(list))
+    counts: dict[str, int] = field(default_factory=dict)
+    defects: dict[str, list[tuple[Any, Defect]]] = field(default_factory=dict)
     worst: list[tuple[Judged, Borrower, int]] = field(default_factory=list)
+
+    def add(self, name: str, count: int) -> None:
+        self.counts[name] = self.counts.get(name, 0) + count
+
+    def merge(self, other: _Tally) -> None:
+        """Add `other`'s partitions to these."""
+        self.rows += other.rows
+        self.witnesses += other.witnesses
+        for name, count in other.counts.items():
+            self.add(name, count)
+        for name, found in other.defects.items():
+            self.defects.setdefault(name, []).extend(found)
+        self.worst += other.worst
 
 
 def score_folder(directory: Path, *, engine: bool | None = None) -> Scorecard:
@@ -206,24 +232,28 @@ def score_folder(directory: Path, *, engine: bool | None = None) -> Scorecard:
         engine = sum(path.stat().st_size for path in directory.glob("*.jsonl")) >= ENGINE_FROM
     if engine:
         try:
-            return _score(directory)
-        except _Unsure:
+            return score_engine(directory)
+        except Unsure:
             pass
     return score(read_journal(directory))
 
 
-def _score(directory: Path) -> Scorecard:
+def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
+    """Score the journal in `directory` with the engine alone, about `partition` reminders
+    judged at a time; Unsure when it cannot promise the pure scorer's answer."""
     with tempfile.TemporaryDirectory(prefix="notifychaos-engine-") as work, \
             _no_cycle_collection():
         files = _files(directory, Path(work))
-        con = duckdb.connect(str(Path(work) / "journal.duckdb"),
-                             config={"memory_limit": MEMORY_LIMIT,
-                                     "temp_directory": str(Path(work) / "spill"),
-                                     "preserve_insertion_order": False})
+        database = str(Path(work) / "journal.duckdb")
+        con = duckdb.connect(database, config={"memory_limit": MEMORY_LIMIT,
+                                               "temp_directory": str(Path(work) / "spill")})
         try:
-            return _score_with(con, files)
+            journal, job, parts = _prepare(con, files, partition)
+            vendors = _vendor_figures(con, [*job.scenario.vendors, *job.scenario.channels])
         finally:
             con.close()
+        tally = _judge_partitions(database, parts, job)
+        return card(journal, _facts(tally, job, vendors))
 
 
 @contextmanager
@@ -308,29 +338,44 @@ def _copy(source: Any, target: Any, size: int) -> None:
         target.write(b"\n")
 
 
-def _score_with(con: duckdb.DuckDBPyConnection, files: list[str]) -> Scorecard:
+@dataclass(frozen=True)
+class _Job:
+    """What every partition is judged with."""
+
+    scenario: Scenario
+    end: float
+    leaks: tuple[FaultTouched, ...]
+    """The leaked test records (`harness.truth.Truth.test_refs`): every partition's."""
+    runs: tuple[StepRun, ...]
+    t0: float
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, files: list[str], partition: int
+             ) -> tuple[Journal, _Job, int]:
+    """Load and partition the journal: its rare events, what judging needs, and how many
+    partitions."""
     if not files:
         raise JournalError("the journal has no run.started event: nothing to score")
     small = _small_events(con, files)
-    _load(con, files)
     started = next((event for event in small if isinstance(event, RunStarted)), None)
     if started is None:
         raise JournalError("the journal has no run.started event: nothing to score")
+    _load(con, files)
     scenario = started.scenario
     ended = next((event for event in small if isinstance(event, RunEnded)), None)
     bulk_end = _one(con, "SELECT max(t) FROM ev")
     end = ended.t if ended else max(
         [event.t for event in small] + ([] if bulk_end is None else [float(bulk_end)]))
     _check_ascii(con)
-    parts = _partition(con, scenario)
+    parts = _partition(con, scenario, partition)
     journal = Journal(tuple(sorted([*small, *_app_truth(con, small)], key=_key)))
-    leaks = [event for event in small if isinstance(event, FaultTouched)
-             and leaked_record(event) is not None]
+    leaks = tuple(event for event in small if isinstance(event, FaultTouched)
+                  and leaked_record(event) is not None)
     load = next((event for event in small if isinstance(event, LoadStarted)), None)
-    t0 = load.t if load is not None else started.t
-    runs = step_runs(journal, scenario, end)
-    tally = _judge_partitions(con, parts, scenario, end, leaks, (runs, t0))
-    return card(journal, _facts(con, tally, scenario, end, (runs, t0)))
+    job = _Job(scenario=scenario, end=end, leaks=leaks,
+               runs=tuple(step_runs(journal, scenario, end)),
+               t0=load.t if load is not None else started.t)
+    return journal, job, parts
 
 
 def _key(event: Event) -> tuple[float, str, int]:
@@ -351,11 +396,11 @@ def _small_events(con: duckdb.DuckDBPyConnection, files: list[str]) -> list[Even
             "(SELECT unnest($bulk::VARCHAR[]))",
             {"files": files, "bulk": list(_BULK)}).fetchall()
     except duckdb.Error as exc:
-        raise _Unsure(str(exc)) from None
+        raise Unsure(str(exc)) from None
     try:
         return [_EVENT.validate_json(line) for (line,) in lines]
     except ValueError as exc:
-        raise _Unsure(str(exc)) from None
+        raise Unsure(str(exc)) from None
 
 
 def _load(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
@@ -373,7 +418,7 @@ def _load(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
             " WHERE kind IN (SELECT unnest($bulk::VARCHAR[]))",
             {"files": files, "columns": _COLUMNS, "bulk": list(_BULK)})
     except duckdb.Error as exc:
-        raise _Unsure(str(exc)) from None
+        raise Unsure(str(exc)) from None
     # A bulky event missing what pydantic requires is malformed: the pure reader says where.
     missing = _one(con, """
         SELECT count(*) FROM ev WHERE t IS NULL OR source IS NULL OR seq IS NULL
@@ -388,7 +433,7 @@ def _load(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
              OR body IS NULL))
          OR (kind = 'vendor.call' AND (vendor IS NULL OR outcome IS NULL OR latency IS NULL))""")
     if missing:
-        raise _Unsure("a bulky event lacks a field")
+        raise Unsure("a bulky event lacks a field")
 
 
 def _check_ascii(con: duckdb.DuckDBPyConnection) -> None:
@@ -399,7 +444,7 @@ def _check_ascii(con: duckdb.DuckDBPyConnection) -> None:
            OR (strlen(email) <> length(email))
            OR (kind = 'send.recorded' AND channel <> 'push' AND strlen("to") <> length("to"))""")
     if odd:
-        raise _Unsure("a non-ASCII number or address")
+        raise Unsure("a non-ASCII number or address")
 
 
 _NATIONAL = """
@@ -411,7 +456,7 @@ CREATE MACRO nat(p) AS CASE
 """
 
 
-def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario) -> int:
+def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: int) -> int:
     """Give every bulky event its partition (table `parted`); how many partitions."""
     con.execute(_NATIONAL)
     # What the truth links borrowers by: numbers, addresses and push tokens (one namespace, as
@@ -436,7 +481,7 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario) -> int:
         con.executemany("INSERT INTO roots VALUES (?, ?)", list(roots.items()))
     reminders = _one(con, "SELECT count(DISTINCT reminder_id) FROM ev "
                           "WHERE kind = 'reminder.scheduled'") or 0
-    parts = max(1, math.ceil(reminders / PARTITION))
+    parts = max(1, math.ceil(reminders / partition))
     con.execute(f"""
         CREATE TABLE bpart AS
         SELECT b, hash(coalesce(root, b)) % {parts} AS part
@@ -457,19 +502,21 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario) -> int:
     if rule.body:
         pattern = "'" + rule.body.replace("'", "''") + "'"
         group = re.compile(rule.body).groupindex["ref"]
-        body = (f"CASE WHEN regexp_matches(body, {pattern}) "
-                f"THEN regexp_extract(body, {pattern}, {group}) END")
+        # One extraction per body; an empty one may still be a match (of an empty `ref`).
+        found = f"regexp_extract(body, {pattern}, {group})"
+        body = (f"CASE WHEN {found} <> '' THEN {found} "
+                f"WHEN regexp_matches(body, {pattern}) THEN '' END")
     else:
         body = "NULL"
     try:
         con.execute(f"""
-            CREATE TABLE sends AS
+            CREATE TEMP VIEW sends AS
             SELECT s.*, coalesce(c.reminder_id, r.reminder_id) AS rid FROM (
                 SELECT *, {client} AS cref, {body} AS bref FROM ev
                  WHERE kind = 'send.recorded') s
             LEFT JOIN by_ref c ON c.ref = s.cref LEFT JOIN by_ref r ON r.ref = s.bref""")
     except duckdb.Error as exc:  # an expression RE2 does not take
-        raise _Unsure(str(exc)) from None
+        raise Unsure(str(exc)) from None
     con.execute("""
         CREATE TABLE parted AS
         SELECT * FROM (
@@ -489,7 +536,7 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario) -> int:
                                  WHEN s.channel = 'sms' THEN 'p:' || nat(s."to")
                                  WHEN s.channel = 'email' THEN 'a:' || lower(s."to")
                                  ELSE 'a:' || s."to" END)
-        ORDER BY part, t, source, seq""")
+        ORDER BY part""")
     return parts
 
 
@@ -541,67 +588,100 @@ def _events(cursor: duckdb.DuckDBPyConnection) -> Iterator[Any]:
             yield _event(dict(zip(names, values, strict=True)))
 
 
-def _event(row: dict[str, Any]) -> Event | tuple[SendRecorded, tuple[str | None, ...], str | None]:
-    """A bulky event rebuilt from its columns (a send with the refs and reminder SQL found)."""
+def _event(row: dict[str, Any]) -> Event | tuple[SendRecorded, tuple[str | None, ...]]:
+    """A bulky event rebuilt from its columns (a send with the references SQL read)."""
     kind = row["kind"]
     base = {"t": row["t"], "source": row["source"], "seq": row["seq"], "kind": kind}
     if kind == "reminder.scheduled":
-        return ReminderScheduled.model_construct(
-            **base, reminder_id=row["reminder_id"], ref=row["ref"], loan_id=row["loan_id"],
-            borrower_id=row["borrower_id"], name=row["name"], phone=row["phone"],
-            email=row["email"], device_token=row["device_token"],
+        return _trusted(
+            ReminderScheduled, base, reminder_id=row["reminder_id"], ref=row["ref"],
+            loan_id=row["loan_id"], borrower_id=row["borrower_id"], name=row["name"],
+            phone=row["phone"], email=row["email"], device_token=row["device_token"],
             national_id=row["national_id"], account=row["account"],
             opted_out=row["opted_out"], amount=row["amount"], due_date=row["due_date"],
             remind_at=row["remind_at"], send_by=row["send_by"])
     if kind == "reminder.changed":
-        return ReminderChanged.model_construct(**base, reminder_id=row["reminder_id"],
-                                               change=row["change"], amount=row["amount"])
+        return _trusted(ReminderChanged, base, reminder_id=row["reminder_id"],
+                        change=row["change"], amount=row["amount"])
     if kind == "borrower.changed":
-        return BorrowerChanged.model_construct(**base, borrower_id=row["borrower_id"],
-                                               phone=row["phone"], opted_out=row["opted_out"])
+        return _trusted(BorrowerChanged, base, borrower_id=row["borrower_id"],
+                        phone=row["phone"], opted_out=row["opted_out"])
     if kind == "borrower.opted_out":
-        return BorrowerOptedOut.model_construct(**base, phone=row["phone"],
-                                                vendor=row["vendor"])
-    send = SendRecorded.model_construct(
-        **base, channel=row["channel"], vendor=row["vendor"], message_id=row["message_id"],
-        to=row["to"], body=row["body"], client_ref=row["client_ref"], handset=row["handset"],
-        inbox_at=row["inbox_at"], request=_EMPTY, request_of=row["request_of"])
-    return send, (row.get("cref"), row.get("bref")), row.get("rid")
+        return _trusted(BorrowerOptedOut, base, phone=row["phone"], vendor=row["vendor"])
+    send = _trusted(
+        SendRecorded, base, channel=row["channel"], vendor=row["vendor"],
+        message_id=row["message_id"], to=row["to"], body=row["body"],
+        client_ref=row["client_ref"], handset=row["handset"], inbox_at=row["inbox_at"],
+        request=_EMPTY, request_of=row["request_of"])
+    return send, (row.get("cref"), row.get("bref"))
 
 
-def _judge_partitions(con: duckdb.DuckDBPyConnection, parts: int, scenario: Scenario,
-                      end: float, leaks: Sequence[FaultTouched],
-                      frame: tuple[Sequence[StepRun], float]) -> _Tally:
-    """Judge each partition with the pure code; what they add up to."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def _trusted(cls: type[M], base: dict[str, Any], **values: Any) -> M:
+    """`cls.model_construct(**base, **values)` for values that name every field, without its
+    per-field work (most of its time)."""
+    made = cls.__new__(cls)
+    fields = {**base, **values}
+    object.__setattr__(made, "__dict__", fields)
+    object.__setattr__(made, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(made, "__pydantic_extra__", None)
+    object.__setattr__(made, "__pydantic_private__", None)
+    return made
+
+
+def _judge_partitions(database: str, parts: int, job: _Job) -> _Tally:
+    """Judge every partition with the pure code, in `WORKERS` processes; what they add up
+    to."""
+    # Forked, so that a caller's unguarded script is not run again (as spawn would), and only
+    # from a process of one thread (the DuckDB connection is closed by now): a fork copies no
+    # other thread, and a lock one of them held would stay held.
+    forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    workers = min(WORKERS, parts) if forkable else 1
+    shares = [list(range(worker, parts, workers)) for worker in range(workers)]
+    if workers == 1:
+        return _judge_some(database, shares[0], job)
     tally = _Tally()
-    rule = scenario.reminders.correlate
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        for part in pool.map(_judge_some, [database] * workers, shares, [job] * workers):
+            tally.merge(part)
+    return tally
+
+
+def _judge_some(database: str, parts: Sequence[int], job: _Job) -> _Tally:
+    """Judge the partitions `parts` of the engine's database (in a worker process)."""
+    tally = _Tally()
+    rule = job.scenario.reminders.correlate
     body = re.compile(rule.body) if rule.body else None
-    for part in range(parts):
-        cursor = con.execute("SELECT * FROM parted WHERE part = ? ORDER BY t, source, seq",
-                             [part])
-        events: list[Event] = [*leaks]
-        sends: list[SendRecorded] = []
-        claimed: list[str | None] = []
-        order: dict[str, int] = {}
-        names = [column[0] for column in cursor.description or ()]
-        while batch := cursor.fetchmany(10_000):
-            for values in batch:
-                row = dict(zip(names, values, strict=True))
-                made = _event(row)
-                if isinstance(made, tuple):
-                    send, refs, rid = made
-                    _same_refs(send, refs, rule.client_ref, body)
-                    sends.append(send)
-                    claimed.append(rid)
-                else:
-                    events.append(made)
-                    if row.get("ord") is not None:
-                        order.setdefault(row["reminder_id"], row["ord"])
-        events.sort(key=_key)
-        truth = rebuild(Journal(tuple(events)))
-        judgement = judge_sends(truth, sends, scenario, end)
-        _tally(tally, truth, judgement, order, frame)
-        del events, sends, truth, judgement
+    frame = (job.runs, job.t0)
+    with _no_cycle_collection(), duckdb.connect(
+            database, read_only=True,
+            config={"memory_limit": WORKER_MEMORY_LIMIT, "threads": 1}) as con:
+        for part in parts:
+            cursor = con.execute(
+                "SELECT * FROM parted WHERE part = ? ORDER BY t, source, seq", [part])
+            events: list[Event] = [*job.leaks]
+            sends: list[SendRecorded] = []
+            order: dict[str, int] = {}
+            names = [column[0] for column in cursor.description or ()]
+            while batch := cursor.fetchmany(10_000):
+                for values in batch:
+                    row = dict(zip(names, values, strict=True))
+                    made = _event(row)
+                    if isinstance(made, tuple):
+                        send, refs = made
+                        _same_refs(send, refs, rule.client_ref, body)
+                        sends.append(send)
+                    else:
+                        events.append(made)
+                        if row["ord"] is not None:
+                            order.setdefault(row["reminder_id"], row["ord"])
+            events.sort(key=_key)
+            truth = rebuild(Journal(tuple(events)))
+            judgement = judge_sends(truth, sends, job.scenario, job.end)
+            _tally(tally, truth, judgement, order, frame)
+            del events, sends, truth, judgement
     return tally
 
 
@@ -612,13 +692,12 @@ def _same_refs(send: SendRecorded, refs: tuple[str | None, ...], client_ref: boo
     match = body.search(send.body) if body else None
     wanted_body = None if match is None else match.group("ref")
     if (wanted_client, wanted_body) != refs:
-        raise _Unsure(f"message {send.message_id}: references read otherwise in SQL")
+        raise Unsure(f"message {send.message_id}: references read otherwise in SQL")
 
 
 def _tally(tally: _Tally, truth: Truth, judgement: Judgement, order: Mapping[str, int],
            frame: tuple[Sequence[StepRun], float]) -> None:
     """Add a partition's judgement to `tally`."""
-    counts = tally.counts
     duplicates = 0
     first_send: dict[str, _SendKey] = {}
     for judged in judgement.reminders:
@@ -626,16 +705,16 @@ def _tally(tally: _Tally, truth: Truth, judgement: Judgement, order: Mapping[str
         if judged.copies:
             first_send[rid] = _send_key(judged.copies[0].send)
         extra = judged.extra_copies
-        counts["duplicates"] += extra
-        counts["cancelled"] += judged.cancelled
-        counts["unsettled"] += judged.owed and not judged.settled
+        tally.add("duplicates", extra)
+        tally.add("cancelled", judged.cancelled)
+        tally.add("unsettled", judged.owed and not judged.settled)
         if judged.settled:
-            tally.rows.append(Row(judged, order[rid]))
+            tally.rows.append(Row.of(judged, order[rid]))
         elif extra and duplicates < MAX_WITNESSES:
             duplicates += 1
-            tally.witnesses.append(Row(judged, order[rid]))
-    counts["unmatched"] += judgement.unmatched
-    counts["opted_out"] += len(truth.opted_out_in_run)
+            tally.witnesses.append(Row.of(judged, order[rid]))
+    tally.add("unmatched", judgement.unmatched)
+    tally.add("opted_out", len(truth.opted_out_in_run))
     traced = {trace.reminder_id for trace in worst(judgement.settled, truth, *frame)}
     tally.worst.extend((judged, truth.borrowers[judged.truth.scheduled.borrower_id],
                         order[judged.reminder_id])
@@ -653,8 +732,9 @@ def _tally(tally: _Tally, truth: Truth, judgement: Judgement, order: Mapping[str
                       ("missing_optout_notice", grouped), ("sent_to_test_data", in_order),
                       ("pii_exposed", in_order)):
         found: tuple[Defect, ...] = getattr(judgement, name)
-        counts[name] += len(found)
-        tally.defects[name].extend((key(defect), defect) for defect in _first(name, found))
+        tally.add(name, len(found))
+        tally.defects.setdefault(name, []).extend(
+            (key(defect), defect) for defect in _first(name, found))
 
 
 def _first(name: str, defects: Sequence[Defect]) -> list[Defect]:
@@ -678,18 +758,18 @@ def _send_key(send: SendRecorded) -> _SendKey:
     return (send.t, send.source, send.seq)
 
 
-def _facts(con: duckdb.DuckDBPyConnection, tally: _Tally, scenario: Scenario, end: float,
-           frame: tuple[Sequence[StepRun], float]) -> Facts:
+def _facts(tally: _Tally, job: _Job, vendors: dict[str, VendorFigures]) -> Facts:
     """The scorecard's facts from what the partitions added up to."""
     rows = sorted(tally.rows, key=lambda row: row.order)
     witnesses = sorted([*rows, *tally.witnesses], key=lambda row: row.order)
 
     def defects(name: str) -> tuple[Any, ...]:
-        return tuple(defect for _, defect in sorted(tally.defects[name], key=lambda d: d[0]))
+        return tuple(defect for _, defect in sorted(tally.defects.get(name, []),
+                                                    key=lambda d: d[0]))
 
     pii: tuple[Exposure, ...] = defects("pii_exposed")
     judgement = Judgement(
-        reminders=tuple(witnesses), unmatched=tally.counts["unmatched"],
+        reminders=tuple(witnesses), unmatched=tally.counts.get("unmatched", 0),
         sent_to_opted_out=defects("sent_to_opted_out"),
         sent_after_repayment=defects("sent_after_repayment"),
         sent_to_test_data=defects("sent_to_test_data"), pii_exposed=pii,
@@ -698,18 +778,20 @@ def _facts(con: duckdb.DuckDBPyConnection, tally: _Tally, scenario: Scenario, en
     borrowers = {borrower.borrower_id: borrower for _, borrower, _ in candidates}
     known = Truth(reminders={}, by_ref={}, borrowers=borrowers, owners={},
                   opted_out_in_run=frozenset(), test_refs={}, test_phones={}, addresses={})
-    traces: list[ReminderTrace] = worst([judged for judged, _, _ in candidates], known, *frame)
-    counts = tally.counts
+    traces: list[ReminderTrace] = worst([judged for judged, _, _ in candidates], known,
+                                        job.runs, job.t0)
+    counts = {name: tally.counts.get(name, 0) for name in (
+        "unsettled", "cancelled", "duplicates", "unmatched", "opted_out", "sent_to_opted_out",
+        "sent_after_repayment", "sent_to_test_data", "pii_exposed", "missing_optout_notice")}
     return Facts(
-        end=end, settled=rows, judgement=judgement, unsettled=counts["unsettled"],
+        end=job.end, settled=rows, judgement=judgement, unsettled=counts["unsettled"],
         cancelled=counts["cancelled"], duplicates=counts["duplicates"],
         unmatched=counts["unmatched"], opted_out=counts["opted_out"],
         sent_to_opted_out=counts["sent_to_opted_out"],
         sent_after_repayment=counts["sent_after_repayment"],
         sent_to_test_data=counts["sent_to_test_data"], pii_exposed=counts["pii_exposed"],
         missing_optout_notice=counts["missing_optout_notice"],
-        vendors=_vendor_figures(con, [*scenario.vendors, *scenario.channels]),
-        worst=traces)
+        vendors=vendors, worst=traces)
 
 
 def _vendor_figures(con: duckdb.DuckDBPyConnection, names: Sequence[str]
