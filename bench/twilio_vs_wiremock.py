@@ -74,7 +74,7 @@ def _port_in_log(log: Path, process: ManagedProcess, timeout: float) -> str:
 
 def start_ours(workdir: Path) -> Server:
     """`python -m mocks CONFIG MANIFEST` as the harness starts it, with one Twilio vendor and its
-    journal (flushed per send) in `workdir`."""
+    journal (group-committed: each send in the file before its answer leaves) in `workdir`."""
     config = workdir / "mocks-config.json"
     config.write_text(MocksConfig(journal_dir=str(workdir / "journal"),
                                   vendors={"twilio": VendorConfig(kind="twilio")})
@@ -233,7 +233,8 @@ def render(points: list[Point], summary: Summary, when: str, settings: Settings)
         "(coordinated omission corrected, as wrk2 does); keep-alive throughout; each server "
         "warmed up first (WireMock at least 60 s: its JIT shares the core)",
         f"- WireMock answers a fixed body; {OURS} parses the form, makes a new SID and date and "
-        "journals every send (a line per send and per call, flushed), as in a run; the "
+        "journals every send (a line per send and per call, in the file before the answer "
+        "leaves: one write per event-loop turn), as in a run; the "
         f"{REFERENCE} only answers a fixed body (what aiohttp alone costs)",
         "- server CPU and other CPU in cores; other CPU is every other process on the machine "
         "during the point"]

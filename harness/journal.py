@@ -310,7 +310,8 @@ class JournalWriter:
     power cut) when `write` returns. With `group_commit`, events written from within a running
     event loop wait in memory and are written together, in one write() call, on the loop's next
     turn: an answer that acknowledges an event must first await `committed()`, which returns
-    once that event is in the file. Events written outside a running loop (another thread) are
+    once that event is in the file, or call `commit()`, which writes the batch at once (before
+    a connection is cut, say). Events written outside a running loop (another thread) are
     written at once, as by default. A crash of the process can then lose the events of its
     current loop turn, and no acknowledged one.
     """
@@ -351,7 +352,7 @@ class JournalWriter:
                 self._write_pending()
             elif self._batch is None:
                 self._batch = asyncio.Event()
-                loop.call_soon(self._commit)
+                loop.call_soon(self.commit)
         return stamped
 
     async def committed(self) -> None:
@@ -363,8 +364,9 @@ class JournalWriter:
         if self._failed is not None:
             raise self._failed
 
-    def _commit(self) -> None:
-        """Write the batch waiting in memory, and wake its waiters."""
+    def commit(self) -> None:
+        """Write the batch waiting in memory now, and wake its waiters (the loop's next turn
+        does it anyway; a client about to see its connection cut must not wait for that)."""
         with self._lock:
             batch, self._batch = self._batch, None
             if self._failed is None:
@@ -388,7 +390,7 @@ class JournalWriter:
     def close(self) -> None:
         """Write what is waiting and close the file; later writes are an error."""
         if self._batch is not None:
-            self._commit()
+            self.commit()
         with self._lock:
             self._file.close()
 

@@ -142,8 +142,11 @@ async def within_deadline(request: web.Request, reading: Awaitable[object]) -> N
     (413) or takes too long (408, and the connection is closed)."""
     deadline = request.config_dict.get(READ_TIMEOUT_KEY, READ_TIMEOUT)
     try:
-        async with asyncio.timeout(deadline):
+        if request.content.is_eof():  # all of it came with the headers: nothing can stall
             await reading
+        else:
+            async with asyncio.timeout(deadline):
+                await reading
     except TimeoutError:
         raise Junk(f"the request's body did not arrive within {deadline:g} s", 408) from None
     except web.HTTPRequestEntityTooLarge as exc:

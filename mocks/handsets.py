@@ -56,7 +56,8 @@ class Handsets:
     def receive(self, to: str, sender: str, body: str, key: tuple[object, ...]) -> Arrival:
         """Where the message to `to` ends up; `key` names this one message (the vendor's
         send key: vendor, recipient, body, attempt)."""
-        if draw(self._seed, "handsets", "absent", *key) < self._absent:
+        # A draw is pure: with no chance, it need not be made (it costs on every send).
+        if self._absent > 0 and draw(self._seed, "handsets", "absent", *key) < self._absent:
             return "absent"
         if sender in self._senders or any(rule.search(body) for rule in self._content):
             return "spam"
@@ -65,7 +66,8 @@ class Handsets:
     def replies_stop(self, to: str) -> bool:
         """Whether the borrower at `to` answers the message in their inbox with STOP (once):
         the borrowers who do are a fraction `stop` of the numbers, drawn by number."""
-        if to in self._opted_out or draw(self._seed, "handsets", "stop", to) >= self._stop:
+        if (self._stop <= 0 or to in self._opted_out
+                or draw(self._seed, "handsets", "stop", to) >= self._stop):
             return False
         self._opted_out.add(to)
         return True

@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote, quote_plus
 
 from aiohttp import web
@@ -47,9 +47,14 @@ def mask_text(text: str) -> str:
     """`text` (a query string or a body: form, JSON or multipart) with the value of every
     secret field replaced by MASK, the rest as it was."""
     pair, json_string, part = _patterns()
-    text = pair.sub(rf"\1{MASK}", text)
-    text = json_string.sub(rf'\1"{MASK}"', text)
-    return part.sub(rf"\1{MASK}", text)
+    # Each pattern needs a character that most texts lack (a form has no quote): a look for
+    # it is far cheaper than a regular expression's scan (measured under bench/run's load).
+    if "=" in text:
+        text = pair.sub(rf"\1{MASK}", text)
+    if '"' in text:
+        text = json_string.sub(rf'\1"{MASK}"', text)
+        text = part.sub(rf"\1{MASK}", text)
+    return text
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,23 @@ class Secrets:
     def mask(self, request: dict[str, object]) -> dict[str, object]:
         """A raw request (`raw_request`) with every form of these secrets replaced by MASK,
         wherever it is (path, query, a header, the body), whatever field carries it."""
-        if self.pattern is None:
-            return request
+        if self.pattern is None or self.pattern.search("\0".join(self._texts(request))) is None:
+            return request  # one scan of it all: a request rarely carries a secret's value
         return {key: self._mask(self.pattern, value) for key, value in request.items()}
+
+    @staticmethod
+    def _texts(request: dict[str, object]) -> list[str]:
+        """Every string `_mask` would look into: values, and names and values of dicts."""
+        texts: list[str] = []
+        dicts: list[Mapping[Any, object]] = [request]
+        while dicts:
+            for key, value in dicts.pop().items():
+                for item in (key, value):
+                    if isinstance(item, str):
+                        texts.append(item)
+                    elif isinstance(item, dict):
+                        dicts.append(item)
+        return texts
 
     @classmethod
     def _mask(cls, pattern: re.Pattern[str], value: object) -> object:

@@ -190,6 +190,8 @@ class _Connection(SMTP):
         text = head.decode("ascii", "replace") if isinstance(head, bytes) else head
         if text.isdigit():
             self._note(int(text))
+        # The journal commits in groups: what this reply tells of goes to the file first.
+        self.mail.deps.journal.commit()
         await super().push(status)
 
     def _note(self, code: int) -> None:
@@ -235,6 +237,7 @@ class _Connection(SMTP):
         if self.transaction is not None:
             self.mail.call(None, "lost", self.transaction.began)
             self.transaction = None
+        self.mail.deps.journal.commit()  # what was recorded is in the file before the cut
         if self.transport is not None:
             self.transport.close()
 
@@ -438,7 +441,6 @@ class MailServer:
             # The message is recorded; the client sees the connection close with no reply,
             # which is what makes clients send it again.
             raise asyncio.CancelledError
-        await self.deps.journal.committed()  # the record is in the file before the 250 leaves
         return f"250 2.0.0 Ok: queued as {queue}"
 
 

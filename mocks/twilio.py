@@ -8,10 +8,10 @@ import hmac
 import random
 import re
 import string
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import formatdate
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -84,6 +84,18 @@ _STATUS = {"delivered": "delivered", "spam": "delivered", "absent": "undelivered
 _CARRIER_FILTERED = 30007  # Twilio's error code for a message the carrier filtered
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _rfc2822(t: float) -> str:
+    """Twilio's dates, `Tue, 01 Dec 2026 23:40:00 +0000`: email.utils.formatdate's text with
+    +0000 for GMT, in a third of its time (it is in every answer)."""
+    tm = time.gmtime(t)
+    return (f"{_DAYS[tm.tm_wday]}, {tm.tm_mday:02d} {_MONTHS[tm.tm_mon - 1]} {tm.tm_year:04d} "
+            f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} +0000")
+
+
 class _Message(NamedTuple):
     """An accepted message as the Messages resource shows it. A tuple of plain values: the
     garbage collector stops tracking it, so a long run's many cost no collection pauses."""
@@ -116,7 +128,7 @@ class _Message(NamedTuple):
         """The JSON Twilio returns for it: `queued` when created, later as the handset left it
         (undelivered with 30007 if the carrier filtered it)."""
         uri = f"/2010-04-01/Accounts/{sid}/Messages/{self.sid}"
-        created = formatdate(self.t, usegmt=True).replace("GMT", "+0000")
+        created = _rfc2822(self.t)
         status = ("queued" if just_created else "undelivered" if self.filtered
                   else _STATUS[self.handset])
         error = _CARRIER_FILTERED if self.filtered and not just_created else None

@@ -294,7 +294,8 @@ class VendorMock:
         if first is None:
             request = self._secrets.mask(request)
         call.sends.append((message_id, to, key))
-        dropped = self.draw("drop", *key[1:]) < self.faults.drop
+        drop = self.faults.drop  # a draw is pure: with no chance, it need not be made
+        dropped = drop > 0 and self.draw("drop", *key[1:]) < drop
         if dropped:
             self.touched("drop", message_id, to=to)
         carrier = None if dropped else self._carrier(call, message_id, body)
@@ -369,7 +370,8 @@ class VendorMock:
                                    else ("asked", *call.asked) if call.asked else ("call",))
         if not sends:  # a repeated call that accepted nothing is keyed by its repetition
             key = (*key, self._sendless.next(key))
-        if self.draw("response_lost", *key) >= self.faults.response_lost:
+        lost = self.faults.response_lost
+        if lost <= 0 or self.draw("response_lost", *key) >= lost:
             return False
         for message_id, to, _ in sends:
             self.touched("response_lost", message_id, to=to)
@@ -397,6 +399,7 @@ class VendorMock:
         except ResponseLost:
             self._journal.write(VendorCall(vendor=self.name, status=None, outcome="lost",
                                            latency=time.monotonic() - began))
+            self._journal.commit()  # the send is in the file before the client sees the cut
             # The send is recorded; the client sees the connection close with no answer,
             # which is what makes SDKs and notifiers send it again.
             if request.transport is not None:

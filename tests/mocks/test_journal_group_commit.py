@@ -144,3 +144,16 @@ def test_an_acknowledged_send_is_in_the_journal_file_when_its_answer_arrives(
         journal = read_journal(fleet.journal_dir)  # at once: no waiting for the writer
         assert answer.json()["sid"] in {s.message_id for s in journal.of(SendRecorded)}
         assert len(journal.of(VendorCall)) == n + 1
+
+
+def test_a_send_whose_answer_is_lost_is_in_the_file_when_the_connection_is_cut(
+        client: httpx.Client, fleet: Mocks) -> None:
+    twilio = fleet.manifest.vendors["twilio"]
+    assert client.put(twilio.control_url, json={"response_lost": 1.0}).status_code == 200
+    for n in range(10):
+        with pytest.raises(httpx.RemoteProtocolError):
+            twilio_send(client, twilio, {"To": f"+861390000{n:04d}", "From": "+15005550006",
+                                         "Body": f"lost:{n}"})
+        journal = read_journal(fleet.journal_dir)  # at once, as a notifier's retry would
+        assert f"lost:{n}" in {s.body for s in journal.of(SendRecorded)}
+        assert [c.outcome for c in journal.of(VendorCall)].count("lost") == n + 1
