@@ -419,7 +419,8 @@ def _load(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
             {"files": files, "columns": _COLUMNS, "bulk": list(_BULK)})
     except duckdb.Error as exc:
         raise Unsure(str(exc)) from None
-    # A bulky event missing what pydantic requires is malformed: the pure reader says where.
+    # A bulky event missing what pydantic requires, or with a value it refuses, is malformed:
+    # the pure reader says where. (A field too many is not looked for.)
     missing = _one(con, """
         SELECT count(*) FROM ev WHERE t IS NULL OR source IS NULL OR seq IS NULL
          OR (kind = 'reminder.scheduled' AND (reminder_id IS NULL OR ref IS NULL
@@ -431,7 +432,12 @@ def _load(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
          OR (kind = 'borrower.opted_out' AND (phone IS NULL OR vendor IS NULL))
          OR (kind = 'send.recorded' AND (vendor IS NULL OR message_id IS NULL OR "to" IS NULL
              OR body IS NULL))
-         OR (kind = 'vendor.call' AND (vendor IS NULL OR outcome IS NULL OR latency IS NULL))""")
+         OR (kind = 'vendor.call' AND (vendor IS NULL OR outcome IS NULL OR latency IS NULL))
+         OR (kind = 'send.recorded' AND (channel NOT IN ('sms', 'push', 'email')
+             OR handset NOT IN ('delivered', 'spam', 'absent', 'dropped')))
+         OR (kind = 'reminder.changed' AND change NOT IN ('repaid', 'partially_repaid'))
+         OR (kind = 'vendor.call'
+             AND outcome NOT IN ('accepted', 'read', 'rejected', 'refused', 'lost'))""")
     if missing:
         raise Unsure("a bulky event lacks a field")
 
