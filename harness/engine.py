@@ -12,10 +12,11 @@ by a partition rather than by the run:
    per group of borrowers that share anything the truth links (a number, an address, a push
    token, a reminder id): so a reminder, its sends, its borrower's changes and STOP replies, and
    every send to a number of theirs land in one partition.
-3. Each partition is judged by the pure code (`harness.truth.rebuild`, `judge_sends`): phone
-   changes, opt-outs, cancellations, content, personal data and test data keep one
-   implementation. What a partition yields is compact: per owed settled reminder a `Row`
-   (what the figure modules read), counts, the first defects and witnesses, its worst traces.
+3. Each partition is judged by the pure code (`harness.truth.rebuild`, `judge_sends`), in
+   `WORKERS` forked processes: phone changes, opt-outs, cancellations, content, personal data
+   and test data keep one implementation. What a partition yields is compact: per owed
+   settled reminder a `Row` (what the figure modules read), counts, the first defects and
+   witnesses a gate can name, its worst traces.
 4. The scorecard is made by `harness.continuity.card`, as the pure scorer makes it; the
    vendors' figures come from SQL (`_vendor_figures` says the same rules as
    `harness.vendor_figures`).
@@ -23,6 +24,8 @@ by a partition rather than by the run:
 Where SQL and Python could read a journal differently (a non-ASCII phone number or address,
 the body expression matching otherwise in RE2 than in Python's `re`, a line DuckDB refuses),
 the engine does not guess: `score_folder` scores that journal with the pure scorer instead.
+One rule of the journal is not checked here: a bulky line with a field too many, which the
+pure reader refuses, is read (its known fields are).
 """
 
 from __future__ import annotations
