@@ -12,6 +12,7 @@ the time each component's threads were ready to run but waited for a core (the s
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,14 +65,16 @@ def component_of(argv: tuple[str, ...]) -> str:
     return "notifier"
 
 
-def read_table(proc: Path = Path("/proc")) -> dict[int, ProcStat]:
-    """Every process's stat line now (those that end while being read are left out)."""
+def read_table(proc: Path = Path("/proc"),
+               pids: Iterable[int] | None = None) -> dict[int, ProcStat]:
+    """The stat lines now of `pids` (None: every process); those that end while being read
+    are left out."""
+    if pids is None:
+        pids = (int(entry.name) for entry in proc.iterdir() if entry.name.isdigit())
     table = {}
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in pids:
         try:
-            table[int(entry.name)] = parse_stat((entry / "stat").read_text())
+            table[pid] = parse_stat((proc / str(pid) / "stat").read_text())
         except (OSError, ValueError):
             continue  # gone meanwhile
     return table
@@ -134,23 +137,36 @@ class RunMeter:
     """Counts a run's CPU by component across samples. A child of the harness that has ended
     keeps its last count (the harness waited for it, and only its own time is the harness's);
     a deeper process that ended moved into its parent's waited-for time, counted there. Each
-    process's wait for a core is the most seen of it (its ended threads take theirs away)."""
+    process's wait for a core is the most seen of it (its ended threads take theirs away).
 
-    def __init__(self, root: int, proc: Path = Path("/proc")) -> None:
+    Only every `rescan` seconds does a sample read all of /proc to find new processes; between
+    them it reads the run's known ones. The counters are cumulative, so a process found late
+    is counted whole, and one that ended unseen is in its parent's waited-for time."""
+
+    def __init__(self, root: int, proc: Path = Path("/proc"), rescan: float = 1.0) -> None:
         self.root = root
         self._proc = proc
+        self._rescan = rescan
+        self._scanned = -rescan
+        self._known: set[int] = set()
         self._kinds: dict[int, str] = {}
         self._ended_children: dict[int, tuple[str, int]] = {}
         self._last_children: dict[int, tuple[str, int]] = {}
         self._waits: dict[int, tuple[str, int]] = {}
 
     def sample(self, table: Mapping[int, ProcStat] | None = None) -> Counts:
-        """The run's counters so far."""
-        table = read_table(self._proc) if table is None else table
+        """The run's counters so far (from `table` if given, else from /proc)."""
+        if table is None:
+            now = time.monotonic()
+            if now - self._scanned >= self._rescan:
+                table, self._scanned = read_table(self._proc), now
+            else:
+                table = read_table(self._proc, {self.root, *self._known})
         for pid in (stat.pid for stat in table.values() if stat.ppid == self.root):
             if pid not in self._kinds:
                 self._kinds[pid] = component_of(read_argv(pid, self._proc))
         found = tree_ticks(table, self.root, self._kinds)
+        self._known = set(found)
         children = {pid: found[pid] for pid in self._kinds if pid in found}
         for pid, counted in self._last_children.items():
             if pid not in children:

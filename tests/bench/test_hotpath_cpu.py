@@ -147,6 +147,27 @@ def test_the_meter_keeps_an_ended_component_and_counts_a_reaped_grandchild_once(
     assert second.waited["mocks"] == 4.0
 
 
+def write_stat(proc: Path, line: str) -> None:
+    pid = line.split()[0]
+    (proc / pid).mkdir(parents=True, exist_ok=True)
+    (proc / pid / "stat").write_text(line)
+
+
+def test_between_rescans_the_meter_reads_only_the_run_known_processes(tmp_path: Path) -> None:
+    write_cmdline(tmp_path, 41, "python", "-m", "mocks", "c.json", "m.json")
+    write_stat(tmp_path, stat_line(40, 1, utime=1))
+    write_stat(tmp_path, stat_line(41, 40, utime=10))
+    write_stat(tmp_path, stat_line(99, 1, utime=500))  # not the run's
+    meter = RunMeter(40, proc=tmp_path, rescan=3600.0)
+    assert meter.sample().cpu["mocks"] == 10  # the first sample reads all of /proc
+    write_stat(tmp_path, stat_line(41, 40, utime=15))
+    write_stat(tmp_path, stat_line(42, 41, utime=7))  # new: not read until the next rescan
+    assert meter.sample().cpu["mocks"] == 15
+    rescanning = RunMeter(40, proc=tmp_path, rescan=0.0)
+    assert rescanning.sample().cpu == {"mocks": 22, "toxiproxy": 0, "locust": 0, "harness": 1,
+                                       "notifier": 0}
+
+
 def test_the_machine_busy_time_leaves_out_idle_and_iowait(tmp_path: Path) -> None:
     # user nice system idle iowait irq softirq steal guest guest_nice
     (tmp_path / "stat").write_text("cpu  100 2 30 5000 40 1 3 4 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
