@@ -48,6 +48,7 @@ _CHAR = r"[0-9*＊•●×xX]"
 _RUN = re.compile(rf"(?<![0-9])(?<![0-9][.,])\+?{_CHAR}(?:[ \-]?{_CHAR})*"
                   rf"(?![0-9])(?![.,][0-9])")
 _SEPARATOR = re.compile(r"[ \-]")
+_SEPARATORS = re.compile(r"[ \-]+")
 _LETTER = re.compile(r"[A-Za-z]")
 _STARTS_MASKS_ENDS = re.compile(r"([0-9]*)([*＊•●×X]{2,})([0-9]*X?)")
 _COUNTRY_CODES = ("86", "0086")
@@ -92,10 +93,29 @@ def exposed(body: str, person: PersonalData, visible: int) -> tuple[PersonalFiel
     """The fields of `person` that `body` shows more than `visible` characters of, each once,
     in the order national id, account, phone."""
     found: list[PersonalField] = []
+    flat, masks = _SEPARATORS.sub("", body.upper()), _count_masks(body)
     for name, value in person.fields():
-        if name not in found and shown(body, value, name == "phone") > visible:
+        if (name not in found and _may_show(flat, masks, value.upper(), visible)
+                and shown(body, value, name == "phone") > visible):
             found.append(name)
     return tuple(found)
+
+
+def _may_show(flat: str, masks: int, wanted: str, visible: int) -> bool:
+    """Whether a text can show more than `visible` characters of `wanted` (upper case) by any
+    rule: a cheap necessary condition that spares most texts the reading. `flat` is the text in
+    upper case without spaces and hyphens (so a run's characters are side by side in it),
+    `masks` its count of mask characters."""
+    tail = max(_TAIL_FROM, visible + 1)
+    return (masks >= 2  # rule 2 needs a piece with two masks
+            or (len(wanted) > tail and wanted[-tail:] in flat)  # rule 3: an end of the value
+            or _as_long(len(wanted)).search(flat) is not None)  # rule 1: a piece as long
+
+
+@functools.lru_cache(maxsize=64)
+def _as_long(length: int) -> re.Pattern[str]:
+    """Runs of digits and masks at least `length` long (in upper case, without separators)."""
+    return re.compile(f"[0-9*＊•●×X]{{{length},}}")
 
 
 def shown(body: str, value: str, phone: bool = False) -> int:
