@@ -54,9 +54,11 @@ async def test_the_standby_takes_over_from_a_killed_active_and_sends_each_once(
     tmp_path: Path, version: str
 ) -> None:
     async with World(tmp_path, reminders=3, version=version) as world:
-        # The third send reaches Twilio, and the active dies before Twilio's answer.
+        # The third send reaches Twilio, and the active dies before Twilio's answer: its vendor
+        # timeout outlasts the standby's start (slow on a loaded machine), or it would have
+        # timed out and found the message itself before it is killed.
         world.twilio.once = {"REF00003": "swallow"}
-        active = await start(world, "a")
+        active = await start(world, "a", VENDOR_TIMEOUT="30")
         standby = await start(world, "b")
         assert (await active.health())["role"] == "active"
         health = await standby.health()
@@ -81,7 +83,11 @@ async def test_the_standby_takes_over_from_a_killed_active_and_sends_each_once(
             "b": ["REF00004", "REF00005", "REF00006"],
         }
         assert world.aliyun.requests == []
-        assert "interrupted rem-000003 had been sent via twilio" in standby.log.read_text()
+        # Logged just after the row is marked sent, which the wait above may see first.
+        await eventually(
+            lambda: "interrupted rem-000003 had been sent via twilio" in standby.log.read_text(),
+            "the standby's account of the interrupted send",
+        )
         assert await standby.stop() == 0
 
 
@@ -92,8 +98,10 @@ async def test_a_frozen_active_that_wakes_after_losing_the_lease_sends_nothing_m
     async with World(tmp_path, reminders=2) as world:
         # The second send gets no answer and is never taken: the active, frozen, cannot tell.
         world.twilio.once = {"REF00002": "hang"}
-        # A second worker, free to claim the backlog the moment the ex-active wakes.
-        active = await start(world, "a", WORKERS="2")
+        # A second worker, free to claim the backlog the moment the ex-active wakes. Its vendor
+        # timeout outlasts the standby's start (slow on a loaded machine): the send must still
+        # hang when the active is frozen, not have timed out and failed over already.
+        active = await start(world, "a", WORKERS="2", VENDOR_TIMEOUT="30")
         standby = await start(world, "b", WORKERS="2")
         await eventually(lambda: len(world.twilio.requests) == 2, "the second send in flight")
         active.process.send_signal(signal.SIGSTOP)

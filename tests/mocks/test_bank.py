@@ -4,7 +4,6 @@ changes are planned and applied (times are given, so nothing here waits)."""
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -32,13 +31,10 @@ def valid_national_id(number: str) -> bool:
     return number[17] == "10X98765432"[total % 11]
 
 
-def test_a_population_of_2000_is_made_well_under_a_second() -> None:
-    started = time.perf_counter()
+def test_a_population_of_2000_is_whole_distinct_and_valid() -> None:
     bank = make(2000, opted_out=0.1)
     people = [bank.borrower(index) for index in range(2000)]
-    elapsed = time.perf_counter() - started
 
-    assert elapsed < 1.0
     assert [p.borrower_id for p in people] == [f"B{n:06d}" for n in range(1, 2001)]
     assert len({p.phone for p in people}) == 2000
     assert all(re.fullmatch(r"\+861[3-9]\d{9}", p.phone) for p in people)
@@ -48,13 +44,12 @@ def test_a_population_of_2000_is_made_well_under_a_second() -> None:
 
 
 def test_a_large_population_costs_nothing_until_used() -> None:
-    started = time.perf_counter()
-    bank = make(100_000)
-    last = bank.borrower(99_999)
-    assert time.perf_counter() - started < 1.0
-    assert last.borrower_id == "B100000"
+    # A billion borrowers: one made eagerly per borrower would never get to the last one.
+    bank = make(10**9)
+    last = bank.borrower(10**9 - 1)
+    assert last.borrower_id == "B1000000000"
     with pytest.raises(IndexError):
-        bank.borrower(100_000)
+        bank.borrower(10**9)
 
 
 def test_borrowers_depend_on_the_seed_only() -> None:
