@@ -83,8 +83,8 @@ ENGINE_FROM = 64 << 20
 """Journals of this many bytes or more (about 30,000 reminders) are scored by the engine;
 smaller ones by the pure scorer, which starts faster than DuckDB."""
 
-PARTITION = 50_000
-"""Reminders judged together: about 250 MB of Python objects at a time."""
+PARTITION = 25_000
+"""Reminders judged together in a process: about 300 MB of Python objects at a time."""
 
 MEMORY_LIMIT = "500MB"
 """DuckDB's own memory while it loads and partitions; beyond it, it spills to disk."""
