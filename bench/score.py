@@ -32,7 +32,7 @@ from bench.synthetic_journal import Planted, cached_run
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / ".cache"
 RESULTS = ROOT / "bench" / "results"
-GB = 1 << 30
+GIB = 1 << 30
 POLL = 0.1
 """Seconds between looks at a measured process (its exit, its memory)."""
 
@@ -156,14 +156,19 @@ def compare(figures: dict[str, object], planted: Planted) -> tuple[str, ...]:
 
 
 def run_scorer(run_dir: Path, planted: Planted, max_seconds: float, max_rss: int) -> Side:
-    """`notifychaos report` on `run_dir`, measured, and its scorecard checked."""
-    scorecard = run_dir / "scorecard.json"
-    scorecard.unlink(missing_ok=True)
-    command = [str(Path(sys.executable).parent / "notifychaos"), "report", str(run_dir)]
-    measured = measure(command, max_seconds, max_rss)
-    if not measured.finished or not scorecard.is_file():
-        return Side(measured, (), checked=False)
-    card = json.loads(scorecard.read_text(encoding="utf-8"))
+    """`notifychaos report` on `run_dir`'s journal, measured, and its scorecard checked.
+
+    The reports go to a folder of this measurement's own (its `journal` a link to the cached
+    one), so that two benchmarks on one cached folder never read each other's scorecard."""
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix="report-") as own:
+        folder = Path(own)
+        (folder / "journal").symlink_to(run_dir / "journal", target_is_directory=True)
+        command = [str(Path(sys.executable).parent / "notifychaos"), "report", str(folder)]
+        measured = measure(command, max_seconds, max_rss)
+        scorecard = folder / "scorecard.json"
+        if not measured.finished or not scorecard.is_file():
+            return Side(measured, (), checked=False)
+        card = json.loads(scorecard.read_text(encoding="utf-8"))
     return Side(measured, compare(card, planted), checked=True)
 
 
@@ -182,7 +187,7 @@ def _load() -> str:
 
 
 def _gb(size: int) -> str:
-    return f"{size / GB:.2f} GB"
+    return f"{size / GIB:.2f} GiB"
 
 
 def _cell_time(side: Side) -> str:
@@ -227,8 +232,8 @@ def _machine() -> dict[str, object]:
         version = "not installed"
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                             capture_output=True, check=False).stdout.strip()
-    return {"cpus": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PHYS_PAGES")
-                                                       * os.sysconf("SC_PAGE_SIZE") / GB, 1),
+    return {"cpus": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PHYS_PAGES")
+                                                        * os.sysconf("SC_PAGE_SIZE") / GIB, 1),
             "python": platform.python_version(), "duckdb": version, "commit": commit}
 
 
@@ -259,9 +264,9 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=900.0,
                         help="stop a contender after this long (default 900)")
     parser.add_argument("--max-rss-gb", type=float, default=20.0,
-                        help="stop a contender holding more memory than this (default 20)")
+                        help="stop a contender holding more GiB than this (default 20)")
     args = parser.parse_args()
-    max_rss = int(args.max_rss_gb * GB)
+    max_rss = int(args.max_rss_gb * GIB)
     rows: list[Row] = []
     loads: list[dict[str, object]] = []
     for n in args.sizes:
@@ -319,9 +324,9 @@ def _write(rows: list[Row], lines: list[str], loads: list[dict[str, object]],
                                                encoding="utf-8")
     load_text = "; ".join(f"{entry['reminders']:,}: {entry['load_after']}" for entry in loads)
     md = [f"# Scorer benchmark ({when}, commit {machine['commit']})", "",
-          f"{machine['cpus']} CPUs, {machine['memory_gb']} GB, Python {machine['python']}, "
+          f"{machine['cpus']} CPUs, {machine['memory_gib']} GiB, Python {machine['python']}, "
           f"DuckDB {machine['duckdb']}; seed {args.seed}; limits {args.max_seconds:.0f} s, "
-          f"{args.max_rss_gb:g} GB; load average (1, 5, 15 min) after each size: {load_text}.",
+          f"{args.max_rss_gb:g} GiB; load average (1, 5, 15 min) after each size: {load_text}.",
           f"Scorer files changed since the commit: "
           f"{', '.join(changed) or 'none'}.",
           "", *lines, ""]
