@@ -81,20 +81,25 @@ class Row:
     duckdb: Side
 
     @property
+    def compared(self) -> bool:
+        """Whether both finished and gave figures: only then are their costs compared."""
+        return self.scorer.checked and self.duckdb.checked
+
+    @property
     def time_ratio(self) -> float | None:
-        if not (self.scorer.measured.finished and self.duckdb.measured.finished):
+        if not self.compared:
             return None
         return self.scorer.measured.seconds / self.duckdb.measured.seconds
 
     @property
     def cpu_ratio(self) -> float | None:
-        if not (self.scorer.measured.finished and self.duckdb.measured.finished):
+        if not self.compared:
             return None
         return self.scorer.measured.cpu_seconds / self.duckdb.measured.cpu_seconds
 
     @property
     def memory_ratio(self) -> float | None:
-        if not (self.scorer.measured.finished and self.duckdb.measured.finished):
+        if not self.compared:
             return None
         return self.scorer.measured.peak_rss / self.duckdb.measured.peak_rss
 
