@@ -271,6 +271,8 @@ def main() -> None:
     parser.add_argument("--max-rss-gb", type=float, default=20.0,
                         help="stop a contender holding more GiB than this (default 20)")
     args = parser.parse_args()
+    # The scorer measured is the working tree as it is now: say so before it can change.
+    machine, changed = _machine(), _changed()
     max_rss = int(args.max_rss_gb * GIB)
     rows: list[Row] = []
     loads: list[dict[str, object]] = []
@@ -298,7 +300,7 @@ def main() -> None:
         loads.append({"reminders": n, "load_after": _load()})
     lines = table(rows)
     print("\n".join(lines))
-    _write(rows, lines, loads, args)
+    _write(rows, lines, loads, args, machine, changed)
     if any(side.mismatches for row in rows for side in (row.scorer, row.duckdb)):
         sys.exit(1)
 
@@ -311,11 +313,9 @@ def _side_json(side: Side) -> dict[str, object]:
 
 
 def _write(rows: list[Row], lines: list[str], loads: list[dict[str, object]],
-           args: argparse.Namespace) -> None:
+           args: argparse.Namespace, machine: dict[str, object], changed: list[str]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     when = datetime.now(UTC).isoformat(timespec="seconds")
-    machine = _machine()
-    changed = _changed()
     data = {"when": when, "machine": machine, "harness_changes_not_committed": changed,
             "seed": args.seed,
             "max_seconds": args.max_seconds, "max_rss_gb": args.max_rss_gb, "loads": loads,
