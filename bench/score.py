@@ -4,7 +4,8 @@ files.
 
 Run it with `bench/score` (`--help`). For each size it writes the run folder once
 (bench/synthetic_journal.py, cached by size and seed under bench/.cache/), runs the real command
-as a subprocess and measures its wall time and peak memory (`os.wait4`'s `ru_maxrss`), stopping
+as a subprocess and measures its wall time, CPU time and peak memory (`os.wait4`'s rusage; the
+process tree's resident memory sampled every 0.1 s, for workers alive at once), stopping
 it past `--max-seconds` or `--max-rss-gb` ("did not finish"); then checks the scorecard's owed,
 outcomes, duplicates, unmatched, cancelled, opted-out and continuity figures against the
 planted ones. DuckDB (bench/score_duckdb.py) is measured the same way and checked the same way.
@@ -46,7 +47,8 @@ class Measured:
     """User and system CPU time of the process (and any child it waited for): less noisy than
     the wall time on a shared machine."""
     peak_rss: int
-    """Bytes, the most resident memory of the process (and any child it waited for)."""
+    """Bytes, the most resident memory of the process and its children: the larger of
+    `ru_maxrss` and the most their sum was when sampled."""
     exit_code: int
     stopped: str | None
     """Why it was stopped ("time" or "memory"), None when it ended by itself."""
@@ -112,14 +114,17 @@ def measure(command: list[str], max_seconds: float, max_rss: int) -> Measured:
         process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
         stopped: str | None = None
+        tree_peak = 0
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
             elapsed = time.monotonic() - began
+            tree = _rss(process.pid)
+            tree_peak = max(tree_peak, tree)
             if stopped is None and elapsed > max_seconds:
                 stopped = "time"
-            elif stopped is None and _rss(process.pid) > max_rss:
+            elif stopped is None and tree > max_rss:
                 stopped = "memory"
             if stopped is not None:
                 os.killpg(process.pid, signal.SIGKILL)
@@ -130,20 +135,28 @@ def measure(command: list[str], max_seconds: float, max_rss: int) -> Measured:
         process.returncode = os.waitstatus_to_exitcode(status)
         output.seek(0)
         text = output.read().decode("utf-8", "replace")
-    # ru_maxrss is in kilobytes on Linux.
+    # ru_maxrss (kilobytes on Linux) is the largest single process; workers alive at once
+    # add up, which only the samples of the whole tree see.
     return Measured(seconds=seconds, cpu_seconds=usage.ru_utime + usage.ru_stime,
-                    peak_rss=usage.ru_maxrss * 1024,
+                    peak_rss=max(usage.ru_maxrss * 1024, tree_peak),
                     exit_code=process.returncode, stopped=stopped, output=text)
 
 
 def _rss(pid: int) -> int:
-    """Bytes resident now in `pid` (0 once it is gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
-    except OSError:
-        return 0
-    line = next((line for line in status.splitlines() if line.startswith("VmRSS:")), "")
-    return int(line.split()[1]) * 1024 if line else 0
+    """Bytes resident now in `pid` and all its descendants (0 once they are gone)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text(encoding="ascii")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in
+                               (task / "children").read_text(encoding="ascii").split())
+        except OSError:
+            continue  # it ended meanwhile
+        line = next((line for line in status.splitlines() if line.startswith("VmRSS:")), "")
+        total += int(line.split()[1]) * 1024 if line else 0
+    return total
 
 
 def compare(figures: dict[str, object], planted: Planted) -> tuple[str, ...]:

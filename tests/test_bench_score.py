@@ -1,6 +1,6 @@
 """The scorer benchmark plants what it says: today's pure scorer and the DuckDB baseline read
 exactly the planted figures from a small synthetic journal; the files are in time order, the
-same bytes for the same seed; a measured process past its limit is stopped."""
+same bytes for the same seed; a measured process (its whole tree) past its limit is stopped."""
 
 from __future__ import annotations
 
@@ -104,3 +104,14 @@ def test_measure_stops_a_process_past_its_memory() -> None:
     hog = measure([sys.executable, "-c", "import time; b = bytearray(200 << 20); time.sleep(60)"],
                   max_seconds=60, max_rss=100 << 20)
     assert hog.stopped == "memory"
+
+
+def test_measure_counts_the_whole_process_tree() -> None:
+    # Two children of 80 MB each: neither alone passes 120 MB, together they do.
+    child = "import time; b = b'x' * (80 << 20); time.sleep(60)"
+    parent = ("import subprocess, sys, time; "
+              f"kids = [subprocess.Popen([sys.executable, '-c', {child!r}]) for _ in range(2)]; "
+              "time.sleep(60)")
+    tree = measure([sys.executable, "-c", parent], max_seconds=60, max_rss=120 << 20)
+    assert tree.stopped == "memory"
+    assert tree.peak_rss > 120 << 20
