@@ -7,6 +7,7 @@ running estimate ("so far"); the scorecard at the end is the verdict.
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 import time
@@ -120,13 +121,21 @@ class _Arrival:
 
 
 class RunProgress:
-    """Folds journal events, in any order across files, into a Snapshot on demand."""
+    """Folds journal events, in any order across files, into a Snapshot on demand.
+
+    A snapshot looks only at the reminders still open: one delivered on time, or due with
+    every deadline passed, is counted once and for good, so that a refresh costs what is in
+    flight, not everything the run has scheduled so far.
+    """
 
     def __init__(self) -> None:
         self._scenario: Scenario | None = None
         self._load_started: float | None = None
         self._active: dict[int, ActiveStep] = {}
         self._reminders: dict[str, ReminderScheduled] = {}
+        self._open: dict[str, ReminderScheduled] = {}
+        self._closed_on_time = 0
+        self._closed_due = 0
         self._repaid: set[str] = set()
         self._phones: dict[str, list[tuple[float, str]]] = defaultdict(list)
         self._opted_out: set[str] = set()
@@ -150,14 +159,16 @@ class RunProgress:
         elif isinstance(event, FaultReverted):
             self._active.pop(event.step, None)
         elif isinstance(event, ReminderScheduled):
+            if event.reminder_id not in self._reminders:
+                self._open[event.reminder_id] = event
             self._reminders[event.reminder_id] = event
-            self._phones[event.borrower_id].append((event.t, event.phone))
+            bisect.insort(self._phones[event.borrower_id], (event.t, event.phone))
             if event.opted_out:
                 self._opted_out.add(event.borrower_id)
         elif isinstance(event, ReminderChanged) and event.change == "repaid":
             self._repaid.add(event.reminder_id)
         elif isinstance(event, BorrowerChanged):
-            self._phones[event.borrower_id].append((event.t, event.phone))
+            bisect.insort(self._phones[event.borrower_id], (event.t, event.phone))
             (self._opted_out.add if event.opted_out else self._opted_out.discard)(
                 event.borrower_id)
         elif isinstance(event, BorrowerOptedOut):
@@ -186,8 +197,9 @@ class RunProgress:
         return refs
 
     def _phone_at(self, borrower: str, at: float) -> str:
-        history = sorted(self._phones[borrower])
-        return next((phone for t, phone in reversed(history) if t <= at), history[0][1])
+        history = self._phones[borrower]  # kept sorted by time
+        index = bisect.bisect_right(history, at, key=lambda entry: entry[0])
+        return history[max(index - 1, 0)][1]
 
     def _reaches(self, reminder: ReminderScheduled, arrival: _Arrival) -> bool:
         """Whether `arrival` went to the reminder's borrower on its channel."""
@@ -210,19 +222,26 @@ class RunProgress:
 
     def snapshot(self, now: float) -> Snapshot:
         """The figures as of `now` (a time.time() value)."""
-        due = on_time = in_flight = 0
-        for reminder in self._reminders.values():
+        due, in_flight = 0, 0
+        allowed = self._scenario.allowed if self._scenario else ("sms",)
+        for reminder in list(self._open.values()):
             if reminder.remind_at > now or not self._owed(reminder, now):
                 continue
             arrived = [a for a in self._arrivals.get(reminder.ref, [])
                        if self._reaches(reminder, a)]
+            closed = max(self._deadline(reminder, channel) for channel in allowed) <= now
             if any(a.inbox_at <= self._deadline(reminder, a.channel) for a in arrived):
-                due, on_time = due + 1, on_time + 1
-            elif arrived or max(self._deadline(reminder, channel) for channel in (
-                    self._scenario.allowed if self._scenario else ("sms",))) <= now:
+                del self._open[reminder.reminder_id]
+                self._closed_on_time += 1
+            elif closed:
+                del self._open[reminder.reminder_id]
+                self._closed_due += 1
+            elif arrived:
                 due += 1
             else:
                 in_flight += 1
+        on_time = self._closed_on_time
+        due += self._closed_on_time + self._closed_due
         scenario = self._scenario
         return Snapshot(
             name=scenario.name if scenario else "",

@@ -112,6 +112,27 @@ def test_the_estimate_grows_with_the_journal(tmp_path: Path) -> None:
         "faults: step 1 vendor.outage vendors.sms")
 
 
+def test_an_estimate_refreshed_all_along_agrees_with_one_made_at_the_end() -> None:
+    # A reminder counted once for good (on time, or due with its window closed) is not looked
+    # at again; the figures must stay those of a progress that sees everything at once.
+    events: list[Event] = [RunStarted(t=T0, scenario=SCENARIO), LoadStarted(t=T0, pid=1)]
+    for n in range(1, 41):
+        ref, borrower = f"AAAA{n:04d}", f"B{n}"
+        events.append(owed(ref, at=n, scheduled=n - 1, borrower=borrower))
+        if n % 4 == 0:
+            events.append(phone_changed(n + 0.5, OTHER_PHONE, borrower=borrower))
+        if n % 3:
+            events.append(sent(ref, at=n + n % 7, arrive=n % 5 * 3.0,
+                               to=OTHER_PHONE if n % 4 == 0 else owed(ref, at=n).phone))
+    refreshed = RunProgress()
+    for second in range(0, 80):
+        refreshed.add([e for e in events if second <= e.t - T0 < second + 1])
+        now = T0 + second + 1
+        at_once = RunProgress()
+        at_once.add([e for e in events if e.t < now])
+        assert refreshed.snapshot(now) == at_once.snapshot(now), second
+
+
 def test_a_reminder_that_arrived_by_push_or_e_mail_within_its_window_is_on_time(
         tmp_path: Path) -> None:
     run = scenario("channels={push: {window: 30s}, email: {window: 40s}}")
