@@ -42,6 +42,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -650,12 +651,13 @@ def _judge_partitions(database: str, parts: int, job: _Job) -> _Tally:
     # other thread, and a lock one of them held would stay held.
     forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
     workers = min(WORKERS, parts) if forkable else 1
-    shares = [list(range(worker, parts, workers)) for worker in range(workers)]
     if workers == 1:
-        return _judge_some(database, shares[0], job)
+        return _judge_some(database, range(parts), job)
     tally = _Tally()
+    # One partition per task: a worker holds one partition's objects, never its share's rows.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for part in pool.map(_judge_some, [database] * workers, shares, [job] * workers):
+        for part in pool.map(_judge_some, repeat(database), [[p] for p in range(parts)],
+                             repeat(job)):
             tally.merge(part)
     return tally
 
