@@ -39,10 +39,10 @@ import re
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -654,11 +654,18 @@ def _judge_partitions(database: str, parts: int, job: _Job) -> _Tally:
     if workers == 1:
         return _judge_some(database, range(parts), job)
     tally = _Tally()
-    # One partition per task: a worker holds one partition's objects, never its share's rows.
+    # One partition per task, a few tasks in flight: a worker holds one partition's objects
+    # and the parent at most a few results waiting (the order they add up in does not matter).
+    todo = iter(range(parts))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for part in pool.map(_judge_some, repeat(database), [[p] for p in range(parts)],
-                             repeat(job)):
-            tally.merge(part)
+        pending = {pool.submit(_judge_some, database, [part], job)
+                   for part in islice(todo, 2 * workers)}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                tally.merge(future.result())
+                pending |= {pool.submit(_judge_some, database, [part], job)
+                            for part in islice(todo, 1)}
     return tally
 
 
