@@ -31,7 +31,6 @@ pure reader refuses, is read (its known fields are).
 from __future__ import annotations
 
 import gc
-import json
 import math
 import multiprocessing
 import os
@@ -53,8 +52,7 @@ from harness.continuity import Facts, card, judge_sends, score
 from harness.errors import JournalError
 from harness.fault_rows import StepRun, step_runs
 from harness.journal import (
-    _EVENT,
-    SEAL_NAME,
+    EVENT,
     AppOpened,
     BorrowerChanged,
     BorrowerOptedOut,
@@ -67,8 +65,9 @@ from harness.journal import (
     RunEnded,
     RunStarted,
     SendRecorded,
-    _refuse_newer,
     read_journal,
+    read_seal,
+    refuse_newer,
 )
 from harness.judging import Defect, Exposure, Judged, Judgement
 from harness.scenario import Scenario
@@ -278,16 +277,10 @@ def _no_cycle_collection() -> Iterator[None]:
 def _files(directory: Path, work: Path) -> list[str]:
     """The files to read, as `read_journal` reads them: only what a seal names, up to its
     size; a last line that is not an event (torn) is left out by copying what precedes it."""
-    try:
-        sizes: dict[str, int] | None = json.loads(
-            (directory / SEAL_NAME).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        sizes = None
-    except (OSError, ValueError) as exc:
-        raise JournalError(f"{directory / SEAL_NAME}: not a journal seal: {exc}") from None
+    sizes = read_seal(directory)
     found = []
     for index, path in enumerate(sorted(directory.glob("*.jsonl"))):
-        _refuse_newer(path)
+        refuse_newer(path)
         if sizes is not None and path.name not in sizes:
             continue
         size = path.stat().st_size if sizes is None else min(sizes[path.name],
@@ -324,7 +317,7 @@ def _whole(path: Path, size: int) -> int:
     if not tail.strip():
         return size
     try:
-        _EVENT.validate_json(tail)
+        EVENT.validate_json(tail)
     except ValueError:
         return cut  # the writer died mid-line; everything before it is intact
     return size
@@ -404,7 +397,7 @@ def _small_events(con: duckdb.DuckDBPyConnection, files: list[str]) -> list[Even
     except duckdb.Error as exc:
         raise Unsure(str(exc)) from None
     try:
-        return [_EVENT.validate_json(line) for (line,) in lines]
+        return [EVENT.validate_json(line) for (line,) in lines]
     except ValueError as exc:
         raise Unsure(str(exc)) from None
 

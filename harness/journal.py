@@ -295,7 +295,8 @@ Event = Annotated[
     | LoadStarted | LoadFinished | UpgradeFinished | AppOpened,
     Field(discriminator="kind"),
 ]
-_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+"""Reads one journal line as whichever event it is."""
 E = TypeVar("E", bound=_Event)
 
 
@@ -433,19 +434,24 @@ def seal_journal(directory: Path) -> None:
     partial.replace(directory / SEAL_NAME)
 
 
+def read_seal(directory: Path) -> dict[str, int] | None:
+    """The sizes a sealed journal folder's files are read up to; None when it is not sealed."""
+    try:
+        sizes: dict[str, int] = json.loads((directory / SEAL_NAME).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise JournalError(f"{directory / SEAL_NAME}: not a journal seal: {exc}") from None
+    return sizes
+
+
 def read_journal(directory: Path) -> Journal:
     """Merge every `*.jsonl` file under `directory` into one time-ordered Journal (only what a
     seal names, when the folder is sealed)."""
-    try:
-        sizes: dict[str, int] | None = json.loads(
-            (directory / SEAL_NAME).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        sizes = None
-    except (OSError, ValueError) as exc:
-        raise JournalError(f"{directory / SEAL_NAME}: not a journal seal: {exc}") from None
+    sizes = read_seal(directory)
     events: list[Event] = []
     for path in sorted(directory.glob("*.jsonl")):
-        _refuse_newer(path)
+        refuse_newer(path)
         if sizes is None:
             events.extend(_read_file(path))
         elif path.name in sizes:
@@ -454,7 +460,7 @@ def read_journal(directory: Path) -> Journal:
     return Journal(tuple(events))
 
 
-def _refuse_newer(path: Path) -> None:
+def refuse_newer(path: Path) -> None:
     """Refuse a journal of a newer format than this code reads, before its events are read
     (a newer format may have events this code would call malformed). `run.started` is the
     first line of the harness's file."""
@@ -485,7 +491,7 @@ def _read_file(path: Path, size: int | None = None) -> Iterator[Event]:
         if not line.strip():
             continue
         try:
-            yield _EVENT.validate_json(line)
+            yield EVENT.validate_json(line)
         except ValidationError as exc:
             if number == len(lines):
                 return  # the writer died mid-line; everything before it is intact
