@@ -79,12 +79,21 @@ class Receiver:
     """A tiny threaded HTTP server on 127.0.0.1 that records every request and answers 200
     with `{"code": 0}` (what an Alibaba SmsReport receiver answers; Twilio ignores the body)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_alive: bool = False) -> None:
         self.requests: list[Received] = []
+        self.connections = 0
+        """TCP connections accepted so far (HTTP/1.1 keep-alive with `keep_alive`)."""
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
+            def setup(self) -> None:  # once per accepted connection
+                super().setup()
+                with receiver._lock:
+                    receiver.connections += 1
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
