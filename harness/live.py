@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.journal import (
+    EVENT,
     BorrowerChanged,
     BorrowerOptedOut,
     Event,
@@ -42,7 +43,6 @@ from harness.run import FAULT_INJECTION_FAILED
 from harness.scenario import Scenario
 from mocks.manifest import Channel
 
-_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 RUN_FOLDER = "run folder: "
 """How `rehearse` names the run folder in its first progress message."""
 
@@ -70,7 +70,7 @@ class JournalTail:
             self._offsets[path] = offset + end
             for line in data[:end].splitlines():
                 try:
-                    events.append(_EVENT.validate_json(line))
+                    events.append(EVENT.validate_json(line))
                 except ValidationError:
                     continue  # the display estimates; the scorer reports a bad journal
         return events
