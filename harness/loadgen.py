@@ -25,17 +25,20 @@ from harness.errors import LoadError
 from harness.journal import AppOpened
 from harness.processes import REAP_TIMEOUT, ManagedProcess, free_port, poll_until
 from harness.scenario import App, Scenario
+from harness.ticking import TICK_METHOD
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 
 
 @dataclass(frozen=True)
 class LoadTotals:
-    """What Locust reports at the end: its exit code and request counts."""
+    """What Locust reports at the end: its exit code, its HTTP requests and their failures,
+    and the ticks those requests carried (answered or not)."""
 
     exit_code: int | None
     requests: int
     failures: int
+    ticks: int = 0
 
 
 TOKEN_ENV = "NOTIFYCHAOS_TOKEN"
@@ -251,7 +254,8 @@ def plan_load(scenario: Scenario, ledger_admin_url: str, workdir: Path, token: s
 
 
 class LoadGenerator:
-    """One Locust run ticking the ledger (each tick schedules a reminder) at the scenario's
+    """One Locust run ticking the ledger (each tick schedules a reminder, a request carries
+    every tick due since the last) at the scenario's
     rate, with the run's `token`: one process, or a master and `load.workers` workers; with the
     scenario's `app`, borrowers also open the app at `app_url` and journal each open into
     `journal_dir` (required then). Locust's JSON and CSV statistics go to `workdir`."""
@@ -351,15 +355,18 @@ class LoadGenerator:
         """Stop Locust if it still runs (SIGINT to the master writes all its outputs, and sends
         its workers home) and read its totals."""
         code = self._stop_all()
-        requests = failures = 0
+        requests = failures = ticks = 0
         try:
             entries = json.loads(self._stats.with_suffix(".json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             entries = []
         for entry in entries:
+            if entry.get("method") == TICK_METHOD:
+                ticks += int(entry.get("num_requests", 0))
+                continue
             requests += int(entry.get("num_requests", 0))
             failures += int(entry.get("num_failures", 0))
-        return LoadTotals(code, requests, failures)
+        return LoadTotals(code, requests, failures, ticks)
 
     def _stop_all(self) -> int | None:
         code = self.process.stop(grace=10.0, signum=signal.SIGINT)

@@ -1,17 +1,26 @@
-"""Locust users that tick the ledger (each request schedules the next reminder) and, with the
-scenario's `app`, borrowers who open the bank's app (loaded only by Locust's process).
+"""Locust users that tick the ledger (each tick schedules the next reminder, a request asks for
+every tick due since the last) and, with the scenario's `app`, borrowers who open the bank's
+app (loaded only by Locust's process).
 
 Parameters come from the environment the harness sets: NOTIFYCHAOS_RATE (ticks per second in
 all), NOTIFYCHAOS_USERS and NOTIFYCHAOS_TOKEN (the run's token, which the ledger's admin API
 wants), and NOTIFYCHAOS_APP (harness.loadgen.AppLoad) for the app. The ledger draws everything
 else from the run's seed, so what is scheduled depends only on how many ticks arrive, not on
-which user sent them.
+which user sent them or how they were batched.
 
-A shaped run (harness.clock.pacing_env) also gets NOTIFYCHAOS_CURVE (a load_shapes.Curve) and,
-with a month, NOTIFYCHAOS_CLOCK_EPOCH: the users then take the curve's ticks in turn, each sent
-at its own time from the epoch (or from the start of the load), late but never ahead, and a
-LoadTestShape ends the load where the curve ends. So the count of ticks is the curve's, and
-each falls due on the calendar the target is told.
+Each user of a steady run has a stream of RATE / USERS ticks a second of its own, from when it
+starts (harness.ticking.steady), so that however Locust's master splits the users between its
+workers, the rate in all is RATE. A shaped run (harness.clock.pacing_env) also gets
+NOTIFYCHAOS_CURVE (a load_shapes.Curve) and, with a month, NOTIFYCHAOS_CLOCK_EPOCH: the users
+of its one process then share the curve's ticks, timed from the epoch (or from the start of
+the load), and a LoadTestShape ends the load where the curve ends. Either way a user sends a
+request when its next tick is due and at most every harness.ticking.REQUEST_INTERVAL, asking
+for every tick due by then (`{"count": N}`): late by up to that interval, never ahead, and
+none is skipped when the ledger answers slowly. So the count of ticks is the rate's, or the
+curve's, and each falls due on the calendar the target is told.
+
+Locust's statistics have the requests as `POST /admin/ticks` and the ticks they carried as
+`TICK /admin/ticks` (one entry per tick, a failure for each tick of a failed request).
 
 Borrowers who open the app are those of the reminders ticked so far (each tick's answer names
 its reminder, and so its borrower): a seeded generator picks one per open, uniformly among
@@ -28,8 +37,10 @@ import time
 from pathlib import Path
 
 import gevent
-from locust import FastHttpUser, LoadTestShape, constant, constant_throughput, task
+from locust import FastHttpUser, LoadTestShape, task
 from locust.contrib.fasthttp import FAILURE_EXCEPTIONS
+
+from harness.ticking import REQUEST_INTERVAL, TICK_METHOD, Stream, steady
 
 RATE = float(os.environ.get("NOTIFYCHAOS_RATE", "1"))
 USERS = int(os.environ.get("NOTIFYCHAOS_USERS", "1"))
@@ -42,31 +53,61 @@ APP = os.environ.get("NOTIFYCHAOS_APP")
 CURVE = os.environ.get("NOTIFYCHAOS_CURVE")
 EPOCH = os.environ.get("NOTIFYCHAOS_CLOCK_EPOCH")
 
+TICKS = "/admin/ticks"
+"""The ledger's tick endpoint, and the name of both its statistics entries."""
+
 BORROWERS: list[str] = []
 """The borrowers of the reminders ticked so far, each once, in the order first ticked."""
 _KNOWN: set[str] = set()
+_SENT: list[int] = [0]
+"""Ticks whose request has ended (answered or not), in this process."""
 
 
 class Ticks(FastHttpUser):
-    """One stream of ticks at RATE / USERS per second, or, in a shaped run, the curve's ticks
-    as this user's turn comes."""
+    """A stream of ticks at RATE / USERS per second, or, in a shaped run, the curve's ticks
+    shared with the process's other users: a request for every tick due since the last."""
 
-    wait_time = constant_throughput(RATE / USERS) if CURVE is None else constant(0)
     # No request may wait longer than a fault lasts; a dead ledger must show up as failures.
     network_timeout = 5.0
     connection_timeout = 5.0
 
+    def on_start(self) -> None:
+        self._stream = (Stream(steady(RATE / USERS), time.time()) if CURVE is None
+                        else _shared())
+        self._earliest = 0.0
+        """When this user may send its next request (Unix time)."""
+
+    def wait_time(self) -> float:
+        # Until the next tick is due and this user's interval is over: a stop ends the wait.
+        at = self._stream.next_at()
+        if at is None:
+            return 1.0  # the curve has no more: the shape ends the load within a second
+        return max(0.0, at - time.time(), self._earliest - time.time())
+
     @task
-    def schedule_a_reminder(self) -> None:
-        if CURVE is not None and not _next_turn():
-            return
+    def schedule_reminders(self) -> None:
+        now = time.time()
+        count = self._stream.take(now)
+        if not count:
+            return  # another user took them, or the wait was cut short
+        self._earliest = now + REQUEST_INTERVAL
+        started = time.perf_counter()
         try:
-            response = self.client.post("/admin/ticks", name="/admin/ticks", headers=HEADERS)
+            response = self.client.post(TICKS, name=TICKS, headers=HEADERS,
+                                        json={"count": count})
         finally:
-            if CURVE is not None:
-                _DONE.append(1)
-        if APP is not None and response.status_code == 201:
-            _ticked(response.json()["reminder_id"])
+            _SENT[0] += count
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        failure: Exception | None = getattr(response, "error", None)
+        if failure is None and response.status_code != 201:
+            failure = RuntimeError(f"{TICKS} answered {response.status_code}")
+        fire = self.environment.events.request.fire
+        for _ in range(count):
+            fire(request_type=TICK_METHOD, name=TICKS, response_time=elapsed_ms, response_length=0,
+                 exception=failure, context={})
+        if APP is not None and failure is None:
+            for tick in response.json()["ticks"]:
+                _ticked(tick["reminder_id"])
 
 
 if APP is not None:
@@ -162,38 +203,30 @@ if CURVE is not None:
     from harness.load_shapes import Curve
 
     _CURVE = Curve.from_json(CURVE)
-    _TURNS = itertools.count()
     _ORIGIN: list[float] = [float(EPOCH)] if EPOCH is not None else []
     """When the curve's time 0 is (Unix time): the month's epoch, else the load's start."""
-    _DONE: list[int] = []
-    """One item per tick sent (answered or not)."""
+    _STREAM: list[Stream] = []
     _GRACE = 10.0
     """Seconds after the curve's end that the last ticks may still take (a request's timeout,
     and a starved process's delay), before the load ends without them."""
 
-    def _next_turn() -> bool:
-        """Wait until the next tick of the curve is due; False (after a pause) when the curve
-        has no more: the shape ends the load within a second."""
-        at = _CURVE.tick_at(next(_TURNS))
-        if at is None:
-            gevent.sleep(1.0)
-            return False
-        gevent.sleep(max(0.0, _ORIGIN[0] + at - time.time()))
-        return True
+    def _shared() -> Stream:
+        """The curve's ticks, which every user of this process takes from."""
+        if not _STREAM:
+            _STREAM.append(Stream(_CURVE, _ORIGIN[0]))
+        return _STREAM[0]
 
     class Paced(LoadTestShape):
-        """Every user from the start (a user stopped while it waits would lose its tick), until
-        the curve's end and its last tick sent."""
+        """Every user from the start, until the curve's end and its last tick sent."""
 
         def tick(self) -> tuple[int, float] | None:
             if not _ORIGIN:  # the first call, before any user spawns
                 _ORIGIN.append(time.time())
             late = time.time() - _ORIGIN[0] - _CURVE.duration
-            if late >= 0 and (len(_DONE) >= _CURVE.ticks or late >= _GRACE):
+            if late >= 0 and (_SENT[0] >= _CURVE.ticks or late >= _GRACE):
                 return None
             users = USERS + (_APP.users if APP is not None else 0)
             return users, float(users)
-
 
 # gevent's loop clock was last read when Locust made its hub, before this file was imported;
 # --run-time, counted on it, would otherwise end the load that much early (a second or more).

@@ -46,6 +46,7 @@ from harness.journal import (
     ReminderChanged,
     ReminderScheduled,
 )
+from harness.ticking import MAX_BATCH
 from mocks.bank import (
     BORROWER_CHANGES,
     Applied,
@@ -176,10 +177,16 @@ class Ledger:
                  if since < taken_ms]
         return replace(first, borrower=known[-1])
 
-    def tick(self) -> Record:
-        """Schedule the next reminder now, journal it, replicate it, and set its changes'
-        timers (this must run on the event loop)."""
-        scheduled = self.bank.schedule(time.time())
+    def ticks(self, count: int) -> tuple[Record, ...]:
+        """Schedule the next `count` reminders now, in turn, as `count` ticks would (the n-th
+        reminder is drawn from the seed by its number, however the ticks are batched)."""
+        now = time.time()
+        return tuple(self.tick(now) for _ in range(count))
+
+    def tick(self, now: float | None = None) -> Record:
+        """Schedule the next reminder at `now` (default: now), journal it, replicate it, and
+        set its changes' timers (this must run on the event loop)."""
+        scheduled = self.bank.schedule(time.time() if now is None else now)
         record = scheduled.record
         borrower = record.borrower
         self._journal.write(ReminderScheduled(
@@ -361,6 +368,34 @@ def as_wire(record: Record, schema: str | None) -> dict[str, object]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class TickAsk:
+    """What a tick request asks for: `count` reminders, answered as a list of records (`listed`,
+    the batched form) or, for today's single tick, as the one record itself."""
+
+    count: int
+    listed: bool
+
+
+def tick_ask(body: bytes) -> TickAsk | None:
+    """A tick request's body read: no body or {} is one tick answered as its record,
+    {"count": N} with N from 1 to MAX_BATCH is N ticks answered as a list; None for anything
+    else."""
+    try:
+        value = json_value(body) if body else {}
+    except Junk:
+        return None
+    if value == {}:
+        return TickAsk(1, listed=False)
+    if not isinstance(value, dict) or value.keys() != {"count"}:
+        return None
+    count = value["count"]
+    # bool is an int to Python, not a count to anyone.
+    if type(count) is not int or not 1 <= count <= MAX_BATCH:
+        return None
+    return TickAsk(count, listed=True)
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -391,16 +426,17 @@ def create_app(ledger: Ledger) -> web.Application:
 
     async def tick(request: web.Request) -> web.Response:
         # Whatever a body would set (a due date, a borrower) is the bank's to draw, never the
-        # caller's: anything but nothing or {} is refused, never kept to fail a page later.
-        body = (await request.read()).strip()
-        try:
-            empty = not body or json_value(body) == {}
-        except Junk:
-            empty = False
-        if not empty:
-            return _error(400, "a tick takes no body (or {})")
-        record = ledger.tick()
-        return web.json_response({"reminder_id": record.reminder_id, "ref": record.ref},
+        # caller's: anything but a count of ticks is refused, never kept to fail a page later.
+        ask = tick_ask((await request.read()).strip())
+        if ask is None:
+            return _error(400, 'a tick takes no body, {} or {"count": N} with N from 1 to '
+                          f"{MAX_BATCH}")
+        records = ledger.ticks(ask.count)
+        if not ask.listed:
+            return web.json_response({"reminder_id": records[0].reminder_id,
+                                      "ref": records[0].ref}, status=201)
+        return web.json_response({"ticks": [{"reminder_id": record.reminder_id,
+                                             "ref": record.ref} for record in records]},
                                  status=201)
 
     async def healthz(_: web.Request) -> web.Response:

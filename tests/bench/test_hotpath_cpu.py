@@ -274,7 +274,7 @@ def test_the_phases_come_from_the_harness_journal(tmp_path: Path) -> None:
 
 def test_high_rates_get_enough_locust_users_and_notifier_workers_and_a_fault_free_demo(
         ) -> None:
-    assert (users_for(4), users_for(400), users_for(2000)) == (4, 40, 200)
+    assert (users_for(4), users_for(400), users_for(2000), users_for(5000)) == (4, 4, 4, 10)
     assert (workers_for(4), workers_for(400), workers_for(2000)) == (4, 20, 100)
     sets = overrides(2000, 30, 200, 40)
     assert "timeline=[]" in sets
