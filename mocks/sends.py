@@ -7,7 +7,7 @@ import base64
 import functools
 import re
 import time
-from collections.abc import Mapping, Set
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote, quote_plus
@@ -127,12 +127,26 @@ async def raw_request(request: web.Request) -> dict[str, object]:
     """The request as it came over the wire, for the record, with its secret fields masked by
     name (the journal is readable by whoever can read the run folder); the vendor also masks
     its own secrets' values wherever they are (`Secrets`) before the record keeps it."""
+    return request_record(request.method, request.path, request.rel_url.raw_query_string,
+                          masked_headers(request.headers.items()), await request.read())
+
+
+def masked_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers as the record keeps them: in order (a repeated name keeps its last value), each
+    value through `mask_header`."""
+    return {name: mask_header(name, value) for name, value in headers}
+
+
+def request_record(method: str, path: str, query: str, headers: dict[str, str],
+                   body: bytes) -> dict[str, object]:
+    """`raw_request`'s record of a request from its parts (a fast path has no aiohttp request):
+    `path` decoded, `query` as sent, `headers` already masked (`masked_headers`)."""
     return {
-        "method": request.method,
-        "path": request.path,
-        "query": mask_text(request.rel_url.raw_query_string),
-        "headers": {name: mask_header(name, value) for name, value in request.headers.items()},
-        "body": mask_text((await request.read()).decode("utf-8", "replace")),
+        "method": method,
+        "path": path,
+        "query": mask_text(query),
+        "headers": headers,
+        "body": mask_text(body.decode("utf-8", "replace")),
     }
 
 

@@ -20,6 +20,7 @@ from mocks.access import require_token
 from mocks.catalogue import issue_credentials, serves_tls, vendor_module
 from mocks.channels import ChannelDeps, ChannelServer, start_channel
 from mocks.deadlines import IDLE_TIMEOUT, LINGER, STOP_GRACE
+from mocks.front import FAST_PATH, FrontSite
 from mocks.handsets import Handsets
 from mocks.manifest import Manifest, MocksConfig, VendorEndpoint
 from mocks.private import write_private
@@ -64,7 +65,10 @@ async def _serve(app: web.Application, runners: list[web.AppRunner], token: str,
     app.middlewares[0:0] = [require_token(token), answer_once_committed(journal)]
     runner = make_runner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
+    fast = app.get(FAST_PATH)
+    # The front answers the app's plain hot requests itself and hands it all the rest.
+    site: web.BaseSite = (FrontSite(runner, fast, journal) if fast is not None and tls is None
+                          else web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls))
     await site.start()
     runners.append(runner)
     host, port = runner.addresses[0][:2]

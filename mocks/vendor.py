@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -46,6 +46,8 @@ from mocks.sends import Secrets, SendRecord
 from mocks.webhooks import Webhooks
 
 log = logging.getLogger("mocks.vendor")
+
+T = TypeVar("T")
 
 Fate = Literal["ok", "invalid", "barred", "failed"]
 """What the vendor API says of one recipient: accepted, or which kind of refusal."""
@@ -193,6 +195,7 @@ class VendorMock:
         self.record = record
         self.handsets = handsets
         self.faults = VendorFaults()
+        self.quiet = True  # no fault switched on: what a fast path may rely on (`mocks.front`)
         self.seed = seed
         self.rng = random.Random(f"{seed}:{name}")  # ids only; fates are keyed draws
         self._sends = Attempts()  # (to, body) -> attempt number
@@ -207,6 +210,7 @@ class VendorMock:
     def switch(self, faults: VendorFaults) -> None:
         """Put `faults` in force now, and journal when they took effect."""
         self.faults = faults
+        self.quiet = faults == VendorFaults()
         self._journal.write(MockFaultsChanged(
             mock=self.name, faults=faults.model_dump(mode="json", exclude_defaults=True)))
 
@@ -405,12 +409,29 @@ class VendorMock:
             if request.transport is not None:
                 request.transport.close()
             raise asyncio.CancelledError from None
+        self._journal_call(call, response.status, began)
+        return response
+
+    def _journal_call(self, call: _Call, status: int, began: float) -> None:
         outcome: Literal["accepted", "read", "rejected", "refused"] = (
             "refused" if call.refused else "accepted" if call.sends
             else "read" if call.read else "rejected")
-        self._journal.write(VendorCall(vendor=self.name, status=response.status, outcome=outcome,
+        self._journal.write(VendorCall(vendor=self.name, status=status, outcome=outcome,
                                        latency=time.monotonic() - began))
-        return response
+
+    def fast_call(self, handle: Callable[[], T | None], status: int) -> T | None:
+        """Run `handle`, the whole (synchronous) handling of one API call by a fast path, as
+        `_journal_calls` runs a handler: journaled as a call answered with `status`, unless it
+        declined (None: it must then have had no effect, and the slow path answers)."""
+        call, began = _Call(), time.monotonic()
+        scope = _CALL.set(call)
+        try:
+            handled = handle()
+        finally:
+            _CALL.reset(scope)
+        if handled is not None:
+            self._journal_call(call, status, began)
+        return handled
 
     def application(self, reports: ReportQueue | None = None) -> web.Application:
         """A fresh aiohttp app with the control routes, the report queue's lifetime and the
