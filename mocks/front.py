@@ -234,6 +234,7 @@ class _Front(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         transport.write(_head_of(answer.status, len(answer.body)) + answer.body)
+        self._site.served += 1
         self._last = asyncio.get_running_loop().time()
         self._settle()
 
@@ -301,6 +302,7 @@ class FrontSite(web.BaseSite):
         self.outbox = _Outbox(journal)
         self.idle_timeout = idle_timeout
         self.fronts: set[_Front] = set()
+        self.served = 0  # answers the front sent itself
         self._host, self._port = host, port
         server = runner.server
         assert server is not None, "runner.setup() first"
