@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from pydantic import ValidationError
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
@@ -25,7 +24,6 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.journal import (
-    EVENT,
     BorrowerChanged,
     BorrowerOptedOut,
     Event,
@@ -41,39 +39,11 @@ from harness.journal import (
 )
 from harness.run import FAULT_INJECTION_FAILED
 from harness.scenario import Scenario
+from harness.tail import JournalTail
 from mocks.manifest import Channel
 
 RUN_FOLDER = "run folder: "
 """How `rehearse` names the run folder in its first progress message."""
-
-
-class JournalTail:
-    """Reads what was appended to a journal folder's `*.jsonl` files since the last read.
-
-    It keeps one offset per file and takes whole lines only, so a line being written is read
-    once it is complete; a file that appears later is read from its start.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._offsets: dict[Path, int] = {}
-
-    def read(self) -> list[Event]:
-        """The events of the lines completed since the last call, file by file."""
-        events: list[Event] = []
-        for path in sorted(self.directory.glob("*.jsonl")):
-            offset = self._offsets.get(path, 0)
-            with path.open("rb") as file:
-                file.seek(offset)
-                data = file.read()
-            end = data.rfind(b"\n") + 1
-            self._offsets[path] = offset + end
-            for line in data[:end].splitlines():
-                try:
-                    events.append(EVENT.validate_json(line))
-                except ValidationError:
-                    continue  # the display estimates; the scorer reports a bad journal
-        return events
 
 
 @dataclass(frozen=True)
@@ -112,6 +82,10 @@ class Snapshot:
         return self.on_time / self.due if self.due else None
 
 
+def _kind(model: type[Event]) -> str:
+    return str(model.model_fields["kind"].default)
+
+
 @dataclass(frozen=True)
 class _Arrival:
     t: float
@@ -127,6 +101,12 @@ class RunProgress:
     every deadline passed, is counted once and for good, so that a refresh costs what is in
     flight, not everything the run has scheduled so far.
     """
+
+    KINDS = frozenset(_kind(model) for model in (
+        RunStarted, LoadStarted, FaultApplied, FaultReverted, ReminderScheduled,
+        ReminderChanged, BorrowerChanged, BorrowerOptedOut, SendRecorded, LoadFinished,
+        RunEnded))
+    """The kinds of event it takes in (the rest, such as each vendor call, it never reads)."""
 
     def __init__(self) -> None:
         self._scenario: Scenario | None = None
@@ -332,7 +312,8 @@ class LiveDisplay:
         error = message.startswith(FAULT_INJECTION_FAILED)
         with self._lock:
             if self._tail is None and message.startswith(RUN_FOLDER):
-                self._tail = JournalTail(Path(message.removeprefix(RUN_FOLDER)) / "journal")
+                self._tail = JournalTail(Path(message.removeprefix(RUN_FOLDER)) / "journal",
+                                         RunProgress.KINDS)
             self._latest = message
             if error:
                 self._errors.append(message)
