@@ -13,12 +13,13 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import to_json
 
 from harness.errors import JournalError
 from harness.scenario import Scenario
@@ -339,6 +340,40 @@ class JournalWriter:
     def write(self, event: E) -> E:
         """Stamp `event` with source, sequence and (unless set) time, append it, and return it
         (with `group_commit`, in the file on the loop's next turn: see `committed`)."""
+        stamped = event
+
+        def line(seq: int) -> bytes:
+            nonlocal stamped
+            stamped = event.model_copy(
+                update={"source": self.source, "seq": seq, "t": event.t or time.time()})
+            return stamped.model_dump_json(by_alias=True).encode()
+
+        self._append(line)
+        return stamped
+
+    def append(self, event: _Event) -> None:
+        """`write` for a caller that needs no stamped copy back: the very same line, with the
+        stamps put into the unstamped event's JSON instead of into a copy of the event (a
+        copy costs as much as the JSON; the mocks write two events per send)."""
+        if event.source or event.seq:  # stamped already: `write` restamps it
+            self.write(event)
+            return
+        unstamped = event.model_dump_json(by_alias=True)
+        # The stamps are the first fields of every event; pydantic writes them in that order.
+        start = f'{{"t":{to_json(event.t).decode()},"source":"","seq":0,'
+        if not unstamped.startswith(start):
+            self.write(event)
+            return
+        source, rest = to_json(self.source).decode(), unstamped[len(start):]
+
+        def line(seq: int) -> bytes:
+            t = to_json(event.t or time.time()).decode()
+            return f'{{"t":{t},"source":{source},"seq":{seq},{rest}'.encode()
+
+        self._append(line)
+
+    def _append(self, line: Callable[[int], bytes]) -> None:
+        """Append the line that `line` makes of the next sequence number."""
         loop = _running_loop() if self._group else None
         with self._lock:
             if self._failed is not None:
@@ -346,15 +381,12 @@ class JournalWriter:
             if self._file.closed:
                 raise ValueError(f"{self.path}: the journal writer is closed")
             self._seq += 1
-            stamped = event.model_copy(
-                update={"source": self.source, "seq": self._seq, "t": event.t or time.time()})
-            self._pending.append(stamped.model_dump_json(by_alias=True).encode() + b"\n")
+            self._pending.append(line(self._seq) + b"\n")
             if loop is None:
                 self._write_pending()
             elif self._batch is None:
                 self._batch = asyncio.Event()
                 loop.call_soon(self.commit)
-        return stamped
 
     async def committed(self) -> None:
         """Return once every event written so far is in the file; raise the OSError that kept

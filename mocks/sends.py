@@ -164,17 +164,18 @@ class SendRecord:
             handset: Literal["delivered", "spam", "absent", "dropped"] = "delivered",
             request_of: str | None = None, channel: Channel = "sms") -> SendRecorded:
         """Record one accepted message (sent by `channel`); if the handset got it, it arrived
-        now. The send comes back without its raw request, which only the journal keeps: a long
-        run holds many.
+        now. The send comes back without its raw request, which only the journal keeps (a long
+        run holds many), and without the journal's stamps (source, sequence).
 
         `request_of` names the send of the same call that carries the raw request (the first
         recipient of a multi-recipient call): this one is journaled without it."""
         now = time.time()
         arrived = handset in ("delivered", "spam")
-        send = self._journal.write(SendRecorded(
+        send = SendRecorded(
             t=now, channel=channel, vendor=vendor, message_id=message_id, to=to, body=body,
             client_ref=client_ref, handset=handset, inbox_at=now if arrived else None,
-            request={} if request_of is not None else request, request_of=request_of))
+            request={} if request_of is not None else request, request_of=request_of)
+        self._journal.append(send)
         return send.model_copy(update={"request": {}})
 
     def routes(self, vendor: str) -> list[web.RouteDef]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _json
 from typing import NamedTuple
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, unquote_to_bytes
 
 import aiohttp
 from aiohttp import web
@@ -352,7 +352,10 @@ def form_pairs(text: str) -> list[tuple[str, str]]:
 def _unquoted(text: str) -> str:
     if "+" in text:
         text = text.replace("+", " ")
-    return unquote(text) if "%" in text else text
+    if "%" not in text:
+        return text
+    # What `unquote` does with ASCII text, without its regular expression's split first.
+    return unquote_to_bytes(text).decode("utf-8", "replace") if text.isascii() else unquote(text)
 
 
 async def _callback(session: aiohttp.ClientSession, report: Report, sid: str,

@@ -416,8 +416,8 @@ class VendorMock:
         outcome: Literal["accepted", "read", "rejected", "refused"] = (
             "refused" if call.refused else "accepted" if call.sends
             else "read" if call.read else "rejected")
-        self._journal.write(VendorCall(vendor=self.name, status=status, outcome=outcome,
-                                       latency=time.monotonic() - began))
+        self._journal.append(VendorCall(vendor=self.name, status=status, outcome=outcome,
+                                        latency=time.monotonic() - began))
 
     def fast_call(self, handle: Callable[[], T | None], status: int) -> T | None:
         """Run `handle`, the whole (synchronous) handling of one API call by a fast path, as

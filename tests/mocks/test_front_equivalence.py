@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, quote_plus
 import pytest
 from aiohttp import web
 
-from harness.journal import JournalWriter
+from harness.journal import JournalWriter, SendRecorded, VendorCall
 from mocks import twilio
 from mocks.catalogue import issue_credentials
 from mocks.control import VendorFaults
@@ -354,3 +354,36 @@ def test_a_created_messages_json_is_what_json_dumps_makes_of_its_resource() -> N
         sid = "AC" + text()
         assert message.created_json(sid) == json.dumps(
             message.resource(sid, just_created=True)).encode()
+
+
+def test_append_writes_the_very_lines_write_writes(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(RNG_SEED)
+    alphabet = string.printable + "\u00e9\u4f60\u2028\x00\x7f\"\\\U0001f600"
+
+    def text() -> str:
+        return "".join(rng.choices(alphabet, k=rng.randint(0, 20)))
+
+    def floats() -> float:
+        return rng.choice([rng.uniform(0, 4e9), rng.uniform(0, 1e-3), rng.expovariate(1e-6),
+                           1e-7 * rng.random(), float(rng.randint(0, 10**12))])
+
+    events: list[SendRecorded | VendorCall] = []
+    for _ in range(1_000):
+        events.append(VendorCall(vendor=text(), status=rng.choice([None, 201]),
+                                 outcome="accepted", latency=floats(),
+                                 t=rng.choice([0.0, floats()])))
+        events.append(SendRecorded(t=floats(), vendor=text(), message_id=text(), to=text(),
+                                   body=text(), inbox_at=rng.choice([None, floats()]),
+                                   request={"headers": {text(): text()}, "body": text()}))
+    clock = [floats() for _ in events]
+    lines = []
+    for way in ("write", "append"):
+        writer = JournalWriter(tmp_path / way, "mocks")
+        ticks = iter(clock)
+        monkeypatch.setattr("harness.journal.time.time", lambda ticks=ticks: next(ticks))
+        for event in events:
+            getattr(writer, way)(event)
+        writer.close()
+        lines.append((tmp_path / way / "mocks.jsonl").read_bytes())
+    assert lines[0] == lines[1]
