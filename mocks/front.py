@@ -164,12 +164,15 @@ class _Outbox:
         self._journal = journal
         self._waiting: list[tuple[_Front, FastAnswer]] = []
         self._flushing = False
+        self._tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps tasks weakly
 
     def put(self, front: _Front, answer: FastAnswer) -> None:
         self._waiting.append((front, answer))
         if not self._flushing:
             self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+            task = asyncio.get_running_loop().create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _flush(self) -> None:
         # Taken first: `committed` then covers every event their requests journaled.
