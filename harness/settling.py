@@ -97,17 +97,44 @@ class Watch:
             if kind is not None and kind != _SCHEDULED and kind not in _ACTIVITY:
                 continue
             try:
-                event = json.loads(line)
-                kind = event["kind"]
                 if kind == _SCHEDULED:
                     self._scheduled = True
-                    self._last_due = max(self._last_due, float(event["remind_at"]))
-                elif kind in _ACTIVITY:
-                    self._last_activity = max(self._last_activity, float(event["t"]))
+                    self._last_due = max(self._last_due, _number(line, _REMIND_AT))
+                elif kind is not None:
+                    self._last_activity = max(self._last_activity, _number(line, _T))
+                else:
+                    self._take(json.loads(line))
             except (ValueError, TypeError, KeyError):
                 continue  # a line the journal's reader refuses: `decided` will
         return (self._scheduled and self._last_due <= now
                 and now - self._last_activity >= quiet_for(scenario))
+
+
+    def _take(self, event: dict[str, object]) -> None:
+        """A line spelt otherwise than a journal writer spells it, parsed."""
+        kind = event["kind"]
+        if kind == _SCHEDULED:
+            self._scheduled = True
+            self._last_due = max(self._last_due, float(str(event["remind_at"])))
+        elif kind in _ACTIVITY:
+            self._last_activity = max(self._last_activity, float(str(event["t"])))
+
+
+_T = b'{"t":'
+_REMIND_AT = b',"remind_at":'
+
+
+def _number(line: bytes, key: bytes) -> float:
+    """The number after `key` in a journal writer's line (its first `"t"`, say: a send's line
+    is mostly its body, which parsing it whole would cost); ValueError if it is not there."""
+    start = line.index(key) + len(key)
+    end = start
+    while end < len(line) and line[end] in _NUMERAL:
+        end += 1
+    return float(line[start:end])
+
+
+_NUMERAL = frozenset(b"0123456789.-+eE")
 
 
 def drain(scenario: Scenario, journal_dir: Path, *, poll: float = 1.0,

@@ -4,6 +4,7 @@ journal's judgement says the run is decided."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from harness.journal import (
@@ -73,3 +74,14 @@ def test_a_line_it_cannot_read_is_left_to_the_judgement(tmp_path: Path) -> None:
 
     assert watch.may_be_decided(SCENARIO, T0 + 1.5 + QUIET + 0.1)
     assert not decided(journal, SCENARIO, T0 + 1.5 + QUIET + 0.1)  # the reader refuses it
+
+
+def test_a_line_spelt_with_spaces_is_parsed_whole(tmp_path: Path) -> None:
+    journal = write(tmp_path, owed("AAAAAAAA", 1), sent("AAAAAAAA", 1.5))
+    late = sent("AAAAAAAA", 20).model_dump(mode="json")
+    with (journal / "hand.jsonl").open("w", encoding="utf-8") as file:
+        file.write(json.dumps(late) + "\n")  # json.dumps puts a space after each colon
+    watch = Watch(journal)
+
+    assert not watch.may_be_decided(SCENARIO, T0 + 1.5 + QUIET + 0.1)
+    assert watch.may_be_decided(SCENARIO, T0 + 20 + QUIET + 0.1)
