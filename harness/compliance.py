@@ -55,7 +55,7 @@ _COUNTRY_CODES = ("86", "0086")
 _LONGEST = 40
 """The longest piece read: longer ones render no field (the longest is 19 characters), and a
 text of many numbers would make too many."""
-_TAIL_FROM = 4
+TAIL_FROM = 4
 """The fewest characters a tail (rule 3) must have to count."""
 
 
@@ -106,7 +106,7 @@ def _may_show(flat: str, masks: int, wanted: str, visible: int) -> bool:
     rule: a cheap necessary condition that spares most texts the reading. `flat` is the text in
     upper case without spaces and hyphens (so a run's characters are side by side in it),
     `masks` its count of mask characters."""
-    tail = max(_TAIL_FROM, visible + 1)
+    tail = max(TAIL_FROM, visible + 1)
     return (masks >= 2  # rule 2 needs a piece with two masks
             or (len(wanted) > tail and wanted[-tail:] in flat)  # rule 3: an end of the value
             or _as_long(len(wanted)).search(flat) is not None)  # rule 1: a piece as long
@@ -133,7 +133,7 @@ def shown(body: str, value: str, phone: bool = False) -> int:
             if piece.startswith(code):
                 best = max(best, _start_and_end(piece[len(code):], wanted))
     for tail in read.tails:
-        if _TAIL_FROM <= len(tail) < len(wanted) and wanted.endswith(tail):
+        if TAIL_FROM <= len(tail) < len(wanted) and wanted.endswith(tail):
             best = max(best, len(tail))
     return best
 

@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 import duckdb
 from pydantic import BaseModel
 
+from harness import plain_reminders
 from harness.continuity import Facts, card, judge_sends, score
 from harness.errors import JournalError
 from harness.fault_rows import StepRun, step_runs
@@ -70,6 +71,7 @@ from harness.journal import (
     refuse_newer,
 )
 from harness.judging import Defect, Exposure, Judged, Judgement
+from harness.plain_reminders import PlainVerdicts
 from harness.scenario import Scenario
 from harness.scorecard import ReminderTrace, Scorecard, VendorFigures
 from harness.timing import percentile
@@ -247,17 +249,34 @@ def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
     with tempfile.TemporaryDirectory(prefix="notifychaos-engine-") as work, \
             _no_cycle_collection():
         files = _files(directory, Path(work))
-        database = str(Path(work) / "journal.duckdb")
+        # In memory (spilling beyond the limit): only the partitions left to the pure judge
+        # are written out, and only when worker processes are to read them.
         # No insertion order to keep: every query that needs an order says it.
-        con = duckdb.connect(database, config={"memory_limit": MEMORY_LIMIT,
-                                               "temp_directory": str(Path(work) / "spill"),
-                                               "preserve_insertion_order": False})
+        con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT,
+                                     "temp_directory": str(Path(work) / "spill"),
+                                     "preserve_insertion_order": False})
         try:
-            journal, job, parts = _prepare(con, files, partition)
+            journal, job, parts, plain = _prepare(con, files, partition)
             vendors = _vendor_figures(con, [*job.scenario.vendors, *job.scenario.channels])
+            # Forked only from a process of one thread (the connection closed by then): a
+            # fork copies no other thread, and a lock one of them held would stay held.
+            workers = min(WORKERS, parts) if "fork" in multiprocessing.get_all_start_methods() \
+                and threading.active_count() == 1 else 1
+            if workers == 1:
+                tally = _judge_some(con, range(parts), job)
+            else:
+                database = str(Path(work) / "parted.duckdb")
+                con.execute("ATTACH ? AS out", [database])
+                con.execute("CREATE TABLE out.parted AS SELECT * FROM parted")
+                con.execute("DETACH out")
         finally:
             con.close()
-        tally = _judge_partitions(database, parts, job)
+        if workers > 1:
+            tally = _judge_partitions(database, parts, job, workers)
+        tally.rows += [Row(*values) for values in plain.rows]
+        tally.witnesses += [Row(*values) for values in plain.witnesses]
+        tally.add("duplicates", plain.duplicates)
+        tally.add("unsettled", plain.unsettled)
         return card(journal, _facts(tally, job, vendors))
 
 
@@ -350,9 +369,9 @@ class _Job:
 
 
 def _prepare(con: duckdb.DuckDBPyConnection, files: list[str], partition: int
-             ) -> tuple[Journal, _Job, int]:
-    """Load and partition the journal: its rare events, what judging needs, and how many
-    partitions."""
+             ) -> tuple[Journal, _Job, int, PlainVerdicts]:
+    """Load and partition the journal: its rare events, what judging needs, how many
+    partitions, and the verdicts of the plain reminders."""
     if not files:
         raise JournalError("the journal has no run.started event: nothing to score")
     small = _small_events(con, files)
@@ -366,15 +385,15 @@ def _prepare(con: duckdb.DuckDBPyConnection, files: list[str], partition: int
     end = ended.t if ended else max(
         [event.t for event in small] + ([] if bulk_end is None else [float(bulk_end)]))
     _check_ascii(con)
-    parts = _partition(con, scenario, partition)
-    journal = Journal(tuple(sorted([*small, *_app_truth(con, small)], key=_key)))
     leaks = tuple(event for event in small if isinstance(event, FaultTouched)
                   and leaked_record(event) is not None)
+    parts, plain = _partition(con, scenario, partition, end, bool(leaks))
+    journal = Journal(tuple(sorted([*small, *_app_truth(con, small)], key=_key)))
     load = next((event for event in small if isinstance(event, LoadStarted)), None)
     job = _Job(scenario=scenario, end=end, leaks=leaks,
                runs=tuple(step_runs(journal, scenario, end)),
                t0=load.t if load is not None else started.t)
-    return journal, job, parts
+    return journal, job, parts, plain
 
 
 def _key(event: Event) -> tuple[float, str, int]:
@@ -388,33 +407,43 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
 
 def _small_events(con: duckdb.DuckDBPyConnection, files: list[str]) -> list[Event]:
     """Every event but the bulky kinds, validated as `read_journal` validates them."""
+    # Each line as text (no JSON is parsed; U+0001, the delimiter, is escaped in any JSON): a
+    # line that starts as the journal writes a bulky event is left for `_load`; any other line
+    # is parsed here, and dropped if bulky after all.
+    bulky = ('^\\{"t":[^,]*,"source":"[^"]*","seq":[0-9]+,"kind":"(?:'
+             + "|".join(re.escape(kind) for kind in _BULK) + ')"')
     try:
         lines = con.execute(
-            "SELECT json FROM read_ndjson_objects($files, maximum_object_size=33554432) "
-            "WHERE json->>'$.kind' IS NULL OR json->>'$.kind' NOT IN "
-            "(SELECT unnest($bulk::VARCHAR[]))",
-            {"files": files, "bulk": list(_BULK)}).fetchall()
+            "SELECT line FROM read_csv($files, columns={'line': 'VARCHAR'}, header=false,"
+            f" delim='{chr(1)}', quote='', escape='', auto_detect=false,"
+            " max_line_size=33554432)"
+            " WHERE NOT regexp_matches(line, $bulky) AND trim(line) <> ''",
+            {"files": files, "bulky": bulky}).fetchall()
     except duckdb.Error as exc:
         raise Unsure(str(exc)) from None
     try:
-        return [EVENT.validate_json(line) for (line,) in lines]
+        events = [EVENT.validate_json(line) for (line,) in lines]
     except ValueError as exc:
         raise Unsure(str(exc)) from None
+    return [event for event in events if event.kind not in _BULK]
 
 
 def _load(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
     """The bulky kinds' columns into table `ev`, with pydantic's defaults for what an older
     schema did not write."""
+    con.execute(_NATIONAL)
     try:
         con.execute(
-            "CREATE TABLE ev AS SELECT * REPLACE ("
+            "CREATE TABLE ev AS SELECT *, nat(phone) AS pn,"
+            " CASE WHEN kind = 'send.recorded' AND channel = 'sms' THEN nat(\"to\") END AS tn"
+            " FROM (SELECT * REPLACE ("
             " coalesce(channel, 'sms') AS channel, coalesce(handset, 'delivered') AS handset,"
             " coalesce(email, '') AS email, coalesce(device_token, '') AS device_token,"
             " coalesce(national_id, '') AS national_id, coalesce(account, '') AS account,"
             " coalesce(opted_out, false) AS opted_out)"
             " FROM read_json($files, format='newline_delimited', columns=$columns,"
             "  maximum_object_size=33554432)"
-            " WHERE kind IN (SELECT unnest($bulk::VARCHAR[]))",
+            " WHERE kind IN (SELECT unnest($bulk::VARCHAR[])))",
             {"files": files, "columns": _COLUMNS, "bulk": list(_BULK)})
     except duckdb.Error as exc:
         raise Unsure(str(exc)) from None
@@ -452,24 +481,23 @@ def _check_ascii(con: duckdb.DuckDBPyConnection) -> None:
         raise Unsure("a non-ASCII number or address")
 
 
-_NATIONAL = """
-CREATE MACRO digits(p) AS regexp_replace(p, '[^0-9]', '', 'g');
-CREATE MACRO nat(p) AS CASE
-    WHEN starts_with(digits(p), '0086') THEN substr(digits(p), 5)
-    WHEN starts_with(digits(p), '86') AND length(digits(p)) = 13 THEN substr(digits(p), 3)
-    ELSE digits(p) END;
+_NATIONAL = r"""
+CREATE MACRO nat(p) AS regexp_replace(regexp_replace(p, '[^0-9]', '', 'g'),
+                                      '^(?:0086(.*)|86([0-9]{11}))$', '\1\2');
 """
+"""`harness.truth.national` in SQL: the digits, without a leading 0086, or 86 before 11."""
 
 
-def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: int) -> int:
-    """Give every bulky event its partition (table `parted`); how many partitions."""
-    con.execute(_NATIONAL)
+def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: int, end: float,
+               leaks: bool) -> tuple[int, PlainVerdicts]:
+    """Judge the plain borrowers (`harness.plain_reminders`) and give every other bulky event
+    its partition (table `parted`); how many partitions, and the plain verdicts."""
     # What the truth links borrowers by: numbers, addresses and push tokens (one namespace, as
     # `Truth.addresses` is one dictionary), and reminder ids.
     con.execute("""
         CREATE TABLE edges AS
         SELECT DISTINCT b, ident FROM (
-            SELECT borrower_id AS b, 'p:' || nat(phone) AS ident FROM ev
+            SELECT borrower_id AS b, 'p:' || pn AS ident FROM ev
              WHERE kind IN ('reminder.scheduled', 'borrower.changed')
             UNION ALL SELECT borrower_id, 'a:' || lower(email) FROM ev
              WHERE kind = 'reminder.scheduled' AND email <> ''
@@ -484,14 +512,6 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: in
     roots = _components(shared)
     if roots:
         con.executemany("INSERT INTO roots VALUES (?, ?)", list(roots.items()))
-    reminders = _one(con, "SELECT count(DISTINCT reminder_id) FROM ev "
-                          "WHERE kind = 'reminder.scheduled'") or 0
-    parts = max(1, math.ceil(reminders / partition))
-    con.execute(f"""
-        CREATE TABLE bpart AS
-        SELECT b, hash(coalesce(root, b)) % {parts} AS part
-        FROM (SELECT DISTINCT b FROM edges) LEFT JOIN roots USING (b)""")
-    con.execute("CREATE TABLE ipart AS SELECT DISTINCT ident, part FROM edges JOIN bpart USING (b)")
     # The reminders in the order they were first scheduled (`Truth.reminders`), and the one
     # each reference names (the last one first scheduled with it, as `Truth.by_ref`).
     con.execute("""
@@ -522,6 +542,22 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: in
             LEFT JOIN by_ref c ON c.ref = s.cref LEFT JOIN by_ref r ON r.ref = s.bref""")
     except duckdb.Error as exc:  # an expression RE2 does not take
         raise Unsure(str(exc)) from None
+    if plain_reminders.lane_open(scenario, leaks):
+        plain = plain_reminders.judge(con, scenario, end)
+    else:
+        plain = plain_reminders.closed(con)
+    reminders = _one(con, "SELECT count(DISTINCT reminder_id) FROM ev "
+                          "WHERE kind = 'reminder.scheduled' "
+                          "AND borrower_id NOT IN (SELECT b FROM plain_b)") or 0
+    parts = max(1, math.ceil(reminders / partition))
+    con.execute(f"""
+        CREATE TABLE bpart AS
+        SELECT b, hash(coalesce(root, b)) % {parts} AS part
+        FROM (SELECT DISTINCT b FROM edges WHERE b NOT IN (SELECT b FROM plain_b))
+        LEFT JOIN roots USING (b)""")
+    con.execute("CREATE TABLE ipart AS SELECT DISTINCT ident, part FROM edges JOIN bpart USING (b)")
+    # A plain borrower's events are all judged: only a send correlated with one of their
+    # reminders could still name them, and it is left out with them.
     con.execute("""
         CREATE TABLE parted AS
         SELECT * FROM (
@@ -533,16 +569,17 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: in
             SELECT e.*, ip.part FROM ev e JOIN ipart ip ON ip.ident = 'r:' || e.reminder_id
              WHERE e.kind = 'reminder.changed'
             UNION ALL BY NAME
-            SELECT e.*, ip.part FROM ev e JOIN ipart ip ON ip.ident = 'p:' || nat(e.phone)
+            SELECT e.*, ip.part FROM ev e JOIN ipart ip ON ip.ident = 'p:' || e.pn
              WHERE e.kind = 'borrower.opted_out'
             UNION ALL BY NAME
             SELECT s.*, coalesce(ip.part, 0) AS part FROM sends s LEFT JOIN ipart ip
               ON ip.ident = CASE WHEN s.rid IS NOT NULL THEN 'r:' || s.rid
-                                 WHEN s.channel = 'sms' THEN 'p:' || nat(s."to")
+                                 WHEN s.channel = 'sms' THEN 'p:' || s.tn
                                  WHEN s.channel = 'email' THEN 'a:' || lower(s."to")
-                                 ELSE 'a:' || s."to" END)
+                                 ELSE 'a:' || s."to" END
+             WHERE s.rid IS NULL OR s.rid NOT IN (SELECT rid FROM plain_r))
         """)
-    return parts
+    return parts, plain
 
 
 def _components(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -636,65 +673,64 @@ def _trusted(cls: type[M], base: dict[str, Any], **values: Any) -> M:
     return made
 
 
-def _judge_partitions(database: str, parts: int, job: _Job) -> _Tally:
-    """Judge every partition with the pure code, in `WORKERS` processes; what they add up
+def _judge_partitions(database: str, parts: int, job: _Job, workers: int) -> _Tally:
+    """Judge every partition of `database` with the pure code, in `workers` forked processes
+    (so that a caller's unguarded script is not run again, as spawn would); what they add up
     to."""
-    # Forked, so that a caller's unguarded script is not run again (as spawn would), and only
-    # from a process of one thread (the DuckDB connection is closed by now): a fork copies no
-    # other thread, and a lock one of them held would stay held.
-    forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
-    workers = min(WORKERS, parts) if forkable else 1
-    if workers == 1:
-        return _judge_some(database, range(parts), job)
     tally = _Tally()
     # One partition per task, a few tasks in flight: a worker holds one partition's objects
     # and the parent at most a few results waiting (the order they add up in does not matter).
     todo = iter(range(parts))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        pending = {pool.submit(_judge_some, database, [part], job)
+        pending = {pool.submit(_judge_file, database, part, job)
                    for part in islice(todo, 2 * workers)}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 tally.merge(future.result())
-                pending |= {pool.submit(_judge_some, database, [part], job)
+                pending |= {pool.submit(_judge_file, database, part, job)
                             for part in islice(todo, 1)}
     return tally
 
 
-def _judge_some(database: str, parts: Sequence[int], job: _Job) -> _Tally:
-    """Judge the partitions `parts` of the engine's database (in a worker process)."""
+def _judge_file(database: str, part: int, job: _Job) -> _Tally:
+    """Judge partition `part` of the file `database` (in a worker process)."""
+    with _no_cycle_collection(), duckdb.connect(
+            database, read_only=True,
+            config={"memory_limit": WORKER_MEMORY_LIMIT, "threads": 1}) as con:
+        return _judge_some(con, [part], job)
+
+
+def _judge_some(con: duckdb.DuckDBPyConnection, parts: Sequence[int], job: _Job) -> _Tally:
+    """Judge the partitions `parts` of table `parted` with the pure code."""
     tally = _Tally()
     rule = job.scenario.reminders.correlate
     body = re.compile(rule.body) if rule.body else None
     frame = (job.runs, job.t0)
-    with _no_cycle_collection(), duckdb.connect(
-            database, read_only=True,
-            config={"memory_limit": WORKER_MEMORY_LIMIT, "threads": 1}) as con:
-        for part in parts:
-            cursor = con.execute(
-                "SELECT * FROM parted WHERE part = ? ORDER BY t, source, seq", [part])
-            events: list[Event] = [*job.leaks]
-            sends: list[SendRecorded] = []
-            order: dict[str, int] = {}
-            names = [column[0] for column in cursor.description or ()]
-            while batch := cursor.fetchmany(10_000):
-                for values in batch:
-                    row = dict(zip(names, values, strict=True))
-                    made = _event(row)
-                    if isinstance(made, tuple):
-                        send, refs = made
-                        _same_refs(send, refs, rule.client_ref, body)
-                        sends.append(send)
-                    else:
-                        events.append(made)
-                        if row["ord"] is not None:
-                            order.setdefault(row["reminder_id"], row["ord"])
-            events.sort(key=_key)
-            truth = rebuild(Journal(tuple(events)))
-            judgement = judge_sends(truth, sends, job.scenario, job.end)
-            _tally(tally, truth, judgement, order, frame)
-            del events, sends, truth, judgement
+    for part in parts:
+        cursor = con.execute("SELECT * FROM parted WHERE part = ? ORDER BY t, source, seq",
+                             [part])
+        events: list[Event] = [*job.leaks]
+        sends: list[SendRecorded] = []
+        order: dict[str, int] = {}
+        names = [column[0] for column in cursor.description or ()]
+        while batch := cursor.fetchmany(10_000):
+            for values in batch:
+                row = dict(zip(names, values, strict=True))
+                made = _event(row)
+                if isinstance(made, tuple):
+                    send, refs = made
+                    _same_refs(send, refs, rule.client_ref, body)
+                    sends.append(send)
+                else:
+                    events.append(made)
+                    if row["ord"] is not None:
+                        order.setdefault(row["reminder_id"], row["ord"])
+        events.sort(key=_key)
+        truth = rebuild(Journal(tuple(events)))
+        judgement = judge_sends(truth, sends, job.scenario, job.end)
+        _tally(tally, truth, judgement, order, frame)
+        del events, sends, truth, judgement
     return tally
 
 

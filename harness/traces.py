@@ -21,9 +21,9 @@ from harness.truth import Borrower, Truth, national
 
 WORST = 20
 
-_WORST_FIRST: tuple[Outcome, ...] = ("missed", "wrong_recipient", "wrong_content", "late",
+WORST_FIRST: tuple[Outcome, ...] = ("missed", "wrong_recipient", "wrong_content", "late",
                                      "early", "filtered", "unreachable", "on_time")
-_RANK = {outcome: rank for rank, outcome in enumerate(_WORST_FIRST)}
+_RANK = {outcome: rank for rank, outcome in enumerate(WORST_FIRST)}
 
 
 def worst(settled: Sequence[Judged], truth: Truth, runs: Sequence[StepRun], t0: float
