@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -127,14 +128,13 @@ _REMIND_AT = b',"remind_at":'
 def _number(line: bytes, key: bytes) -> float:
     """The number after `key` in a journal writer's line (its first `"t"`, say: a send's line
     is mostly its body, which parsing it whole would cost); ValueError if it is not there."""
-    start = line.index(key) + len(key)
-    end = start
-    while end < len(line) and line[end] in _NUMERAL:
-        end += 1
-    return float(line[start:end])
+    found = _NUMBER.match(line, line.index(key) + len(key))
+    if found is None:
+        raise ValueError(f"no number after {key!r}")
+    return float(found.group())
 
 
-_NUMERAL = frozenset(b"0123456789.-+eE")
+_NUMBER = re.compile(rb"[-+0-9.eE]+")
 
 
 def drain(scenario: Scenario, journal_dir: Path, *, poll: float = 1.0,
