@@ -89,7 +89,8 @@ def start_ours(workdir: Path) -> Server:
     twilio = manifest.vendors["twilio"]
     sid, token = twilio.credentials["account_sid"], twilio.credentials["auth_token"]
     auth = "Basic " + base64.b64encode(f"{sid}:{token}".encode()).decode()
-    return Server(OURS, f"aiohttp {aiohttp.__version__}, Python {platform.python_version()}",
+    return Server(OURS, f"mocks.front (plain sends) before aiohttp {aiohttp.__version__} (all "
+                  f"else), uvloop, Python {platform.python_version()}",
                   process, Target(twilio.url, f"/2010-04-01/Accounts/{sid}/Messages.json", auth),
                   warm_up=10)
 
@@ -234,7 +235,8 @@ def render(points: list[Point], summary: Summary, when: str, settings: Settings)
         "warmed up first (WireMock at least 60 s: its JIT shares the core)",
         f"- WireMock answers a fixed body; {OURS} parses the form, makes a new SID and date and "
         "journals every send (a line per send and per call, in the file before the answer "
-        "leaves: one write per event-loop turn), as in a run; the "
+        "leaves: one write per event-loop turn), as in a run, its plain sends answered by its "
+        "lean front (mocks/front.py), everything else by aiohttp; the "
         f"{REFERENCE} only answers a fixed body (what aiohttp alone costs)",
         "- server CPU and other CPU in cores; other CPU is every other process on the machine "
         "during the point"]
