@@ -101,6 +101,13 @@ class _Call:
 _CALL: ContextVar[_Call] = ContextVar("vendor_call")
 
 
+def _call() -> _Call:
+    """The call in progress (a throwaway one outside a call), made only when there is none:
+    `_CALL.get(_Call())` made one on every look, four times a send."""
+    call = _CALL.get(None)
+    return _Call() if call is None else call
+
+
 FILTERED = "filtered"
 """A report's status when the carrier filtered the message (it never reached the handset)."""
 
@@ -238,7 +245,7 @@ class VendorMock:
         faults = self.faults  # as in force once the delay is over
         if faults.outage is None and not faults.throttle:
             return None
-        _CALL.get(_Call()).refused = True
+        _call().refused = True
         if faults.outage is not None:
             self.touched("outage", status=faults.outage)
             return style.outage(faults.outage)
@@ -254,7 +261,7 @@ class VendorMock:
             return None
         response = style.rejected(rule)
         if response is None:
-            _CALL.get(_Call()).passed = rule
+            _call().passed = rule
         else:
             self.touched("rejects", rejects=rule)
         return response
@@ -265,7 +272,7 @@ class VendorMock:
 
     def filtered(self, message_id: str) -> bool:
         """Whether the carrier filtered `message_id`, a send this call accepted."""
-        return message_id in _CALL.get(_Call()).filtered
+        return message_id in _call().filtered
 
     def fate(self, number: str, body: str, recipients: int = 1) -> Fate:
         """What the API says of one recipient of `body`: invalid, barred, failed (partial) or
@@ -273,7 +280,7 @@ class VendorMock:
         partial draw is keyed like a send's: by the recipient, the body, and how many
         multi-recipient calls to this vendor asked of that message before."""
         faults = self.faults
-        _CALL.get(_Call()).asked.append(number)
+        _call().asked.append(number)
         if number in faults.invalid_numbers:
             self.touched("invalid_numbers", to=number)
             return "invalid"
@@ -293,7 +300,7 @@ class VendorMock:
         The call's raw request is journaled with its first send only, with this vendor's
         secrets masked wherever they are in it."""
         key: SendKey = (self.name, to, body, self._sends.next((to, body)))
-        call = _CALL.get(_Call())
+        call = _call()
         first = call.sends[0][0] if call.sends else None
         if first is None:
             request = self._secrets.mask(request)
@@ -361,14 +368,14 @@ class VendorMock:
 
     def read(self) -> None:
         """Note that this call was answered with the record of past sends (a lookup)."""
-        _CALL.get(_Call()).read = True
+        _call().read = True
 
     def lose_response(self) -> bool:
         """Whether this send's answer is to be lost (the record is kept); each send of the call
         is journaled as touched (the call itself when it accepted none). The draw is keyed by
         the call's sends (else the recipients it asked about, else how many such calls came
         before)."""
-        call = _CALL.get(_Call())
+        call = _call()
         sends = call.sends
         key: tuple[object, ...] = (tuple(send[2][1:] for send in sends) if sends
                                    else ("asked", *call.asked) if call.asked else ("call",))
