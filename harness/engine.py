@@ -256,8 +256,8 @@ def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
             con.close()
         if workers > 1:
             tally = _judge_partitions(database, parts, job, workers)
-        tally.rows += [Row(*values) for values in plain.rows]
-        tally.witnesses += [Row(*values) for values in plain.witnesses]
+        tally.rows += plain.rows
+        tally.witnesses += plain.witnesses
         tally.add("duplicates", plain.duplicates)
         tally.add("unsettled", plain.unsettled)
         return card(journal, _facts(tally, job, vendors))
@@ -526,7 +526,7 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: in
     except duckdb.Error as exc:  # an expression RE2 does not take
         raise Unsure(str(exc)) from None
     if plain_reminders.lane_open(scenario, leaks):
-        plain = plain_reminders.judge(con, scenario, end)
+        plain = plain_reminders.judge(con, scenario, end, Row)
     else:
         plain = plain_reminders.closed(con)
     reminders = _one(con, "SELECT count(DISTINCT reminder_id) FROM ev "

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,12 +53,11 @@ _RUN = "[0-9" + "".join(sorted({mask.upper() for mask in MASKS})) + "]"
 
 @dataclass(frozen=True)
 class PlainVerdicts:
-    """What the fast lane judged: a row per settled reminder (`harness.engine.Row`'s fields,
-    in its order), the unsettled ones with copies too many (witnesses a gate may name, the
-    first `MAX_WITNESSES`), and two counts."""
+    """What the fast lane judged: a row per settled reminder, the unsettled ones with copies
+    too many (witnesses a gate may name, the first `MAX_WITNESSES`), and two counts."""
 
-    rows: Sequence[tuple[Any, ...]]
-    witnesses: Sequence[tuple[Any, ...]]
+    rows: Sequence[Any]
+    witnesses: Sequence[Any]
     duplicates: int
     unsettled: int
 
@@ -72,9 +71,11 @@ def lane_open(scenario: Scenario, leaks: bool) -> bool:
             and (compliance.optout_notice is None or re2_agrees(compliance.optout_notice)))
 
 
-def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float) -> PlainVerdicts:
+def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float,
+          row: Callable[..., Any]) -> PlainVerdicts:
     """Find the plain borrowers (table `plain_b`, their reminders `plain_r`) and judge their
-    reminders; `end` is the run's end."""
+    reminders; `end` is the run's end, `row` makes a row of the values of `harness.engine.Row`,
+    in its order."""
     visible = scenario.compliance.visible
     tail = max(TAIL_FROM, visible + 1)
     others = [scenario.window_of(channel) for channel in scenario.allowed if channel != "sms"]
@@ -177,13 +178,16 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float) -> Pla
         CREATE TEMP TABLE plain_b AS
         SELECT DISTINCT b FROM bsched WHERE b NOT IN (SELECT b FROM unplain)""")
     con.execute("CREATE TEMP TABLE plain_r AS SELECT rid FROM r WHERE b IN (SELECT b FROM plain_b)")
-    row = """
+    values = """
         SELECT outcome, true, false, settled, rid, remind_at, send_by, closes, delivered,
                CASE WHEN decided IS NOT NULL THEN 'sms' END, extra, scheduled_t, ord
         FROM judged WHERE b IN (SELECT b FROM plain_b)"""
-    rows = con.execute(f"{row} AND settled").fetchall()
-    witnesses = con.execute(
-        f"{row} AND NOT settled AND extra > 0 ORDER BY ord LIMIT {MAX_WITNESSES}").fetchall()
+    # Made a batch at a time: a million tuples and their rows at once would double the memory.
+    cursor = con.execute(f"{values} AND settled")
+    rows = [row(*found) for batch in iter(lambda: cursor.fetchmany(1 << 16), [])
+            for found in batch]
+    witnesses = [row(*found) for found in con.execute(
+        f"{values} AND NOT settled AND extra > 0 ORDER BY ord LIMIT {MAX_WITNESSES}").fetchall()]
     duplicates, unsettled = con.execute(
         "SELECT coalesce(sum(extra), 0)::BIGINT, count(*) FILTER (NOT settled) FROM judged "
         "WHERE b IN (SELECT b FROM plain_b)").fetchone() or (0, 0)

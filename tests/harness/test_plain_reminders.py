@@ -157,7 +157,8 @@ def test_the_lane_takes_the_plain_borrowers_and_leaves_the_others(
     (verdicts,) = taken
     # B1 and B2 go to the pure judge, and so does the one reminder traced (all on time, as
     # late as each other: the first due).
-    assert sorted(row[4] for row in verdicts.rows) == [f"rem-r{index:07d}" for index in (3, 4, 5)]
+    taken_ids = sorted(row.reminder_id for row in verdicts.rows)
+    assert taken_ids == [f"rem-r{index:07d}" for index in (3, 4, 5)]
 
 
 def _scheduled(index: int) -> ReminderScheduled:
