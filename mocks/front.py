@@ -1,11 +1,12 @@
 """A lean HTTP/1.1 front on a mock's port: answers the plain hot requests its app declares itself
 (`FAST_PATH`), and hands every other connection to the app's aiohttp server unchanged.
 
-The front reads a request only when it is plain beyond doubt: a whole head and body in hand,
-HTTP/1.1, printable ASCII with CRLF lines, no repeated header, no Transfer-Encoding, Expect,
-Upgrade or Content-Encoding, a Content-Length, keep-alive. It then asks the app's fast path,
-which answers or declines before it has any effect (`FastPath`). Anything else (junk, a partial
-request, chunked or multipart bodies, `Expect`, a declined request) hands the connection, with
+The front reads a request only when it is plain beyond doubt: HTTP/1.1, printable ASCII with
+CRLF lines, no repeated header, no Transfer-Encoding, Expect, Upgrade or Content-Encoding, a
+Content-Length, keep-alive, and all of it in hand (the rest of one that came in parts within
+STALL seconds). It then asks the app's fast path, which answers or declines before it has any
+effect (`FastPath`). Anything else (junk, a stalled request, chunked bodies, `Expect`, a
+declined request) hands the connection, with
 every byte read so far, to aiohttp's own protocol for good, once the answers already owed have
 left: from there on, aiohttp and the app's middlewares answer exactly as without the front.
 
@@ -22,7 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Protocol, cast
+from typing import Literal, Protocol, cast
 
 from aiohttp import web
 from aiohttp.helpers import rfc822_formatted_time
@@ -41,6 +42,12 @@ to aiohttp."""
 
 MAX_BODY = 64 * 1024
 """Bytes of a body the front reads itself; a larger one goes to aiohttp (and its 1 MB limit)."""
+
+STALL = 0.2
+"""Seconds the front waits for the rest of a plain request that came in parts (a burst of
+pipelined sends is cut anywhere) before it hands the connection to aiohttp, whose deadlines
+for a half-sent request then apply (aiohttp rounds its own body deadline up to whole
+seconds)."""
 
 _PLAIN = bytes(range(0x20, 0x7f)) + b"\t\r\n"
 """The bytes of a plain head (CR and LF only as CRLF)."""
@@ -104,12 +111,13 @@ def _head_of(status: int, length: int) -> bytes:
             f"Server: {SERVER_SOFTWARE}\r\n\r\n").encode()
 
 
-def parse(data: bytes) -> tuple[PlainRequest, int] | None:
-    """The plain request at the start of `data` and its length in bytes; None when there is
-    none whole there, or it is not plain (see the module's docstring)."""
+def parse(data: bytes) -> tuple[PlainRequest, int] | Literal["partial"] | None:
+    """The plain request at the start of `data` and its length in bytes; "partial" when what
+    is there may yet become one; None when it is not plain (see the module's docstring)."""
     end = data.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
     if end < 0:
-        return None
+        plain_so_far = len(data) < MAX_HEAD + 4 and not data.translate(None, _PLAIN)
+        return "partial" if plain_so_far else None
     raw = data[:end]
     head = _HEADS.get(raw)
     if head is None:
@@ -121,7 +129,7 @@ def parse(data: bytes) -> tuple[PlainRequest, int] | None:
         _HEADS[raw] = head
     total = end + 4 + head.length
     if len(data) < total:
-        return None
+        return "partial"
     return PlainRequest(head, data[end + 4:total]), total
 
 
@@ -200,6 +208,8 @@ class _Front(asyncio.Protocol):
         self._closing = False  # the site stops: close once nothing is owed
         self._last = 0.0
         self._idle: asyncio.TimerHandle | None = None
+        self._paused = False  # the transport's buffer of answers is full
+        self._stall: asyncio.TimerHandle | None = None  # set while a request is partial
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods
@@ -214,8 +224,14 @@ class _Front(asyncio.Protocol):
         self._buffer += data
         if self._leaving:
             return
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
         while self._buffer:
             parsed = parse(self._buffer)
+            if parsed == "partial":
+                self._stall = asyncio.get_running_loop().call_later(STALL, self._stalled)
+                break
             try:
                 answer = None if parsed is None else self._site.fast(parsed[0])
             except Exception:  # a bug: the request may have had effects, so no second answer
@@ -260,16 +276,36 @@ class _Front(asyncio.Protocol):
         elif self._leaving:
             self._hand_over(self._transport)
 
+    def pause_writing(self) -> None:
+        # A client that sends and does not read: read no more of it until it has (aiohttp
+        # waits for the same drain before its next answer).
+        self._paused = True
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._transport is not None:
+            self._transport.resume_reading()
+
     def _hand_over(self, transport: asyncio.Transport) -> None:
         """From now on aiohttp's protocol reads and answers this connection, starting with the
         bytes read so far."""
         self._forget()
+        if self._paused:  # aiohttp's protocol starts out reading and unaware of the pause
+            transport.resume_reading()
         handler = self._site.aiohttp_protocol()
         transport.set_protocol(handler)
         handler.connection_made(transport)
         if self._buffer:
             handler.data_received(self._buffer)
         self._buffer = b""
+
+    def _stalled(self) -> None:
+        """The rest of a request did not follow: aiohttp reads it from here."""
+        self._stall = None
+        self._leaving = True
+        self._settle()
 
     def _check_idle(self) -> None:
         # aiohttp's keep-alive timeout, checked when it would have expired (no timer per answer)
@@ -285,8 +321,9 @@ class _Front(asyncio.Protocol):
 
     def _forget(self) -> None:
         self._site.fronts.discard(self)
-        if self._idle is not None:
-            self._idle.cancel()
+        for timer in (self._idle, self._stall):
+            if timer is not None:
+                timer.cancel()
         self._transport = None
 
     def connection_lost(self, exc: BaseException | None) -> None:

@@ -25,7 +25,7 @@ from harness.journal import JournalWriter, SendRecorded, VendorCall
 from mocks import twilio
 from mocks.catalogue import issue_credentials
 from mocks.control import VendorFaults
-from mocks.front import FrontSite, parse
+from mocks.front import STALL, FrontSite, parse
 from mocks.handsets import Handsets
 from mocks.manifest import MocksConfig, VendorConfig
 from mocks.sends import SendRecord
@@ -99,15 +99,18 @@ async def read_answer(reader: asyncio.StreamReader) -> bytes:
         return head + await reader.readexactly(int(found.group(1)) if found else 0)
 
 
-async def exchange(served: Served, *chunks: bytes, answers: int = 1) -> list[bytes]:
-    """Send `chunks` (each one write) over one new connection and read `answers` answers."""
+async def exchange(served: Served, *chunks: bytes, answers: int = 1,
+                   pause: float = 0.05) -> list[bytes]:
+    """Send `chunks` (each one write, `pause` seconds apart) over one new connection and read
+    `answers` answers."""
     async with asyncio.timeout(TIMEOUT):
         reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
     try:
-        for chunk in chunks:
+        for n, chunk in enumerate(chunks):
+            if n:
+                await asyncio.sleep(pause)  # separate segments: the front sees a partial request
             writer.write(chunk)
             await writer.drain()
-            await asyncio.sleep(0.05)  # separate segments: the front sees a partial request
         return [await read_answer(reader) for _ in range(answers)]
     finally:
         writer.close()
@@ -128,17 +131,17 @@ def comparable(events: list[dict[str, object]]) -> list[dict[str, object]]:
             for event in events if event["kind"] != "mock.faults"]
 
 
-async def both_ways(served: Served, *chunks: bytes,
-                    answers: int = 1) -> tuple[list[bytes], list[bytes], int]:
+async def both_ways(served: Served, *chunks: bytes, answers: int = 1,
+                    pause: float = 0.05) -> tuple[list[bytes], list[bytes], int]:
     """The answers with no fault on, then with the unmet fault on (the slow path only), and how
     many of the first the front answered itself; the journal's events of each must agree."""
     before, served_before = len(served.events()), served.site.served
-    quiet = await exchange(served, *chunks, answers=answers)
+    quiet = await exchange(served, *chunks, answers=answers, pause=pause)
     middle = len(served.events())
     fast = served.site.served - served_before
     served.mock.switch(UNMET)
     try:
-        slow = await exchange(served, *chunks, answers=answers)
+        slow = await exchange(served, *chunks, answers=answers, pause=pause)
     finally:
         served.mock.switch(VendorFaults())
     events = served.events()
@@ -180,7 +183,7 @@ def test_requests_the_front_does_not_read_reach_aiohttp_and_are_answered_as_befo
             cases = {
                 "chunked": (chunked + b"\r\n\r\n%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n",),
                 "expect": (served.send(extra="Expect: 100-continue\r\n"),),
-                "split body": (head + b"\r\n\r\n", body),
+                "stalled body": (head + b"\r\n\r\n", body),
                 "http/1.0": (plain.replace(b"HTTP/1.1", b"HTTP/1.0", 1),),
                 "bad auth": (plain.replace(b"Basic ", b"Basic x", 1),),
                 "no To": (served.send(form="From=%2B15005550006&Body=x"),),
@@ -196,10 +199,24 @@ def test_requests_the_front_does_not_read_reach_aiohttp_and_are_answered_as_befo
                          f"Authorization: {served.auth}\r\n\r\n".encode(),),
             }
             for name, chunks in cases.items():
-                quiet, slow, fast = await both_ways(served, *chunks)
+                # A request's rest that comes STALL seconds late finds it with aiohttp.
+                quiet, slow, fast = await both_ways(served, *chunks, pause=STALL * 5)
                 assert fast == 0, name
                 assert normalised(quiet[0]) == normalised(slow[0]), name
                 assert quiet[0].startswith(b"HTTP/1."), name
+
+    asyncio.run(run())
+
+
+def test_a_send_that_comes_in_parts_without_stalling_is_the_fronts(tmp_path: Path) -> None:
+    async def run() -> None:
+        async with serving(tmp_path) as served:
+            plain = served.send()
+            cut = plain.index(b"\r\n\r\n") + 10
+            for chunks in ((plain[:20], plain[20:]), (plain[:cut], plain[cut:])):
+                quiet, slow, fast = await both_ways(served, *chunks, pause=STALL / 10)
+                assert fast == 1
+                assert normalised(quiet[0]) == normalised(slow[0])
 
     asyncio.run(run())
 
@@ -219,6 +236,22 @@ def test_pipelined_sends_are_answered_in_order_and_a_later_request_is_aiohttps(
             assert [m["sid"] for m in bodies[2]["messages"]] == [bodies[1]["sid"],
                                                                  bodies[0]["sid"]]
             assert b"\r\nConnection: close" not in answers[2]
+
+    asyncio.run(run())
+
+
+def test_a_client_that_sends_much_before_reading_gets_every_answer_in_order(
+        tmp_path: Path) -> None:
+    async def run() -> None:
+        async with serving(tmp_path) as served:
+            sends = [served.send(f"To=%2B8613800000001&From=%2B1&Body=n{n}")
+                     for n in range(1_500)]
+            # Far more answers than a transport buffers: the front stops reading meanwhile.
+            answers = await exchange(served, b"".join(sends), answers=len(sends))
+            bodies = [json.loads(answer.split(b"\r\n\r\n", 1)[1])["body"]
+                      for answer in answers]
+            assert bodies == [f"n{n}" for n in range(len(sends))]
+            assert served.site.served == len(sends)
 
     asyncio.run(run())
 
@@ -314,8 +347,9 @@ def test_parse_reads_only_plain_whole_requests() -> None:
         "POST", "/p", b"abc", len(plain) - 4)
     assert request.head.headers == {"Host": "h", "Content-Length": "3",
                                     "Authorization": "Basic x"}
+    assert parse(plain[:-6]) == parse(plain[:20]) == "partial"
     not_plain = [
-        plain[:-6], plain.replace(b"1.1", b"1.0"), plain.replace(b"Host: h\r\n", b""),
+        plain[:20] + b"\xff", plain.replace(b"1.1", b"1.0"), plain.replace(b"Host: h\r\n", b""),
         plain.replace(b"Host: h", b"Host: h\r\nhost: i"), plain.replace(b"h\r\n", b"h \r\n", 1),
         plain.replace(b"Host: h", b"Host: h\r\nConnection: close"),
         plain.replace(b"Host: h", b"Host: h\r\nTransfer-Encoding: chunked"),
