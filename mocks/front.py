@@ -44,10 +44,10 @@ MAX_BODY = 64 * 1024
 """Bytes of a body the front reads itself; a larger one goes to aiohttp (and its 1 MB limit)."""
 
 STALL = 0.2
-"""Seconds the front waits for the rest of a plain request that came in parts (a burst of
-pipelined sends is cut anywhere) before it hands the connection to aiohttp, whose deadlines
-for a half-sent request then apply (aiohttp rounds its own body deadline up to whole
-seconds)."""
+"""Seconds from a plain request's first part that the front waits for the rest of it (a burst
+of pipelined sends is cut anywhere) before it hands the connection to aiohttp, whose deadlines
+for a half-sent request then apply, from then on: a half-sent request meets them at most STALL
+seconds later than it would have without the front."""
 
 _PLAIN = bytes(range(0x20, 0x7f)) + b"\t\r\n"
 """The bytes of a plain head (CR and LF only as CRLF)."""
@@ -224,14 +224,16 @@ class _Front(asyncio.Protocol):
         self._buffer += data
         if self._leaving:
             return
-        if self._stall is not None:
-            self._stall.cancel()
-            self._stall = None
         while self._buffer:
             parsed = parse(self._buffer)
             if parsed == "partial":
-                self._stall = asyncio.get_running_loop().call_later(STALL, self._stalled)
+                # From its first part on, not its latest: a trickle must not outlast STALL.
+                if self._stall is None:
+                    self._stall = asyncio.get_running_loop().call_later(STALL, self._stalled)
                 break
+            if self._stall is not None:  # whole now, or not plain after all
+                self._stall.cancel()
+                self._stall = None
             try:
                 answer = None if parsed is None else self._site.fast(parsed[0])
             except Exception:  # a bug: the request may have had effects, so no second answer

@@ -208,15 +208,24 @@ def test_requests_the_front_does_not_read_reach_aiohttp_and_are_answered_as_befo
     asyncio.run(run())
 
 
-def test_a_send_that_comes_in_parts_without_stalling_is_the_fronts(tmp_path: Path) -> None:
+def test_a_send_that_comes_in_parts_within_the_stall_time_is_the_fronts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async def run() -> None:
         async with serving(tmp_path) as served:
             plain = served.send()
             cut = plain.index(b"\r\n\r\n") + 10
+            monkeypatch.setattr("mocks.front.STALL", 30.0)  # no loaded machine is that slow
             for chunks in ((plain[:20], plain[20:]), (plain[:cut], plain[cut:])):
-                quiet, slow, fast = await both_ways(served, *chunks, pause=STALL / 10)
+                quiet, slow, fast = await both_ways(served, *chunks, pause=0.05)
                 assert fast == 1
                 assert normalised(quiet[0]) == normalised(slow[0])
+            # A trickle that takes longer than STALL in all is aiohttp's, however fast each bit.
+            monkeypatch.setattr("mocks.front.STALL", 0.1)
+            bits = [plain[n:n + 40] for n in range(0, len(plain), 40)]
+            quiet, slow, fast = await both_ways(served, *bits, pause=0.4 / len(bits))
+            assert fast == 0
+            assert quiet[0].startswith(b"HTTP/1.1 201 ")
+            assert normalised(quiet[0]) == normalised(slow[0])
 
     asyncio.run(run())
 
@@ -323,8 +332,8 @@ def test_idle_connections_are_closed_after_the_idle_timeout_and_when_the_site_st
                 assert await idle_reader.read() == b""  # closed by the idle timeout
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 writers.append(writer)
-                await asyncio.sleep(0.05)  # accepted: the front holds the connection
-                assert len(site.fronts) == 1
+                while not site.fronts:  # until the front holds the connection
+                    await asyncio.sleep(0.01)
                 await site.stop()
                 assert await reader.read() == b""  # closed by the site's stop
         finally:
