@@ -64,6 +64,9 @@ class Secrets:
 
     pattern: re.Pattern[str] | None
     """Any of those forms; None when the vendor has no secret."""
+    repr_safe: bool = False
+    """Whether every form is printable ASCII without quotes or backslashes: `repr` then keeps
+    each as it is, wherever it is in a request, and one scan of it can rule them all out."""
 
     @classmethod
     def of(cls, credentials: Mapping[str, str], secret_keys: Set[str]) -> Secrets:
@@ -79,14 +82,23 @@ class Secrets:
         forms.discard("")
         # Longest first: a form that contains another is masked whole.
         alternatives = "|".join(map(re.escape, sorted(forms, key=len, reverse=True)))
-        return cls(re.compile(alternatives) if forms else None)
+        repr_safe = all(form.isascii() and form.isprintable() and not set(form) & set("'\"\\")
+                        for form in forms)
+        return cls(re.compile(alternatives) if forms else None, repr_safe)
 
     def mask(self, request: dict[str, object]) -> dict[str, object]:
         """A raw request (`raw_request`) with every form of these secrets replaced by MASK,
         wherever it is (path, query, a header, the body), whatever field carries it."""
-        if self.pattern is None or self.pattern.search("\0".join(self._texts(request))) is None:
-            return request  # one scan of it all: a request rarely carries a secret's value
-        return {key: self._mask(self.pattern, value) for key, value in request.items()}
+        pattern = self.pattern
+        if pattern is None:
+            return request
+        # One scan of it all: a request rarely carries a secret's value. The repr, made in C,
+        # holds more than the strings `_mask` looks into (a list's), so a find there is checked.
+        if self.repr_safe and pattern.search(repr(request)) is None:
+            return request
+        if pattern.search("\0".join(self._texts(request))) is None:
+            return request
+        return {key: self._mask(pattern, value) for key, value in request.items()}
 
     @staticmethod
     def _texts(request: dict[str, object]) -> list[str]:

@@ -28,7 +28,7 @@ from mocks.control import VendorFaults
 from mocks.front import STALL, FrontSite, parse
 from mocks.handsets import Handsets
 from mocks.manifest import MocksConfig, VendorConfig
-from mocks.sends import SendRecord
+from mocks.sends import Secrets, SendRecord
 from mocks.server import _serve, make_runner
 from mocks.vendor import VendorMock
 
@@ -430,3 +430,24 @@ def test_append_writes_the_very_lines_write_writes(tmp_path: Path,
         writer.close()
         lines.append((tmp_path / way / "mocks.jsonl").read_bytes())
     assert lines[0] == lines[1]
+
+
+def test_a_secret_is_masked_as_before_wherever_the_one_scan_of_the_repr_looks() -> None:
+    rng = random.Random(RNG_SEED)
+    secrets = Secrets.of({"account_sid": "AC1f", "auth_token": "tok3n/+="}, {"auth_token"})
+    assert secrets.repr_safe and secrets.pattern is not None
+    long_way = Secrets(secrets.pattern)  # no shortcut: the exact scan of the strings alone
+    pieces = ["tok3n/+=", "tok3n%2F%2B%3D", "tok3n", "'", '"', "\\", "\n", "\u00e9", "a", "=",
+              base64.b64encode(b"AC1f:tok3n/+=").decode()]
+
+    def text() -> str:
+        return "".join(rng.choices(pieces, k=rng.randint(0, 4)))
+
+    for _ in range(3_000):
+        request: dict[str, object] = {
+            "method": text(), "path": text(), "query": text(), "body": text(),
+            "headers": {text(): text() for _ in range(rng.randint(0, 3))},
+            "rcpt_to": [text()], "size": rng.randint(0, 9)}
+        masked, expected = secrets.mask(request), long_way.mask(request)
+        assert masked == expected
+        assert (masked is request) == (expected is request)
