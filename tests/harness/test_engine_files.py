@@ -61,3 +61,18 @@ def test_a_malformed_line_is_the_error_reading_gives(tmp_path: Path) -> None:
     (journal_dir / "harness.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(JournalError, match=r"harness\.jsonl:5: not a journal event"):
         score_folder(journal_dir, engine=True)
+
+
+def test_a_bulky_line_spelt_otherwise_is_read_once(tmp_path: Path) -> None:
+    # Keys in another order and spaces after the separators: not what the journal writes, so
+    # the scan for rare events parses it, finds it bulky and leaves it to the columns.
+    journal_dir = _run(tmp_path)
+    lines = (journal_dir / "harness.jsonl").read_text(encoding="utf-8").splitlines()
+    spelt = {index: json.loads(line) for index, line in enumerate(lines)
+             if json.loads(line)["kind"] in ("send.recorded", "reminder.scheduled")}
+    for index, event in spelt.items():
+        lines[index] = json.dumps(dict(reversed(event.items())), ensure_ascii=False)
+    (journal_dir / "harness.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    card = score_engine(journal_dir)
+    assert card.model_dump() == _pure(journal_dir)
+    assert (card.owed, card.outcomes["on_time"], card.outcomes["late"]) == (2, 1, 1)
