@@ -200,6 +200,15 @@ class RunProgress:
                     or reminder.borrower_id in self._opted_out
                     or self._phone_at(reminder.borrower_id, now) in self._opted_out_phones)
 
+    def elapsed(self, now: float) -> float | None:
+        """Seconds of load at `now`; None before the load began."""
+        return None if self._load_started is None else max(now - self._load_started, 0.0)
+
+    @property
+    def ended(self) -> str | None:
+        """How the run ended, once its journal says it has."""
+        return self._ended
+
     def snapshot(self, now: float) -> Snapshot:
         """The figures as of `now` (a time.time() value)."""
         due, in_flight = 0, 0
@@ -225,7 +234,7 @@ class RunProgress:
         scenario = self._scenario
         return Snapshot(
             name=scenario.name if scenario else "",
-            elapsed=None if self._load_started is None else max(now - self._load_started, 0.0),
+            elapsed=self.elapsed(now),
             total=scenario.duration + scenario.drain_seconds if scenario else None,
             active=tuple(self._active[step] for step in sorted(self._active)),
             due=due, on_time=on_time, in_flight=in_flight, requests=len(self._reminders),
@@ -347,14 +356,18 @@ class LiveDisplay:
             events = tail.read()
         except OSError:
             return  # the folder is being made or removed; the next poll reads on
-        self._progress.add(events)
-        snapshot = self._progress.snapshot(self._clock())
+        progress, now = self._progress, self._clock()
+        progress.add(events)
         if self._live is not None:
+            snapshot = progress.snapshot(now)
             with self._lock:
                 view = panel(snapshot, self._latest, list(self._errors))
             self._live.update(view, refresh=True)
-        elif snapshot.elapsed is not None and snapshot.elapsed >= self._next_line \
-                and snapshot.ended is None:
-            self._next_line = (snapshot.elapsed // self._interval + 1) * self._interval
-            self._console.print(plain_line(snapshot), markup=False, highlight=False,
-                                soft_wrap=True)  # one line in a log, however long
+            return
+        # Off a terminal the figures are made only for the line that shows them: a snapshot
+        # costs the reminders still open, which a notifier that falls behind makes many.
+        elapsed = progress.elapsed(now)
+        if elapsed is not None and elapsed >= self._next_line and progress.ended is None:
+            self._next_line = (elapsed // self._interval + 1) * self._interval
+            self._console.print(plain_line(progress.snapshot(now)), markup=False,
+                                highlight=False, soft_wrap=True)  # one line, however long
