@@ -8,9 +8,9 @@ wants), and NOTIFYCHAOS_APP (harness.loadgen.AppLoad) for the app. The ledger dr
 else from the run's seed, so what is scheduled depends only on how many ticks arrive, not on
 which user sent them or how they were batched.
 
-Each user of a steady run has a stream of RATE / USERS ticks a second of its own, from when it
-starts (harness.ticking.steady), so that however Locust's master splits the users between its
-workers, the rate in all is RATE. A shaped run (harness.clock.pacing_env) also gets
+Each user of a steady run has a stream of RATE / USERS ticks a second of its own, the first
+as it starts (harness.ticking.Stream.steady), so that however Locust's master splits the users
+between its workers, the rate in all is RATE. A shaped run (harness.clock.pacing_env) also gets
 NOTIFYCHAOS_CURVE (a load_shapes.Curve) and, with a month, NOTIFYCHAOS_CLOCK_EPOCH: the users
 of its one process then share the curve's ticks, timed from the epoch (or from the start of
 the load), and a LoadTestShape ends the load where the curve ends. Either way a user sends a
@@ -40,7 +40,7 @@ import gevent
 from locust import FastHttpUser, LoadTestShape, task
 from locust.contrib.fasthttp import FAILURE_EXCEPTIONS
 
-from harness.ticking import REQUEST_INTERVAL, TICK_METHOD, Stream, steady
+from harness.ticking import REQUEST_INTERVAL, TICK_METHOD, Stream
 
 RATE = float(os.environ.get("NOTIFYCHAOS_RATE", "1"))
 USERS = int(os.environ.get("NOTIFYCHAOS_USERS", "1"))
@@ -72,7 +72,7 @@ class Ticks(FastHttpUser):
     connection_timeout = 5.0
 
     def on_start(self) -> None:
-        self._stream = (Stream(steady(RATE / USERS), time.time()) if CURVE is None
+        self._stream = (Stream.steady(RATE / USERS, time.time()) if CURVE is None
                         else _shared())
         self._earliest = 0.0
         """When this user may send its next request (Unix time)."""

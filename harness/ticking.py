@@ -3,8 +3,8 @@ that has fallen due since its last request, at most `MAX_BATCH`.
 
 Pure and stdlib-only: Locust's process imports it (harness.locustfile). A schedule is a
 load_shapes.Curve: the scenario's (a paced run, shared by the users of the one Locust process)
-or, in a steady run, each user's own stream of `rate` ticks a second from when it starts
-(`steady`), so that any split of the users between Locust's workers keeps the total rate. A
+or, in a steady run, each user's own stream of `rate` ticks a second, the first as it starts
+(`Stream.steady`), so that any split of the users between Locust's workers keeps the total rate. A
 request costs Locust far more CPU than a tick costs the ledger, so batching them is what lets
 one Locust process keep thousands of ticks a second; each tick is still sent at its own time
 or at most one request interval later, never ahead.
@@ -66,6 +66,12 @@ class Stream:
         self.origin = origin
         self.taken = 0
         """Ticks taken so far (each is one reminder asked of the ledger)."""
+
+    @classmethod
+    def steady(cls, rate: float, start: float) -> Stream:
+        """`rate` ticks a second from `start`, the first at once and the k-th k / rate later
+        (as Locust's constant throughput, which a user's first task does not wait for)."""
+        return cls(steady(rate), start - 0.5 / rate)
 
     def take(self, now: float) -> int:
         """Claim the ticks due by `now` not yet taken, at most MAX_BATCH; how many."""

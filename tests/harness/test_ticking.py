@@ -62,3 +62,11 @@ def test_a_clock_that_steps_back_takes_nothing_rather_than_a_negative_count() ->
     assert stream.take(1.0) == 10
     assert stream.take(0.5) == 0
     assert stream.taken == 10
+
+
+def test_a_user_s_steady_stream_ticks_at_once_and_then_every_interval() -> None:
+    stream = Stream.steady(4.0, start=500.0)
+
+    assert stream.next_at() == 500.0
+    assert [stream.take(now) for now in (500.0, 500.2, 500.25, 501.0)] == [1, 0, 1, 3]
+    assert stream.next_at() == 501.25
