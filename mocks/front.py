@@ -6,9 +6,9 @@ CRLF lines, no repeated header, no Transfer-Encoding, Expect, Upgrade or Content
 Content-Length, keep-alive, and all of it in hand (the rest of one that came in parts within
 STALL seconds). It then asks the app's fast path, which answers or declines before it has any
 effect (`FastPath`). Anything else (junk, a stalled request, chunked bodies, `Expect`, a
-declined request) hands the connection, with
-every byte read so far, to aiohttp's own protocol for good, once the answers already owed have
-left: from there on, aiohttp and the app's middlewares answer exactly as without the front.
+declined request) hands the connection, with every byte read so far, to aiohttp's own protocol
+for good, once the answers already owed have left: from there on, aiohttp and the app's
+middlewares answer exactly as without the front.
 
 An answer leaves only once the journal holds what its request journaled (the group commit, as
 `server.answer_once_committed` waits for it on the slow path).
