@@ -50,7 +50,7 @@ from pydantic import BaseModel
 
 from harness import plain_reminders
 from harness.continuity import Facts, card, judge_sends, score
-from harness.errors import JournalError
+from harness.errors import JournalError, NotifyChaosError
 from harness.fault_rows import StepRun, step_runs
 from harness.journal import (
     EVENT,
@@ -110,6 +110,8 @@ _COLUMNS = {
     "request_of": "VARCHAR", "outcome": "VARCHAR", "latency": "DOUBLE",
 }
 _EMPTY: dict[str, Any] = {}
+_QUIET = "SET enable_progress_bar = false"
+"""DuckDB draws a progress bar on the terminal for a long query (a session setting only)."""
 _SendKey = tuple[float, str, int]
 
 
@@ -232,12 +234,13 @@ def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
     with tempfile.TemporaryDirectory(prefix="notifychaos-engine-") as work, \
             _no_cycle_collection():
         files = _files(directory, Path(work))
-        # In memory (spilling beyond the limit): only the partitions left to the pure judge
-        # are written out, and only when worker processes are to read them.
-        # No insertion order to keep: every query that needs an order says it.
-        con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT,
-                                     "temp_directory": str(Path(work) / "spill"),
-                                     "preserve_insertion_order": False})
+        # In a file, which worker processes can read. No insertion order to keep: every query
+        # that needs an order says it.
+        database = str(Path(work) / "journal.duckdb")
+        con = duckdb.connect(database, config={"memory_limit": MEMORY_LIMIT,
+                                               "temp_directory": str(Path(work) / "spill"),
+                                               "preserve_insertion_order": False})
+        con.execute(_QUIET)
         try:
             journal, job, parts, plain = _prepare(con, files, partition)
             vendors = _vendor_figures(con, [*job.scenario.vendors, *job.scenario.channels])
@@ -247,11 +250,9 @@ def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
                 and threading.active_count() == 1 else 1
             if workers == 1:
                 tally = _judge_some(con, range(parts), job)
-            else:
-                database = str(Path(work) / "parted.duckdb")
-                con.execute("ATTACH ? AS out", [database])
-                con.execute("CREATE TABLE out.parted AS SELECT * FROM parted")
-                con.execute("DETACH out")
+        except duckdb.OutOfMemoryException as exc:
+            raise NotifyChaosError(f"scoring {directory}: DuckDB ran out of its "
+                                   f"{MEMORY_LIMIT}: {str(exc).splitlines()[0]}") from None
         finally:
             con.close()
         if workers > 1:
@@ -399,9 +400,11 @@ def _small_events(con: duckdb.DuckDBPyConnection, files: list[str]) -> list[Even
         lines = con.execute(
             "SELECT line FROM read_csv($files, columns={'line': 'VARCHAR'}, header=false,"
             f" delim='{chr(1)}', quote='', escape='', auto_detect=false,"
-            " max_line_size=33554432)"
+            " max_line_size=33554432, buffer_size=67108864)"
             " WHERE NOT regexp_matches(line, $bulky) AND trim(line) <> ''",
             {"files": files, "bulky": bulky}).fetchall()
+    except duckdb.OutOfMemoryException:
+        raise  # no refusal of the journal: `score_engine` says it
     except duckdb.Error as exc:
         raise Unsure(str(exc)) from None
     try:
@@ -428,6 +431,8 @@ def _load(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
             "  maximum_object_size=33554432)"
             " WHERE kind IN (SELECT unnest($bulk::VARCHAR[])))",
             {"files": files, "columns": _COLUMNS, "bulk": list(_BULK)})
+    except duckdb.OutOfMemoryException:
+        raise  # no refusal of the journal: `score_engine` says it
     except duckdb.Error as exc:
         raise Unsure(str(exc)) from None
     # A bulky event missing what pydantic requires, or with a value it refuses, is malformed:
@@ -523,6 +528,8 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: in
                 SELECT *, {client} AS cref, {body} AS bref FROM ev
                  WHERE kind = 'send.recorded') s
             LEFT JOIN by_ref c ON c.ref = s.cref LEFT JOIN by_ref r ON r.ref = s.bref""")
+    except duckdb.OutOfMemoryException:
+        raise
     except duckdb.Error as exc:  # an expression RE2 does not take
         raise Unsure(str(exc)) from None
     if plain_reminders.lane_open(scenario, leaks):
@@ -681,6 +688,7 @@ def _judge_file(database: str, part: int, job: _Job) -> _Tally:
     with _no_cycle_collection(), duckdb.connect(
             database, read_only=True,
             config={"memory_limit": WORKER_MEMORY_LIMIT, "threads": 1}) as con:
+        con.execute(_QUIET)
         return _judge_some(con, [part], job)
 
 
