@@ -15,9 +15,9 @@ def test_a_bad_scenario_is_one_line_with_file_and_line(tmp_path: Path) -> None:
     text = (ROOT / "scenarios" / "primary-vendor-outage.yaml").read_text(encoding="utf-8")
     bad.write_text(text.replace("fault: proxy.down", "fault: proxy.dwon"), encoding="utf-8")
     line = text.splitlines().index("    fault: proxy.down") + 1
-    for command in ("run", "validate"):
-        done = finish(start(command, bad, "--out", tmp_path / "runs")
-                      if command == "run" else start(command, bad), None, timeout=60)
+    # Both commands at once: each is a Python start-up, and the two cores can take both.
+    started = [start("run", bad, "--out", tmp_path / "runs"), start("validate", bad)]
+    for done in [finish(process, None, timeout=60) for process in started]:
         assert done.code == 2
         [message] = done.stderr.strip().splitlines()
         assert message.startswith(f"notifychaos: error: {bad}:{line}: timeline[0].fault: ")
@@ -28,9 +28,12 @@ def test_a_bad_scenario_is_one_line_with_file_and_line(tmp_path: Path) -> None:
 
 def test_run_refuses_a_malformed_file_in_one_line_before_starting_anything(tmp_path: Path) -> None:
     corpus = ROOT / "tests" / "harness" / "malformed"
-    for name in ("binary-png", "duplicate-vendor", "deep-nesting", "ends-after-run"):
-        path = corpus / f"{name}.yaml"
-        done = finish(start("run", path, "--out", tmp_path / "runs"), None, timeout=60)
+    paths = [corpus / f"{name}.yaml"
+             for name in ("binary-png", "duplicate-vendor", "deep-nesting", "ends-after-run")]
+    # All at once: each is a Python start-up that refuses before making anything.
+    started = [start("run", path, "--out", tmp_path / "runs") for path in paths]
+    finished = [finish(process, None, timeout=60) for process in started]
+    for path, done in zip(paths, finished, strict=True):
         assert done.code == 2, done.stderr
         [message] = done.stderr.strip().splitlines()
         assert message.startswith(f"notifychaos: error: {path}:"), message
