@@ -11,8 +11,9 @@ by the reminders owed (scorecard.json), in microseconds. Beside it: the same ove
 (to `run.ended`), and the steady state (from SETTLE seconds after the first reminder was
 scheduled to the last, divided by the reminders scheduled in it): no start-up, and the sends of
 the reminders scheduled before it (`reminders.lead` later) balance those left after it.
-Locust's users and the notifier's WORKERS grow with the rate (users_for, workers_for), so that
-neither's concurrency is what gives out first; the time each component was ready to run but
+Locust's users (4 up to 2000/s: each request carries every tick due since the user's last) and
+the notifier's WORKERS grow with the rate (users_for, workers_for), so that neither's
+concurrency is what gives out first; the time each component was ready to run but
 waited for a core is shown too (the machine may be shared).
 Prints a table and writes bench/results/hotpath-latest.json and hotpath-latest.md.
 """
