@@ -538,16 +538,15 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: in
         plain = plain_reminders.closed(con)
     reminders = _one(con, "SELECT count(DISTINCT reminder_id) FROM ev "
                           "WHERE kind = 'reminder.scheduled' "
-                          "AND borrower_id NOT IN (SELECT b FROM plain_b)") or 0
+                          "AND borrower_id IN (SELECT b FROM rest_b)") or 0
     parts = max(1, math.ceil(reminders / partition))
     con.execute(f"""
         CREATE TABLE bpart AS
         SELECT b, hash(coalesce(root, b)) % {parts} AS part
-        FROM (SELECT DISTINCT b FROM edges WHERE b NOT IN (SELECT b FROM plain_b))
-        LEFT JOIN roots USING (b)""")
+        FROM rest_b LEFT JOIN roots USING (b)""")
     con.execute("CREATE TABLE ipart AS SELECT DISTINCT ident, part FROM edges JOIN bpart USING (b)")
-    # A plain borrower's events are all judged: only a send correlated with one of their
-    # reminders could still name them, and it is left out with them.
+    # A plain borrower's events are all judged already: their idents are in no partition, and
+    # a send correlated with one of their reminders (no partition either) is left out.
     con.execute("""
         CREATE TABLE parted AS
         SELECT * FROM (
@@ -567,7 +566,7 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: in
                                  WHEN s.channel = 'sms' THEN 'p:' || s.tn
                                  WHEN s.channel = 'email' THEN 'a:' || lower(s."to")
                                  ELSE 'a:' || s."to" END
-             WHERE s.rid IS NULL OR s.rid NOT IN (SELECT rid FROM plain_r))
+             WHERE s.rid IS NULL OR ip.part IS NOT NULL)
         """)
     return parts, plain
 

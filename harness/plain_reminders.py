@@ -73,9 +73,9 @@ def lane_open(scenario: Scenario, leaks: bool) -> bool:
 
 def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float,
           row: Callable[..., Any]) -> PlainVerdicts:
-    """Find the plain borrowers (table `plain_b`, their reminders `plain_r`) and judge their
-    reminders; `end` is the run's end, `row` makes a row of the values of `harness.engine.Row`,
-    in its order."""
+    """Judge the reminders of the plain borrowers, and leave the others in table `rest_b`;
+    `end` is the run's end, `row` makes a row of the values of `harness.engine.Row`, in its
+    order."""
     visible = scenario.compliance.visible
     tail = max(TAIL_FROM, visible + 1)
     others = [scenario.window_of(channel) for channel in scenario.allowed if channel != "sms"]
@@ -87,14 +87,14 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float,
     notice = scenario.compliance.optout_notice
     lacks_notice = "false" if notice is None else f"NOT regexp_matches(s.body, {_quote(notice)})"
     con.execute("""
-        CREATE TEMP TABLE bsched AS
+        CREATE TABLE bsched AS
         SELECT borrower_id AS b, count(DISTINCT pn) AS phones, bool_or(opted_out) AS out,
                arg_min(pn, (t, source, seq)) AS phone,
                upper(arg_min(national_id, (t, source, seq))) AS national_id,
                upper(arg_min(account, (t, source, seq))) AS account
         FROM ev WHERE kind = 'reminder.scheduled' GROUP BY borrower_id""")
     con.execute("""
-        CREATE TEMP TABLE r AS
+        CREATE TABLE r AS
         SELECT reminder_id AS rid, count(*) AS n, any_value(borrower_id) AS b,
                any_value(ref) AS ref, any_value(amount) AS amount,
                any_value(due_date) AS due_date, any_value(name) AS name,
@@ -104,7 +104,7 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float,
     # A copy is not plain when it is on another channel, or arrived and might show personal
     # data (`harness.compliance._may_show`, field by field) or lack the notice.
     con.execute(f"""
-        CREATE TEMP TABLE copies AS
+        CREATE TABLE copies AS
         SELECT s.rid, s.t, s.source, s.seq, s.inbox_at,
                s.handset IN ('delivered', 'spam') AS arrived,
                s.channel <> 'sms' OR (s.handset IN ('delivered', 'spam') AND ({lacks_notice}
@@ -127,7 +127,7 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float,
               WHERE rid IS NOT NULL) s
         JOIN r ON r.rid = s.rid JOIN bsched b ON b.b = r.b""")
     con.execute("""
-        CREATE TEMP TABLE unplain AS
+        CREATE TABLE unplain AS
         SELECT b FROM roots
         UNION SELECT b FROM bsched WHERE phones > 1 OR out
         UNION SELECT borrower_id FROM ev WHERE kind = 'borrower.changed'
@@ -142,7 +142,7 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float,
                   WHEN s.channel = 'email' THEN 'a:' || lower(s."to") ELSE 'a:' || s."to" END
               WHERE s.rid IS NULL""")
     con.execute(f"""
-        CREATE TEMP TABLE judged AS
+        CREATE TABLE judged AS
         SELECT r.rid, r.b, r.remind_at, r.send_by, r.scheduled_t, f.ord, {closes} AS closes,
                per.decided.v AS decided, per.decided.at AS delivered,
                greatest(coalesce(per.arrived, 0) - 1, 0) AS extra,
@@ -174,14 +174,13 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float,
         SELECT b FROM judged WHERE settled
         ORDER BY CASE outcome {rank} END, -coalesce(delivered - remind_at, 0), remind_at, rid
         LIMIT {WORST}""")
-    con.execute("""
-        CREATE TEMP TABLE plain_b AS
-        SELECT DISTINCT b FROM bsched WHERE b NOT IN (SELECT b FROM unplain)""")
-    con.execute("CREATE TEMP TABLE plain_r AS SELECT rid FROM r WHERE b IN (SELECT b FROM plain_b)")
+    # Sets of the few borrowers who are not plain, never of the many who are: a hash table of
+    # ten million ids is what DuckDB could not hold in its memory at 10^7.
+    con.execute("CREATE TABLE rest_b AS SELECT DISTINCT b FROM unplain")
     values = """
         SELECT outcome, true, false, settled, rid, remind_at, send_by, closes, delivered,
                CASE WHEN decided IS NOT NULL THEN 'sms' END, extra, scheduled_t, ord
-        FROM judged WHERE b IN (SELECT b FROM plain_b)"""
+        FROM judged WHERE b NOT IN (SELECT b FROM rest_b)"""
     # Made a batch at a time: a million tuples and their rows at once would double the memory.
     cursor = con.execute(f"{values} AND settled")
     rows = [row(*found) for batch in iter(lambda: cursor.fetchmany(1 << 16), [])
@@ -190,16 +189,14 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float,
         f"{values} AND NOT settled AND extra > 0 ORDER BY ord LIMIT {MAX_WITNESSES}").fetchall()]
     duplicates, unsettled = con.execute(
         "SELECT coalesce(sum(extra), 0)::BIGINT, count(*) FILTER (NOT settled) FROM judged "
-        "WHERE b IN (SELECT b FROM plain_b)").fetchone() or (0, 0)
+        "WHERE b NOT IN (SELECT b FROM rest_b)").fetchone() or (0, 0)
     return PlainVerdicts(rows=rows, witnesses=witnesses, duplicates=int(duplicates),
                          unsettled=int(unsettled))
 
 
 def closed(con: duckdb.DuckDBPyConnection) -> PlainVerdicts:
-    """Close the lane: no plain borrower (`plain_b`) nor reminder (`plain_r`), every one goes
-    to the pure judge."""
-    con.execute("CREATE TEMP TABLE plain_b (b VARCHAR)")
-    con.execute("CREATE TEMP TABLE plain_r (rid VARCHAR)")
+    """Close the lane: every borrower (table `rest_b`) goes to the pure judge."""
+    con.execute("CREATE TABLE rest_b AS SELECT DISTINCT b FROM edges")
     return PlainVerdicts(rows=(), witnesses=(), duplicates=0, unsettled=0)
 
 
