@@ -88,8 +88,18 @@ smaller ones by the pure scorer, which starts faster than DuckDB."""
 PARTITION = 25_000
 """Reminders judged together in a process: about 300 MB of Python objects at a time."""
 
-MEMORY_LIMIT = "500MB"
-"""DuckDB's own memory while it loads and partitions; beyond it, it spills to disk."""
+MEMORY_LIMIT = 500 << 20
+"""DuckDB's own memory while it loads and partitions (beyond it, it spills to disk), for a
+journal of up to `MEMORY_LIMIT * 8` bytes (4 GB, about 2 million reminders); an eighth of a
+larger journal's size, at most half the machine's memory. At 10^7 reminders (18 GB) some of
+DuckDB's operators ran out of 500 MB."""
+
+
+def memory_limit(journal_bytes: int) -> int:
+    """DuckDB's memory for a journal of `journal_bytes` bytes (`MEMORY_LIMIT`)."""
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(MEMORY_LIMIT, min(journal_bytes // 8, machine // 2))
+
 
 WORKER_MEMORY_LIMIT = "100MB"
 """DuckDB's memory in each judging process (it only reads one partition at a time)."""
@@ -237,7 +247,8 @@ def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
         # In a file, which worker processes can read. No insertion order to keep: every query
         # that needs an order says it.
         database = str(Path(work) / "journal.duckdb")
-        con = duckdb.connect(database, config={"memory_limit": MEMORY_LIMIT,
+        limit = memory_limit(sum(Path(path).stat().st_size for path in files))
+        con = duckdb.connect(database, config={"memory_limit": f"{limit >> 20}MB",
                                                "temp_directory": str(Path(work) / "spill"),
                                                "preserve_insertion_order": False})
         con.execute(_QUIET)
@@ -252,7 +263,7 @@ def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
                 tally = _judge_some(con, range(parts), job)
         except duckdb.OutOfMemoryException as exc:
             raise NotifyChaosError(f"scoring {directory}: DuckDB ran out of its "
-                                   f"{MEMORY_LIMIT}: {str(exc).splitlines()[0]}") from None
+                                   f"{limit >> 20} MB: {str(exc).splitlines()[0]}") from None
         finally:
             con.close()
         if workers > 1:

@@ -4,12 +4,13 @@ a malformed line) and hands what it cannot promise to read as Python does to the
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from harness.continuity import score
-from harness.engine import Unsure, score_engine, score_folder
+from harness.engine import MEMORY_LIMIT, Unsure, memory_limit, score_engine, score_folder
 from harness.errors import JournalError
 from harness.journal import read_journal, seal_journal
 from tests.harness.journals import journal, owed, run_folder, sent
@@ -76,3 +77,10 @@ def test_a_bulky_line_spelt_otherwise_is_read_once(tmp_path: Path) -> None:
     card = score_engine(journal_dir)
     assert card.model_dump() == _pure(journal_dir)
     assert (card.owed, card.outcomes["on_time"], card.outcomes["late"]) == (2, 1, 1)
+
+
+def test_duckdb_gets_more_memory_only_for_journals_past_four_gigabytes() -> None:
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert memory_limit(64 << 20) == memory_limit(4000 << 20) == MEMORY_LIMIT
+    assert memory_limit(18 << 30) == min(18 << 27, machine // 2)
+    assert memory_limit(1 << 50) == machine // 2
