@@ -31,6 +31,7 @@ pure reader refuses, is read (its known fields are).
 from __future__ import annotations
 
 import gc
+import heapq
 import math
 import multiprocessing
 import os
@@ -808,10 +809,15 @@ def _send_key(send: SendRecorded) -> _SendKey:
     return (send.t, send.source, send.seq)
 
 
+def _order(row: Row) -> int:
+    return row.order
+
+
 def _facts(tally: _Tally, job: _Job, vendors: dict[str, VendorFigures]) -> Facts:
     """The scorecard's facts from what the partitions added up to."""
-    rows = sorted(tally.rows, key=lambda row: row.order)
-    witnesses = sorted([*rows, *tally.witnesses], key=lambda row: row.order)
+    rows = sorted(tally.rows, key=_order)
+    # The few witnesses merged into the many rows, already in order.
+    witnesses = list(heapq.merge(rows, sorted(tally.witnesses, key=_order), key=_order))
 
     def defects(name: str) -> tuple[Any, ...]:
         return tuple(defect for _, defect in sorted(tally.defects.get(name, []),

@@ -35,17 +35,21 @@ _BUCKETS = 60
 
 def percentile(values: Sequence[float], p: float) -> float | None:
     """The nearest-rank `p` percentile (0..1) of `values`, rounded to the millisecond."""
-    if not values:
+    return _ranked(sorted(values), p)
+
+
+def _ranked(ordered: Sequence[float], p: float) -> float | None:
+    """`percentile` of values already in order."""
+    if not ordered:
         return None
-    ordered = sorted(values)
     return round(ordered[max(0, math.ceil(p * len(ordered)) - 1)], 3)
 
 
 def latency(reminders: Sequence[Judged]) -> Latency:
     """p50/p95/p99 of `inbox_at - remind_at` over the reminders delivered correctly."""
-    values = [lat for judged in reminders if (lat := judged.latency) is not None]
-    return Latency(p50=percentile(values, 0.50), p95=percentile(values, 0.95),
-                   p99=percentile(values, 0.99))
+    ordered = sorted(lat for judged in reminders if (lat := judged.latency) is not None)
+    return Latency(p50=_ranked(ordered, 0.50), p95=_ranked(ordered, 0.95),
+                   p99=_ranked(ordered, 0.99))
 
 
 def deliverable(reminders: Sequence[Judged]) -> list[Judged]:
