@@ -1,22 +1,25 @@
-"""The scorer at scale: a journal folder scored with DuckDB and the pure judge, in partitions.
+"""The scorer at scale: a journal folder scored with DuckDB, a fast lane in SQL and the pure
+judge in partitions.
 
 Design. The pure scorer (`harness.continuity.scored`) stays the reference and states every rule;
 this module is its fast path for a whole folder and gives the same scorecard, in memory bounded
-by a partition rather than by the run:
+by DuckDB's limit, a partition, and a compact row per owed reminder:
 
 1. DuckDB reads the `*.jsonl` files as they are, with the journal's rules (`seal.json`'s sizes,
    only a torn last line tolerated, schemas 1-3): the bulky kinds (`reminder.*`, `borrower.*`,
    `send.recorded`, `vendor.call`) as projected columns (never the raw requests), the rare
-   kinds (run, load, faults, alerts, upgrades, app opens) as journal events.
-2. In SQL: each send's correlation (client reference, then the body's `ref`), and a partition
-   per group of borrowers that share anything the truth links (a number, an address, a push
-   token, a reminder id): so a reminder, its sends, its borrower's changes and STOP replies, and
-   every send to a number of theirs land in one partition.
-3. Each partition is judged by the pure code (`harness.truth.rebuild`, `judge_sends`), in
-   `WORKERS` forked processes: phone changes, opt-outs, cancellations, content, personal data
-   and test data keep one implementation. What a partition yields is compact: per owed
-   settled reminder a `Row` (what the figure modules read), counts, the first defects and
-   witnesses a gate can name, its worst traces.
+   kinds (run, load, faults, alerts, upgrades, app opens), found by a scan of the lines as
+   text, as journal events.
+2. In SQL: each send's correlation (client reference, then the body's `ref`). The borrowers
+   whose history is plain are judged there (`harness.plain_reminders`, the fast lane).
+3. The others get a partition per group of borrowers that share anything the truth links (a
+   number, an address, a push token, a reminder id): so a reminder, its sends, its borrower's
+   changes and STOP replies, and every send to a number of theirs land in one partition. Each
+   partition is judged by the pure code (`harness.truth.rebuild`, `judge_sends`), in `WORKERS`
+   forked processes when there are several: phone changes, opt-outs, cancellations, content,
+   personal data and test data keep one implementation. What a partition yields is compact:
+   per owed settled reminder a `Row` (what the figure modules read), counts, the first defects
+   and witnesses a gate can name, its worst traces.
 4. The scorecard is made by `harness.continuity.card`, as the pure scorer makes it; the
    vendors' figures come from SQL (`_vendor_figures` says the same rules as
    `harness.vendor_figures`).
@@ -24,8 +27,9 @@ by a partition rather than by the run:
 Where SQL and Python could read a journal differently (a non-ASCII phone number or address,
 the body expression matching otherwise in RE2 than in Python's `re`, a line DuckDB refuses),
 the engine does not guess: `score_folder` scores that journal with the pure scorer instead.
-One rule of the journal is not checked here: a bulky line with a field too many, which the
-pure reader refuses, is read (its known fields are).
+DuckDB running out of its memory is said as such. One rule of the journal is not checked here:
+a bulky line with a field too many, which the pure reader refuses, is read (its known fields
+are).
 """
 
 from __future__ import annotations
