@@ -76,7 +76,6 @@ from harness.journal import (
     refuse_newer,
 )
 from harness.judging import Defect, Exposure, Judged, Judgement
-from harness.plain_reminders import PlainVerdicts
 from harness.scenario import Scenario
 from harness.scorecard import Outcome, ReminderTrace, Scorecard, VendorFigures
 from harness.timing import percentile
@@ -258,7 +257,7 @@ def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
                                                "preserve_insertion_order": False})
         con.execute(_QUIET)
         try:
-            journal, job, parts, plain = _prepare(con, files, partition)
+            journal, job, parts = _prepare(con, files, partition)
             vendors = _vendor_figures(con, [*job.scenario.vendors, *job.scenario.channels])
             # Forked only from a process of one thread (the connection closed by then): a
             # fork copies no other thread, and a lock one of them held would stay held.
@@ -266,6 +265,7 @@ def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
                 and threading.active_count() == 1 else 1
             if workers == 1:
                 tally = _judge_some(con, range(parts), job)
+                plain = plain_reminders.verdicts(con, Row)
         except duckdb.OutOfMemoryException as exc:
             raise NotifyChaosError(f"scoring {directory}: DuckDB ran out of its "
                                    f"{limit >> 20} MB: {str(exc).splitlines()[0]}") from None
@@ -273,6 +273,11 @@ def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
             con.close()
         if workers > 1:
             tally = _judge_partitions(database, parts, job, workers)
+            # The lane's rows only now, so that no worker is forked holding them.
+            with duckdb.connect(database, read_only=True,
+                                config={"memory_limit": f"{limit >> 20}MB"}) as con:
+                con.execute(_QUIET)
+                plain = plain_reminders.verdicts(con, Row)
         tally.rows += plain.rows
         tally.witnesses += plain.witnesses
         tally.add("duplicates", plain.duplicates)
@@ -369,9 +374,9 @@ class _Job:
 
 
 def _prepare(con: duckdb.DuckDBPyConnection, files: list[str], partition: int
-             ) -> tuple[Journal, _Job, int, PlainVerdicts]:
-    """Load and partition the journal: its rare events, what judging needs, how many
-    partitions, and the verdicts of the plain reminders."""
+             ) -> tuple[Journal, _Job, int]:
+    """Load and partition the journal (the plain reminders judged): its rare events, what
+    judging needs, and how many partitions."""
     if not files:
         raise JournalError("the journal has no run.started event: nothing to score")
     small = _small_events(con, files)
@@ -387,13 +392,13 @@ def _prepare(con: duckdb.DuckDBPyConnection, files: list[str], partition: int
     _check_ascii(con)
     leaks = tuple(event for event in small if isinstance(event, FaultTouched)
                   and leaked_record(event) is not None)
-    parts, plain = _partition(con, scenario, partition, end, bool(leaks))
+    parts = _partition(con, scenario, partition, end, bool(leaks))
     journal = Journal(tuple(sorted([*small, *_app_truth(con, small)], key=_key)))
     load = next((event for event in small if isinstance(event, LoadStarted)), None)
     job = _Job(scenario=scenario, end=end, leaks=leaks,
                runs=tuple(step_runs(journal, scenario, end)),
                t0=load.t if load is not None else started.t)
-    return journal, job, parts, plain
+    return journal, job, parts
 
 
 def _key(event: Event) -> tuple[float, str, int]:
@@ -493,9 +498,9 @@ CREATE MACRO nat(p) AS regexp_replace(regexp_replace(p, '[^0-9]', '', 'g'),
 
 
 def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: int, end: float,
-               leaks: bool) -> tuple[int, PlainVerdicts]:
+               leaks: bool) -> int:
     """Judge the plain borrowers (`harness.plain_reminders`) and give every other bulky event
-    its partition (table `parted`); how many partitions, and the plain verdicts."""
+    its partition (table `parted`); how many partitions."""
     # What the truth links borrowers by: numbers, addresses and push tokens (one namespace, as
     # `Truth.addresses` is one dictionary), and reminder ids.
     con.execute("""
@@ -549,9 +554,9 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: in
     except duckdb.Error as exc:  # an expression RE2 does not take
         raise Unsure(str(exc)) from None
     if plain_reminders.lane_open(scenario, leaks):
-        plain = plain_reminders.judge(con, scenario, end, Row)
+        plain_reminders.judge(con, scenario, end)
     else:
-        plain = plain_reminders.closed(con)
+        plain_reminders.closed(con)
     reminders = _one(con, "SELECT count(DISTINCT reminder_id) FROM ev "
                           "WHERE kind = 'reminder.scheduled' "
                           "AND borrower_id IN (SELECT b FROM rest_b)") or 0
@@ -584,7 +589,7 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: in
                                  ELSE 'a:' || s."to" END
              WHERE s.rid IS NULL OR ip.part IS NOT NULL)
         """)
-    return parts, plain
+    return parts
 
 
 def _components(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:

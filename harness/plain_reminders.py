@@ -71,11 +71,9 @@ def lane_open(scenario: Scenario, leaks: bool) -> bool:
             and (compliance.optout_notice is None or re2_agrees(compliance.optout_notice)))
 
 
-def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float,
-          row: Callable[..., Any]) -> PlainVerdicts:
-    """Judge the reminders of the plain borrowers, and leave the others in table `rest_b`;
-    `end` is the run's end, `row` makes a row of the values of `harness.engine.Row`, in its
-    order."""
+def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float) -> None:
+    """Judge the reminders of the plain borrowers (table `plain`, read by `verdicts`), and
+    leave the others in table `rest_b`; `end` is the run's end."""
     visible = scenario.compliance.visible
     tail = max(TAIL_FROM, visible + 1)
     others = [scenario.window_of(channel) for channel in scenario.allowed if channel != "sms"]
@@ -177,27 +175,42 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float,
     # Sets of the few borrowers who are not plain, never of the many who are: a hash table of
     # ten million ids is what DuckDB could not hold in its memory at 10^7.
     con.execute("CREATE TABLE rest_b AS SELECT DISTINCT b FROM unplain")
+    con.execute("""
+        CREATE TABLE plain AS
+        SELECT outcome, settled, rid, remind_at, send_by, closes, delivered, decided, extra,
+               scheduled_t, ord
+        FROM judged WHERE b NOT IN (SELECT b FROM rest_b)""")
+
+
+def closed(con: duckdb.DuckDBPyConnection) -> None:
+    """Close the lane: every borrower (table `rest_b`) goes to the pure judge, none is in
+    table `plain`."""
+    con.execute("CREATE TABLE rest_b AS SELECT DISTINCT b FROM edges")
+    con.execute("""
+        CREATE TABLE plain (outcome VARCHAR, settled BOOLEAN, rid VARCHAR, remind_at DOUBLE,
+                            send_by DOUBLE, closes DOUBLE, delivered DOUBLE, decided VARCHAR,
+                            extra BIGINT, scheduled_t DOUBLE, ord BIGINT)""")
+
+
+def verdicts(con: duckdb.DuckDBPyConnection, row: Callable[..., Any]) -> PlainVerdicts:
+    """What the lane judged (table `plain`), `row` making a row of the values of
+    `harness.engine.Row`, in its order."""
     values = """
         SELECT outcome, true, false, settled, rid, remind_at, send_by, closes, delivered,
                CASE WHEN decided IS NOT NULL THEN 'sms' END, extra, scheduled_t, ord
-        FROM judged WHERE b NOT IN (SELECT b FROM rest_b)"""
+        FROM plain"""
     # Made a batch at a time: a million tuples and their rows at once would double the memory.
-    cursor = con.execute(f"{values} AND settled")
+    cursor = con.execute(f"{values} WHERE settled")
     rows = [row(*found) for batch in iter(lambda: cursor.fetchmany(1 << 16), [])
             for found in batch]
     witnesses = [row(*found) for found in con.execute(
-        f"{values} AND NOT settled AND extra > 0 ORDER BY ord LIMIT {MAX_WITNESSES}").fetchall()]
+        f"{values} WHERE NOT settled AND extra > 0 ORDER BY ord LIMIT {MAX_WITNESSES}"
+    ).fetchall()]
     duplicates, unsettled = con.execute(
-        "SELECT coalesce(sum(extra), 0)::BIGINT, count(*) FILTER (NOT settled) FROM judged "
-        "WHERE b NOT IN (SELECT b FROM rest_b)").fetchone() or (0, 0)
+        "SELECT coalesce(sum(extra), 0)::BIGINT, count(*) FILTER (NOT settled) FROM plain"
+    ).fetchone() or (0, 0)
     return PlainVerdicts(rows=rows, witnesses=witnesses, duplicates=int(duplicates),
                          unsettled=int(unsettled))
-
-
-def closed(con: duckdb.DuckDBPyConnection) -> PlainVerdicts:
-    """Close the lane: every borrower (table `rest_b`) goes to the pure judge."""
-    con.execute("CREATE TABLE rest_b AS SELECT DISTINCT b FROM edges")
-    return PlainVerdicts(rows=(), witnesses=(), duplicates=0, unsettled=0)
 
 
 def _field(check: str) -> str:

@@ -110,15 +110,15 @@ def taken() -> Iterator[list[PlainVerdicts]]:
     """What the lane judged in each scoring, with one trace kept (so that the lane is left
     most reminders of a small journal, rather than handing the worst 20 to the pure judge)."""
     found: list[PlainVerdicts] = []
-    judge = plain_reminders.judge
+    verdicts = plain_reminders.verdicts
 
     def recorded(*args: Any) -> PlainVerdicts:
-        verdicts = judge(*args)
-        found.append(verdicts)
-        return verdicts
+        made = verdicts(*args)
+        found.append(made)
+        return made
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(plain_reminders, "judge", recorded)
+        patch.setattr(plain_reminders, "verdicts", recorded)
         patch.setattr(plain_reminders, "WORST", 1)
         patch.setattr(traces, "WORST", 1)
         yield found
