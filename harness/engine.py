@@ -124,8 +124,6 @@ _COLUMNS = {
     "request_of": "VARCHAR", "outcome": "VARCHAR", "latency": "DOUBLE",
 }
 _EMPTY: dict[str, Any] = {}
-_QUIET = "SET enable_progress_bar = false"
-"""DuckDB draws a progress bar on the terminal for a long query (a session setting only)."""
 _SendKey = tuple[float, str, int]
 
 
@@ -252,10 +250,8 @@ def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
         # that needs an order says it.
         database = str(Path(work) / "journal.duckdb")
         limit = memory_limit(sum(Path(path).stat().st_size for path in files))
-        con = duckdb.connect(database, config={"memory_limit": f"{limit >> 20}MB",
-                                               "temp_directory": str(Path(work) / "spill"),
-                                               "preserve_insertion_order": False})
-        con.execute(_QUIET)
+        con = _connect(database, memory_limit=f"{limit >> 20}MB",
+                       temp_directory=str(Path(work) / "spill"), preserve_insertion_order=False)
         try:
             journal, job, parts = _prepare(con, files, partition)
             vendors = _vendor_figures(con, [*job.scenario.vendors, *job.scenario.channels])
@@ -274,15 +270,22 @@ def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
         if workers > 1:
             tally = _judge_partitions(database, parts, job, workers)
             # The lane's rows only now, so that no worker is forked holding them.
-            with duckdb.connect(database, read_only=True,
-                                config={"memory_limit": f"{limit >> 20}MB"}) as con:
-                con.execute(_QUIET)
+            with _connect(database, read_only=True, memory_limit=f"{limit >> 20}MB") as con:
                 plain = plain_reminders.verdicts(con, Row)
         tally.rows += plain.rows
         tally.witnesses += plain.witnesses
         tally.add("duplicates", plain.duplicates)
         tally.add("unsettled", plain.unsettled)
         return card(journal, _facts(tally, job, vendors))
+
+
+def _connect(database: str, read_only: bool = False, **config: Any
+             ) -> duckdb.DuckDBPyConnection:
+    """A connection to the engine's database file with `config`, drawing no progress bar (a
+    session setting only: DuckDB draws one on the terminal for a long query)."""
+    con = duckdb.connect(database, read_only=read_only, config=config)
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 @contextmanager
@@ -705,10 +708,8 @@ def _judge_partitions(database: str, parts: int, job: _Job, workers: int) -> _Ta
 
 def _judge_file(database: str, part: int, job: _Job) -> _Tally:
     """Judge partition `part` of the file `database` (in a worker process)."""
-    with _no_cycle_collection(), duckdb.connect(
-            database, read_only=True,
-            config={"memory_limit": WORKER_MEMORY_LIMIT, "threads": 1}) as con:
-        con.execute(_QUIET)
+    with _no_cycle_collection(), _connect(database, read_only=True,
+                                          memory_limit=WORKER_MEMORY_LIMIT, threads=1) as con:
         return _judge_some(con, [part], job)
 
 
