@@ -14,7 +14,7 @@ from .alerts import Alerter
 from .breaker import Breaker, FailureStreak, QuietStreak
 from .channels import ChannelResult, FallbackChannel, Verdict
 from .errors import LookupFailed
-from .outbox import Fallback, InterruptedSend, Outbox, OutboxRow
+from .outbox import Doubt, Fallback, InterruptedSend, Outbox, OutboxRow
 from .primary import PrimaryCheck
 from .reminder import Reminder, ReminderRecord
 from .replies import e164
@@ -29,6 +29,11 @@ BACKOFF_MAX = 5.0
 # A reminder whose SMS still failed this long after its remind_at falls back, whatever the
 # reason: half of a 20 s SMS window, leaving push and e-mail theirs.
 SMS_PATIENCE = 10.0
+# A send whose answer was lost, at a vendor that cannot be asked about it, waits this long
+# after its remind_at for that vendor to answer before being sent again elsewhere: an outage
+# shorter than three quarters of a 20 s SMS window then costs no duplicate, and a longer one
+# still leaves the other vendor 5 s.
+DOUBT_PATIENCE = 15.0
 # Temporary failures on a channel with another after it before moving on to that one; the
 # last channel keeps retrying, as SMS does without fallbacks.
 CHANNEL_TRIES = 3
@@ -84,6 +89,8 @@ class Dispatcher:
             self._outbox.mark_cancelled(record.reminder_id)
             log.info("cancelled %s: repaid", record.reminder_id)
             return
+        if row.doubt is not None and await self._settles_doubt(row, record, row.doubt):
+            return
         reminder = self._outgoing(record)
         fallback = self._outbox.fallback(reminder.reminder_id)
         if fallback is None:
@@ -104,7 +111,8 @@ class Dispatcher:
     async def _by_sms(
         self, row: OutboxRow, record: ReminderRecord, reminder: Reminder
     ) -> _SmsFailure | None:
-        """Send through the vendors in turn; None when done (sent, or suppressed)."""
+        """Send through the vendors in turn; None when done for now (sent, suppressed, or in
+        doubt and to be asked about again)."""
         errors: list[str] = []
         refusals: list[str] = []
         for vendor in self._route():
@@ -122,11 +130,20 @@ class Dispatcher:
             self._outbox.mark_trying(reminder, vendor.name)
             result = await vendor.send(reminder)
             message_id = result.message_id
-            if message_id is None and result.unknown:
-                # A timed-out send may still have gone out. Failing over blindly would then
-                # duplicate it; when the vendor cannot say either, that is the lesser harm
-                # next to a missed reminder.
-                message_id = await self._find(vendor, reminder)
+            if message_id is None and result.unknown and self._reconcile:
+                # A timed-out send may still have gone out: failing over blindly would then
+                # duplicate it. When the vendor cannot say either, it is asked again later,
+                # until waiting would cost the reminder its window.
+                try:
+                    message_id = await vendor.find(reminder)
+                except LookupFailed as exc:
+                    if not self._past_doubt(record):
+                        self._count_failure(vendor.name)
+                        self._doubt(row, reminder, vendor, f"{result.error}; {exc}")
+                        return None
+                    log.warning(
+                        "cannot ask %s about %s: %s", vendor.name, reminder.reminder_id, exc
+                    )
             if message_id is not None:
                 self._breakers[vendor.name].record_success()
                 self._outbox.mark_sent(reminder.reminder_id, vendor.name, message_id)
@@ -156,6 +173,50 @@ class Dispatcher:
             paused=refusals.count("message") == len(route),
             down=all(self._breakers[vendor.name].streak.tripped for vendor in route),
         )
+
+    async def _settles_doubt(self, row: OutboxRow, record: ReminderRecord, doubt: Doubt) -> bool:
+        """Ask the vendor about the send in doubt: True when that settles the row for now (the
+        vendor has it, or still cannot say and there is time to ask again), False when the
+        reminder is to be sent as if never tried."""
+        vendor = next((v for v in self._vendors if v.name == doubt.vendor), None)
+        if vendor is None:
+            return False
+        try:
+            message_id = await vendor.find(doubt.message)
+        except LookupFailed as exc:
+            if self._past_doubt(record):
+                log.warning(
+                    "cannot ask %s about %s in time, sending it again: %s",
+                    vendor.name,
+                    record.reminder_id,
+                    exc,
+                )
+                return False
+            self._doubt(row, doubt.message, vendor, str(exc))
+            return True
+        if message_id is None:
+            log.info("%s never sent %s: sending it", vendor.name, record.reminder_id)
+            return False
+        self._breakers[vendor.name].record_success()
+        self._outbox.mark_sent(record.reminder_id, vendor.name, message_id)
+        log.info(
+            "in-doubt %s had been sent via %s id=%s", record.reminder_id, vendor.name, message_id
+        )
+        return True
+
+    def _doubt(self, row: OutboxRow, reminder: Reminder, vendor: Vendor, error: str) -> None:
+        delay = backoff(row.attempts)
+        self._outbox.in_doubt(reminder.reminder_id, delay, f"{vendor.name}: {error}")
+        log.warning(
+            "in doubt %s: %s may have sent it and cannot say; asking again in %.1fs",
+            reminder.reminder_id,
+            vendor.name,
+            delay,
+        )
+
+    @staticmethod
+    def _past_doubt(record: ReminderRecord) -> bool:
+        return time.time() - record.remind_at.timestamp() >= DOUBT_PATIENCE
 
     def _gives_up_sms(
         self, record: ReminderRecord, reminder: Reminder, failure: _SmsFailure

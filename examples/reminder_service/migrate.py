@@ -13,11 +13,9 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import quote
 
+from .outbox import UNSENT
 from .reminder import ReminderRecord
 from .schema import SCHEMA_1, SCHEMA_2, UnknownSchema, create, schema_of
-
-_IN_FLIGHT = ("pending", "sending")
-"""The states of a reminder not sent yet: due, or asked of a vendor with no answer kept."""
 
 
 class MigrationDefect(StrEnum):
@@ -89,7 +87,7 @@ def _migrate(db: sqlite3.Connection, path: str, defect: MigrationDefect | None) 
     ).fetchall()
     for row in rows:
         reminder_id, ref, version, record, status = row[:5]
-        if status in _IN_FLIGHT:
+        if status in UNSENT:
             if defect is MigrationDefect.DROPS_IN_FLIGHT:
                 continue  # the defect: only what was settled is carried over, silently
             in_flight += 1

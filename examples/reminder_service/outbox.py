@@ -20,6 +20,13 @@ BUSY_TIMEOUT = 5.0
 # A late "sent" callback must not overwrite a final delivery state.
 _FINAL_DELIVERY = ("delivered", "undelivered", "failed")
 
+# The send states a worker may claim: due, or in doubt (a vendor may have sent it, and is to be
+# asked again before anything else is tried).
+_CLAIMABLE = ("pending", "in_doubt")
+UNSENT = (*_CLAIMABLE, "sending")
+"""The states of a reminder not known to be sent: due, in doubt, or asked of a vendor with no
+answer kept."""
+
 
 class OutboxError(Exception):
     """An outbox this version cannot use (its message is the one line to print)."""
@@ -30,11 +37,22 @@ class LeaseLost(Exception):
 
 
 @dataclass(frozen=True)
+class Doubt:
+    """A send whose answer was lost while its vendor could not be asked about it: the message
+    that vendor may have sent."""
+
+    vendor: str
+    message: Reminder
+
+
+@dataclass(frozen=True)
 class OutboxRow:
-    """A claimed row: the highest version of the feed's record, and how often it was tried."""
+    """A claimed row: the highest version of the feed's record, how often it was tried, and
+    the send in doubt to settle first, if any."""
 
     record: ReminderRecord
     attempts: int
+    doubt: Doubt | None = None
 
 
 @dataclass(frozen=True)
@@ -198,12 +216,12 @@ class Outbox:
     # Sending --------------------------------------------------------------------------------
 
     def interrupted(self) -> list[InterruptedSend]:
-        """The rows a previous process left in `sending`: it may have died after asking a
-        vendor but before recording the answer, so the vendor may have sent them."""
+        """The rows a previous process left in `sending` or `in_doubt`: it may have died after
+        asking a vendor but before recording the answer, so the vendor may have sent them."""
         s = self._schema
         rows = self._db.execute(
             f"SELECT reminder_id, vendor, {s.asked} FROM {s.sends}"
-            f" WHERE {s.status} = 'sending' ORDER BY rowid"
+            f" WHERE {s.status} IN ('sending', 'in_doubt') ORDER BY rowid"
         )
         return [
             InterruptedSend(
@@ -224,7 +242,7 @@ class Outbox:
         )
 
     def claim(self) -> OutboxRow | None:
-        """Mark the pending row due longest `sending` and return it; none is due before its
+        """Mark the claimable row due longest `sending` and return it; none is due before its
         time. Fenced, and with the lease to last one renewal period more: none is claimed
         when the lease is about to run out (its renewal is late), so that the send it starts
         reaches the vendor well before a standby can take over and ask about it."""
@@ -234,27 +252,35 @@ class Outbox:
         with self._write(fenced=True) as lasts:
             if lasts < margin:
                 return None
-            row = self._db.execute(
-                f"UPDATE {s.sends} SET {s.status} = 'sending', {s.attempts} = {s.attempts} + 1,"
-                f" {s.updated} = ?"
-                f" WHERE rowid = (SELECT rowid FROM {s.sends}"
-                f"   WHERE {s.status} = 'pending' AND {s.due} <= ?"
-                f"   ORDER BY {s.due} LIMIT 1)"
-                f" RETURNING reminder_id, {s.attempts}",
-                (now, now),
+            due = self._db.execute(
+                f"SELECT rowid, {s.status}, vendor, {s.asked} FROM {s.sends}"
+                f" WHERE {s.status} IN {_CLAIMABLE} AND {s.due} <= ?"
+                f" ORDER BY {s.due} LIMIT 1",
+                (now,),
             ).fetchone()
-            if row is None:
+            if due is None:
                 return None
-            (record,) = self._db.execute(
-                f"SELECT record FROM {s.records} WHERE reminder_id = ?", (row[0],)
+            rowid, status, vendor, asked = due
+            reminder_id, attempts = self._db.execute(
+                f"UPDATE {s.sends} SET {s.status} = 'sending', {s.attempts} = {s.attempts} + 1,"
+                f" {s.updated} = ? WHERE rowid = ? RETURNING reminder_id, {s.attempts}",
+                (now, rowid),
             ).fetchone()
-        return OutboxRow(record=ReminderRecord.from_json(record), attempts=int(row[1]))
+            (record,) = self._db.execute(
+                f"SELECT record FROM {s.records} WHERE reminder_id = ?", (reminder_id,)
+            ).fetchone()
+        doubt = (
+            Doubt(str(vendor), Reminder.from_json(asked))
+            if status == "in_doubt" and vendor is not None and asked is not None
+            else None
+        )
+        return OutboxRow(ReminderRecord.from_json(record), int(attempts), doubt)
 
     def next_due(self) -> float | None:
-        """When the earliest pending row falls due (epoch seconds), None if none is pending."""
+        """When the earliest claimable row falls due (epoch seconds), None if none is pending."""
         s = self._schema
         row = self._db.execute(
-            f"SELECT MIN({s.due}) FROM {s.sends} WHERE {s.status} = 'pending'"
+            f"SELECT MIN({s.due}) FROM {s.sends} WHERE {s.status} IN {_CLAIMABLE}"
         ).fetchone()
         return None if row[0] is None else float(row[0])
 
@@ -286,6 +312,17 @@ class Outbox:
         self._update(
             reminder_id,
             f"{s.status} = 'pending', {s.due} = ?, {s.error} = ?",
+            time.time() + delay,
+            error,
+        )
+
+    def in_doubt(self, reminder_id: str, delay: float, error: str) -> None:
+        """The answer of the vendor last tried (`mark_trying`) was lost and it cannot be asked
+        about it now: ask it again after `delay`, before trying anything else."""
+        s = self._schema
+        self._update(
+            reminder_id,
+            f"{s.status} = 'in_doubt', {s.due} = ?, {s.error} = ?",
             time.time() + delay,
             error,
         )

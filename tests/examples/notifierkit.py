@@ -254,7 +254,8 @@ class FakeVendor:
     "swallow" accepts, then waits and fails: the message goes out but the answer never comes.
     "refuse" refuses for good (Twilio 21606, Alibaba isv.SMS_TEMPLATE_ILLEGAL); Twilio's
     "filtered-early" accepts, but first posts the 30007 status callback of a carrier filter.
-    Lookups find what was accepted.
+    Lookups find what was accepted, after failing `lookup_failures` times (a vendor that
+    cannot say).
     """
 
     def __init__(self) -> None:
@@ -268,6 +269,15 @@ class FakeVendor:
         self.accepted: list[dict[str, str]] = []
         self.release = asyncio.Event()
         self.lookups = 0
+        self.lookup_failures = 0
+
+    def lookup_fails(self) -> bool:
+        """Count a lookup; whether this one fails."""
+        self.lookups += 1
+        if self.lookup_failures <= 0:
+            return False
+        self.lookup_failures -= 1
+        return True
 
     def next_behaviour(self, ref: str = "") -> str:
         if self.always is not None:
@@ -313,7 +323,8 @@ class FakeTwilio(FakeVendor):
         return f"SM{self.accepted.index(form) + 1:032d}"
 
     async def list_messages(self, request: web.Request) -> web.Response:
-        self.lookups += 1
+        if self.lookup_fails():
+            return web.json_response({"code": 20500, "message": "injected"}, status=500)
         to = request.query["To"]
         found = [m for m in reversed(self.accepted) if m["To"] == to]
         return web.json_response(
@@ -333,7 +344,8 @@ class FakeAliyun(FakeVendor):
             self.bad_signatures += 1
             return web.json_response({"Code": "SignatureDoesNotMatch"}, status=400)
         if params["Action"] == "QuerySendDetails":
-            self.lookups += 1
+            if self.lookup_fails():
+                return web.json_response({"Code": "isp.SYSTEM_ERROR", "Message": "injected"})
             found = [m for m in self.accepted if m["PhoneNumbers"] == params["PhoneNumber"]]
             details = [{"OutId": m["OutId"], "SendStatus": 3} for m in found]
             return web.json_response(

@@ -255,6 +255,37 @@ async def test_a_send_whose_answer_never_came_is_looked_up_before_failing_over(
             assert primary.lookups == 0 and secondary.refs() == ["REF00001"]
 
 
+@async_test
+async def test_a_lost_answer_the_vendor_cannot_explain_yet_is_asked_again_not_sent_twice(
+    tmp_path: Path, version: str
+) -> None:
+    async with World(tmp_path, reminders=1, version=version) as world:
+        world.twilio.script = ["swallow"]
+        world.twilio.lookup_failures = 2
+        await world.start(VENDOR_TIMEOUT="0.3")
+        await eventually(world.all_sent, "the reminder settled as sent")
+        # Twilio took it, lost the answer and could not say twice; asked a third time, it
+        # had it. Alibaba was never asked to send it again.
+        assert world.twilio.refs() == ["REF00001"] and world.twilio.lookups == 3
+        assert world.aliyun.requests == []
+        assert world.rows()["rem-000001"]["vendor"] == "twilio"
+
+
+@async_test
+async def test_a_lost_answer_past_its_patience_is_sent_again_elsewhere(
+    tmp_path: Path, version: str
+) -> None:
+    async with World(tmp_path, reminders=0, version=version) as world:
+        # Due 30 s ago: waiting for Twilio to answer would cost the reminder its window.
+        world.ledger.schedule(1, lead=-30.0)
+        world.twilio.script = ["swallow"]
+        world.twilio.lookup_failures = 1
+        await world.start(VENDOR_TIMEOUT="0.3")
+        await eventually(world.all_sent, "the reminder sent")
+        assert world.twilio.refs() == world.aliyun.refs() == ["REF00001"]
+        assert world.twilio.lookups == 1
+
+
 @pytest.mark.parametrize("interrupted", ["swallow", "hang"])
 @async_test
 async def test_restart_neither_loses_nor_repeats_reminders(
