@@ -9,25 +9,26 @@ delivered correctly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 
-from harness.judging import Judged
 from mocks.manifest import CHANNELS, Channel
 
 
-def channel_mix(reminders: Iterable[Judged], allowed: Sequence[Channel]) -> dict[str, int]:
-    """How many of `reminders` each allowed channel delivered correctly."""
-    mix: dict[str, int] = dict.fromkeys(allowed, 0)
-    for judged in reminders:
-        if judged.channel is not None:
-            mix[judged.channel] += 1
-    return mix
+def no_mix(allowed: Sequence[Channel]) -> dict[str, int]:
+    """A channel mix before any reminder is counted: every allowed channel at 0."""
+    return dict.fromkeys(allowed, 0)
 
 
-def channel_shares(reminders: Sequence[Judged], allowed: Sequence[Channel]
+def count(mix: dict[str, int], channel: Channel | None) -> None:
+    """Count in `mix` a reminder delivered correctly by `channel` (None: not delivered)."""
+    if channel is not None:
+        mix[channel] += 1
+
+
+def channel_shares(mix: Mapping[str, int], allowed: Sequence[Channel]
                    ) -> dict[Channel, float | None]:
-    """The share of `reminders` delivered correctly that each channel delivered."""
-    mix = channel_mix(reminders, allowed)
+    """The share of the reminders delivered correctly that each channel delivered, given how
+    many each delivered (`mix`, as `count` counts them)."""
     delivered = sum(mix.values())
     return {channel: round(mix[channel] / delivered, 6)
             if delivered and channel in allowed else None for channel in CHANNELS}

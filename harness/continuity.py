@@ -12,14 +12,22 @@ owed (a run that proved nothing must not pass).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from harness.app_figures import app_figures
-from harness.channel_figures import channel_mix, channel_shares
+from harness.channel_figures import channel_shares
 from harness.clock import run_calendar
 from harness.errors import JournalError
-from harness.fault_rows import delivered_after_maintenance, fault_rows, outside_faults, step_runs
+from harness.fault_rows import (
+    StepRun,
+    delivered_after_maintenance,
+    exposures,
+    fault_rows,
+    maintenance,
+    step_runs,
+)
+from harness.fold import Fold, Folded
 from harness.journal import (
     AlertReceived,
     ComponentReady,
@@ -34,9 +42,7 @@ from harness.journal import (
 from harness.judging import (
     ContentChecks,
     Correlator,
-    Judged,
     Judgement,
-    count_outcomes,
     judge,
 )
 from harness.scenario import Scenario
@@ -110,8 +116,11 @@ def scored(journal: Journal) -> tuple[Scorecard, Judgement]:
     settled = judgement.settled
     runs = step_runs(journal, scenario, end)
     load_started = journal.first(LoadStarted)
+    fold = fold_for(journal, scenario, runs)
+    for order, judged in enumerate(judgement.reminders):
+        fold.add(judged, order)
     facts = Facts(
-        end=end, settled=settled, judgement=judgement,
+        end=end, folded=fold.done(), judgement=judgement,
         unsettled=sum(1 for judged in judgement.reminders if judged.owed and not judged.settled),
         cancelled=sum(1 for judged in judgement.reminders if judged.cancelled),
         duplicates=sum(judged.extra_copies for judged in judgement.reminders),
@@ -128,18 +137,24 @@ def scored(journal: Journal) -> tuple[Scorecard, Judgement]:
     return card(journal, facts), judgement
 
 
+def fold_for(journal: Journal, scenario: Scenario, runs: Sequence[StepRun]) -> Fold:
+    """An empty fold of the reminders judged for the run of `journal` (its fault steps'
+    `runs`): what the figures are made from."""
+    return Fold(exposures(runs, journal), maintenance(runs), scenario.allowed)
+
+
 @dataclass(frozen=True)
 class Facts:
     """What a scorecard needs from the reminders and sends, however they were judged: the
-    owed settled reminders (in the order they were scheduled), a judgement for the gates'
-    witnesses, the counts, the vendors' figures and the worst reminders' traces."""
+    reminders folded (`harness.fold`), the defects a gate may name, the counts, the vendors'
+    figures and the worst reminders' traces."""
 
     end: float
     """The run's end: `run.ended`, else its last event."""
-    settled: Sequence[Judged]
+    folded: Folded
     judgement: Judgement
-    """Every reminder a gate may name as witness, and the defects in judging order (the
-    engine keeps only the first ones)."""
+    """The defects in judging order (the engine keeps only the first ones); its reminders
+    are not read (the fold's witnesses are)."""
     unsettled: int
     cancelled: int
     duplicates: int
@@ -164,12 +179,12 @@ def card(journal: Journal, facts: Facts) -> Scorecard:
     load_started = journal.first(LoadStarted)
     t0 = load_started.t if load_started else started.t
     toxiproxy = next((c for c in journal.of(ComponentReady) if c.component == "toxiproxy"), None)
-    settled = facts.settled
-    counts = count_outcomes(settled)
-    backlog = Backlog(settled)
+    folded = facts.folded
+    counts = folded.outcomes
+    backlog = Backlog(folded.due, folded.waited)
     runs = step_runs(journal, scenario, end)
-    faults = fault_rows(runs, journal, settled, backlog, t0, scenario.allowed)
-    shares = channel_shares(outside_faults(runs, journal, settled), scenario.allowed)
+    faults = fault_rows(runs, journal, folded.exposed, backlog, t0)
+    shares = channel_shares(folded.outside, scenario.allowed)
     upgrades = upgrade_rows(journal, scenario, t0)
     expected = [row for row in faults if row.expect_alert]
     detections = [row.detection for row in expected if row.detection is not None]
@@ -185,10 +200,10 @@ def card(journal: Journal, facts: Facts) -> Scorecard:
         versions={**started.versions, "toxiproxy": toxiproxy.version if toxiproxy else ""},
         started_at=_iso(started.t),
         ended_at=_iso(ended.t) if ended else None,
-        owed=len(settled),
+        owed=folded.owed,
         unsettled=facts.unsettled,
         cancelled=facts.cancelled,
-        continuity=round(counts["on_time"] / len(settled), 6) if settled else 0.0,
+        continuity=round(counts["on_time"] / folded.owed, 6) if folded.owed else 0.0,
         outcomes=counts,
         duplicates=facts.duplicates,
         unmatched=facts.unmatched,
@@ -198,19 +213,20 @@ def card(journal: Journal, facts: Facts) -> Scorecard:
         sent_to_test_data=facts.sent_to_test_data,
         pii_exposed=facts.pii_exposed,
         missing_optout_notice=facts.missing_optout_notice,
-        channel_mix=channel_mix(settled, scenario.allowed),
+        channel_mix=folded.mix,
         sms_share=shares["sms"],
         push_share=shares["push"],
         email_share=shares["email"],
-        latency=latency(settled),
-        longest_blackout=longest_blackout(settled),
+        latency=latency(folded.latencies),
+        longest_blackout=longest_blackout(folded.due, folded.on_time, folded.expired),
         max_recovery=_max_recovery([row.recovery for row, run in zip(faults, runs, strict=True)
                                     if run.ended]),
         alerts=len(journal.of(AlertReceived)),
         undetected_faults=len(expected) - len(detections),
         detection_time=max(detections) if detections else None,
         faults=faults,
-        delivered_after_maintenance=delivered_after_maintenance(runs, settled),
+        delivered_after_maintenance=delivered_after_maintenance(
+            folded.maintained, folded.maintained_delivered),
         upgrades=upgrades,
         cut_over_gap=longest_cut_over(upgrades),
         failed_upgrades=sum(1 for row in upgrades if row.failed),
@@ -222,14 +238,14 @@ def card(journal: Journal, facts: Facts) -> Scorecard:
         load=LoadFigures(exit_code=load.exit_code, requests=load.requests,
                          failures=load.failures) if load else None,
         gates=[],
-        series=series(settled, backlog, t0, end),
-        owed_over_time=owed_over_time(settled, t0, end, run_calendar(scenario)),
+        series=series(folded.remind_at, folded.on_time, backlog, t0, end),
+        owed_over_time=owed_over_time(folded.remind_at, t0, end, run_calendar(scenario)),
         calendar=run_calendar(scenario),
         worst=facts.worst,
         passed=False,
     )
-    judged = made.model_copy(update={"gates": gate_results(scenario.gates, made,
-                                                           facts.judgement)})
+    witnesses = replace(facts.judgement, reminders=folded.witnesses)
+    judged = made.model_copy(update={"gates": gate_results(scenario.gates, made, witnesses)})
     final = verdict(judged, scenario)
     return judged.model_copy(update={"verdict": final, "passed": final in (
         "passed", "failed_as_expected")})

@@ -35,7 +35,6 @@ are).
 from __future__ import annotations
 
 import gc
-import heapq
 import math
 import multiprocessing
 import os
@@ -54,9 +53,10 @@ import duckdb
 from pydantic import BaseModel
 
 from harness import plain_reminders
-from harness.continuity import Facts, card, judge_sends, score
+from harness.continuity import Facts, card, fold_for, judge_sends, score
 from harness.errors import JournalError, NotifyChaosError
 from harness.fault_rows import StepRun, step_runs
+from harness.fold import Fold, Row
 from harness.journal import (
     EVENT,
     AppOpened,
@@ -77,13 +77,12 @@ from harness.journal import (
 )
 from harness.judging import Defect, Exposure, Judged, Judgement
 from harness.scenario import Scenario
-from harness.scorecard import Outcome, ReminderTrace, Scorecard, VendorFigures
+from harness.scorecard import ReminderTrace, Scorecard, VendorFigures
 from harness.timing import percentile
 from harness.traces import worst
 from harness.truth import Borrower, Truth, rebuild
 from harness.verdict import MAX_WITNESSES
 from mocks.ledger import leaked_record
-from mocks.manifest import Channel
 
 ENGINE_FROM = 64 << 20
 """Journals of this many bytes or more (about 30,000 reminders) are scored by the engine;
@@ -132,79 +131,10 @@ class Unsure(Exception):
     then scores it with the pure scorer)."""
 
 
-class Row(Judged):
-    """An owed settled reminder (or a witness of duplicates) as the figure modules read it:
-    a `Judged` without its truth and copies, in about 200 bytes."""
-
-    # Slots named as `Judged`'s properties take their place: a figure reads a value, not a
-    # computation over the truth.
-    __slots__ = ("_scheduled_t", "cancelled", "channel", "closes", "delivered_at",
-                 "extra_copies", "order", "outcome", "owed", "remind_at", "reminder_id",
-                 "send_by", "settled")
-    order: int
-    """Its place in the order reminders were first scheduled (`Truth.reminders`)."""
-    _scheduled_t: float
-
-    def __init__(self, outcome: Outcome, owed: bool, cancelled: bool, settled: bool,
-                 reminder_id: str, remind_at: float, send_by: float, closes: float,
-                 delivered_at: float | None, channel: Channel | None, extra_copies: int,
-                 scheduled_t: float, order: int) -> None:
-        # Judged is frozen: its fields are set as its own __init__ sets them, one by one (a
-        # loop over the names took 8 µs a row, a tenth of the engine's time at 10^6).
-        put = object.__setattr__
-        put(self, "outcome", outcome)
-        put(self, "owed", owed)
-        put(self, "cancelled", cancelled)
-        put(self, "settled", settled)
-        put(self, "reminder_id", reminder_id)
-        put(self, "remind_at", remind_at)
-        put(self, "send_by", send_by)
-        put(self, "closes", closes)
-        put(self, "delivered_at", delivered_at)
-        put(self, "channel", channel)
-        put(self, "extra_copies", extra_copies)
-        put(self, "_scheduled_t", scheduled_t)
-        put(self, "order", order)
-
-    @classmethod
-    def of(cls, judged: Judged, order: int) -> Row:
-        """The row of `judged`, `order`-th reminder first scheduled."""
-        return cls(judged.outcome, judged.owed, judged.cancelled, judged.settled,
-                   judged.reminder_id, judged.remind_at, judged.send_by, judged.closes,
-                   judged.delivered_at, judged.channel, judged.extra_copies,
-                   judged.truth.scheduled.t, order)
-
-    def __reduce__(self) -> tuple[type[Row], tuple[Any, ...]]:
-        # Rows cross from the worker processes; the frozen parent refuses setattr.
-        return Row, (self.outcome, self.owed, self.cancelled, self.settled, self.reminder_id,
-                     self.remind_at, self.send_by, self.closes, self.delivered_at,
-                     self.channel, self.extra_copies, self._scheduled_t, self.order)
-
-    @property
-    def truth(self) -> Any:
-        """What `harness.fault_rows` reads of it (when it was scheduled)."""
-        return _Scheduled(self._scheduled_t)
-
-
-@dataclass(frozen=True)
-class _At:
-    t: float
-
-
-@dataclass(frozen=True)
-class _Scheduled:
-    """A row's `truth`, as far as the figures look: `truth.scheduled.t`."""
-
-    t: float
-
-    @property
-    def scheduled(self) -> _At:
-        return _At(self.t)
-
-
 @dataclass
 class _Tally:
-    """What the partitions add up to (local to `_judge_partitions`)."""
+    """What the partitions add up to: a partition's rows and witnesses until they are folded
+    (`merge`), its counts, first defects and worst candidates."""
 
     rows: list[Row] = field(default_factory=list)
     witnesses: list[Row] = field(default_factory=list)
@@ -215,10 +145,10 @@ class _Tally:
     def add(self, name: str, count: int) -> None:
         self.counts[name] = self.counts.get(name, 0) + count
 
-    def merge(self, other: _Tally) -> None:
-        """Add `other`'s partitions to these."""
-        self.rows += other.rows
-        self.witnesses += other.witnesses
+    def merge(self, other: _Tally, fold: Fold) -> None:
+        """Add `other`'s partitions to these, its rows and witnesses into `fold` (not kept)."""
+        for row in (*other.rows, *other.witnesses):
+            fold.add(row, row.order)
         for name, count in other.counts.items():
             self.add(name, count)
         for name, found in other.defects.items():
@@ -254,29 +184,30 @@ def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
                        temp_directory=str(Path(work) / "spill"), preserve_insertion_order=False)
         try:
             journal, job, parts = _prepare(con, files, partition)
+            fold = fold_for(journal, job.scenario, job.runs)
             vendors = _vendor_figures(con, [*job.scenario.vendors, *job.scenario.channels])
             # Forked only from a process of one thread (the connection closed by then): a
             # fork copies no other thread, and a lock one of them held would stay held.
             workers = min(WORKERS, parts) if "fork" in multiprocessing.get_all_start_methods() \
                 and threading.active_count() == 1 else 1
             if workers == 1:
-                tally = _judge_some(con, range(parts), job)
-                plain = plain_reminders.verdicts(con, Row)
+                tally = _Tally()
+                for part in range(parts):
+                    tally.merge(_judge_some(con, [part], job), fold)
+                plain = plain_reminders.verdicts(con, fold.add_row)
         except duckdb.OutOfMemoryException as exc:
             raise NotifyChaosError(f"scoring {directory}: DuckDB ran out of its "
                                    f"{limit >> 20} MB: {str(exc).splitlines()[0]}") from None
         finally:
             con.close()
         if workers > 1:
-            tally = _judge_partitions(database, parts, job, workers)
-            # The lane's rows only now, so that no worker is forked holding them.
+            tally = _judge_partitions(database, parts, job, workers, fold)
+            # The lane's rows only now, so that no worker is forked holding the fold.
             with _connect(database, read_only=True, memory_limit=f"{limit >> 20}MB") as con:
-                plain = plain_reminders.verdicts(con, Row)
-        tally.rows += plain.rows
-        tally.witnesses += plain.witnesses
+                plain = plain_reminders.verdicts(con, fold.add_row)
         tally.add("duplicates", plain.duplicates)
         tally.add("unsettled", plain.unsettled)
-        return card(journal, _facts(tally, job, vendors))
+        return card(journal, _facts(tally, job, vendors, fold))
 
 
 def _connect(database: str, read_only: bool = False, **config: Any
@@ -686,10 +617,11 @@ def _trusted(cls: type[M], base: dict[str, Any], **values: Any) -> M:
     return made
 
 
-def _judge_partitions(database: str, parts: int, job: _Job, workers: int) -> _Tally:
+def _judge_partitions(database: str, parts: int, job: _Job, workers: int, fold: Fold
+                      ) -> _Tally:
     """Judge every partition of `database` with the pure code, in `workers` forked processes
     (so that a caller's unguarded script is not run again, as spawn would); what they add up
-    to."""
+    to, their rows folded into `fold`."""
     tally = _Tally()
     # One partition per task, a few tasks in flight: a worker holds one partition's objects
     # and the parent at most a few results waiting (the order they add up in does not matter).
@@ -700,7 +632,7 @@ def _judge_partitions(database: str, parts: int, job: _Job, workers: int) -> _Ta
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                tally.merge(future.result())
+                tally.merge(future.result(), fold)
                 pending |= {pool.submit(_judge_file, database, part, job)
                             for part in islice(todo, 1)}
     return tally
@@ -819,15 +751,8 @@ def _send_key(send: SendRecorded) -> _SendKey:
     return (send.t, send.source, send.seq)
 
 
-def _order(row: Row) -> int:
-    return row.order
-
-
-def _facts(tally: _Tally, job: _Job, vendors: dict[str, VendorFigures]) -> Facts:
-    """The scorecard's facts from what the partitions added up to."""
-    rows = sorted(tally.rows, key=_order)
-    # The few witnesses merged into the many rows, already in order.
-    witnesses = list(heapq.merge(rows, sorted(tally.witnesses, key=_order), key=_order))
+def _facts(tally: _Tally, job: _Job, vendors: dict[str, VendorFigures], fold: Fold) -> Facts:
+    """The scorecard's facts from what the partitions added up to and the reminders folded."""
 
     def defects(name: str) -> tuple[Any, ...]:
         return tuple(defect for _, defect in sorted(tally.defects.get(name, []),
@@ -835,7 +760,7 @@ def _facts(tally: _Tally, job: _Job, vendors: dict[str, VendorFigures]) -> Facts
 
     pii: tuple[Exposure, ...] = defects("pii_exposed")
     judgement = Judgement(
-        reminders=tuple(witnesses), unmatched=tally.counts.get("unmatched", 0),
+        reminders=(), unmatched=tally.counts.get("unmatched", 0),
         sent_to_opted_out=defects("sent_to_opted_out"),
         sent_after_repayment=defects("sent_after_repayment"),
         sent_to_test_data=defects("sent_to_test_data"), pii_exposed=pii,
@@ -850,7 +775,7 @@ def _facts(tally: _Tally, job: _Job, vendors: dict[str, VendorFigures]) -> Facts
         "unsettled", "cancelled", "duplicates", "unmatched", "opted_out", "sent_to_opted_out",
         "sent_after_repayment", "sent_to_test_data", "pii_exposed", "missing_optout_notice")}
     return Facts(
-        end=job.end, settled=rows, judgement=judgement, unsettled=counts["unsettled"],
+        end=job.end, folded=fold.done(), judgement=judgement, unsettled=counts["unsettled"],
         cancelled=counts["cancelled"], duplicates=counts["duplicates"],
         unmatched=counts["unmatched"], opted_out=counts["opted_out"],
         sent_to_opted_out=counts["sent_to_opted_out"],

@@ -38,7 +38,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.channel_figures import channel_mix
 from harness.faults import FAULTS
 from harness.journal import (
     AlertReceived,
@@ -50,12 +49,10 @@ from harness.journal import (
     MockFaultsChanged,
     UpgradeFinished,
 )
-from harness.judging import Judged, count_outcomes
 from harness.scenario import Scenario
-from harness.scorecard import FaultFigures
+from harness.scorecard import FaultFigures, Outcome
 from harness.timing import Backlog
 from harness.truth import CHANGE_GRACE
-from mocks.manifest import Channel
 
 DETECTION_GRACE = 10.0
 """Seconds after a step ends during which an alert still counts for it."""
@@ -150,19 +147,66 @@ def step_runs(journal: Journal, scenario: Scenario, end: float) -> list[StepRun]
     return runs
 
 
-def fault_rows(runs: Sequence[StepRun], journal: Journal, settled: Sequence[Judged],
-               backlog: Backlog, t0: float, allowed: Sequence[Channel]) -> list[FaultFigures]:
-    """The scorecard's row of each step in `runs`; `settled` are the owed settled reminders,
-    `allowed` the scenario's channels."""
+@dataclass(frozen=True)
+class Exposure:
+    """Which owed settled reminders one step exposed (the rule under **Exposed**)."""
+
+    subjects: frozenset[str] | None
+    """The reminders whose records a distorting data fault touched; None for the others."""
+    by_schedule: bool
+    """An upgrade: exposed are the reminders in the ledger since before it was over."""
+    applied: float
+    until: float
+
+    def exposes(self, reminder_id: str, remind_at: float, scheduled_t: float,
+                waited_until: float) -> bool:
+        """Whether a reminder with these values was exposed to the step."""
+        if self.subjects is not None:
+            return reminder_id in self.subjects
+        start = scheduled_t if self.by_schedule else remind_at
+        return start <= self.until and waited_until >= self.applied
+
+
+@dataclass(frozen=True)
+class Exposed:
+    """What became of the reminders one step exposed."""
+
+    count: int
+    outcomes: dict[Outcome, int]
+    """Every outcome, adding up to `count`."""
+    duplicates: int
+    channels: dict[str, int]
+    """By which allowed channel those delivered correctly were delivered."""
+
+
+def exposures(runs: Sequence[StepRun], journal: Journal) -> list[Exposure]:
+    """The exposure of each step in `runs`."""
+    touched = journal.of(FaultTouched)
+    switched = journal.of(MockFaultsChanged)
+    return [_exposure(run, _touches(run, touched, switched)) for run in runs]
+
+
+def maintenance(runs: Sequence[StepRun]) -> list[Exposure]:
+    """The exposure of each maintenance window (`process.stop`) in `runs`."""
+    return [_exposure(run, ()) for run in runs if run.applied.fault == "process.stop"]
+
+
+MAINTENANCE_DELIVERED: frozenset[Outcome] = frozenset({"on_time", "late"})
+"""The outcomes of a reminder delivered correctly at all after a maintenance window."""
+
+
+def fault_rows(runs: Sequence[StepRun], journal: Journal, exposed: Sequence[Exposed],
+               backlog: Backlog, t0: float) -> list[FaultFigures]:
+    """The scorecard's row of each step in `runs`, with what became of the reminders each
+    exposed (`exposed`, one per step)."""
     touched = journal.of(FaultTouched)
     switched = journal.of(MockFaultsChanged)
     measured = journal.of(FaultMeasured)
     alerts = journal.of(AlertReceived)
     rows = []
-    for run in runs:
+    for run, became in zip(runs, exposed, strict=True):
         touches = _touches(run, touched, switched)
         mine = [m for m in measured if m.step == run.applied.step]
-        exposed = _exposed(run, touches, settled)
         rows.append(FaultFigures(
             step=run.applied.step, fault=run.applied.fault, link=run.applied.link,
             applied_at=round(run.applied.t - t0, 3),
@@ -171,34 +215,21 @@ def fault_rows(runs: Sequence[StepRun], journal: Journal, settled: Sequence[Judg
             effect="; ".join(m.detail for m in mine) if mine else _effect(run, touches),
             expect_alert=run.expect_alert,
             detection=_detection(run, alerts),
-            exposed=len(exposed),
-            outcomes_exposed=count_outcomes(exposed),
-            duplicates_exposed=sum(judged.extra_copies for judged in exposed),
+            exposed=became.count,
+            outcomes_exposed=became.outcomes,
+            duplicates_exposed=became.duplicates,
             recovery=backlog.recovery(run.applied.t, run.until) if run.ended else None,
-            channels_exposed=channel_mix(exposed, allowed)))
+            channels_exposed=became.channels))
     return rows
 
 
-def outside_faults(runs: Sequence[StepRun], journal: Journal, settled: Sequence[Judged]
-                   ) -> list[Judged]:
-    """The settled reminders exposed to no step of `runs`."""
-    touched = journal.of(FaultTouched)
-    switched = journal.of(MockFaultsChanged)
-    exposed = {judged.reminder_id for run in runs
-               for judged in _exposed(run, _touches(run, touched, switched), settled)}
-    return [judged for judged in settled if judged.reminder_id not in exposed]
-
-
-def delivered_after_maintenance(runs: Sequence[StepRun], settled: Sequence[Judged]
-                                ) -> float | None:
-    """The share of the reminders exposed to a maintenance window (`process.stop`) that
-    reached their borrower correctly, on time or late; None when no window exposed any."""
-    exposed = {judged.reminder_id: judged for run in runs if run.applied.fault == "process.stop"
-               for judged in _exposed(run, (), settled)}
+def delivered_after_maintenance(exposed: int, delivered: int) -> float | None:
+    """The share of the `exposed` reminders exposed to a maintenance window (`process.stop`)
+    that reached their borrower correctly, on time or late (`delivered`); None when no window
+    exposed any."""
     if not exposed:
         return None
-    delivered = sum(1 for judged in exposed.values() if judged.outcome in ("on_time", "late"))
-    return round(delivered / len(exposed), 6)
+    return round(delivered / exposed, 6)
 
 
 def _touches(run: StepRun, touched: Sequence[FaultTouched],
@@ -212,16 +243,12 @@ def _touches(run: StepRun, touched: Sequence[FaultTouched],
             and since <= event.t <= run.until + CHANGE_GRACE]
 
 
-def _exposed(run: StepRun, touches: Sequence[FaultTouched], settled: Sequence[Judged]
-             ) -> list[Judged]:
-    if run.applied.fault in DISTORTING:
-        subjects = {event.subject for event in touches}
-        return [judged for judged in settled if judged.reminder_id in subjects]
-    if FAULTS[run.applied.fault].family == "upgrade":
-        return [judged for judged in settled
-                if judged.truth.scheduled.t <= run.until and judged.waited_until >= run.applied.t]
-    return [judged for judged in settled
-            if judged.remind_at <= run.until and judged.waited_until >= run.applied.t]
+def _exposure(run: StepRun, touches: Sequence[FaultTouched]) -> Exposure:
+    distorting = run.applied.fault in DISTORTING
+    return Exposure(
+        subjects=frozenset(event.subject for event in touches) if distorting else None,
+        by_schedule=FAULTS[run.applied.fault].family == "upgrade",
+        applied=run.applied.t, until=run.until)
 
 
 def _effect(run: StepRun, touches: Sequence[FaultTouched]) -> str:

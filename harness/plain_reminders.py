@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,11 +53,8 @@ _RUN = "[0-9" + "".join(sorted({mask.upper() for mask in MASKS})) + "]"
 
 @dataclass(frozen=True)
 class PlainVerdicts:
-    """What the fast lane judged: a row per settled reminder, the unsettled ones with copies
-    too many (witnesses a gate may name, the first `MAX_WITNESSES`), and two counts."""
+    """What the fast lane judged, beyond the rows it gave: two counts."""
 
-    rows: Sequence[Any]
-    witnesses: Sequence[Any]
     duplicates: int
     unsettled: int
 
@@ -192,25 +189,28 @@ def closed(con: duckdb.DuckDBPyConnection) -> None:
                             extra BIGINT, scheduled_t DOUBLE, ord BIGINT)""")
 
 
-def verdicts(con: duckdb.DuckDBPyConnection, row: Callable[..., Any]) -> PlainVerdicts:
-    """What the lane judged (table `plain`), `row` making a row of the values of
-    `harness.engine.Row`, in its order."""
+def verdicts(con: duckdb.DuckDBPyConnection, add: Callable[..., None]) -> PlainVerdicts:
+    """Give `add` the values of `harness.fold.Row` (in its order) of each reminder the lane
+    judged (table `plain`) that the scorecard counts: every settled one, and the first
+    `MAX_WITNESSES` unsettled ones with copies too many (witnesses a gate may name); and two
+    counts."""
     values = """
         SELECT outcome, true, false, settled, rid, remind_at, send_by, closes, delivered,
                CASE WHEN decided IS NOT NULL THEN 'sms' END, extra, scheduled_t, ord
         FROM plain"""
-    # Made a batch at a time: a million tuples and their rows at once would double the memory.
+    # A batch at a time, each folded as it comes: no row per reminder is held.
     cursor = con.execute(f"{values} WHERE settled")
-    rows = [row(*found) for batch in iter(lambda: cursor.fetchmany(1 << 16), [])
-            for found in batch]
-    witnesses = [row(*found) for found in con.execute(
-        f"{values} WHERE NOT settled AND extra > 0 ORDER BY ord LIMIT {MAX_WITNESSES}"
-    ).fetchall()]
+    while batch := cursor.fetchmany(1 << 16):
+        for found in batch:
+            add(*found)
+    for found in con.execute(
+            f"{values} WHERE NOT settled AND extra > 0 ORDER BY ord LIMIT {MAX_WITNESSES}"
+    ).fetchall():
+        add(*found)
     duplicates, unsettled = con.execute(
         "SELECT coalesce(sum(extra), 0)::BIGINT, count(*) FILTER (NOT settled) FROM plain"
     ).fetchone() or (0, 0)
-    return PlainVerdicts(rows=rows, witnesses=witnesses, duplicates=int(duplicates),
-                         unsettled=int(unsettled))
+    return PlainVerdicts(duplicates=int(duplicates), unsettled=int(unsettled))
 
 
 def _field(check: str) -> str:

@@ -21,11 +21,11 @@ Rules:
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 import statistics
 from collections.abc import Sequence
 
-from harness.judging import Judged
 from harness.load_shapes import DAY
 from harness.scorecard import Bucket, Calendar, Latency, Sample
 
@@ -45,26 +45,27 @@ def _ranked(ordered: Sequence[float], p: float) -> float | None:
     return round(ordered[max(0, math.ceil(p * len(ordered)) - 1)], 3)
 
 
-def latency(reminders: Sequence[Judged]) -> Latency:
-    """p50/p95/p99 of `inbox_at - remind_at` over the reminders delivered correctly."""
-    ordered = sorted(lat for judged in reminders if (lat := judged.latency) is not None)
+def latency(ordered: Sequence[float]) -> Latency:
+    """p50/p95/p99 of `inbox_at - remind_at` over the reminders delivered correctly, given
+    those values in order."""
     return Latency(p50=_ranked(ordered, 0.50), p95=_ranked(ordered, 0.95),
                    p99=_ranked(ordered, 0.99))
 
 
-def deliverable(reminders: Sequence[Judged]) -> list[Judged]:
-    """The reminders a notifier could have delivered (not filtered, not at a phone that was
-    off)."""
-    return [judged for judged in reminders if judged.outcome not in ("filtered", "unreachable")]
+def deliverable(outcome: str) -> bool:
+    """Whether a notifier could have delivered a reminder of this outcome (not filtered, not
+    at a phone that was off)."""
+    return outcome not in ("filtered", "unreachable")
 
 
 class Backlog:
     """How many deliverable owed reminders wait at any moment."""
 
-    def __init__(self, reminders: Sequence[Judged]) -> None:
-        waiting = deliverable(reminders)
-        self._due = sorted(judged.remind_at for judged in waiting)
-        self._out = sorted(judged.waited_until for judged in waiting)
+    def __init__(self, due: Sequence[float], out: Sequence[float]) -> None:
+        """`due`: the deliverable reminders' `remind_at`, in order; `out`: their
+        `waited_until`, in order."""
+        self._due = due
+        self._out = out
 
     def at(self, t: float) -> int:
         """The backlog just after time `t`."""
@@ -81,37 +82,34 @@ class Backlog:
         return None if back is None else round(back - end, 3)
 
 
-def longest_blackout(reminders: Sequence[Judged]) -> float:
+def longest_blackout(due: Sequence[float], delivered: Sequence[float],
+                     expired: Sequence[float]) -> float:
     """The longest stretch with a reminder due and not yet delivered on time, during which
-    none was delivered on time."""
-    due, delivered, expired = 0, 1, 2
-    marks: list[tuple[float, int]] = []
-    for judged in deliverable(reminders):
-        marks.append((judged.remind_at, due))
-        arrived = judged.delivered_at
-        if judged.outcome == "on_time" and arrived is not None:
-            marks.append((arrived, delivered))
-        else:
-            marks.append((judged.closes, expired))
+    none was delivered on time. Of the deliverable reminders, in order: `due` their
+    `remind_at`, `delivered` the inbox times of those on time, `expired` the `closes` of the
+    others."""
+    due_mark, delivered_mark, expired_mark = 0, 1, 2
+    # The marks in the order sorting them as (time, kind) pairs would give.
+    marks = heapq.merge(((when, due_mark) for when in due),
+                        ((when, delivered_mark) for when in delivered),
+                        ((when, expired_mark) for when in expired))
     pending, since, longest = 0, 0.0, 0.0
-    for when, what in sorted(marks):
-        if what == due:
+    for when, what in marks:
+        if what == due_mark:
             since = when if pending == 0 else since
             pending += 1
             continue
         pending -= 1
-        if what == delivered or pending == 0:
+        if what == delivered_mark or pending == 0:
             longest = max(longest, when - since)
             since = when
     return round(longest, 3)
 
 
-def series(reminders: Sequence[Judged], backlog: Backlog, t0: float, end: float
-           ) -> list[Sample]:
-    """One sample per second from `t0` (the start of load) to `end`."""
-    due = sorted(judged.remind_at for judged in reminders)
-    on_time = sorted(arrived for judged in reminders if judged.outcome == "on_time"
-                     and (arrived := judged.delivered_at) is not None)
+def series(due: Sequence[float], on_time: Sequence[float], backlog: Backlog, t0: float,
+           end: float) -> list[Sample]:
+    """One sample per second from `t0` (the start of load) to `end`; `due` the reminders'
+    `remind_at` in order, `on_time` the inbox times of those on time, in order."""
     samples = []
     for second in range(int(max(0.0, end - t0)) + 1):
         t = t0 + second
@@ -120,13 +118,16 @@ def series(reminders: Sequence[Judged], backlog: Backlog, t0: float, end: float
     return samples
 
 
-def owed_over_time(reminders: Sequence[Judged], t0: float, end: float,
+def owed_over_time(due: Sequence[float], t0: float, end: float,
                    calendar: Calendar | None = None) -> list[Bucket]:
     """The reminders that fell due in each calendar day of `calendar` (the day's date as its
     label) or, without one, in each bucket of 1, 2, 5, 10, ... seconds, from `t0` (the start
-    of load) to `end`."""
+    of load) to `end`; `due` their `remind_at`, in order."""
     span = max(end - t0, 1.0)
-    due = sorted(judged.remind_at - t0 for judged in reminders)
+
+    def since(at: float) -> float:
+        return at - t0
+
     if calendar is None:
         size = next(step * 10 ** power for power in range(12) for step in (1, 2, 5)
                     if span / (step * 10 ** power) <= _BUCKETS)
@@ -142,6 +143,7 @@ def owed_over_time(reminders: Sequence[Judged], t0: float, end: float,
             edges.append((max(start, 0.0), min(start + DAY / calendar.speed, span),
                           f"{label:%b} {label.day}"))
             day += 1
-    return [Bucket(start=round(start, 3), end=round(stop, 3), owed=bisect.bisect_left(due, stop)
-                   - bisect.bisect_left(due, start), label=label)
+    return [Bucket(start=round(start, 3), end=round(stop, 3),
+                   owed=bisect.bisect_left(due, stop, key=since)
+                   - bisect.bisect_left(due, start, key=since), label=label)
             for start, stop, label in edges]

@@ -6,7 +6,8 @@ Python does."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from harness import plain_reminders, traces
 from harness.continuity import score
 from harness.engine import score_engine
+from harness.fold import Row
 from harness.journal import (
     BorrowerChanged,
     BorrowerOptedOut,
@@ -105,17 +107,30 @@ def _journals(draw: st.DrawFn) -> list[Event]:
     return events
 
 
+@dataclass(frozen=True)
+class _Taken:
+    """The settled reminders the lane gave in one scoring."""
+
+    rows: list[Row]
+
+
 @pytest.fixture
-def taken() -> Iterator[list[PlainVerdicts]]:
+def taken() -> Iterator[list[_Taken]]:
     """What the lane judged in each scoring, with one trace kept (so that the lane is left
     most reminders of a small journal, rather than handing the worst 20 to the pure judge)."""
-    found: list[PlainVerdicts] = []
+    found: list[_Taken] = []
     verdicts = plain_reminders.verdicts
 
-    def recorded(*args: Any) -> PlainVerdicts:
-        made = verdicts(*args)
-        found.append(made)
-        return made
+    def recorded(con: Any, add: Callable[..., None]) -> PlainVerdicts:
+        rows: list[Row] = []
+
+        def adding(*values: Any) -> None:
+            if values[3]:  # settled
+                rows.append(Row(*values))
+            add(*values)
+
+        found.append(_Taken(rows))
+        return verdicts(con, adding)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(plain_reminders, "verdicts", recorded)
@@ -136,13 +151,13 @@ def _both(events: list[Event], partition: int = 2) -> tuple[dict[str, Any], dict
                                  HealthCheck.function_scoped_fixture])
 @given(_journals(), st.sampled_from([1, 3]))
 def test_the_lane_judges_random_journals_as_the_pure_scorer_does(
-        taken: list[PlainVerdicts], events: list[Event], partition: int) -> None:
+        taken: list[_Taken], events: list[Event], partition: int) -> None:
     engine, pure = _both(events, partition)
     assert engine == pure
 
 
 def test_the_lane_takes_the_plain_borrowers_and_leaves_the_others(
-        taken: list[PlainVerdicts]) -> None:
+        taken: list[_Taken]) -> None:
     on_time = [_scheduled(index) for index in range(6)]
     sends = [_send(index, f"ref:r{index:07d} 应还 100.00 due:2026-12-05 回T退订")
              for index in range(6)]
