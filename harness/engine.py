@@ -3,7 +3,7 @@ judge in partitions.
 
 Design. The pure scorer (`harness.continuity.scored`) stays the reference and states every rule;
 this module is its fast path for a whole folder and gives the same scorecard, in memory bounded
-by DuckDB's limit, a partition, and a compact row per owed reminder:
+by DuckDB's limit, a partition, and six floats per owed reminder:
 
 1. DuckDB reads the `*.jsonl` files as they are, with the journal's rules (`seal.json`'s sizes,
    only a torn last line tolerated, schemas 1-3): the bulky kinds (`reminder.*`, `borrower.*`,
@@ -18,9 +18,12 @@ by DuckDB's limit, a partition, and a compact row per owed reminder:
    partition is judged by the pure code (`harness.truth.rebuild`, `judge_sends`), in `WORKERS`
    forked processes when there are several: phone changes, opt-outs, cancellations, content,
    personal data and test data keep one implementation. What a partition yields is compact:
-   per owed settled reminder a `Row` (what the figure modules read), counts, the first defects
-   and witnesses a gate can name, its worst traces.
-4. The scorecard is made by `harness.continuity.card`, as the pure scorer makes it; the
+   per owed settled reminder a `Row` (what the figures read), counts, the first defects and
+   witnesses a gate can name, its worst traces.
+4. Every partition's rows, as each arrives, and the fast lane's values, fetched a batch at a
+   time, are folded (`harness.fold`, as the pure scorer folds its reminders): no row per
+   reminder is held, only the few times per reminder the timing figures sort. The scorecard
+   is made from the fold by `harness.continuity.card`, as the pure scorer makes it; the
    vendors' figures come from SQL (`_vendor_figures` says the same rules as
    `harness.vendor_figures`).
 
