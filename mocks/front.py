@@ -3,12 +3,12 @@
 
 The front reads a request only when it is plain beyond doubt: HTTP/1.1, printable ASCII with
 CRLF lines, no repeated header, no Transfer-Encoding, Expect, Upgrade or Content-Encoding, a
-Content-Length, keep-alive, and all of it in hand (the rest of one that came in parts within
-STALL seconds). It then asks the app's fast path, which answers or declines before it has any
-effect (`FastPath`). Anything else (junk, a stalled request, chunked bodies, `Expect`, a
-declined request) hands the connection, with every byte read so far, to aiohttp's own protocol
-for good, once the answers already owed have left: from there on, aiohttp and the app's
-middlewares answer exactly as without the front.
+Content-Length (or none on a GET: no body), keep-alive, and all of it in hand (the rest of one
+that came in parts within STALL seconds). It then asks the app's fast path, which answers or
+declines before it has any effect (`FastPath`). Anything else (junk, a stalled request, chunked
+bodies, `Expect`, a declined request) hands the connection, with every byte read so far, to
+aiohttp's own protocol for good, once the answers already owed have left: from there on,
+aiohttp and the app's middlewares answer exactly as without the front.
 
 An answer leaves only once the journal holds what its request journaled (the group commit, as
 `server.answer_once_committed` waits for it on the slow path).
@@ -157,7 +157,8 @@ def _head(raw: bytes) -> Head | None:
                 or lowered in _REFUSED or not _TOKEN.fullmatch(name)):
             return None
         headers[name] = fields[lowered] = value
-    length = fields.get("content-length", "")
+    # A GET without Content-Length has no body (RFC 9112 6.3), as aiohttp's client sends it.
+    length = fields.get("content-length", "0" if parts[0] == "GET" else "")
     if ("host" not in fields or fields.get("connection", "keep-alive").lower() != "keep-alive"
             or not length.isdigit() or len(length) > 6 or int(length) > MAX_BODY):
         return None

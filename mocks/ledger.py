@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import re
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -59,6 +61,7 @@ from mocks.bank import (
 )
 from mocks.control import LedgerFaults, fault_routes
 from mocks.draws import draw
+from mocks.front import FAST_PATH, FastAnswer, PlainRequest
 from mocks.guard import ControlStyle, Junk, guard, json_value
 from mocks.manifest import MocksConfig
 
@@ -413,6 +416,13 @@ def tick_ask(body: bytes) -> TickAsk | None:
     return TickAsk(count, listed=True)
 
 
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-]+")
+"""A reminder id in a target as aiohttp's router hands it to `primary` (no escapes, no dots)."""
+_PULL_QUERY = re.compile(r"cursor=(?P<cursor>\d{1,9})(?:&limit=(?P<limit>\d{1,9}))?")
+"""A feed poll's query as the fast path reads it (`cursor=N&limit=M`, digits only, as aiohttp's
+client writes `params`); any other query is aiohttp's to read."""
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -488,7 +498,41 @@ def create_app(ledger: Ledger) -> web.Application:
         ledger.choose(borrower_id, reminders)
         return web.json_response({"borrower_id": borrower_id, "reminders": reminders})
 
+    def fast_pull(request: PlainRequest) -> FastAnswer | None:
+        """`changes`' or `primary`'s answer to a plain GET of the pull API whose target needs
+        no decoding (`mocks.front`), from the same functions; None, with no effect, to any
+        other request (a query off the form below, an id with escapes, a 400 to give).
+
+        Both, not the primary alone: a client's pooled connection carries either, and one
+        the front hands to aiohttp (for a feed poll) stays aiohttp's for good."""
+        head = request.head
+        if head.method != "GET":
+            return None
+        target = head.target
+        if target.startswith("/v1/reminders/changes?"):
+            query = _PULL_QUERY.fullmatch(target, len("/v1/reminders/changes?"))
+            if query is None:
+                return None
+            cursor, limit = int(query["cursor"]), int(query["limit"] or "100")
+            if not 1 <= limit <= 500:
+                return None
+            page = ledger.page(cursor, limit)
+            schema = ledger.faults.schema_change
+            return FastAnswer(200, json.dumps(
+                {"changes": [as_wire(r, schema) for r in page.records],
+                 "next_cursor": page.next_cursor, "has_more": page.has_more}).encode())
+        plain_id = _PLAIN_ID.fullmatch(target, len("/v1/reminders/"))
+        if not target.startswith("/v1/reminders/") or plain_id is None or (
+                plain_id[0] == "changes"):
+            return None
+        reminder_id = plain_id[0]
+        record = ledger.primary(reminder_id)
+        if record is None:
+            return FastAnswer(404, json.dumps({"error": f"no reminder {reminder_id!r}"}).encode())
+        return FastAnswer(200, json.dumps(as_wire(record, ledger.faults.schema_change)).encode())
+
     app = web.Application(middlewares=[guard(ControlStyle())])
+    app[FAST_PATH] = fast_pull
     app.router.add_get("/v1/reminders/changes", changes)
     app.router.add_get("/v1/reminders/{reminder_id}", primary)
     app.router.add_post("/admin/ticks", tick)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -42,7 +42,9 @@ class Reminder:
     device_token: str | None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        # Every field is a str or None: no deep copy (dataclasses.asdict makes one).
+        return json.dumps({name: getattr(self, name) for name in _MESSAGE_FIELDS},
+                          ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> Reminder:
@@ -115,17 +117,23 @@ class ReminderRecord:
         )
 
     def to_json(self) -> str:
-        fields = asdict(self)
-        fields["remind_at"] = self.remind_at.isoformat()
-        fields["as_of"] = self.as_of.isoformat()
-        return json.dumps(fields, ensure_ascii=False)
+        # Read field by field: dataclasses.asdict deep-copies each value, which was most of
+        # the cost of storing a feed page.
+        values = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        values["remind_at"] = self.remind_at.isoformat()
+        values["as_of"] = self.as_of.isoformat()
+        return json.dumps(values, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> ReminderRecord:
-        fields = json.loads(text)
-        fields["remind_at"] = datetime.fromisoformat(fields["remind_at"])
-        fields["as_of"] = datetime.fromisoformat(fields["as_of"])
-        return cls(**fields)
+        values = json.loads(text)
+        values["remind_at"] = datetime.fromisoformat(values["remind_at"])
+        values["as_of"] = datetime.fromisoformat(values["as_of"])
+        return cls(**values)
+
+
+_MESSAGE_FIELDS = tuple(field.name for field in fields(Reminder))
+_RECORD_FIELDS = tuple(field.name for field in fields(ReminderRecord))
 
 
 def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:

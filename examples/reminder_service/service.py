@@ -1,5 +1,5 @@
-"""The running notifier: the ledger feed's poll filling the outbox, and the workers sending each
-row when it falls due."""
+"""The running notifier: the ledger feed's poll filling the outbox, and the sender claiming each
+row when it falls due and handing it to one of its workers."""
 
 from __future__ import annotations
 
@@ -12,17 +12,23 @@ from .alerts import Alerter
 from .breaker import FailureStreak
 from .dispatch import Dispatcher
 from .ledger import LedgerClient, LedgerError
-from .outbox import Outbox
+from .outbox import Outbox, OutboxRow
 
 log = logging.getLogger(__name__)
 
-# An idle worker sleeps until the earliest pending row falls due, but never longer than this:
-# the poll wakes workers only for rows it stores, not for retries whose backoff ends.
+# The idle sender sleeps until the earliest pending row falls due, but never longer than this:
+# the poll wakes it only for rows it stores, not for retries whose backoff ends.
 IDLE_RECHECK = 0.2
 SHUTDOWN_GRACE = 2.0
 
 
 class ReminderService:
+    """One sender claims the due rows, one at a time, while fewer than `workers` sends are in
+    flight, and starts a send for each. A single claimer, rather than every idle worker
+    polling the outbox, is what lets many workers wait cheaply: with 50 workers each woke up
+    for every row falling due, and 49 found nothing, which took most of the notifier's one
+    core from 1000 reminders a second on."""
+
     def __init__(
         self,
         ledger: LedgerClient,
@@ -38,32 +44,36 @@ class ReminderService:
         self._dispatcher = dispatcher
         self._alerter = alerter
         self._poll_interval = poll_interval
-        self._worker_count = workers
+        self._free = asyncio.Semaphore(workers)
+        self._sends: set[asyncio.Task[None]] = set()
+        self._failure: Exception | None = None
         self._wake = asyncio.Event()
         self._stopping = False
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set; a crashed poller or worker is re-raised."""
+        """Run until `stop` is set; a crashed poller or send is re-raised."""
         poller = asyncio.create_task(self._poll(), name="ledger-poll")
-        workers = [
-            asyncio.create_task(self._work(), name=f"worker-{n}") for n in range(self._worker_count)
-        ]
+        sender = asyncio.create_task(self._claim(), name="sender")
         stopped = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait(
-            [stopped, poller, *workers], return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait([stopped, poller, sender], return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
         log.info("stopping: in-flight sends get %.0fs to finish", SHUTDOWN_GRACE)
         self._stopping = True
-        self._wake.set()
         poller.cancel()
-        _, late = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(stopped, poller, *workers, return_exceptions=True)
-        for task in (poller, *workers):
-            if task in done:
-                task.result()
+        sender.cancel()
+        await asyncio.gather(stopped, poller, sender, return_exceptions=True)
+        sends = set(self._sends)
+        if sends:
+            _, late = await asyncio.wait(sends, timeout=SHUTDOWN_GRACE)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*sends, return_exceptions=True)
+        for task in (poller, sender):
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
+        if self._failure is not None:
+            raise self._failure
 
     async def _poll(self) -> None:
         streak = FailureStreak()
@@ -91,14 +101,35 @@ class ReminderService:
                 return
             cursor = page.next_cursor
 
-    async def _work(self) -> None:
-        while not self._stopping:
+    async def _claim(self) -> None:
+        """Claim due rows while a worker is free; ends, for run to re-raise, when a send
+        failed (a fenced write found the lease gone, or a bug)."""
+        while self._failure is None:
+            await self._free.acquire()
+            if self._failure is not None:
+                return
             self._wake.clear()
             row = self._outbox.claim()
             if row is None:
+                self._free.release()
                 await self._idle()
                 continue
+            send = asyncio.create_task(self._send(row))
+            self._sends.add(send)
+            send.add_done_callback(self._sends.discard)
+
+    async def _send(self, row: OutboxRow) -> None:
+        try:
             await self._dispatcher.deliver(row)
+        except Exception as exc:
+            # Kept for run to re-raise once the other sends had their grace; the sender stops.
+            if self._failure is None:
+                self._failure = exc
+            self._wake.set()
+        finally:
+            # Not woken for a row put back for later: the idle sender's next look is at most
+            # IDLE_RECHECK away, and the backoffs are longer (0.5 s and more).
+            self._free.release()
 
     async def _idle(self) -> None:
         due = self._outbox.next_due()

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 from yarl import URL
@@ -97,6 +97,14 @@ class TwilioVendor:
         self._timeout = timeout
         self._status_callback = status_callback
         self._app_link = app_link
+        self._messages_url = URL(
+            f"{config.base_url}/2010-04-01/Accounts/{config.account_sid}/Messages.json"
+        )
+        # Made once: aiohttp would encode the credentials, and the form, on every send.
+        self._send_headers = {
+            "Authorization": aiohttp.BasicAuth(config.account_sid, config.auth_token).encode(),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
 
     @property
     def name(self) -> str:
@@ -113,10 +121,10 @@ class TwilioVendor:
         try:
             status, body = await _post(
                 self._session,
-                f"{config.base_url}/2010-04-01/Accounts/{config.account_sid}/Messages.json",
+                self._messages_url,
                 self._timeout,
-                data=form,
-                auth=aiohttp.BasicAuth(config.account_sid, config.auth_token),
+                data=urlencode(form).encode(),  # as aiohttp encodes a dict
+                headers=self._send_headers,
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             return SendResult(error=describe(exc), unknown=outcome_unknown(exc))
