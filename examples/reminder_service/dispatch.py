@@ -34,6 +34,9 @@ SMS_PATIENCE = 10.0
 # shorter than three quarters of a 20 s SMS window then costs no duplicate, and a longer one
 # still leaves the other vendor 5 s.
 DOUBT_PATIENCE = 15.0
+# How often it is asked meanwhile: a lookup is cheap, and only the sends in flight when the
+# vendor went away are in doubt.
+DOUBT_ASK_EVERY = 1.0
 # Temporary failures on a channel with another after it before moving on to that one; the
 # last channel keeps retrying, as SMS does without fallbacks.
 CHANNEL_TRIES = 3
@@ -89,7 +92,7 @@ class Dispatcher:
             self._outbox.mark_cancelled(record.reminder_id)
             log.info("cancelled %s: repaid", record.reminder_id)
             return
-        if row.doubt is not None and await self._settles_doubt(row, record, row.doubt):
+        if row.doubt is not None and await self._settles_doubt(record, row.doubt):
             return
         reminder = self._outgoing(record)
         fallback = self._outbox.fallback(reminder.reminder_id)
@@ -139,7 +142,7 @@ class Dispatcher:
                 except LookupFailed as exc:
                     if not self._past_doubt(record):
                         self._count_failure(vendor.name)
-                        self._doubt(row, reminder, vendor, f"{result.error}; {exc}")
+                        self._doubt(reminder, vendor, f"{result.error}; {exc}")
                         return None
                     log.warning(
                         "cannot ask %s about %s: %s", vendor.name, reminder.reminder_id, exc
@@ -174,7 +177,7 @@ class Dispatcher:
             down=all(self._breakers[vendor.name].streak.tripped for vendor in route),
         )
 
-    async def _settles_doubt(self, row: OutboxRow, record: ReminderRecord, doubt: Doubt) -> bool:
+    async def _settles_doubt(self, record: ReminderRecord, doubt: Doubt) -> bool:
         """Ask the vendor about the send in doubt: True when that settles the row for now (the
         vendor has it, or still cannot say and there is time to ask again), False when the
         reminder is to be sent as if never tried."""
@@ -192,7 +195,7 @@ class Dispatcher:
                     exc,
                 )
                 return False
-            self._doubt(row, doubt.message, vendor, str(exc))
+            self._doubt(doubt.message, vendor, str(exc))
             return True
         if message_id is None:
             log.info("%s never sent %s: sending it", vendor.name, record.reminder_id)
@@ -204,14 +207,13 @@ class Dispatcher:
         )
         return True
 
-    def _doubt(self, row: OutboxRow, reminder: Reminder, vendor: Vendor, error: str) -> None:
-        delay = backoff(row.attempts)
-        self._outbox.in_doubt(reminder.reminder_id, delay, f"{vendor.name}: {error}")
+    def _doubt(self, reminder: Reminder, vendor: Vendor, error: str) -> None:
+        self._outbox.in_doubt(reminder.reminder_id, DOUBT_ASK_EVERY, f"{vendor.name}: {error}")
         log.warning(
             "in doubt %s: %s may have sent it and cannot say; asking again in %.1fs",
             reminder.reminder_id,
             vendor.name,
-            delay,
+            DOUBT_ASK_EVERY,
         )
 
     @staticmethod

@@ -8,11 +8,12 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from examples.reminder_service.outbox import Outbox, OutboxError
+from examples.reminder_service.outbox import Doubt, Outbox, OutboxError
 from examples.reminder_service.reminder import ReminderRecord
 from tests.examples.notifierkit import ROOT, World, async_test, eventually, outbox_rows, record
 
@@ -125,6 +126,38 @@ def test_the_migration_keeps_every_row_its_send_state_the_cursor_and_the_stop_li
             "suppressed": 1,
             "failed": 1,
         }
+    finally:
+        outbox.close()
+
+
+def test_a_send_in_doubt_is_carried_over_asked_about_on_restart_and_claimed_with_its_message(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(str(path), 1)
+    try:
+        outbox.add([ENTRIES[1], ENTRIES[2]], 2)
+        row = outbox.claim()
+        assert row is not None and row.doubt is None
+        outbox.mark_trying(ENTRIES[1].message(), "twilio")
+        outbox.in_doubt("rem-000001", 0.0, "twilio: timed out; cannot connect")
+    finally:
+        outbox.close()
+    done = migrate(path)
+    assert "migrated 2 reminders (2 in flight)" in done.stdout, done.stderr
+
+    outbox = Outbox(str(path), 2)
+    try:
+        [interrupted] = outbox.interrupted()  # a restart asks Twilio about it first
+        assert (interrupted.reminder_id, interrupted.vendor) == ("rem-000001", "twilio")
+        first, second = outbox.claim(), outbox.claim()
+        assert first is not None and (first.record, first.doubt) == (ENTRIES[2], None)
+        assert second is not None and second.record == ENTRIES[1] and second.attempts == 2
+        assert second.doubt == Doubt("twilio", ENTRIES[1].message())
+        outbox.in_doubt("rem-000001", 60.0, "twilio: cannot connect")  # not due before then
+        assert outbox.claim() is None
+        due = outbox.next_due()
+        assert due is not None and due > time.time() + 50.0
     finally:
         outbox.close()
 
