@@ -1,12 +1,16 @@
 """The compressed calendar of a run with `reminders.month`: when its month begins (the epoch),
-how fast it runs, and how the target is told (environment variables and `{clock.*}`)."""
+how fast it runs, and how the target is told (environment variables and `{clock.*}`, or
+libfaketime's speed-up for a target that cannot read them)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import glob
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from harness.errors import StartupError
 from harness.load_shapes import DAY
 from harness.scenario import Month, Scenario
 from harness.scorecard import Calendar
@@ -21,6 +25,16 @@ ENV = {EPOCH_ENV: "{clock.epoch}", "NOTIFYCHAOS_CLOCK_SPEED": "{clock.speed}",
        "NOTIFYCHAOS_CLOCK_START": "{clock.start}"}
 """What a target of a month scenario gets in its environment (unless its `env` sets them):
 the calendar's time is START + (now - EPOCH) * SPEED, for now after EPOCH."""
+
+FAKETIME_ENV = {"LD_PRELOAD": "{clock.faketime_library}", "FAKETIME": "{clock.faketime}",
+                "FAKETIME_FMT": "%s"}
+"""What a target with `reminders.month.faketime` gets too: libfaketime preloaded, its clock
+given in Unix seconds (no time zone to read it in) with the speed-up."""
+
+FAKETIME_LIBRARIES = ("/usr/lib/*/faketime/libfaketimeMT.so.1",
+                      "/usr/local/lib/faketime/libfaketimeMT.so.1")
+"""Where Debian's `faketime` package (and a source build) put libfaketime, the variant that
+is safe in threaded programs."""
 
 
 @dataclass(frozen=True)
@@ -37,11 +51,19 @@ class Clock:
         """The clock of `month` mapped onto `duration` seconds of load from `epoch`."""
         return cls(epoch=epoch, speed=month.speed(duration), start=month.start)
 
-    def values(self) -> dict[str, str]:
+    def values(self, now: Callable[[], float] = time.time) -> Mapping[str, str]:
         """The `{clock.*}` placeholders: the epoch (Unix seconds), the speed (calendar
-        seconds per second) and the start (ISO 8601, UTC)."""
-        return {"clock.epoch": f"{self.epoch:.3f}", "clock.speed": f"{self.speed:.10g}",
-                "clock.start": f"{self.start.isoformat()}T00:00:00Z"}
+        seconds per second) and the start (ISO 8601, UTC); and libfaketime's, whose
+        `{clock.faketime}` is made when it is rendered, for a process that starts then."""
+        return _Placeholders(self, now)
+
+    def faketime(self, now: float) -> str:
+        """libfaketime's FAKETIME (with FAKETIME_FMT=%s) for a process starting at `now`: its
+        clock starts at the calendar time of `now` and runs `speed` times faster from there,
+        as libfaketime counts from the moment the process starts."""
+        midnight = datetime(self.start.year, self.start.month, self.start.day, tzinfo=UTC)
+        calendar = midnight.timestamp() + (now - self.epoch) * self.speed
+        return f"@{calendar:.0f} x{self.speed:.10g}"
 
     def calendar(self, t: float) -> datetime:
         """The calendar time `t` seconds after the epoch."""
@@ -49,21 +71,61 @@ class Clock:
         return midnight + timedelta(seconds=t * self.speed)
 
 
-def with_clock(env: Mapping[str, str]) -> dict[str, str]:
+class _Placeholders(Mapping[str, str]):
+    """A clock's placeholders, read when a target's command is rendered (at each start)."""
+
+    _NAMES = ("clock.epoch", "clock.speed", "clock.start", "clock.faketime",
+              "clock.faketime_library")
+
+    def __init__(self, clock: Clock, now: Callable[[], float]) -> None:
+        self._clock, self._now = clock, now
+
+    def __getitem__(self, name: str) -> str:
+        clock = self._clock
+        if name == "clock.epoch":
+            return f"{clock.epoch:.3f}"
+        if name == "clock.speed":
+            return f"{clock.speed:.10g}"
+        if name == "clock.start":
+            return f"{clock.start.isoformat()}T00:00:00Z"
+        if name == "clock.faketime":
+            return clock.faketime(self._now())
+        if name == "clock.faketime_library":
+            return faketime_library()
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._NAMES)
+
+    def __len__(self) -> int:
+        return len(self._NAMES)
+
+
+def faketime_library() -> str:
+    """The path of libfaketime on this machine; StartupError if it is not installed."""
+    for pattern in FAKETIME_LIBRARIES:
+        if found := sorted(glob.glob(pattern)):
+            return found[0]
+    raise StartupError("target", "reminders.month.faketime needs libfaketime, found in none "
+                       f"of {', '.join(FAKETIME_LIBRARIES)} (Debian: apt-get install faketime)")
+
+
+def with_clock(env: Mapping[str, str], month: Month) -> dict[str, str]:
     """A target's `env` with the clock's variables added (its own values win)."""
-    return {**ENV, **env}
+    return {**ENV, **(FAKETIME_ENV if month.faketime else {}), **env}
 
 
 def clocked(scenario: Scenario) -> Scenario:
     """`scenario` with the clock's variables in its target's environment and in its version
     B's (as it was without a month)."""
-    if scenario.reminders.month is None:
+    month = scenario.reminders.month
+    if month is None:
         return scenario
-    target = scenario.target.model_copy(update={"env": with_clock(scenario.target.env)})
+    target = scenario.target.model_copy(update={"env": with_clock(scenario.target.env, month)})
     upgrade = scenario.upgrade
     if upgrade is not None:
         upgrade = upgrade.model_copy(update={"target": upgrade.target.model_copy(
-            update={"env": with_clock(upgrade.target.env)})})
+            update={"env": with_clock(upgrade.target.env, month)})})
     return scenario.model_copy(update={"target": target, "upgrade": upgrade})
 
 

@@ -22,7 +22,7 @@ from harness.errors import StartupError
 from harness.journal import ComponentReady
 from harness.processes import free_port
 from harness.scenario import Target
-from harness.target import AddressBook, RunningTarget, TargetBackend
+from harness.target import AddressBook, Layers, RunningTarget, TargetBackend
 
 HOST = "127.0.0.1"
 """Where every instance listens: all traffic of a run stays on loopback."""
@@ -75,7 +75,7 @@ class Instances:
         ports = [int(first) if first else free_port(),
                  *(free_port() for _ in self.names[1:])]
         self.books: tuple[AddressBook, ...] = tuple(
-            AddressBook({**book.values, **instance_values(index, name, port)})
+            AddressBook(Layers(instance_values(index, name, port), book.values))
             for index, (name, port) in enumerate(zip(self.names, ports, strict=True)))
         lone = len(self.names) == 1
         self._logs = tuple(logs / ("target.log" if lone else f"target-{name}.log")

@@ -31,7 +31,7 @@ from harness.journal import (
 from harness.loadgen import LoadGenerator, LoadTotals
 from harness.processes import ManagedProcess, free_port, poll_until
 from harness.scenario import Scenario
-from harness.target import AddressBook
+from harness.target import AddressBook, Layers
 from harness.timeline import (
     ControlInjector,
     FamilyInjector,
@@ -151,8 +151,9 @@ class Run:
         # The target (and its version B) with the clock's variables, if there is a month.
         started = clocked(self.scenario)
         spec = started.target
-        book = AddressBook({**known, **self._addresses(manifest, links),
-                            **(clock.values() if clock else {})})
+        # Layers, not a merge: the clock's `{clock.faketime}` is made as it is rendered.
+        book = AddressBook(Layers({**known, **self._addresses(manifest, links)},
+                                  *([clock.values()] if clock else [])))
 
         # Their stop is on the teardown before the first health check (a signal may come then).
         instances = Instances(spec, self.scenario.instance_links, book, self.logs, self.run_dir,

@@ -207,6 +207,10 @@ class Month(_Model):
     lead_in: Duration = Field(default=5.0, gt=0, le=120, description="how long before the "
                               "month begins the target is started: the clock's epoch is fixed "
                               "then, and the load waits for it")
+    faketime: bool = Field(default=False, description="also run a process target under "
+                           "libfaketime's speed-up, for one that cannot read the clock's "
+                           "variables: its clock reads the calendar, and its sleeps and "
+                           "timeouts run `speed` times faster too")
 
     def speed(self, duration: float) -> float:
         """Calendar seconds per real second over a run of `duration` seconds of load."""
@@ -664,6 +668,10 @@ def _check_shape(scenario: Scenario, root: yaml.Node, path: Path | str) -> None:
         raise ScenarioError(path, _line_of(root, (*where, key)),
                             f"reminders.shape.{key}: {message}")
 
+    if month is not None and month.faketime and scenario.target.image is not None:
+        raise ScenarioError(path, _line_of(root, ("reminders", "month", "faketime")),
+                            "reminders.month.faketime: libfaketime is preloaded into a process "
+                            "target, not into a container image (target.image is set)")
     if not scenario.paced:
         return
     if scenario.load.workers:

@@ -13,7 +13,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +25,26 @@ from harness import runlock
 from harness.errors import StartupError
 from harness.processes import ManagedProcess, poll_until
 from harness.scenario import PLACEHOLDER, Target
+
+
+class Layers(Mapping[str, str]):
+    """Placeholder values looked up in each mapping in turn, when they are rendered (a clock's
+    `{clock.faketime}` is made at each start): a read-only ChainMap."""
+
+    def __init__(self, *layers: Mapping[str, str]) -> None:
+        self._layers = layers
+
+    def __getitem__(self, name: str) -> str:
+        for layer in self._layers:
+            if name in layer:
+                return layer[name]
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(name for layer in self._layers for name in layer))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass(frozen=True)

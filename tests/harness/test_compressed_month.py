@@ -131,11 +131,16 @@ def test_the_target_is_told_the_clock_in_its_environment_and_placeholders() -> N
     clock = Clock.of(month, 60.0, 1_700_000_000.0)
 
     assert clock.speed == 43_200.0
-    assert clock.values() == {"clock.epoch": "1700000000.000", "clock.speed": "43200",
-                              "clock.start": "2026-12-01T00:00:00Z"}
+    values = clock.values(now=lambda: 1_700_000_003.0)
+    assert {name: values[name] for name in ("clock.epoch", "clock.speed", "clock.start")} == {
+        "clock.epoch": "1700000000.000", "clock.speed": "43200",
+        "clock.start": "2026-12-01T00:00:00Z"}
+    # libfaketime's, for a process starting 3 s after the epoch: 1.5 days into the month.
+    noon = datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp()
+    assert values["clock.faketime"] == f"@{noon:.0f} x43200"
     assert clock.calendar(3.0) == datetime(2026, 12, 2, 12, tzinfo=UTC)
-    assert with_clock({"PORT": "1"}) == {**ENV, "PORT": "1"}
-    assert with_clock({EPOCH_ENV: "mine"})[EPOCH_ENV] == "mine"
+    assert with_clock({"PORT": "1"}, month) == {**ENV, "PORT": "1"}
+    assert with_clock({EPOCH_ENV: "mine"}, month)[EPOCH_ENV] == "mine"
     assert {"clock.epoch", "clock.speed", "clock.start"} <= scenario(MONTH).placeholders()
 
 

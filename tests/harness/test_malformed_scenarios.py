@@ -38,6 +38,9 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "dlr-delay-bare": (20, "timeline[0].params: vendor.dlr delay: a time needs its unit; write "
                            "2000ms for milliseconds (or 2s, 1m)"),
     "duplicate-env": (8, "target.env.LEDGER_URL: given twice (first at line 6)"),
+    "faketime-in-a-container": (16, "reminders.month.faketime: libfaketime is preloaded into a "
+                                    "process target, not into a container image (target.image "
+                                    "is set)"),
     "duplicate-key": (3, "duration: given twice (first at line 2)"),
     "duplicate-step-key": (20, "timeline[0].fault: given twice (first at line 18)"),
     "duplicate-vendor": (11, "vendors.twilio: a second vendor of this name (the first is at "
