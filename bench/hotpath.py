@@ -14,7 +14,9 @@ the reminders scheduled before it (`reminders.lead` later) balance those left af
 Locust's users (4 up to 2000/s: each request carries every tick due since the user's last) and
 the notifier's WORKERS grow with the rate (users_for, workers_for), so that neither's
 concurrency is what gives out first; the time each component was ready to run but
-waited for a core is shown too (the machine may be shared).
+waited for a core is shown too (the machine may be shared), and the messages the vendors
+accepted per second of the load phase with the notifier's CPU per message (once it is behind,
+fewer than fell due: per owed reminder undercounts it).
 Prints a table and writes bench/results/hotpath-latest.json and hotpath-latest.md.
 """
 
@@ -104,6 +106,8 @@ class Point:
     other_cores: float  # the rest of the machine during the load phase (other tenants)
     sampler_cores: float  # this benchmark's own sampling, over the whole run (in other_cores)
     load_average: str  # `uptime`'s three figures as the run began
+    sent_rate: float = math.nan  # messages the vendors accepted per second of the load phase
+    notifier_us_per_send: float = math.nan  # the notifier's CPU in the load phase per such send
 
 
 def users_for(rate: float) -> int:
@@ -188,6 +192,17 @@ def scheduled_times(journal_dir: Path) -> list[float]:
             times.extend(float(json.loads(line)["t"]) for line in lines
                          if '"reminder.scheduled"' in line)
     return sorted(times)
+
+
+def sends_between(journal_dir: Path, start: float, end: float) -> int:
+    """The messages the vendor mocks accepted from `start` to `end` (epoch seconds): what the
+    notifier got done in that time, which falls short of what fell due once it is behind."""
+    count = 0
+    for path in journal_dir.glob("*.jsonl"):
+        with path.open(encoding="utf-8") as lines:
+            count += sum(1 for line in lines if '"send.recorded"' in line
+                         and start <= float(json.loads(line)["t"]) <= end)
+    return count
 
 
 def steady_window(scheduled: Sequence[float]) -> tuple[float, float, int] | None:
@@ -277,6 +292,7 @@ def measure(rate: float, seconds: int, workers: int, extra: Sequence[str], keep:
                          lambda sample: sample.machine) / TICK
     waited = waited_between(samples, phases.load_started, phases.load_finished)
     steady = steady_window(scheduled_times(run_dir / "journal"))
+    sent = sends_between(run_dir / "journal", phases.load_started, phases.load_finished)
     steady_us = (per_owed_us(cpu_between(samples, steady[0], steady[1]), steady[2])
                  if steady else dict.fromkeys(COMPONENTS, math.nan))
     if not keep:
@@ -293,7 +309,8 @@ def measure(rate: float, seconds: int, workers: int, extra: Sequence[str], keep:
         cores={component: value / load_s for component, value in cpu.items()},
         waited_cores={component: value / load_s for component, value in waited.items()},
         other_cores=max(0.0, machine_s - run_cpu_s) / load_s, sampler_cores=sampler_cores,
-        load_average=load_average)
+        load_average=load_average, sent_rate=sent / load_s,
+        notifier_us_per_send=cpu["notifier"] * 1e6 / sent if sent else math.nan)
 
 
 def _figure(value: float | None, form: str) -> str:
@@ -303,19 +320,22 @@ def _figure(value: float | None, form: str) -> str:
 
 def table(points: Sequence[Point]) -> str:
     """The results as a Markdown table, one row per rate."""
-    head = ["rate/s", "ticked/s", "owed", "continuity", "p95 s", *(f"{c} µs" for c in COMPONENTS),
+    head = ["rate/s", "ticked/s", "sent/s", "owed", "continuity", "p95 s",
+            *(f"{c} µs" for c in COMPONENTS),
             "all but notifier µs", "(load+drain)", "(steady)", "notifier (steady)",
-            "notifier cores", "others' cores"]
+            "notifier µs/send", "notifier cores", "others' cores"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for point in points:
         ticked = f"{point.ticked_rate:.0f}" + ("" if kept_up(point) else " (behind)")
-        cells = [f"{point.rate:g}", ticked, str(point.owed), _figure(point.continuity, ".4f"),
+        cells = [f"{point.rate:g}", ticked, _figure(point.sent_rate, ".0f"), str(point.owed),
+                 _figure(point.continuity, ".4f"),
                  _figure(point.p95_s, ".3f"),
                  *(_figure(point.us_per_owed[c], ".0f") for c in COMPONENTS),
                  f"**{_figure(point.harness_us, '.0f')}**",
                  _figure(harness_share(point.tail_us_per_owed), ".0f"),
                  _figure(harness_share(point.steady_us_per_reminder), ".0f"),
                  _figure(point.steady_us_per_reminder["notifier"], ".0f"),
+                 _figure(point.notifier_us_per_send, ".0f"),
                  _figure(point.cores["notifier"], ".2f"), _figure(point.other_cores, ".2f")]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
@@ -344,7 +364,9 @@ def summary(points: Sequence[Point]) -> list[str]:
             "the drain, so the load phase undercounts the mocks and the notifier (see "
             "load+drain)")
         lines.append(f"{point.rate:g}/s ({point.users} Locust users, {point.workers} notifier "
-                     f"workers{behind}): all but the notifier {point.harness_us:.0f} µs per owed "
+                     f"workers{behind}; the vendors accepted {point.sent_rate:.0f} messages a "
+                     f"second, the notifier spending {point.notifier_us_per_send:.0f} µs of CPU "
+                     "on each): all but the notifier {point.harness_us:.0f} µs per owed "
                      f"reminder ({verdict} the {HARNESS_GOAL_US:.0f} µs goal), notifier "
                      f"{point.notifier_us:.0f} µs; cores during load, and cores' worth of "
                      f"time ready but waiting for one: {cores} (the run "

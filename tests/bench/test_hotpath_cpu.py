@@ -4,6 +4,7 @@ per-reminder arithmetic (bench/procstat.py, bench/hotpath.py); no run is started
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ from bench.hotpath import (
     overrides,
     per_owed_us,
     phases_of,
+    sends_between,
     steady_window,
     users_for,
     waited_between,
@@ -280,3 +282,13 @@ def test_high_rates_get_enough_locust_users_and_notifier_workers_and_a_fault_fre
     assert "timeline=[]" in sets
     assert {"reminders.rate=2000", "duration=30s", "load.users=200", "load.spawn_rate=200",
             "target.env.WORKERS='40'"} <= set(sets)
+
+
+def test_the_sends_of_a_phase_are_the_messages_the_vendors_accepted_in_it(tmp_path: Path) -> None:
+    lines = [{"t": t, "kind": kind} for t, kind in
+             [(1.0, "send.recorded"), (2.0, "send.recorded"), (2.5, "vendor.call"),
+              (3.0, "send.recorded"), (4.5, "send.recorded")]]
+    (tmp_path / "mocks.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    (tmp_path / "harness.jsonl").write_text(json.dumps({"t": 2.2, "kind": "load.started"}) + "\n")
+    assert sends_between(tmp_path, 2.0, 3.0) == 2
+    assert sends_between(tmp_path, 0.0, 9.0) == 4
