@@ -18,6 +18,9 @@ from harness.scorecard import Calendar
 CURVE_ENV = "NOTIFYCHAOS_CURVE"
 """The environment variable that gives Locust a paced run's curve (load_shapes.Curve JSON)."""
 
+PARTS_ENV = "NOTIFYCHAOS_CURVE_PARTS"
+"""How many parts the curve is cut into, one per Locust worker (absent: one process)."""
+
 EPOCH_ENV = "NOTIFYCHAOS_CLOCK_EPOCH"
 """The clock's epoch, for the target and for Locust, which paces its ticks from it."""
 
@@ -130,13 +133,16 @@ def clocked(scenario: Scenario) -> Scenario:
 
 
 def pacing_env(scenario: Scenario, epoch: float | None) -> dict[str, str]:
-    """What Locust needs to pace a `scenario.paced` run: its curve, and the epoch the ticks
-    are timed from (None: from Locust's own start); nothing for a steady run."""
+    """What Locust needs to pace a `scenario.paced` run: its curve, the epoch the ticks are
+    timed from (None: from Locust's own start) and, with workers, into how many parts they
+    cut it; nothing for a steady run."""
     if not scenario.paced:
         return {}
     env = {CURVE_ENV: scenario.curve().to_json()}
     if epoch is not None:
         env[EPOCH_ENV] = f"{epoch:.6f}"
+    if scenario.load.workers:
+        env[PARTS_ENV] = str(scenario.load.workers)
     return env
 
 

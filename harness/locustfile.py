@@ -12,8 +12,10 @@ Each user of a steady run has a stream of RATE / USERS ticks a second of its own
 as it starts (harness.ticking.Stream.steady), so that however Locust's master splits the users
 between its workers, the rate in all is RATE. A shaped run (harness.clock.pacing_env) also gets
 NOTIFYCHAOS_CURVE (a load_shapes.Curve) and, with a month, NOTIFYCHAOS_CLOCK_EPOCH: the users
-of its one process then share the curve's ticks, timed from the epoch (or from the start of
-the load), and a LoadTestShape ends the load where the curve ends. Either way a user sends a
+of one process then share the curve's ticks, timed from the epoch (or from the start of the
+load), and a LoadTestShape ends the load where the curve ends (on the master, once the
+workers' statistics count every tick). With NOTIFYCHAOS_CURVE_PARTS workers, worker k ticks the
+curve's k-th part (ticks k, k + parts, ...: harness.ticking.Stream). Either way a user sends a
 request when its next tick is due and at most every harness.ticking.REQUEST_INTERVAL, asking
 for every tick due by then (`{"count": N}`): late by up to that interval, never ahead, and
 none is skipped when the ledger answers slowly. So the count of ticks is the rate's, or the
@@ -39,6 +41,7 @@ from pathlib import Path
 import gevent
 from locust import FastHttpUser, LoadTestShape, task
 from locust.contrib.fasthttp import FAILURE_EXCEPTIONS
+from locust.runners import Runner, WorkerRunner
 
 from harness.ticking import REQUEST_INTERVAL, TICK_METHOD, Stream
 
@@ -49,9 +52,10 @@ USERS = int(os.environ.get("NOTIFYCHAOS_USERS", "1"))
 HEADERS = {"X-Notifychaos-Token": os.environ.get("NOTIFYCHAOS_TOKEN", "")}
 # harness.loadgen.APP_ENV, spelt out: what reads it is imported only when it is set.
 APP = os.environ.get("NOTIFYCHAOS_APP")
-# harness.clock.CURVE_ENV and EPOCH_ENV, spelt out as APP is.
+# harness.clock.CURVE_ENV, EPOCH_ENV and PARTS_ENV, spelt out as APP is.
 CURVE = os.environ.get("NOTIFYCHAOS_CURVE")
 EPOCH = os.environ.get("NOTIFYCHAOS_CLOCK_EPOCH")
+PARTS = int(os.environ.get("NOTIFYCHAOS_CURVE_PARTS", "1"))
 
 TICKS = "/admin/ticks"
 """The ledger's tick endpoint, and the name of both its statistics entries."""
@@ -59,8 +63,6 @@ TICKS = "/admin/ticks"
 BORROWERS: list[str] = []
 """The borrowers of the reminders ticked so far, each once, in the order first ticked."""
 _KNOWN: set[str] = set()
-_SENT: list[int] = [0]
-"""Ticks whose request has ended (answered or not), in this process."""
 
 
 class Ticks(FastHttpUser):
@@ -73,7 +75,7 @@ class Ticks(FastHttpUser):
 
     def on_start(self) -> None:
         self._stream = (Stream.steady(RATE / USERS, time.time()) if CURVE is None
-                        else _shared())
+                        else _shared(self.environment.runner))
         self._earliest = 0.0
         """When this user may send its next request (Unix time)."""
 
@@ -92,11 +94,7 @@ class Ticks(FastHttpUser):
             return  # another user took them, or the wait was cut short
         self._earliest = now + REQUEST_INTERVAL
         started = time.perf_counter()
-        try:
-            response = self.client.post(TICKS, name=TICKS, headers=HEADERS,
-                                        json={"count": count})
-        finally:
-            _SENT[0] += count
+        response = self.client.post(TICKS, name=TICKS, headers=HEADERS, json={"count": count})
         elapsed_ms = (time.perf_counter() - started) * 1000
         failure: Exception | None = getattr(response, "error", None)
         if failure is None and response.status_code != 201:
@@ -210,20 +208,28 @@ if CURVE is not None:
     """Seconds after the curve's end that the last ticks may still take (a request's timeout,
     and a starved process's delay), before the load ends without them."""
 
-    def _shared() -> Stream:
-        """The curve's ticks, which every user of this process takes from."""
+    def _shared(runner: Runner | None) -> Stream:
+        """The curve's ticks (this worker's part of them), which every user of this process
+        takes from."""
         if not _STREAM:
-            _STREAM.append(Stream(_CURVE, _ORIGIN[0]))
+            if not _ORIGIN:  # a worker without a month: from its first user's start
+                _ORIGIN.append(time.time())
+            # A worker knows its index once its master answered, before any user spawns.
+            part = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+            _STREAM.append(Stream(_CURVE, _ORIGIN[0], part, PARTS))
         return _STREAM[0]
 
     class Paced(LoadTestShape):
-        """Every user from the start, until the curve's end and its last tick sent."""
+        """Every user from the start, until the curve's end and its last tick sent (counted
+        by the statistics: a master's are its workers', a few seconds behind)."""
 
         def tick(self) -> tuple[int, float] | None:
             if not _ORIGIN:  # the first call, before any user spawns
                 _ORIGIN.append(time.time())
             late = time.time() - _ORIGIN[0] - _CURVE.duration
-            if late >= 0 and (_SENT[0] >= _CURVE.ticks or late >= _GRACE):
+            sent = 0 if self.runner is None else \
+                self.runner.stats.get(TICKS, TICK_METHOD).num_requests
+            if late >= 0 and (sent >= _CURVE.ticks or late >= _GRACE):
                 return None
             users = USERS + (_APP.users if APP is not None else 0)
             return users, float(users)

@@ -674,10 +674,16 @@ def _check_shape(scenario: Scenario, root: yaml.Node, path: Path | str) -> None:
                             "target, not into a container image (target.image is set)")
     if not scenario.paced:
         return
-    if scenario.load.workers:
-        what = f"a {shape.kind} shape" if month is None else "a month"
-        raise ScenarioError(path, _line_of(root, ("load", "workers")), f"load.workers: {what} "
-                            "is paced in one Locust process; leave load.workers at 0")
+    what = f"a {shape.kind} shape" if month is None else "a month"
+    if scenario.load.remote_workers:
+        raise ScenarioError(path, _line_of(root, ("load", "remote_workers")),
+                            f"load.remote_workers: {what} is paced by local workers only; "
+                            "leave load.remote_workers at 0")
+    if scenario.load.users < scenario.load.workers:
+        raise ScenarioError(path, _line_of(root, ("load", "users")),
+                            f"load.users: {what} gives each worker a part of its ticks, and "
+                            f"each needs a user: give at least load.workers "
+                            f"({scenario.load.workers})")
     if isinstance(shape, Spike) and shape.at + shape.lasting > duration:
         fail("for", f"the spike ends at {_span(shape.at + shape.lasting)}, after the run's "
              f"{_span(duration)}")

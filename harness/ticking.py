@@ -2,12 +2,13 @@
 that has fallen due since its last request, at most `MAX_BATCH`.
 
 Pure and stdlib-only: Locust's process imports it (harness.locustfile). A schedule is a
-load_shapes.Curve: the scenario's (a paced run, shared by the users of the one Locust process)
-or, in a steady run, each user's own stream of `rate` ticks a second, the first as it starts
-(`Stream.steady`), so that any split of the users between Locust's workers keeps the total rate. A
-request costs Locust far more CPU than a tick costs the ledger, so batching them is what lets
-one Locust process keep thousands of ticks a second; each tick is still sent at its own time
-or at most one request interval later, never ahead.
+load_shapes.Curve: the scenario's (a paced run, shared by the users of a Locust process, each
+worker process ticking its own part of it) or, in a steady run, each user's own stream of
+`rate` ticks a second, the first as it starts (`Stream.steady`), so that any split of the users
+between Locust's workers keeps the total rate. A request costs Locust far more CPU than a tick
+costs the ledger, so batching them is what lets one Locust process keep thousands of ticks a
+second; each tick is still sent at its own time or at most one request interval later, never
+ahead.
 """
 
 from __future__ import annotations
@@ -55,15 +56,20 @@ def _after(curve: Curve, k: int, now: float, origin: float) -> bool:
 
 
 class Stream:
-    """The ticks of `curve` from `origin` (Unix time), taken in batches.
+    """The ticks of `curve` from `origin` (Unix time), taken in batches: all of them, or with
+    `parts` > 1 the share of part `part` (ticks part, part + parts, ...), so that Locust's
+    workers, one part each, tick the curve between them.
 
     Within one Locust process greenlets switch only at I/O, so `take` is never interleaved: the
     users sharing a stream never take one tick twice.
     """
 
-    def __init__(self, curve: Curve, origin: float) -> None:
+    def __init__(self, curve: Curve, origin: float, part: int = 0, parts: int = 1) -> None:
+        if not 0 <= part < parts:
+            raise ValueError(f"part {part} of {parts}: expected 0 <= part < parts")
         self.curve = curve
         self.origin = origin
+        self.part, self.parts = part, parts
         self.taken = 0
         """Ticks taken so far (each is one reminder asked of the ledger)."""
 
@@ -74,12 +80,14 @@ class Stream:
         return cls(steady(rate), start - 0.5 / rate)
 
     def take(self, now: float) -> int:
-        """Claim the ticks due by `now` not yet taken, at most MAX_BATCH; how many."""
-        count = max(0, min(due(self.curve, now, self.origin) - self.taken, MAX_BATCH))
+        """Claim this part's ticks due by `now` not yet taken, at most MAX_BATCH; how many."""
+        mine = -(-(due(self.curve, now, self.origin) - self.part) // self.parts)
+        count = max(0, min(mine - self.taken, MAX_BATCH))
         self.taken += count
         return count
 
     def next_at(self) -> float | None:
-        """When the next tick not yet taken is due (Unix time), None past the curve's end."""
-        at = self.curve.tick_at(self.taken)
+        """When this part's next tick not yet taken is due (Unix time), None past the curve's
+        end."""
+        at = self.curve.tick_at(self.part + self.parts * self.taken)
         return None if at is None else self.origin + at

@@ -111,8 +111,12 @@ def test_a_daily_batch_falls_on_each_day_of_the_month() -> None:
     (["reminders.shape={at: 5s}"], "reminders.shape.kind: required key is missing"),
     (["reminders.shape={kind: spike, at: 5s, for: 2s, factr: 2}"],
      "reminders.shape.factr: unknown key"),
-    ([MONTH, "load.workers=2"],
-     "load.workers: a month is paced in one Locust process; leave load.workers at 0"),
+    ([MONTH, "load.workers=2", "load.remote_workers=1"],
+     "load.remote_workers: a month is paced by local workers only; leave load.remote_workers "
+     "at 0"),
+    ([MONTH, "load.workers=3", "load.users=2"],
+     "load.users: a month gives each worker a part of its ticks, and each needs a user: give "
+     "at least load.workers (3)"),
     (["reminders.month={start: '2026-02-30'}"], "reminders.month.start: Input should be a "
      "valid date"),
     (["target.env.NOW='{clock.epoch}'"], "target.env.NOW: unknown placeholder {clock.epoch}"),

@@ -70,3 +70,27 @@ def test_a_user_s_steady_stream_ticks_at_once_and_then_every_interval() -> None:
     assert stream.next_at() == 500.0
     assert [stream.take(now) for now in (500.0, 500.2, 500.25, 501.0)] == [1, 0, 1, 3]
     assert stream.next_at() == 501.25
+
+
+@pytest.mark.parametrize(("parts", "seed"), [(2, 0), (3, 1), (5, 2)])
+def test_workers_parts_tick_the_whole_curve_between_them_each_tick_once_in_its_time(
+        parts: int, seed: int) -> None:
+    rng = random.Random(seed)
+    shaped = spike(7.0, 20.0, 5.0, 4.0, 6.0)
+    streams = [Stream(shaped, 100.0, part, parts) for part in range(parts)]
+    taken: list[int] = []
+    for now in sorted(rng.uniform(99.0, 125.0) for _ in range(300)):
+        for stream in rng.sample(streams, parts):  # the workers in no set order
+            count = stream.take(now)
+            ticks = [stream.part + parts * (stream.taken - count + i) for i in range(count)]
+            assert all(100.0 + (shaped.tick_at(k) or 0.0) <= now for k in ticks)
+            taken += ticks
+            upcoming = stream.next_at()
+            assert upcoming is None or upcoming > now
+    assert sorted(taken) == list(range(shaped.ticks))
+    assert max(s.taken for s in streams) - min(s.taken for s in streams) <= 1
+
+
+def test_a_part_must_be_one_of_the_parts() -> None:
+    with pytest.raises(ValueError, match="part 2 of 2: expected 0 <= part < parts"):
+        Stream(steady(1.0), 0.0, 2, 2)
