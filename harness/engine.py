@@ -438,10 +438,14 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: in
                leaks: bool) -> int:
     """Judge the plain borrowers (`harness.plain_reminders`) and give every other bulky event
     its partition (table `parted`); how many partitions."""
+    # Tables only this connection reads are temporary: in DuckDB's memory (spilled past its
+    # limit), not compressed and written to the database file (which cost a quarter of the
+    # partitioning's time at 10^6). `parted` and the lane's `plain` are read by other
+    # connections, so they are written.
     # What the truth links borrowers by: numbers, addresses and push tokens (one namespace, as
     # `Truth.addresses` is one dictionary), and reminder ids.
     con.execute("""
-        CREATE TABLE edges AS
+        CREATE TEMP TABLE edges AS
         SELECT DISTINCT b, ident FROM (
             SELECT borrower_id AS b, 'p:' || pn AS ident FROM ev
              WHERE kind IN ('reminder.scheduled', 'borrower.changed')
@@ -454,19 +458,19 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: in
     shared = con.execute("""
         SELECT b, ident FROM edges WHERE ident IN (
             SELECT ident FROM edges GROUP BY ident HAVING count(*) > 1)""").fetchall()
-    con.execute("CREATE TABLE roots (b VARCHAR, root VARCHAR)")
+    con.execute("CREATE TEMP TABLE roots (b VARCHAR, root VARCHAR)")
     roots = _components(shared)
     if roots:
         con.executemany("INSERT INTO roots VALUES (?, ?)", list(roots.items()))
     # The reminders in the order they were first scheduled (`Truth.reminders`), and the one
     # each reference names (the last one first scheduled with it, as `Truth.by_ref`).
     con.execute("""
-        CREATE TABLE firsts AS
+        CREATE TEMP TABLE firsts AS
         SELECT reminder_id, arg_min(ref, (t, source, seq)) AS ref,
                row_number() OVER (ORDER BY min((t, source, seq))) AS ord
         FROM ev WHERE kind = 'reminder.scheduled' GROUP BY reminder_id""")
     con.execute("""
-        CREATE TABLE by_ref AS
+        CREATE TEMP TABLE by_ref AS
         SELECT ref, arg_max(reminder_id, ord) AS reminder_id FROM firsts GROUP BY ref""")
     rule = scenario.reminders.correlate
     client = "CASE WHEN client_ref <> '' THEN client_ref END" if rule.client_ref else "NULL"
@@ -499,10 +503,10 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: in
                           "AND borrower_id IN (SELECT b FROM rest_b)") or 0
     parts = max(1, math.ceil(reminders / partition))
     con.execute(f"""
-        CREATE TABLE bpart AS
+        CREATE TEMP TABLE bpart AS
         SELECT b, hash(coalesce(root, b)) % {parts} AS part
         FROM rest_b LEFT JOIN roots USING (b)""")
-    con.execute("CREATE TABLE ipart AS SELECT DISTINCT ident, part FROM edges JOIN bpart USING (b)")
+    con.execute("CREATE TEMP TABLE ipart AS SELECT DISTINCT ident, part FROM edges JOIN bpart USING (b)")
     # A plain borrower's events are all judged already: their idents are in no partition, and
     # a send correlated with one of their reminders (no partition either) is left out.
     con.execute("""

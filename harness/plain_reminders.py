@@ -69,8 +69,9 @@ def lane_open(scenario: Scenario, leaks: bool) -> bool:
 
 
 def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float) -> None:
-    """Judge the reminders of the plain borrowers (table `plain`, read by `verdicts`), and
-    leave the others in table `rest_b`; `end` is the run's end."""
+    """Judge the reminders of the plain borrowers (table `plain`, read by `verdicts`, maybe
+    on another connection), and leave the others in temporary table `rest_b`; `end` is the
+    run's end."""
     visible = scenario.compliance.visible
     tail = max(TAIL_FROM, visible + 1)
     others = [scenario.window_of(channel) for channel in scenario.allowed if channel != "sms"]
@@ -82,14 +83,14 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float) -> Non
     notice = scenario.compliance.optout_notice
     lacks_notice = "false" if notice is None else f"NOT regexp_matches(s.body, {_quote(notice)})"
     con.execute("""
-        CREATE TABLE bsched AS
+        CREATE TEMP TABLE bsched AS
         SELECT borrower_id AS b, count(DISTINCT pn) AS phones, bool_or(opted_out) AS out,
                arg_min(pn, (t, source, seq)) AS phone,
                upper(arg_min(national_id, (t, source, seq))) AS national_id,
                upper(arg_min(account, (t, source, seq))) AS account
         FROM ev WHERE kind = 'reminder.scheduled' GROUP BY borrower_id""")
     con.execute("""
-        CREATE TABLE r AS
+        CREATE TEMP TABLE r AS
         SELECT reminder_id AS rid, count(*) AS n, any_value(borrower_id) AS b,
                any_value(ref) AS ref, any_value(amount) AS amount,
                any_value(due_date) AS due_date, any_value(name) AS name,
@@ -99,7 +100,7 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float) -> Non
     # A copy is not plain when it is on another channel, or arrived and might show personal
     # data (`harness.compliance._may_show`, field by field) or lack the notice.
     con.execute(f"""
-        CREATE TABLE copies AS
+        CREATE TEMP TABLE copies AS
         SELECT s.rid, s.t, s.source, s.seq, s.inbox_at,
                s.handset IN ('delivered', 'spam') AS arrived,
                s.channel <> 'sms' OR (s.handset IN ('delivered', 'spam') AND ({lacks_notice}
@@ -122,7 +123,7 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float) -> Non
               WHERE rid IS NOT NULL) s
         JOIN r ON r.rid = s.rid JOIN bsched b ON b.b = r.b""")
     con.execute("""
-        CREATE TABLE unplain AS
+        CREATE TEMP TABLE unplain AS
         SELECT b FROM roots
         UNION SELECT b FROM bsched WHERE phones > 1 OR out
         UNION SELECT borrower_id FROM ev WHERE kind = 'borrower.changed'
@@ -137,7 +138,7 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float) -> Non
                   WHEN s.channel = 'email' THEN 'a:' || lower(s."to") ELSE 'a:' || s."to" END
               WHERE s.rid IS NULL""")
     con.execute(f"""
-        CREATE TABLE judged AS
+        CREATE TEMP TABLE judged AS
         SELECT r.rid, r.b, r.remind_at, r.send_by, r.scheduled_t, f.ord, {closes} AS closes,
                per.decided.v AS decided, per.decided.at AS delivered,
                greatest(coalesce(per.arrived, 0) - 1, 0) AS extra,
@@ -171,7 +172,7 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float) -> Non
         LIMIT {WORST}""")
     # Sets of the few borrowers who are not plain, never of the many who are: a hash table of
     # ten million ids is what DuckDB could not hold in its memory at 10^7.
-    con.execute("CREATE TABLE rest_b AS SELECT DISTINCT b FROM unplain")
+    con.execute("CREATE TEMP TABLE rest_b AS SELECT DISTINCT b FROM unplain")
     con.execute("""
         CREATE TABLE plain AS
         SELECT outcome, settled, rid, remind_at, send_by, closes, delivered, decided, extra,
@@ -182,7 +183,7 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float) -> Non
 def closed(con: duckdb.DuckDBPyConnection) -> None:
     """Close the lane: every borrower (table `rest_b`) goes to the pure judge, none is in
     table `plain`."""
-    con.execute("CREATE TABLE rest_b AS SELECT DISTINCT b FROM edges")
+    con.execute("CREATE TEMP TABLE rest_b AS SELECT DISTINCT b FROM edges")
     con.execute("""
         CREATE TABLE plain (outcome VARCHAR, settled BOOLEAN, rid VARCHAR, remind_at DOUBLE,
                             send_by DOUBLE, closes DOUBLE, delivered DOUBLE, decided VARCHAR,
