@@ -366,7 +366,7 @@ def summary(points: Sequence[Point]) -> list[str]:
         lines.append(f"{point.rate:g}/s ({point.users} Locust users, {point.workers} notifier "
                      f"workers{behind}; the vendors accepted {point.sent_rate:.0f} messages a "
                      f"second, the notifier spending {point.notifier_us_per_send:.0f} µs of CPU "
-                     "on each): all but the notifier {point.harness_us:.0f} µs per owed "
+                     f"on each): all but the notifier {point.harness_us:.0f} µs per owed "
                      f"reminder ({verdict} the {HARNESS_GOAL_US:.0f} µs goal), notifier "
                      f"{point.notifier_us:.0f} µs; cores during load, and cores' worth of "
                      f"time ready but waiting for one: {cores} (the run "
