@@ -308,21 +308,19 @@ class Outbox:
         self._update(reminder_id, f"{self._schema.status} = 'unknown'")
 
     def retry_later(self, reminder_id: str, delay: float, error: str) -> None:
-        s = self._schema
-        self._update(
-            reminder_id,
-            f"{s.status} = 'pending', {s.due} = ?, {s.error} = ?",
-            time.time() + delay,
-            error,
-        )
+        self._due_again(reminder_id, "pending", delay, error)
 
     def in_doubt(self, reminder_id: str, delay: float, error: str) -> None:
         """The answer of the vendor last tried (`mark_trying`) was lost and it cannot be asked
         about it now: ask it again after `delay`, before trying anything else."""
+        self._due_again(reminder_id, "in_doubt", delay, error)
+
+    def _due_again(self, reminder_id: str, status: str, delay: float, error: str) -> None:
         s = self._schema
         self._update(
             reminder_id,
-            f"{s.status} = 'in_doubt', {s.due} = ?, {s.error} = ?",
+            f"{s.status} = ?, {s.due} = ?, {s.error} = ?",
+            status,
             time.time() + delay,
             error,
         )
