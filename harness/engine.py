@@ -506,7 +506,8 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: in
         CREATE TEMP TABLE bpart AS
         SELECT b, hash(coalesce(root, b)) % {parts} AS part
         FROM rest_b LEFT JOIN roots USING (b)""")
-    con.execute("CREATE TEMP TABLE ipart AS SELECT DISTINCT ident, part FROM edges JOIN bpart USING (b)")
+    con.execute("CREATE TEMP TABLE ipart AS "
+                "SELECT DISTINCT ident, part FROM edges JOIN bpart USING (b)")
     # A plain borrower's events are all judged already: their idents are in no partition, and
     # a send correlated with one of their reminders (no partition either) is left out.
     con.execute("""

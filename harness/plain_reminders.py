@@ -46,7 +46,8 @@ _FIELD_SQL = {"amount": "r.amount", "due_date": "r.due_date", "name": "r.name", 
               "due_year": "split_part(r.due_date, '-', 1)",
               "due_month": "split_part(r.due_date, '-', 2)",
               "due_day": "split_part(r.due_date, '-', 3)"}
-_MASKS = "".join(sorted(MASKS))
+_MASK = "[" + "".join("\\" + mask if mask in "\\[]^-" else mask for mask in sorted(MASKS)) + "]"
+"""A mask character, as an RE2 class."""
 _RUN = "[0-9" + "".join(sorted({mask.upper() for mask in MASKS})) + "]"
 """A character of a run in upper case (`harness.compliance._as_long`'s class)."""
 
@@ -98,13 +99,14 @@ def judge(con: duckdb.DuckDBPyConnection, scenario: Scenario, end: float) -> Non
                any_value(t) AS scheduled_t
         FROM ev WHERE kind = 'reminder.scheduled' GROUP BY reminder_id""")
     # A copy is not plain when it is on another channel, or arrived and might show personal
-    # data (`harness.compliance._may_show`, field by field) or lack the notice.
+    # data (`harness.compliance._may_show`, field by field: two mask characters found by a
+    # pattern, which took a seventh of the time counting them did) or lack the notice.
     con.execute(f"""
         CREATE TEMP TABLE copies AS
         SELECT s.rid, s.t, s.source, s.seq, s.inbox_at,
                s.handset IN ('delivered', 'spam') AS arrived,
                s.channel <> 'sms' OR (s.handset IN ('delivered', 'spam') AND ({lacks_notice}
-                   OR length(s.body) - length(translate(s.body, '{_MASKS}', '')) >= 2
+                   OR regexp_matches(s.body, '(?s){_MASK}.*{_MASK}')
                    OR regexp_matches(s.flat, '{_RUN}{{{_shortest(con)},}}')
                    OR (length(b.national_id) > {tail}
                        AND contains(s.flat, right(b.national_id, {tail})))
