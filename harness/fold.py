@@ -78,7 +78,7 @@ class Row(Judged):
 
     @property
     def truth(self) -> Any:
-        """What `harness.traces` and `Row.of` read of it (when it was scheduled)."""
+        """What `Fold.add` reads of it (when it was scheduled)."""
         return _Scheduled(self._scheduled_t)
 
 
