@@ -48,7 +48,6 @@ class ReminderService:
         self._sends: set[asyncio.Task[None]] = set()
         self._failure: Exception | None = None
         self._wake = asyncio.Event()
-        self._stopping = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; a crashed poller or send is re-raised."""
@@ -56,9 +55,11 @@ class ReminderService:
         sender = asyncio.create_task(self._claim(), name="sender")
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, poller, sender], return_when=asyncio.FIRST_COMPLETED)
+        # The failed send that stopped the sender, if one did; one failing in the grace
+        # below is not re-raised, as before.
+        failure = self._failure
         stopped.cancel()
         log.info("stopping: in-flight sends get %.0fs to finish", SHUTDOWN_GRACE)
-        self._stopping = True
         poller.cancel()
         sender.cancel()
         await asyncio.gather(stopped, poller, sender, return_exceptions=True)
@@ -72,8 +73,8 @@ class ReminderService:
             error = None if task.cancelled() else task.exception()
             if error is not None:
                 raise error
-        if self._failure is not None:
-            raise self._failure
+        if failure is not None:
+            raise failure
 
     async def _poll(self) -> None:
         streak = FailureStreak()
