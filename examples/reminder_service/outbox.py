@@ -242,39 +242,52 @@ class Outbox:
         )
 
     def claim(self) -> OutboxRow | None:
-        """Mark the claimable row due longest `sending` and return it; none is due before its
-        time. Fenced, and with the lease to last one renewal period more: none is claimed
-        when the lease is about to run out (its renewal is late), so that the send it starts
-        reaches the vendor well before a standby can take over and ask about it."""
+        """The claimable row due longest, claimed as `claim_due` claims it; None if none is
+        due."""
+        rows = self.claim_due(1)
+        return rows[0] if rows else None
+
+    def claim_due(self, limit: int) -> list[OutboxRow]:
+        """Mark the claimable rows due longest, at most `limit`, `sending` and return them in
+        the order they fell due; none is due before its time. One transaction for them all:
+        a write transaction of its own was most of a claim's cost. Fenced, and with the lease
+        to last one renewal period more: none is claimed when the lease is about to run out
+        (its renewal is late), so that the sends it starts reach the vendor well before a
+        standby can take over and ask about them."""
         s = self._schema
         now = time.time()
         margin = 0.0 if self._ha is None else self._ha.lease_renew
+        claimed: list[tuple[str, int, str, str | None, str | None]] = []
         with self._write(fenced=True) as lasts:
             if lasts < margin:
-                return None
+                return []
             due = self._db.execute(
                 f"SELECT rowid, {s.status}, vendor, {s.asked} FROM {s.sends}"
                 f" WHERE {s.status} IN {_CLAIMABLE} AND {s.due} <= ?"
-                f" ORDER BY {s.due} LIMIT 1",
-                (now,),
-            ).fetchone()
-            if due is None:
-                return None
-            rowid, status, vendor, asked = due
-            reminder_id, attempts = self._db.execute(
-                f"UPDATE {s.sends} SET {s.status} = 'sending', {s.attempts} = {s.attempts} + 1,"
-                f" {s.updated} = ? WHERE rowid = ? RETURNING reminder_id, {s.attempts}",
-                (now, rowid),
-            ).fetchone()
-            (record,) = self._db.execute(
-                f"SELECT record FROM {s.records} WHERE reminder_id = ?", (reminder_id,)
-            ).fetchone()
-        doubt = (
-            Doubt(str(vendor), Reminder.from_json(asked))
-            if status == "in_doubt" and vendor is not None and asked is not None
-            else None
-        )
-        return OutboxRow(ReminderRecord.from_json(record), int(attempts), doubt)
+                f" ORDER BY {s.due} LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            for rowid, status, vendor, asked in due:
+                reminder_id, attempts = self._db.execute(
+                    f"UPDATE {s.sends} SET {s.status} = 'sending',"
+                    f" {s.attempts} = {s.attempts} + 1, {s.updated} = ?"
+                    f" WHERE rowid = ? RETURNING reminder_id, {s.attempts}",
+                    (now, rowid),
+                ).fetchone()
+                (record,) = self._db.execute(
+                    f"SELECT record FROM {s.records} WHERE reminder_id = ?", (reminder_id,)
+                ).fetchone()
+                claimed.append((record, int(attempts), status, vendor, asked))
+        return [
+            OutboxRow(
+                ReminderRecord.from_json(record),
+                attempts,
+                Doubt(str(vendor), Reminder.from_json(asked))
+                if status == "in_doubt" and vendor is not None and asked is not None
+                else None,
+            )
+            for record, attempts, status, vendor, asked in claimed
+        ]
 
     def next_due(self) -> float | None:
         """When the earliest claimable row falls due (epoch seconds), None if none is pending."""

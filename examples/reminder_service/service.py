@@ -19,15 +19,18 @@ log = logging.getLogger(__name__)
 # The idle sender sleeps until the earliest pending row falls due, but never longer than this:
 # the poll wakes it only for rows it stores, not for retries whose backoff ends.
 IDLE_RECHECK = 0.2
+# Rows claimed in one outbox transaction at the most: one row a transaction cost 160 µs of
+# CPU, 16 cost 50 µs a row; a larger batch would hold the event loop for longer.
+CLAIM_BATCH = 16
 SHUTDOWN_GRACE = 2.0
 
 
 class ReminderService:
-    """One sender claims the due rows, one at a time, while fewer than `workers` sends are in
-    flight, and starts a send for each. A single claimer, rather than every idle worker
-    polling the outbox, is what lets many workers wait cheaply: with 50 workers each woke up
-    for every row falling due, and 49 found nothing, which took most of the notifier's one
-    core from 1000 reminders a second on."""
+    """One sender claims the due rows, as many at a time as workers are free (CLAIM_BATCH at
+    the most), and starts a send for each. A single claimer, rather than every idle worker
+    polling the outbox, is what lets many workers wait cheaply: when each of 50 workers woke
+    up for every row falling due, 49 claimed nothing in a write transaction of their own, and
+    the notifier spent about twice the CPU per message it spends now (bench/hotpath)."""
 
     def __init__(
         self,
@@ -44,7 +47,9 @@ class ReminderService:
         self._dispatcher = dispatcher
         self._alerter = alerter
         self._poll_interval = poll_interval
-        self._free = asyncio.Semaphore(workers)
+        self._workers = workers
+        self._in_flight = 0
+        self._freed = asyncio.Event()  # set when a send ends
         self._sends: set[asyncio.Task[None]] = set()
         self._failure: Exception | None = None
         self._wake = asyncio.Event()
@@ -106,18 +111,21 @@ class ReminderService:
         """Claim due rows while a worker is free; ends, for run to re-raise, when a send
         failed (a fenced write found the lease gone, or a bug)."""
         while self._failure is None:
-            await self._free.acquire()
-            if self._failure is not None:
-                return
+            free = min(self._workers - self._in_flight, CLAIM_BATCH)
+            if free <= 0:
+                self._freed.clear()
+                await self._freed.wait()
+                continue
             self._wake.clear()
-            row = self._outbox.claim()
-            if row is None:
-                self._free.release()
+            rows = self._outbox.claim_due(free)
+            if not rows:
                 await self._idle()
                 continue
-            send = asyncio.create_task(self._send(row))
-            self._sends.add(send)
-            send.add_done_callback(self._sends.discard)
+            for row in rows:
+                self._in_flight += 1
+                send = asyncio.create_task(self._send(row))
+                self._sends.add(send)
+                send.add_done_callback(self._sends.discard)
 
     async def _send(self, row: OutboxRow) -> None:
         try:
@@ -130,7 +138,8 @@ class ReminderService:
         finally:
             # Not woken for a row put back for later: the idle sender's next look is at most
             # IDLE_RECHECK away, and the backoffs are longer (0.5 s and more).
-            self._free.release()
+            self._in_flight -= 1
+            self._freed.set()
 
     async def _idle(self) -> None:
         due = self._outbox.next_due()
