@@ -100,7 +100,7 @@ class TwilioVendor:
         self._messages_url = URL(
             f"{config.base_url}/2010-04-01/Accounts/{config.account_sid}/Messages.json"
         )
-        # Made once: aiohttp would encode the credentials, and the form, on every send.
+        # Made once: given `auth=`, aiohttp encodes the credentials again on every send.
         self._send_headers = {
             "Authorization": aiohttp.BasicAuth(config.account_sid, config.auth_token).encode(),
             "Content-Type": "application/x-www-form-urlencoded",
