@@ -28,9 +28,9 @@ SHUTDOWN_GRACE = 2.0
 class ReminderService:
     """One sender claims the due rows, as many at a time as workers are free (CLAIM_BATCH at
     the most), and starts a send for each. A single claimer, rather than every idle worker
-    polling the outbox, is what lets many workers wait cheaply: when each of 50 workers woke
-    up for every row falling due, 49 claimed nothing in a write transaction of their own, and
-    the notifier spent about twice the CPU per message it spends now (bench/hotpath)."""
+    polling the outbox, is what lets many workers wait cheaply: when every idle worker woke
+    up for each row falling due, all but one claimed nothing, each in a write transaction of
+    its own."""
 
     def __init__(
         self,
