@@ -92,7 +92,7 @@ def fates(journal: Journal) -> dict[str, Fate]:
         found[judged.reminder_id] = Fate(
             judged.reminder_id, judged.state, copies, touches,
             sent=tuple(send.t for send in sends),
-            recorded=(judged.truth.scheduled.t, *(t.t for t in ledger)))
+            recorded=(judged.scheduled_t, *(t.t for t in ledger)))
     return found
 
 

@@ -34,12 +34,11 @@ class Row(Judged):
 
     # Slots named as `Judged`'s properties take their place: a figure reads a value, not a
     # computation over the truth.
-    __slots__ = ("_scheduled_t", "cancelled", "channel", "closes", "delivered_at",
-                 "extra_copies", "order", "outcome", "owed", "remind_at", "reminder_id",
-                 "send_by", "settled")
+    __slots__ = ("cancelled", "channel", "closes", "delivered_at", "extra_copies", "order",
+                 "outcome", "owed", "remind_at", "reminder_id", "scheduled_t", "send_by",
+                 "settled")
     order: int
     """Its place in the order reminders were first scheduled (`Truth.reminders`)."""
-    _scheduled_t: float
 
     def __init__(self, outcome: Outcome, owed: bool, cancelled: bool, settled: bool,
                  reminder_id: str, remind_at: float, send_by: float, closes: float,
@@ -59,7 +58,7 @@ class Row(Judged):
         put(self, "delivered_at", delivered_at)
         put(self, "channel", channel)
         put(self, "extra_copies", extra_copies)
-        put(self, "_scheduled_t", scheduled_t)
+        put(self, "scheduled_t", scheduled_t)
         put(self, "order", order)
 
     @classmethod
@@ -68,34 +67,13 @@ class Row(Judged):
         return cls(judged.outcome, judged.owed, judged.cancelled, judged.settled,
                    judged.reminder_id, judged.remind_at, judged.send_by, judged.closes,
                    judged.delivered_at, judged.channel, judged.extra_copies,
-                   judged.truth.scheduled.t, order)
+                   judged.scheduled_t, order)
 
     def __reduce__(self) -> tuple[type[Row], tuple[Any, ...]]:
         # Rows cross from the worker processes; the frozen parent refuses setattr.
         return Row, (self.outcome, self.owed, self.cancelled, self.settled, self.reminder_id,
                      self.remind_at, self.send_by, self.closes, self.delivered_at,
-                     self.channel, self.extra_copies, self._scheduled_t, self.order)
-
-    @property
-    def truth(self) -> Any:
-        """What `Fold.add` reads of it (when it was scheduled)."""
-        return _Scheduled(self._scheduled_t)
-
-
-@dataclass(frozen=True)
-class _At:
-    t: float
-
-
-@dataclass(frozen=True)
-class _Scheduled:
-    """A row's `truth`, as far as the figures look: `truth.scheduled.t`."""
-
-    t: float
-
-    @property
-    def scheduled(self) -> _At:
-        return _At(self.t)
+                     self.channel, self.extra_copies, self.scheduled_t, self.order)
 
 
 @dataclass(frozen=True)
@@ -191,7 +169,7 @@ class Fold:
         if judged.settled:
             self.settled(judged.outcome, judged.reminder_id, judged.remind_at, judged.closes,
                          judged.delivered_at, judged.channel, judged.extra_copies,
-                         judged.truth.scheduled.t, order, lambda: judged)
+                         judged.scheduled_t, order, lambda: judged)
         elif judged.extra_copies:
             self._first["duplicates"].offer(-order, order, lambda: judged)
 

@@ -117,6 +117,11 @@ class Judged:
         return self.truth.scheduled.reminder_id
 
     @property
+    def scheduled_t(self) -> float:
+        """When the ledger scheduled it (journal time)."""
+        return self.truth.scheduled.t
+
+    @property
     def remind_at(self) -> float:
         return self.truth.scheduled.remind_at
 
