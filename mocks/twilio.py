@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _json
 from typing import NamedTuple
-from urllib.parse import quote, unquote, unquote_to_bytes
+from urllib.parse import quote, unquote, unquote_to_bytes, urlencode
 
 import aiohttp
 from aiohttp import web
@@ -377,7 +377,11 @@ async def _callback(session: aiohttp.ClientSession, report: Report, sid: str,
 async def _post_signed(session: aiohttp.ClientSession, url: str, params: dict[str, str],
                        token: str) -> None:
     """A webhook request as Twilio makes it: a form POST signed with the account's token."""
-    headers = {"X-Twilio-Signature": signature(token, url, params),
+    # The form encoded here, as aiohttp's FormData would (the same bytes and Content-Type):
+    # its FormData machinery was a third of a callback's CPU in the mocks' profile.
+    headers = {"Content-Type": "application/x-www-form-urlencoded",
+               "X-Twilio-Signature": signature(token, url, params),
                "I-Twilio-Idempotency-Token": uuid.uuid4().hex}
-    async with session.post(url, data=params, headers=headers) as response:
+    body = urlencode(params).encode()
+    async with session.post(url, data=body, headers=headers) as response:
         await response.read()

@@ -21,7 +21,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
@@ -125,6 +125,10 @@ class Report:
     callback: str
 
 
+IN_FLIGHT = 16
+"""Per-message reports a vendor posts at once (each its callbacks in order): enough to keep up
+with the sends when each takes a round trip to a busy receiver."""
+
 Deliver = Callable[[list[Report]], Awaitable[None]]
 Forward = Callable[[str, str, str], Awaitable[None]]
 """Forwards a borrower's reply (url, from the borrower's number, to the sender) vendor-style."""
@@ -182,11 +186,25 @@ class ReportQueue:
                 ready.sort(key=lambda entry: self.draw("dlr_reorder", *entry[0]))
                 self.touched("dlr_reorder", reports=len(ready))
             due = [report for _, report in ready]
-            for chunk in ([due] if self.batch else [[report] for report in due]):
-                try:
-                    await self.deliver(chunk)
-                except Exception as exc:  # a receiver's failure must not stop the others
-                    log.info("delivery report failed: %s", exc)
+            if self.batch:
+                await self._deliver(due)
+                continue
+            # Per-message reports, started in their order, at most IN_FLIGHT at a time: one at
+            # a time, they fell ever further behind the sends (a round trip each). A reordering
+            # fault's order is the order they arrive in, so under it they go one at a time.
+            chunks = iter([[report] for report in due])
+            senders = 1 if self.faults().dlr_reorder else min(IN_FLIGHT, len(due))
+            await asyncio.gather(*(self._deliver_each(chunks) for _ in range(senders)))
+
+    async def _deliver_each(self, chunks: Iterator[list[Report]]) -> None:
+        for chunk in chunks:  # shared between the senders: each takes the next one not taken
+            await self._deliver(chunk)
+
+    async def _deliver(self, chunk: list[Report]) -> None:
+        try:
+            await self.deliver(chunk)
+        except Exception as exc:  # a receiver's failure must not stop the others
+            log.info("delivery report failed: %s", exc)
 
 
 class VendorMock:
