@@ -1,5 +1,5 @@
-"""Status callbacks reuse their TCP connections (one client session per vendor), and the mock
-closes that session when it stops."""
+"""Status callbacks reuse their TCP connections (one webhook client per vendor), and the mock
+closes its connections when it stops."""
 
 from __future__ import annotations
 
