@@ -176,11 +176,9 @@ class _Connection(asyncio.Protocol):
             self._fail(WebhookFailed("the receiver sent bytes after its answer"))
 
     def _fail(self, exc: Exception) -> None:
-        self.reusable = False
         if self._answer is not None and not self._answer.done():
             self._answer.set_exception(exc)
-        if self.transport is not None:
-            self.transport.close()
+        self.close()
 
     def close(self) -> None:
         self.reusable = False
