@@ -7,7 +7,7 @@ import math
 import random
 import string
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Literal
 
 from faker import Faker
@@ -88,6 +88,63 @@ class Changes(_Model):
         return self
 
 
+class Staging(_Model):
+    """The bank's own reminder calendar on a compressed month: for each installment, one
+    reminder `before_days` days before its due date (0: on the day) at `at` in the bank's time
+    zone, on the calendar whose time is `start` (midnight, UTC) + (now - epoch) * `speed`. The
+    epoch is fixed as the run starts its target, after the mocks: it comes with `Bank.clock`."""
+
+    start: date
+    speed: float = Field(gt=0)
+    before_days: tuple[int, ...] = Field(min_length=1)
+    at: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+    @model_validator(mode="after")
+    def _earliest_first(self) -> Staging:
+        # The first stage is the earliest: the installment's changes are planned before it.
+        if list(self.before_days) != sorted(set(self.before_days), reverse=True) or min(
+                self.before_days) < 0:
+            raise ValueError("before_days: distinct days >= 0, the earliest stage first")
+        return self
+
+    def real(self, epoch: float, calendar: datetime) -> float:
+        """The Unix time at which the compressed calendar reads `calendar`."""
+        midnight = datetime(self.start.year, self.start.month, self.start.day, tzinfo=UTC)
+        return epoch + (calendar - midnight).total_seconds() / self.speed
+
+    def calendar(self, epoch: float, now: float) -> datetime:
+        """The compressed calendar's time at Unix time `now`, in the bank's time zone."""
+        midnight = datetime(self.start.year, self.start.month, self.start.day, tzinfo=UTC)
+        return (midnight + timedelta(seconds=(now - epoch) * self.speed)).astimezone(BANK_TZ)
+
+    def stage_time(self, due_date: date, days_before: int) -> datetime:
+        """When the bank wants the reminder `days_before` days before `due_date`, local."""
+        hours, minutes = self.at.split(":")
+        return datetime.combine(due_date - timedelta(days=days_before),
+                                time(int(hours), int(minutes)), BANK_TZ)
+
+    def due_date(self, epoch: float, now: float, lead: float) -> date:
+        """The due date of an installment that appears at `now`: the first day whose earliest
+        stage is at least `lead` (real seconds) ahead, so the notifier hears of it in time."""
+        first = self.before_days[0]
+        ahead = self.calendar(epoch, now + lead)
+        due = ahead.date() + timedelta(days=first)
+        return due if self.stage_time(due, first) >= ahead else due + timedelta(days=1)
+
+
+class ClockUnset(RuntimeError):
+    """A staged bank was asked to schedule before it was told the calendar's epoch."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """Which of the bank's reminders of an installment a record is: `days_before` its due
+    date at `at` (local time), for the notifier to compute when to send."""
+
+    days_before: int
+    at: str
+
+
 ChangeKind = Literal["repaid", "partially_repaid", "phone_changed", "opted_out", "opted_in"]
 BORROWER_CHANGES: frozenset[ChangeKind] = frozenset({"phone_changed", "opted_out", "opted_in"})
 
@@ -135,6 +192,9 @@ class Record:
     remind_at_ms: int
     send_by_ms: int
     as_of_ms: int
+    stage: Stage | None = None
+    """A staged reminder's stage: the feed then gives no remind_at, the notifier computes it
+    (the times above are the truth it is judged by)."""
 
     @property
     def amount(self) -> str:
@@ -158,10 +218,16 @@ class PlannedChange:
 
 @dataclass(frozen=True, slots=True)
 class Scheduled:
-    """A reminder just scheduled: its first record and the changes planned for it."""
+    """An installment's reminders just scheduled (one, or one per stage, the earliest first):
+    their first records and the changes planned for them."""
 
-    record: Record
+    records: tuple[Record, ...]
     changes: tuple[PlannedChange, ...]
+
+    @property
+    def record(self) -> Record:
+        """The first reminder's record (the only one, without stages)."""
+        return self.records[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,17 +309,25 @@ class Bank:
     happens is made when a reminder is scheduled, from one generator, so the reminders and their
     changes depend only on the seed and the number of reminders scheduled: the i-th reminder of
     two banks with one seed is the same reminder (id, reference, borrower, amount, due date
-    counted from the first reminder's day, planned changes), whenever each tick comes.
+    counted from the first reminder's day, planned changes), whenever each tick comes. With
+    `staging`, the due date is the calendar's (it follows when the tick comes, so a tick late
+    across a calendar day moves it by a day), and the later stages' references come from a
+    generator of their own.
     """
 
     def __init__(self, population: Population, changes: Changes, *, lead: float,
-                 window: float, seed: int) -> None:
+                 window: float, seed: int, staging: Staging | None = None) -> None:
         self._population = population
+        self._staging = staging
+        self._epoch: float | None = None
+        # A staged installment's reminders by its first one's id: a repayment cancels them all.
+        self._stages: dict[str, tuple[str, ...]] = {}
         self._changes = changes
         self._lead_ms = round(lead * 1000)
         self._window_ms = round(window * 1000)
         self._seed = seed
         self._rng = random.Random(f"{seed}:bank")
+        self._stage_rng = random.Random(f"{seed}:stage-refs")
         self._faker = Faker(population.locale)
         self._numbers = _Permutation(_NUMBERS, random.Random(f"{seed}:numbers"))
         self._opt_outs = _Permutation(population.borrowers, random.Random(f"{seed}:opt-outs"))
@@ -265,6 +339,15 @@ class Bank:
         self._refs: set[str] = set()
         self._first_day: date | None = None
         self._token_owners: dict[str, str] = {}  # push token -> borrower id, of those made
+
+    @property
+    def staging(self) -> Staging | None:
+        """The bank's own reminder calendar, if it schedules one reminder per stage."""
+        return self._staging
+
+    def clock(self, epoch: float) -> None:
+        """The compressed calendar's epoch (Unix seconds), once the run has fixed it."""
+        self._epoch = epoch
 
     def _phone(self, index: int) -> str:
         prefix, rest = divmod(self._numbers(index), 10**8)
@@ -369,9 +452,9 @@ class Bank:
         pick = draw(self._seed, "test-amount", record.reminder_id, record.version)
         return replace(record, amount_cents=_TEST_AMOUNTS[int(pick * len(_TEST_AMOUNTS))])
 
-    def _new_ref(self) -> str:
+    def _new_ref(self, rng: random.Random | None = None) -> str:
         while True:
-            ref = "".join(self._rng.choices(_REF_CHARS, k=8))
+            ref = "".join((rng or self._rng).choices(_REF_CHARS, k=8))
             if ref not in self._refs and not ref.startswith(_TEST_REF):
                 self._refs.add(ref)
                 return ref
@@ -398,9 +481,33 @@ class Bank:
             due_date=self._first_day + timedelta(days=rng.randint(3, 10)),
             remind_at_ms=remind_at_ms, send_by_ms=remind_at_ms + self._window_ms,
             as_of_ms=now_ms)
-        self._records[reminder_id] = record
-        account.reminders.append(reminder_id)
-        return Scheduled(record, self._plan(record, account, now_ms))
+        records = (record,) if self._staging is None else self._staged(record, now)
+        for each in records:
+            self._records[each.reminder_id] = each
+            account.reminders.append(each.reminder_id)
+        if len(records) > 1:
+            self._stages[records[0].reminder_id] = tuple(r.reminder_id for r in records)
+        return Scheduled(records, self._plan(records[0], account, now_ms))
+
+    def _staged(self, drawn: Record, now: float) -> tuple[Record, ...]:
+        """The installment of `drawn` as the bank's reminder calendar has it: due on the
+        compressed calendar (not on the drawn date, whose draw is still made so that the seed
+        gives every later reminder what it gives without stages), one reminder per stage with
+        its own id (`<loan>-<n>-T<days>`) and reference, each wanted at its stage's time."""
+        staging, epoch = self._staging, self._epoch
+        assert staging is not None
+        if epoch is None:
+            raise ClockUnset("the bank schedules by stages and has not been told the epoch")
+        due = staging.due_date(epoch, now, self._lead_ms / 1000)
+        records: list[Record] = []
+        for days in staging.before_days:
+            remind_at_ms = round(staging.real(epoch, staging.stage_time(due, days)) * 1000)
+            records.append(replace(
+                drawn, reminder_id=f"{drawn.reminder_id}-T{days}",
+                ref=drawn.ref if not records else self._new_ref(self._stage_rng), due_date=due,
+                remind_at_ms=remind_at_ms, send_by_ms=remind_at_ms + self._window_ms,
+                stage=Stage(days, staging.at)))
+        return tuple(records)
 
     def _plan(self, record: Record, account: _Account, now_ms: int) -> tuple[PlannedChange, ...]:
         rng, changes = self._rng, self._changes
@@ -452,11 +559,16 @@ class Bank:
             if target.status == "cancelled":
                 return None
             assert change.amount_cents is not None
-            updated = replace(target, version=target.version + 1, as_of_ms=now_ms,
-                              amount_cents=change.amount_cents,
-                              status="cancelled" if change.kind == "repaid" else "scheduled")
-            self._records[updated.reminder_id] = updated
-            return Applied(change, (updated,), updated.borrower)
+            # A repayment changes the installment: each of its stages' reminders.
+            updates = []
+            for reminder_id in self._stages.get(change.reminder_id, (change.reminder_id,)):
+                current = self._records[reminder_id]
+                updated = replace(current, version=current.version + 1, as_of_ms=now_ms,
+                                  amount_cents=change.amount_cents,
+                                  status="cancelled" if change.kind == "repaid" else "scheduled")
+                self._records[reminder_id] = updated
+                updates.append(updated)
+            return Applied(change, tuple(updates), target.borrower)
         return self._change_borrower(change, now_ms)
 
     def _change_borrower(self, change: PlannedChange, now_ms: int) -> Applied | None:
