@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mocks.bank import Changes, Population
+from mocks.bank import Changes, Population, Staging
 from mocks.catalogue import MODULES
 from mocks.handsets import HandsetConfig
 
@@ -61,6 +61,9 @@ class MocksConfig(_Model):
     channels: list[ChannelKind] = []
     app: bool = False
     """Whether the ledger serves the borrower app's view (the `app` link's upstream)."""
+    staging: Staging | None = None
+    """The bank's own reminder calendar (`reminders.month.stages`); its epoch comes later,
+    by the ledger's PUT /admin/clock."""
     run_dir: str = ""
     """Where a channel may write files the target reads (the push service account)."""
     token: str = Field(default_factory=lambda: secrets.token_urlsafe(32), min_length=16)
