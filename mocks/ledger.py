@@ -55,6 +55,7 @@ from mocks.bank import (
     Applied,
     Bank,
     Borrower,
+    ClockUnset,
     PlannedChange,
     Record,
     ms_time,
@@ -142,7 +143,7 @@ class Ledger:
     def __init__(self, journal: JournalWriter, config: MocksConfig) -> None:
         self._journal = journal
         self.bank = Bank(config.population, config.changes, lead=config.lead,
-                         window=config.window, seed=config.seed)
+                         window=config.window, seed=config.seed, staging=config.staging)
         self._seed = config.seed
         self.serves_app = config.app
         self.faults = LedgerFaults()
@@ -202,27 +203,30 @@ class Ledger:
         return tuple(self.tick(now) for _ in range(count))
 
     def tick(self, now: float | None = None) -> Record:
-        """Schedule the next reminder at `now` (default: now), journal it, replicate it, and
-        set its changes' timers (this must run on the event loop)."""
+        """Schedule the next installment's reminders at `now` (default: now), journal and
+        replicate each, and set their changes' timers (this must run on the event loop);
+        returns the first (a staged installment has one reminder per stage). ClockUnset from
+        a staged bank not yet told the epoch."""
         scheduled = self.bank.schedule(time.time() if now is None else now)
-        record = scheduled.record
-        borrower = record.borrower
-        # `append`: the same line as `write`, without the stamped copy nobody reads here.
-        self._journal.append(ReminderScheduled(
-            t=record.as_of_ms / 1000, reminder_id=record.reminder_id, ref=record.ref,
-            loan_id=record.loan_id, borrower_id=borrower.borrower_id, name=borrower.name,
-            phone=borrower.phone, email=borrower.email, device_token=borrower.device_token,
-            national_id=borrower.national_id, account=borrower.account,
-            opted_out=borrower.opted_out, amount=record.amount,
-            due_date=record.due_date.isoformat(), remind_at=record.remind_at_ms / 1000,
-            send_by=record.send_by_ms / 1000))
-        self._versions[record.reminder_id] = [record]
-        self._contacts.setdefault(borrower.borrower_id, [(0, borrower)])
-        self._replicate(record)
+        for record in scheduled.records:
+            borrower = record.borrower
+            # `append`: the same line as `write`, without the stamped copy nobody reads here.
+            # A staged reminder's remind_at is the truth the notifier must work out itself.
+            self._journal.append(ReminderScheduled(
+                t=record.as_of_ms / 1000, reminder_id=record.reminder_id, ref=record.ref,
+                loan_id=record.loan_id, borrower_id=borrower.borrower_id, name=borrower.name,
+                phone=borrower.phone, email=borrower.email, device_token=borrower.device_token,
+                national_id=borrower.national_id, account=borrower.account,
+                opted_out=borrower.opted_out, amount=record.amount,
+                due_date=record.due_date.isoformat(), remind_at=record.remind_at_ms / 1000,
+                send_by=record.send_by_ms / 1000))
+            self._versions[record.reminder_id] = [record]
+            self._contacts.setdefault(borrower.borrower_id, [(0, borrower)])
+            self._replicate(record)
         loop = asyncio.get_running_loop()
         for change in scheduled.changes:
             loop.call_later(max(0.0, change.at_ms / 1000 - time.time()), self._happen, change)
-        return record
+        return scheduled.records[0]
 
     def _happen(self, change: PlannedChange) -> None:
         applied = self.bank.apply(change, time.time())
@@ -243,7 +247,8 @@ class Ledger:
 
     def _changed(self, applied: Applied) -> None:
         """Journal a change of the truth, keep it in the history and replicate its records."""
-        self._journal.write(self._change_event(applied))
+        for event in self._change_events(applied):
+            self._journal.write(event)
         if applied.change.kind in BORROWER_CHANGES:
             self._contacts[applied.borrower.borrower_id].append(
                 (applied.records[0].as_of_ms, applied.borrower))
@@ -252,18 +257,18 @@ class Ledger:
             self._replicate(record)
 
     @staticmethod
-    def _change_event(applied: Applied) -> ReminderChanged | BorrowerChanged:
+    def _change_events(applied: Applied) -> list[ReminderChanged | BorrowerChanged]:
         # The journal's time is the new versions' as_of: the moment the truth changed.
         t = applied.records[0].as_of_ms / 1000
         if applied.change.kind in BORROWER_CHANGES:
             borrower = applied.borrower
-            return BorrowerChanged(t=t, borrower_id=borrower.borrower_id, phone=borrower.phone,
-                                   opted_out=borrower.opted_out)
-        [record] = applied.records
+            return [BorrowerChanged(t=t, borrower_id=borrower.borrower_id,
+                                    phone=borrower.phone, opted_out=borrower.opted_out)]
+        # A repayment changes each reminder of the installment (one per stage).
         change: Literal["repaid", "partially_repaid"] = (
             "repaid" if applied.change.kind == "repaid" else "partially_repaid")
-        return ReminderChanged(t=t, reminder_id=record.reminder_id, change=change,
-                               amount=record.amount)
+        return [ReminderChanged(t=t, reminder_id=record.reminder_id, change=change,
+                                amount=record.amount) for record in applied.records]
 
     def _touched(self, switch: str, subject: str, **detail: object) -> None:
         self._journal.write(FaultTouched(mock="ledger", switch=switch, subject=subject,
@@ -383,10 +388,20 @@ def as_wire(record: Record, schema: str | None) -> dict[str, object]:
         "installment": {"number": record.installment, "amount": record.amount,
                         "currency": "CNY",
                         "dueDate" if schema == "renamed_field" else "due_date": due_date},
-        "remind_at": wire_time(record.remind_at_ms),
-        "send_by": wire_time(record.send_by_ms),
+        **_when(record),
         "as_of": wire_time(record.as_of_ms),
     }
+
+
+def _when(record: Record) -> dict[str, object]:
+    """When the bank wants the reminder sent: its times, or a staged reminder's stage (no
+    times: the notifier computes them from the due date and the compressed clock)."""
+    stage = record.stage
+    if stage is None:
+        return {"remind_at": wire_time(record.remind_at_ms),
+                "send_by": wire_time(record.send_by_ms)}
+    return {"remind_at": None, "send_by": None,
+            "stage": {"days_before": stage.days_before, "at": stage.at}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,13 +474,32 @@ def create_app(ledger: Ledger) -> web.Application:
         if ask is None:
             return _error(400, 'a tick takes no body, {} or {"count": N} with N from 1 to '
                           f"{MAX_BATCH}")
-        records = ledger.ticks(ask.count)
+        try:
+            records = ledger.ticks(ask.count)
+        except ClockUnset as exc:
+            return _error(409, f"{exc}: PUT /admin/clock first")
         if not ask.listed:
             return web.json_response({"reminder_id": records[0].reminder_id,
                                       "ref": records[0].ref}, status=201)
         return web.json_response({"ticks": [{"reminder_id": record.reminder_id,
                                              "ref": record.ref} for record in records]},
                                  status=201)
+
+    async def clock(request: web.Request) -> web.Response:
+        # The run fixes the month's epoch after the mocks start (as it starts the target).
+        try:
+            body = json_value(await request.read())
+        except Junk:
+            body = None
+        epoch = body.get("epoch") if isinstance(body, dict) and len(body) == 1 else None
+        if ledger.bank.staging is None:
+            return _error(409, "the bank schedules no stages: it keeps no calendar")
+        # bool is an int to Python, not a time to anyone.
+        if isinstance(epoch, bool) or not isinstance(epoch, int | float) or not (
+                0 < epoch < 2**32):
+            return _error(400, 'clock: expected {"epoch": <Unix seconds>}')
+        ledger.bank.clock(float(epoch))
+        return web.json_response({"epoch": epoch})
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -537,6 +571,7 @@ def create_app(ledger: Ledger) -> web.Application:
     app.router.add_get("/v1/reminders/changes", changes)
     app.router.add_get("/v1/reminders/{reminder_id}", primary)
     app.router.add_post("/admin/ticks", tick)
+    app.router.add_put("/admin/clock", clock)
     app.router.add_get("/healthz", healthz)
     if ledger.serves_app:
         app.router.add_get("/v1/app/borrowers/{borrower_id}/installment", installment)
