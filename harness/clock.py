@@ -1,6 +1,6 @@
 """The compressed calendar of a run with `reminders.month`: when its month begins (the epoch),
 how fast it runs, and how the target is told (environment variables and `{clock.*}`, or
-libfaketime's speed-up for a target that cannot read them)."""
+libfaketime's speed-up for a target that cannot read them) and, with stages, the ledger."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import httpx
+
 from harness.errors import StartupError
 from harness.load_shapes import DAY
 from harness.scenario import Month, Scenario
 from harness.scorecard import Calendar
+from mocks.bank import Staging
+from mocks.manifest import TOKEN_HEADER, Manifest
 
 CURVE_ENV = "NOTIFYCHAOS_CURVE"
 """The environment variable that gives Locust a paced run's curve (load_shapes.Curve JSON)."""
@@ -130,6 +134,29 @@ def clocked(scenario: Scenario) -> Scenario:
         upgrade = upgrade.model_copy(update={"target": upgrade.target.model_copy(
             update={"env": with_clock(upgrade.target.env, month)})})
     return scenario.model_copy(update={"target": target, "upgrade": upgrade})
+
+
+def staging(scenario: Scenario) -> Staging | None:
+    """The bank's own reminder calendar for the ledger, from `reminders.month.stages`; its
+    epoch is told once the run fixes it (`tell_ledger`)."""
+    month = scenario.reminders.month
+    if month is None or month.stages is None:
+        return None
+    return Staging(start=month.start, speed=month.speed(scenario.duration),
+                   before_days=tuple(month.stages.before_days), at=month.stages.at)
+
+
+def tell_ledger(manifest: Manifest, clock: Clock, timeout: float = 5.0) -> None:
+    """Give a staged ledger the month's epoch, before any tick needs it; StartupError if it
+    does not take it."""
+    try:
+        response = httpx.put(f"{manifest.ledger_url}/admin/clock", json={"epoch": clock.epoch},
+                             headers={TOKEN_HEADER: manifest.token}, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise StartupError("mocks", f"the ledger was not told the month's epoch: {exc}") from None
+    if response.status_code != 200:
+        raise StartupError("mocks", "the ledger refused the month's epoch: HTTP "
+                           f"{response.status_code} {response.text[:200]}")
 
 
 def pacing_env(scenario: Scenario, epoch: float | None) -> dict[str, str]:

@@ -197,6 +197,36 @@ def _default_content() -> dict[str, str]:
     return {"amount": "{amount}", "due_date": "{due_date}"}
 
 
+_CLOCK_TIME = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+
+
+class Stages(_Model):
+    """The bank's own reminder calendar: for each installment, one reminder `before_days` days
+    before its due date (0: on the day), each at `at` in the bank's time zone (Asia/Shanghai).
+    The feed then gives the due date and the stage, not remind_at: the notifier computes it
+    on the compressed clock."""
+
+    before_days: list[int] = Field(min_length=1, max_length=8, description="days before the "
+                                   "due date, the earliest first: [3, 1, 0]")
+    at: str = Field(description='the time of day of each stage, quoted: "09:00"')
+
+    @field_validator("before_days")
+    @classmethod
+    def _earliest_first(cls, value: list[int]) -> list[int]:
+        if value != sorted(set(value), reverse=True) or min(value) < 0 or max(value) > 31:
+            raise ValueError(f"expected distinct days from 31 down to 0, the earliest stage "
+                             f"first (e.g. [3, 1, 0]), got {value}")
+        return value
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _time_of_day(cls, value: Any) -> Any:
+        # YAML reads an unquoted 09:00 as the number 540 (base 60): ask for quotes.
+        if not (isinstance(value, str) and _CLOCK_TIME.fullmatch(value)):
+            raise ValueError(f'expected a quoted time of day such as "09:00", got {value!r}')
+        return value
+
+
 class Month(_Model):
     """A calendar month of due dates compressed onto the run's load: load time t is calendar
     time `start + t * speed`, where speed maps `days` days onto the duration. The target is
@@ -211,6 +241,9 @@ class Month(_Model):
                            "libfaketime's speed-up, for one that cannot read the clock's "
                            "variables: its clock reads the calendar, and its sleeps and "
                            "timeouts run `speed` times faster too")
+    stages: Stages | None = Field(default=None, description="the bank's own reminder "
+                                  "calendar (T-3, T-1, on the day): each installment gets one "
+                                  "reminder per stage, whose time the notifier computes")
 
     def speed(self, duration: float) -> float:
         """Calendar seconds per real second over a run of `duration` seconds of load."""
@@ -221,9 +254,6 @@ class Steady(_Model):
     """The same rate all along (`reminders.rate`)."""
 
     kind: Literal["steady"]
-
-
-_CLOCK_TIME = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
 class MorningBatch(_Model):
@@ -293,7 +323,8 @@ class Reminders(_Model):
     month: Month | None = Field(default=None, description="a calendar month of due dates "
                                 "compressed onto the load")
     lead: Duration = Field(default=5.0, ge=0, description="remind_at is this long after the "
-                           "reminder appears in the ledger: the notifier schedules the send")
+                           "reminder appears in the ledger: the notifier schedules the send "
+                           "(with month stages: at least this long before the first stage)")
     window: Duration = Field(gt=0)
     correlate: Correlation
     content: dict[str, str] = Field(default_factory=_default_content, description="checks of "
@@ -467,10 +498,17 @@ class Scenario(_Model):
     @property
     def drain_seconds(self) -> float:
         """How long the run keeps watching after load stops: by default until the last
-        reminder's window has passed (lead + window)."""
+        reminder's window has passed (lead + window; with stages, the last installment's last
+        stage may be up to a day more than the stages span after its lead)."""
         if self.drain is not None:
             return self.drain
-        return self.reminders.lead + max(self.window_of(channel) for channel in self.allowed)
+        window = max(self.window_of(channel) for channel in self.allowed)
+        month = self.reminders.month
+        if month is None or month.stages is None:
+            return self.reminders.lead + window
+        days = month.stages.before_days
+        staged = (days[0] - days[-1] + 1) * DAY / month.speed(self.duration)
+        return self.reminders.lead + staged + window
 
     @property
     def allowed(self) -> tuple[Channel, ...]:
