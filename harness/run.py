@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from harness import runlock, settling
 from harness.canary import Canary
-from harness.clock import Clock, clocked, describe_pacing
+from harness.clock import Clock, clocked, describe_pacing, staging, tell_ledger
 from harness.errors import FaultInjectionError, LoadError, NotifyChaosError, StartupError
 from harness.instances import Instances, instance_values
 from harness.journal import (
@@ -148,6 +148,8 @@ class Run:
         month = self.scenario.reminders.month
         clock = None if month is None else Clock.of(month, self.scenario.duration,
                                                     time.time() + month.lead_in)
+        if clock is not None and month is not None and month.stages is not None:
+            tell_ledger(manifest, clock)
         # The target (and its version B) with the clock's variables, if there is a month.
         started = clocked(self.scenario)
         spec = started.target
@@ -273,7 +275,7 @@ class Run:
             changes=self.scenario.changes, journal_dir=str(self.run_dir / "journal"),
             handsets=self.scenario.handsets, channels=list(self.scenario.channels),
             app=self.scenario.app is not None, run_dir=str(self.run_dir),
-            vendors={name: vendor.model_copy(update={
+            staging=staging(self.scenario), vendors={name: vendor.model_copy(update={
                 key: book.render(url) for key in ("report_url", "inbound_url")
                 if (url := getattr(vendor, key))})
                 for name, vendor in self.scenario.vendors.items()})
