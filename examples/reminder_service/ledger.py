@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from .bank_calendar import WALL, Calendar
 from .errors import describe
 from .reminder import ReminderRecord
 from .settings import Defect
@@ -42,8 +43,10 @@ class LedgerClient:
         feed_timeout: float,
         primary_timeout: float,
         defect: Defect | None = None,
+        calendar: Calendar = WALL,
     ) -> None:
         self._session = session
+        self._calendar = calendar
         self._base_url = f"{base_url}/v1/reminders"
         self._feed_timeout = _timeout(feed_timeout)
         self._primary_timeout = _timeout(primary_timeout)
@@ -56,7 +59,7 @@ class LedgerClient:
         query = {"cursor": str(cursor), "limit": str(PAGE_SIZE)}
         body = await self._get(f"{self._base_url}/changes", self._feed_timeout, query)
         try:
-            page = _parse_page(body)
+            page = _parse_page(body, self._calendar)
         except ValueError as exc:
             raise LedgerError(f"malformed page: {exc}") from exc
         if self._defect is Defect.WRONG_TIMEZONE:
@@ -73,7 +76,7 @@ class LedgerClient:
         url = f"{self._base_url}/{quote(reminder_id, safe='')}"
         body = await self._get(url, self._primary_timeout, {}, unknown=404)
         try:
-            record = ReminderRecord.from_ledger(body)
+            record = ReminderRecord.from_ledger(body, self._calendar)
         except ValueError as exc:
             raise LedgerError(f"malformed primary record: {exc}") from exc
         return self._as_cached(record)
@@ -113,7 +116,7 @@ def _timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds, sock_connect=min(1.0, seconds))
 
 
-def _parse_page(body: Any) -> FeedPage:
+def _parse_page(body: Any, calendar: Calendar) -> FeedPage:
     if not isinstance(body, dict):
         raise ValueError("not an object")
     items = body.get("changes")
@@ -126,5 +129,6 @@ def _parse_page(body: Any) -> FeedPage:
     if not isinstance(has_more, bool):
         raise ValueError("'has_more' is not a boolean")
     return FeedPage(
-        tuple(ReminderRecord.from_ledger(item) for item in items), next_cursor, has_more
+        tuple(ReminderRecord.from_ledger(item, calendar) for item in items), next_cursor,
+        has_more,
     )

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
+
+from .bank_calendar import WALL, Calendar
 
 # The contract's formats, checked as written: a tolerant reader would send a drifted schema's
 # values (a DD/MM/YYYY date) to borrowers instead of failing where it can be noticed.
@@ -15,6 +17,7 @@ _AMOUNT = re.compile(r"\d+\.\d{2}")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_CLOCK_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _NATIONAL_ID = re.compile(r"\d{17}[\dX]")
 _CARD = re.compile(r"\d{12,19}")
 
@@ -73,8 +76,9 @@ class ReminderRecord:
     as_of: datetime
 
     @classmethod
-    def from_ledger(cls, item: object) -> ReminderRecord:
-        """Parse one feed entry or primary record; ValueError if anything is off-contract."""
+    def from_ledger(cls, item: object, calendar: Calendar = WALL) -> ReminderRecord:
+        """Parse one feed entry or primary record; ValueError if anything is off-contract. A
+        staged entry's remind_at is computed on `calendar` (contract §3)."""
         if not isinstance(item, dict):
             raise ValueError("reminder is not an object")
         borrower = _object(item, "borrower")
@@ -82,6 +86,8 @@ class ReminderRecord:
         status = _text(item, "status")
         if status not in _STATUSES:
             raise ValueError(f"reminder status {status!r} is not one of {', '.join(_STATUSES)}")
+        as_of = _time(item, "as_of")
+        due_date = _day(installment, "due_date")
         return cls(
             reminder_id=_text(item, "reminder_id"),
             ref=_text(item, "ref"),
@@ -96,9 +102,9 @@ class ReminderRecord:
             national_id=_matching(borrower, "national_id", _NATIONAL_ID),
             account=_nullable(borrower, "account", _CARD),
             amount=_matching(installment, "amount", _AMOUNT),
-            due_date=_day(installment, "due_date"),
-            remind_at=_time(item, "remind_at"),
-            as_of=_time(item, "as_of"),
+            due_date=due_date,
+            remind_at=_remind_at(item, due_date, as_of, calendar),
+            as_of=as_of,
         )
 
     def message(self) -> Reminder:
@@ -186,6 +192,22 @@ def _version(parent: dict[str, Any]) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError("reminder field 'version' is not a positive integer")
     return value
+
+
+def _remind_at(item: dict[str, Any], due_date: str, as_of: datetime,
+               calendar: Calendar) -> datetime:
+    """The entry's remind_at, or a staged entry's (remind_at null, `stage` given): its stage's
+    local time (in the feed's zone, as_of's offset) before the due date, on `calendar`."""
+    if item.get("remind_at") is not None or "stage" not in item:
+        return _time(item, "remind_at")
+    stage = _object(item, "stage")
+    days = stage.get("days_before")
+    if not isinstance(days, int) or isinstance(days, bool) or days < 0:
+        raise ValueError("reminder field 'stage.days_before' is not an integer >= 0")
+    at = _matching(stage, "at", _CLOCK_TIME)
+    assert as_of.tzinfo is not None  # _time refuses a time without its offset
+    return calendar.stage_time(date.fromisoformat(due_date), days, time.fromisoformat(at),
+                               as_of.tzinfo)
 
 
 def _time(parent: dict[str, Any], key: str) -> datetime:

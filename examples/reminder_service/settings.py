@@ -6,8 +6,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
+from .bank_calendar import WALL, Calendar
 from .schema import SCHEMAS
 
 
@@ -32,6 +34,7 @@ class Defect(StrEnum):
     IGNORES_REPAYMENTS = "ignores-repayments"
     IGNORES_OPT_OUTS = "ignores-opt-outs"
     WRONG_TIMEZONE = "wrong-timezone"
+    WALL_CALENDAR = "wall-calendar"
     WRONG_AMOUNT_FORMAT = "wrong-amount-format"
     NEVER_ALERTS = "never-alerts"
     SLOW_DRAIN = "slow-drain"
@@ -119,6 +122,8 @@ class Settings:
     mail: MailConfig | None
     """Set when CHANNELS lists email."""
     app_link: str
+    calendar: Calendar
+    """What staged reminders are scheduled by: the compressed month when told one."""
 
     @property
     def fallbacks(self) -> tuple[str, ...]:
@@ -163,6 +168,9 @@ class Settings:
             push=_push(env) if "push" in channels else None,
             mail=_mail(env) if "email" in channels else None,
             app_link=env.optional("APP_LINK"),
+            # The defect: the bank's stages read on the wall clock, whatever calendar the
+            # notifier was told (days late on a compressed month, or never).
+            calendar=WALL if defect is Defect.WALL_CALENDAR else _calendar(env),
         )
         for vendor in (settings.primary, settings.secondary):
             if vendor is not None and vendor.name in (SMS, *FALLBACKS):
@@ -298,6 +306,25 @@ def _mail(env: _Env) -> MailConfig:
         # server's answer (a lost one counts as sent) inside an e-mail window.
         timeout=env.positive("SMTP_TIMEOUT", 10.0),
     )
+
+
+def _calendar(env: _Env) -> Calendar:
+    """The compressed month's clock of NOTIFYCHAOS_CLOCK_EPOCH, _SPEED and _START (all three
+    or none); the wall clock without them."""
+    keys = ("NOTIFYCHAOS_CLOCK_EPOCH", "NOTIFYCHAOS_CLOCK_SPEED", "NOTIFYCHAOS_CLOCK_START")
+    if not any(env.optional(key) for key in keys):
+        return WALL
+    epoch, speed, start = (env.required(key) for key in keys)
+    try:
+        begins = datetime.fromisoformat(start)
+        calendar = Calendar(epoch=float(epoch), speed=float(speed), start=begins)
+    except ValueError:
+        raise ConfigError(f"NOTIFYCHAOS_CLOCK_*: expected Unix seconds, a speed and an ISO 8601 "
+                          f"time, got {epoch!r}, {speed!r}, {start!r}") from None
+    if begins.tzinfo is None or not calendar.speed > 0:
+        raise ConfigError(f"NOTIFYCHAOS_CLOCK_START needs its offset and _SPEED must be "
+                          f"positive, got {start!r}, {speed!r}")
+    return calendar
 
 
 def _mode(value: str) -> Mode:
