@@ -78,6 +78,7 @@ async def serve(settings: Settings, outbox: Outbox) -> None:
             feed_timeout=FEED_TIMEOUT,
             primary_timeout=settings.primary_timeout,
             defect=settings.defect,
+            calendar=settings.calendar,
         )
         vendors = [
             build_vendor(
