@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.journal import BorrowerOptedOut, ComponentReady, FaultApplied, SendRecorded
+from harness.journal import (
+    BorrowerOptedOut,
+    ComponentReady,
+    FaultApplied,
+    ReminderScheduled,
+    SendRecorded,
+)
 from harness.pytest_plugin import Rehearser
 from harness.scenario import load_scenario
 from harness.truth import CHANGE_GRACE
@@ -63,6 +69,7 @@ VARIANTS = (
     Variant("sms-only", "compliance-template-rejected", "continuity >= 0.99",
             made_by=("target.env.CHANNELS=sms",)),
     Variant("leaks-pii", "pii-review", "pii_exposed == 0"),
+    Variant("wall-calendar", "repayment-calendar", "continuity >= 0.99"),
 )
 
 BASELINES = {"core-upgrade-rehearsal": ["timeline=[]"]}
@@ -354,3 +361,27 @@ def test_a_link_sends_the_reminders_to_the_spam_folder(library: dict[str, Finish
     assert card["verdict"] == "failed_as_expected"
     assert card["outcomes"]["filtered"] > 0
     assert all(fault["touched"] > 0 for fault in card["faults"])
+
+
+def test_the_notifier_s_own_calendar_sends_each_stage_on_its_day(
+        library: dict[str, Finished]) -> None:
+    run = library["reference/repayment-calendar"]
+    card = run.scorecard()
+    truths = run.journal().of(ReminderScheduled)
+    by_stage: dict[str, list[ReminderScheduled]] = {}
+    for truth in truths:
+        by_stage.setdefault(truth.reminder_id.rsplit("-", 1)[1], []).append(truth)
+    # Each installment has its three reminders, T-3, T-1 and on the day, 2 and 1 days apart.
+    assert sorted(by_stage) == ["T0", "T1", "T3"]
+    assert len(by_stage["T3"]) == len(by_stage["T1"]) == len(by_stage["T0"]) == card["owed"] // 3
+    day = 86_400 / card["calendar"]["speed"]
+    for first, last in zip(by_stage["T3"], by_stage["T0"], strict=True):
+        assert last.remind_at - first.remind_at == pytest.approx(3 * day, abs=0.002)
+    # The notifier worked every time out itself, and sent each on time; the report counts them
+    # by calendar day across March.
+    assert card["outcomes"]["on_time"] == card["owed"] >= 300, _summary(run)
+    labels = [bucket["label"] for bucket in card["owed_over_time"] if bucket["owed"]]
+    assert labels[0].startswith("Mar") and len(labels) >= 28
+    # On the wall clock, every stage of March 2030 is years away: none is sent at all.
+    wall = library["defect/wall-calendar"].scorecard()
+    assert wall["outcomes"]["missed"] == wall["owed"] == card["owed"]
