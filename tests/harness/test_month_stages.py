@@ -3,6 +3,8 @@ ledger's staging it becomes, and how long a run watches for its last stages."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import date
 
 import pytest
@@ -11,7 +13,8 @@ from harness.clock import staging
 from harness.errors import ScenarioError
 from harness.load_shapes import DAY
 from harness.scenario import load_scenario
-from mocks.bank import Staging
+from mocks.bank import Bank, Changes, Population, Staging
+from mocks.ledger import as_wire
 from tests.conftest import ROOT
 from tests.harness.journals import scenario
 
@@ -72,3 +75,21 @@ def test_bad_stages_are_one_line_naming_the_key(override: str, message: str) -> 
 
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_the_contract_s_staged_entry_is_the_ledger_s() -> None:
+    contract = (ROOT / "docs" / "target-contract.md").read_text(encoding="utf-8")
+    [block] = [b for b in re.findall(r"```json\n(.*?)```", contract, re.S) if '"stage"' in b]
+    example = json.loads(block)
+    bank = Bank(Population(), Changes(), lead=1.0, window=4.0, seed=1,
+                staging=Staging(start=date(2030, 3, 1), speed=66960.0, before_days=(3, 1, 0),
+                                at="09:00"))
+    bank.clock(1_900_000_000.0)
+    served = as_wire(bank.schedule(1_900_000_000.0).records[0], None)
+
+    assert {key: served[key] for key in ("remind_at", "send_by")} == {
+        "remind_at": None, "send_by": None}
+    assert served["stage"] == example["stage"] == {"days_before": 3, "at": "09:00"}
+    assert re.fullmatch(r"ML-\d{6}-\d{3}-T3", str(served["reminder_id"]))
+    assert re.fullmatch(r"ML-\d{6}-\d{3}-T3", example["reminder_id"])
+    assert set(example) <= set(served)
