@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -20,9 +21,10 @@ from harness.journal import (
     ReminderChanged,
     RunStarted,
 )
-from harness.live import JournalTail, LiveDisplay, RunProgress, plain_line
+from harness.live import LiveDisplay, RunProgress, plain_line
 from harness.run import FAULT_INJECTION_FAILED
 from harness.scenario import Step
+from harness.tail import JournalTail
 from harness.timeline import TimelinePlayer
 from tests.harness.journals import (
     OTHER_PHONE,
@@ -232,3 +234,30 @@ def test_the_timeline_tells_a_fault_injection_error_when_it_happens(tmp_path: Pa
         player.stop()
         journal.close()
     assert told == player.errors == ["step 0 (proxy.down on vendors.sms): refused"]
+
+
+def test_an_estimate_from_the_lines_agrees_with_one_from_the_whole_events(
+        tmp_path: Path) -> None:
+    # The display reads a reminder's and a send's lines into lean models of the fields it
+    # needs; a line spelt otherwise (spaces) is read whole, one it cannot read is passed over.
+    events: list[Event] = [RunStarted(t=T0, scenario=SCENARIO), LoadStarted(t=T0, pid=1)]
+    for n in range(1, 21):
+        ref, borrower = f"AAAA{n:04d}", f"B{n}"
+        events.append(owed(ref, at=n, scheduled=n - 1, borrower=borrower))
+        if n % 4 == 0:
+            events.append(phone_changed(n + 0.5, OTHER_PHONE, borrower=borrower))
+        if n % 3:
+            events.append(sent(ref, at=n + n % 7, arrive=n % 5 * 3.0,
+                               to=OTHER_PHONE if n % 4 == 0 else owed(ref, at=n).phone))
+    write(tmp_path, "mocks", events)
+    with (tmp_path / "hand.jsonl").open("wb") as file:
+        spaced = owed("AAAA0099", at=3, scheduled=1, borrower="B99")
+        file.write(json.dumps(spaced.model_dump(mode="json")).encode() + b"\n")
+        file.write(b'{"t":1.0,"source":"x","seq":1,"kind":"send.recorded","to":1}\n')
+    from_lines, from_events = RunProgress(), RunProgress()
+    from_lines.add_lines(JournalTail(tmp_path).lines())
+    from_events.add(JournalTail(tmp_path, RunProgress.KINDS).read())
+    for second in range(0, 40):
+        now = T0 + second
+        assert from_lines.snapshot(now) == from_events.snapshot(now), second
+    assert from_lines.snapshot(T0 + 40).requests == 21
