@@ -185,13 +185,19 @@ def run_calendar(scenario: Scenario) -> Calendar | None:
 
 def describe_pacing(scenario: Scenario) -> str:
     """How a paced run's load goes, for the run's progress line: `295 reminders, month_end,
-    Dec 1 to Dec 31 2026 (a day every 1.61s)`; empty for a steady run."""
+    Dec 1 to Dec 31 2026 (a day every 1.61s)` (with stages, `120 installments of 3 reminders
+    (T-3, T-1, on the day at 09:00), ...`); empty for a steady run."""
     if not scenario.paced:
         return ""
-    told = f"{scenario.curve().ticks} reminders, {scenario.reminders.shape.kind}"
     month = scenario.reminders.month
+    ticks, kind = scenario.curve().ticks, scenario.reminders.shape.kind
+    told = f"{ticks} reminders, {kind}"
     if month is None:
         return told
+    if month.stages is not None:
+        days = ", ".join(f"T-{n}" if n else "on the day" for n in month.stages.before_days)
+        told = (f"{ticks} installments of {len(month.stages.before_days)} reminders ({days} at "
+                f"{month.stages.at}), {kind}")
     clock = Clock.of(month, scenario.duration, 0.0)
     last = clock.calendar(scenario.duration - 1e-6)
     return (f"{told}, {month.start:%b} {month.start.day} to {last:%b} {last.day} {last.year} "

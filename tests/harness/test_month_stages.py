@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from harness.clock import staging
+from harness.clock import describe_pacing, staging
 from harness.errors import ScenarioError
 from harness.load_shapes import DAY
 from harness.scenario import load_scenario
@@ -93,3 +93,11 @@ def test_the_contract_s_staged_entry_is_the_ledger_s() -> None:
     assert re.fullmatch(r"ML-\d{6}-\d{3}-T3", str(served["reminder_id"]))
     assert re.fullmatch(r"ML-\d{6}-\d{3}-T3", example["reminder_id"])
     assert set(example) <= set(served)
+
+
+def test_the_run_says_how_many_installments_and_stages_its_load_makes() -> None:
+    calendar = load_scenario(ROOT / "scenarios" / "repayment-calendar.yaml")
+
+    assert describe_pacing(calendar) == (
+        "120 installments of 3 reminders (T-3, T-1, on the day at 09:00), steady, Mar 1 to "
+        "Mar 31 2030 (a day every 1.29s)")
