@@ -451,3 +451,14 @@ def test_a_secret_is_masked_as_before_wherever_the_one_scan_of_the_repr_looks() 
         masked, expected = secrets.mask(request), long_way.mask(request)
         assert masked == expected
         assert (masked is request) == (expected is request)
+
+
+def test_form_pairs_read_escapes_and_backslashes_as_parse_qsl_does() -> None:
+    # A field's escapes are decoded in C unless the field holds a backslash or a % that starts
+    # no escape: each way must read as parse_qsl reads it.
+    rng = random.Random(RNG_SEED)
+    pieces = ["%", "%4", "%41", "%e4%bd%a0", "%5C", "%5cx41", "\\", "\\x41", "\\n", "x", "41",
+              "%%", "%0A", "%00", "%FF", "%C3", "=", "&", "+"]
+    texts = [*pieces, *("".join(rng.choices(pieces, k=rng.randint(1, 10))) for _ in range(5_000))]
+    for text in texts:
+        assert twilio.form_pairs(text) == parse_qsl(text, keep_blank_values=True), text
