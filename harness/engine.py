@@ -320,8 +320,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, files: list[str], partition: int
     started = next((event for event in small if isinstance(event, RunStarted)), None)
     if started is None:
         raise JournalError("the journal has no run.started event: nothing to score")
-    _load(con, files)
     scenario = started.scenario
+    _load(con, files, scenario)
     ended = next((event for event in small if isinstance(event, RunEnded)), None)
     bulk_end = _one(con, "SELECT max(t) FROM ev")
     end = ended.t if ended else max(
@@ -372,14 +372,17 @@ def _small_events(con: duckdb.DuckDBPyConnection, files: list[str]) -> list[Even
     return [event for event in events if event.kind not in _BULK]
 
 
-def _load(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
+def _load(con: duckdb.DuckDBPyConnection, files: list[str], scenario: Scenario) -> None:
     """The bulky kinds' columns into table `ev`, with pydantic's defaults for what an older
-    schema did not write."""
+    schema did not write, and each send's references (`cref`, `bref`: `_references`)."""
     con.execute(_NATIONAL)
+    client, body = _references(scenario)
     try:
         con.execute(
             "CREATE TABLE ev AS SELECT *, nat(phone) AS pn,"
-            " CASE WHEN kind = 'send.recorded' AND channel = 'sms' THEN nat(\"to\") END AS tn"
+            " CASE WHEN kind = 'send.recorded' AND channel = 'sms' THEN nat(\"to\") END AS tn,"
+            f" CASE WHEN kind = 'send.recorded' THEN {client} END AS cref,"
+            f" CASE WHEN kind = 'send.recorded' THEN {body} END AS bref"
             " FROM (SELECT * REPLACE ("
             " coalesce(channel, 'sms') AS channel, coalesce(handset, 'delivered') AS handset,"
             " coalesce(email, '') AS email, coalesce(device_token, '') AS device_token,"
@@ -414,6 +417,23 @@ def _load(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
              AND outcome NOT IN ('accepted', 'read', 'rejected', 'refused', 'lost'))""")
     if missing:
         raise Unsure("a bulky event lacks a field")
+
+
+def _references(scenario: Scenario) -> tuple[str, str]:
+    """A send's references in SQL, as `harness.judging.Correlator` reads them: its client
+    reference, and the `ref` group of the scenario's body pattern (NULL when it does not
+    match). Computed once, as the JSON is read: the `sends` view is read three times, and
+    extracting the pattern each time cost more than the rest of those queries."""
+    rule = scenario.reminders.correlate
+    client = "CASE WHEN client_ref <> '' THEN client_ref END" if rule.client_ref else "NULL"
+    if not rule.body:
+        return client, "NULL"
+    pattern = "'" + rule.body.replace("'", "''") + "'"
+    group = re.compile(rule.body).groupindex["ref"]
+    # One extraction per body; an empty one may still be a match (of an empty `ref`).
+    found = f"regexp_extract(body, {pattern}, {group})"
+    return client, (f"CASE WHEN {found} <> '' THEN {found} "
+                    f"WHEN regexp_matches(body, {pattern}) THEN '' END")
 
 
 def _check_ascii(con: duckdb.DuckDBPyConnection) -> None:
@@ -476,28 +496,12 @@ def _partition(con: duckdb.DuckDBPyConnection, scenario: Scenario, partition: in
     con.execute("""
         CREATE TEMP TABLE by_ref AS
         SELECT ref, arg_max(reminder_id, ord) AS reminder_id FROM firsts GROUP BY ref""")
-    rule = scenario.reminders.correlate
-    client = "CASE WHEN client_ref <> '' THEN client_ref END" if rule.client_ref else "NULL"
-    if rule.body:
-        pattern = "'" + rule.body.replace("'", "''") + "'"
-        group = re.compile(rule.body).groupindex["ref"]
-        # One extraction per body; an empty one may still be a match (of an empty `ref`).
-        found = f"regexp_extract(body, {pattern}, {group})"
-        body = (f"CASE WHEN {found} <> '' THEN {found} "
-                f"WHEN regexp_matches(body, {pattern}) THEN '' END")
-    else:
-        body = "NULL"
-    try:
-        con.execute(f"""
-            CREATE TEMP VIEW sends AS
-            SELECT s.*, coalesce(c.reminder_id, r.reminder_id) AS rid FROM (
-                SELECT *, {client} AS cref, {body} AS bref FROM ev
-                 WHERE kind = 'send.recorded') s
-            LEFT JOIN by_ref c ON c.ref = s.cref LEFT JOIN by_ref r ON r.ref = s.bref""")
-    except duckdb.OutOfMemoryException:
-        raise
-    except duckdb.Error as exc:  # an expression RE2 does not take
-        raise Unsure(str(exc)) from None
+    # The references were read with the JSON (`_load`): the view only joins them.
+    con.execute("""
+        CREATE TEMP VIEW sends AS
+        SELECT s.*, coalesce(c.reminder_id, r.reminder_id) AS rid
+        FROM (SELECT * FROM ev WHERE kind = 'send.recorded') s
+        LEFT JOIN by_ref c ON c.ref = s.cref LEFT JOIN by_ref r ON r.ref = s.bref""")
     if plain_reminders.lane_open(scenario, leaks):
         plain_reminders.judge(con, scenario, end)
     else:
