@@ -191,13 +191,15 @@ def describe_pacing(scenario: Scenario) -> str:
         return ""
     month = scenario.reminders.month
     ticks, kind = scenario.curve().ticks, scenario.reminders.shape.kind
-    told = f"{ticks} reminders, {kind}"
+    stages = None if month is None else month.stages
+    if stages is None:
+        told = f"{ticks} reminders, {kind}"
+    else:
+        days = ", ".join(f"T-{n}" if n else "on the day" for n in stages.before_days)
+        told = (f"{ticks} installments of {len(stages.before_days)} reminders ({days} at "
+                f"{stages.at}), {kind}")
     if month is None:
         return told
-    if month.stages is not None:
-        days = ", ".join(f"T-{n}" if n else "on the day" for n in month.stages.before_days)
-        told = (f"{ticks} installments of {len(month.stages.before_days)} reminders ({days} at "
-                f"{month.stages.at}), {kind}")
     clock = Clock.of(month, scenario.duration, 0.0)
     last = clock.calendar(scenario.duration - 1e-6)
     return (f"{told}, {month.start:%b} {month.start.day} to {last:%b} {last.day} {last.year} "

@@ -32,7 +32,7 @@ from harness.faults import FAULTS, read_params, written_params
 from harness.gates import Gate, parse_gate
 from harness.load_shapes import DAY, Curve, batches, curve, daily, month_end, spike
 from harness.scenario_input import read_bytes, read_document, read_value
-from mocks.bank import Changes, Population
+from mocks.bank import CLOCK_TIME, Changes, Population, check_stage_days
 from mocks.catalogue import credential_keys
 from mocks.channels import channel_placeholders
 from mocks.control import Regex
@@ -197,7 +197,14 @@ def _default_content() -> dict[str, str]:
     return {"amount": "{amount}", "due_date": "{due_date}"}
 
 
-_CLOCK_TIME = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+_CLOCK_TIME = re.compile(CLOCK_TIME)
+
+
+def _time_of_day(value: Any) -> Any:
+    # YAML reads an unquoted 09:00 as the number 540 (base 60): ask for quotes.
+    if not (isinstance(value, str) and _CLOCK_TIME.fullmatch(value)):
+        raise ValueError(f'expected a quoted time of day such as "09:00", got {value!r}')
+    return value
 
 
 class Stages(_Model):
@@ -213,18 +220,13 @@ class Stages(_Model):
     @field_validator("before_days")
     @classmethod
     def _earliest_first(cls, value: list[int]) -> list[int]:
-        if value != sorted(set(value), reverse=True) or min(value) < 0 or max(value) > 31:
-            raise ValueError(f"expected distinct days from 31 down to 0, the earliest stage "
-                             f"first (e.g. [3, 1, 0]), got {value}")
+        check_stage_days(value)
         return value
 
     @field_validator("at", mode="before")
     @classmethod
-    def _time_of_day(cls, value: Any) -> Any:
-        # YAML reads an unquoted 09:00 as the number 540 (base 60): ask for quotes.
-        if not (isinstance(value, str) and _CLOCK_TIME.fullmatch(value)):
-            raise ValueError(f'expected a quoted time of day such as "09:00", got {value!r}')
-        return value
+    def _at(cls, value: Any) -> Any:
+        return _time_of_day(value)
 
 
 class Month(_Model):
@@ -269,11 +271,8 @@ class MorningBatch(_Model):
 
     @field_validator("daily", mode="before")
     @classmethod
-    def _time_of_day(cls, value: Any) -> Any:
-        # YAML reads an unquoted 10:30 as the number 630 (base 60): ask for quotes.
-        if value is not None and not (isinstance(value, str) and _CLOCK_TIME.fullmatch(value)):
-            raise ValueError(f'expected a quoted time of day such as "09:00", got {value!r}')
-        return value
+    def _daily(cls, value: Any) -> Any:
+        return value if value is None else _time_of_day(value)
 
     @model_validator(mode="after")
     def _once_or_daily(self) -> MorningBatch:

@@ -29,14 +29,11 @@ class JournalTail:
     """Reads what was appended to a journal folder's `*.jsonl` files since the last read.
 
     It keeps one offset per file and takes whole lines only, so a line being written is read
-    once it is complete; a file that appears later is read from its start. With `kinds`, `read`
-    parses only the lines of those kinds (and any whose kind it cannot tell without parsing):
-    validating a line costs far more than finding its kind.
+    once it is complete; a file that appears later is read from its start.
     """
 
-    def __init__(self, directory: Path, kinds: frozenset[str] | None = None) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._kinds = kinds
         self._offsets: dict[Path, int] = {}
 
     def lines(self) -> list[bytes]:
@@ -55,10 +52,7 @@ class JournalTail:
     def read(self) -> list[Event]:
         """The events of the lines completed since the last call, file by file."""
         events: list[Event] = []
-        kinds = self._kinds
         for line in self.lines():
-            if kinds is not None and (kind := kind_of(line)) is not None and kind not in kinds:
-                continue
             try:
                 events.append(EVENT.validate_json(line))
             except ValidationError:

@@ -20,6 +20,17 @@ BANK_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+CLOCK_TIME = r"([01]\d|2[0-3]):([0-5]\d)"
+"""A time of day as the bank writes a stage's (and a scenario its batches'): `09:00`."""
+
+
+def check_stage_days(days: list[int] | tuple[int, ...]) -> None:
+    """ValueError unless `days` are a reminder calendar's stages: distinct days before the due
+    date, from 31 down to 0, the earliest first (its changes are planned before it)."""
+    if list(days) != sorted(set(days), reverse=True) or min(days) < 0 or max(days) > 31:
+        raise ValueError(f"expected distinct days from 31 down to 0, the earliest stage first "
+                         f"(e.g. [3, 1, 0]), got {list(days)}")
+
 # Mainland mobile prefixes; each is followed by 8 digits.
 _PREFIXES = ("130", "131", "132", "133", "134", "135", "136", "137", "138", "139", "150", "151",
              "152", "153", "155", "156", "157", "158", "159", "166", "173", "175", "176", "177",
@@ -97,25 +108,26 @@ class Staging(_Model):
     start: date
     speed: float = Field(gt=0)
     before_days: tuple[int, ...] = Field(min_length=1)
-    at: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    at: str = Field(pattern=f"^{CLOCK_TIME}$")
 
     @model_validator(mode="after")
     def _earliest_first(self) -> Staging:
-        # The first stage is the earliest: the installment's changes are planned before it.
-        if list(self.before_days) != sorted(set(self.before_days), reverse=True) or min(
-                self.before_days) < 0:
-            raise ValueError("before_days: distinct days >= 0, the earliest stage first")
+        check_stage_days(self.before_days)
         return self
+
+    @property
+    def _midnight(self) -> datetime:
+        """The calendar's start, at epoch."""
+        return datetime(self.start.year, self.start.month, self.start.day, tzinfo=UTC)
 
     def real(self, epoch: float, calendar: datetime) -> float:
         """The Unix time at which the compressed calendar reads `calendar`."""
-        midnight = datetime(self.start.year, self.start.month, self.start.day, tzinfo=UTC)
-        return epoch + (calendar - midnight).total_seconds() / self.speed
+        return epoch + (calendar - self._midnight).total_seconds() / self.speed
 
     def calendar(self, epoch: float, now: float) -> datetime:
         """The compressed calendar's time at Unix time `now`, in the bank's time zone."""
-        midnight = datetime(self.start.year, self.start.month, self.start.day, tzinfo=UTC)
-        return (midnight + timedelta(seconds=(now - epoch) * self.speed)).astimezone(BANK_TZ)
+        return (self._midnight + timedelta(seconds=(now - epoch) * self.speed)).astimezone(
+            BANK_TZ)
 
     def stage_time(self, due_date: date, days_before: int) -> datetime:
         """When the bank wants the reminder `days_before` days before `due_date`, local."""
