@@ -136,14 +136,14 @@ def clocked(scenario: Scenario) -> Scenario:
     return scenario.model_copy(update={"target": target, "upgrade": upgrade})
 
 
-def staging(scenario: Scenario) -> Staging | None:
+def staging(scenario: Scenario, epoch: float | None = None) -> Staging | None:
     """The bank's own reminder calendar for the ledger, from `reminders.month.stages`; its
-    epoch is told once the run fixes it (`tell_ledger`)."""
+    epoch, unless known already, is told once the run fixes it (`tell_ledger`)."""
     month = scenario.reminders.month
     if month is None or month.stages is None:
         return None
     return Staging(start=month.start, speed=month.speed(scenario.duration),
-                   before_days=tuple(month.stages.before_days), at=month.stages.at)
+                   before_days=tuple(month.stages.before_days), at=month.stages.at, epoch=epoch)
 
 
 def tell_ledger(manifest: Manifest, clock: Clock, timeout: float = 5.0) -> None:

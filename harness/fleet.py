@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from rich.console import Console
 
-from harness.scenario import load_scenario
+from harness.clock import ENV, Clock, staging
+from harness.scenario import Scenario, load_scenario
 from mocks.catalogue import MODULES
 from mocks.channels import CHANNEL_MODULES
 from mocks.manifest import TOKEN_HEADER, Manifest, MocksConfig, VendorConfig
@@ -19,27 +21,33 @@ DEMO_TEMPLATES = {
 }
 
 
-def fleet_config(state: Path, scenario: Path | None, seed: int) -> MocksConfig:
+def fleet_config(state: Path, scenario: Scenario | None, seed: int,
+                 clock: Clock | None = None) -> MocksConfig:
     """The vendors of `scenario`, or one of each kind the mocks speak, journaling into `state`,
-    with a fresh token."""
+    with a fresh token; a staged month's ledger on `clock`."""
     if scenario is not None:
-        model = load_scenario(scenario)
-        return MocksConfig(seed=model.seed, window=model.reminders.window,
-                           lead=model.reminders.lead, population=model.population,
-                           changes=model.changes, journal_dir=str(state / "journal"),
-                           vendors=model.vendors, handsets=model.handsets,
-                           channels=list(model.channels), app=model.app is not None,
-                           run_dir=str(state))
+        return MocksConfig(seed=scenario.seed, window=scenario.reminders.window,
+                           lead=scenario.reminders.lead, population=scenario.population,
+                           changes=scenario.changes, journal_dir=str(state / "journal"),
+                           vendors=scenario.vendors, handsets=scenario.handsets,
+                           channels=list(scenario.channels), app=scenario.app is not None,
+                           run_dir=str(state),
+                           staging=staging(scenario, clock.epoch if clock else None))
     vendors = {kind: VendorConfig(kind=kind, templates=DEMO_TEMPLATES) for kind in MODULES}
     return MocksConfig(seed=seed, journal_dir=str(state / "journal"), vendors=vendors,
                        channels=list(CHANNEL_MODULES), app=True, run_dir=str(state))
 
 
-def describe(manifest: Manifest) -> str:
-    """Each mock's address, credentials and control URLs, and the token the control URLs and
-    the ledger's /admin want, for a person to copy from."""
+def describe(manifest: Manifest, clock: Clock | None = None) -> str:
+    """Each mock's address, credentials and control URLs, the token the control URLs and the
+    ledger's /admin want, and a month's clock for the notifier, for a person to copy from."""
     lines = [f"ledger   {manifest.ledger_url}", f"alerts   {manifest.alerts_url}",
              f"token    {manifest.token}   (header {TOKEN_HEADER}: faults, sends, /admin)"]
+    if clock is not None:
+        values = clock.values()
+        lines.append("clock    " + " ".join(
+            f"{name}={values[placeholder.strip('{}')]}" for name, placeholder in ENV.items())
+            + "   (the scenario's month, from now: the notifier's environment)")
     for name, vendor in manifest.vendors.items():
         lines.append(f"{name} ({vendor.kind})   {vendor.url}")
         lines += [f"    {key} = {value}" for key, value in vendor.credentials.items()]
@@ -56,10 +64,15 @@ def mocks_up(state: Path, scenario: Path | None, seed: int, console: Console) ->
     """Serve the fleet until Ctrl-C; returns the manifest's path."""
     state.mkdir(parents=True, exist_ok=True)
     manifest_path = state / "mocks-manifest.json"
-    config = fleet_config(state, scenario, seed)
+    model = None if scenario is None else load_scenario(scenario)
+    month = None if model is None else model.reminders.month
+    # The month begins as the fleet comes up: ticks by hand fall due on its calendar from then.
+    clock = None if model is None or month is None else Clock.of(month, model.duration,
+                                                                 time.time())
+    config = fleet_config(state, model, seed, clock)
 
     def ready(manifest: Manifest) -> None:
-        console.print(describe(manifest), markup=False)
+        console.print(describe(manifest, clock), markup=False)
         console.print(f"manifest: {manifest_path}\ntest CA (HTTPS vendors): {manifest.ca_bundle}"
                       f"\nrecord of sends: {state / 'journal' / 'mocks.jsonl'}\nCtrl-C to stop.")
 

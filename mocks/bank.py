@@ -102,13 +102,15 @@ class Changes(_Model):
 class Staging(_Model):
     """The bank's own reminder calendar on a compressed month: for each installment, one
     reminder `before_days` days before its due date (0: on the day) at `at` in the bank's time
-    zone, on the calendar whose time is `start` (midnight, UTC) + (now - epoch) * `speed`. The
-    epoch is fixed as the run starts its target, after the mocks: it comes with `Bank.clock`."""
+    zone, on the calendar whose time is `start` (midnight, UTC) + (now - epoch) * `speed`. A
+    run fixes the epoch as it starts its target, after the mocks: it comes with `Bank.clock`."""
 
     start: date
     speed: float = Field(gt=0)
     before_days: tuple[int, ...] = Field(min_length=1)
     at: str = Field(pattern=f"^{CLOCK_TIME}$")
+    epoch: float | None = None
+    """The epoch when it is fixed before the mocks start (`mocks up`); a run's comes later."""
 
     @model_validator(mode="after")
     def _earliest_first(self) -> Staging:
@@ -331,7 +333,7 @@ class Bank:
                  window: float, seed: int, staging: Staging | None = None) -> None:
         self._population = population
         self._staging = staging
-        self._epoch: float | None = None
+        self._epoch = None if staging is None else staging.epoch
         # A staged installment's reminders by its first one's id: a repayment cancels them all.
         self._stages: dict[str, tuple[str, ...]] = {}
         self._changes = changes

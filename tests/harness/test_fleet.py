@@ -7,11 +7,14 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from harness.processes import poll_until
+from harness.scenario import load_scenario
 from mocks.manifest import TOKEN_HEADER, Manifest
 from tests.conftest import ROOT
 
@@ -48,3 +51,38 @@ def test_mocks_up_serves_the_scenario_vendors_and_channels_until_ctrl_c(tmp_path
     assert f"project = {manifest.channels['push'].values['project']}" in stdout
     assert f"token    {manifest.token}   (header {TOKEN_HEADER}" in stdout
     assert (tmp_path / "journal" / "mocks.jsonl").read_text().count('"send.recorded"') == 1
+
+
+def test_mocks_up_of_a_staged_month_starts_its_calendar_and_says_the_notifier_s_clock(
+        tmp_path: Path) -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "repayment-calendar.yaml")
+    assert scenario.reminders.month is not None
+    before = time.time()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness", "mocks", "up", "--state", str(tmp_path),
+         "--scenario", str(ROOT / "scenarios" / "repayment-calendar.yaml")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        manifest_path = tmp_path / "mocks-manifest.json"
+        assert poll_until(lambda: manifest_path.exists() or None, timeout=20)
+        ready = time.time()
+        manifest = Manifest.model_validate_json(manifest_path.read_text())
+        # A staged ledger not told its epoch answers 409: this one was told as it came up.
+        ticked = httpx.post(f"{manifest.ledger_url}/admin/ticks", timeout=5,
+                            headers={TOKEN_HEADER: manifest.token})
+        assert ticked.status_code == 201, ticked.text
+        entries = httpx.get(f"{manifest.ledger_url}/v1/reminders/changes", timeout=5,
+                            headers={TOKEN_HEADER: manifest.token}).json()["changes"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    assert [(e["stage"]["days_before"], e["remind_at"]) for e in entries] == [
+        (3, None), (1, None), (0, None)]
+    assert entries[0]["installment"]["due_date"].startswith("2030-03-")
+    [clock] = [line.split() for line in stdout.splitlines() if line.startswith("clock ")]
+    told = dict(word.split("=", 1) for word in clock[1:4])
+    assert before <= float(told["NOTIFYCHAOS_CLOCK_EPOCH"]) <= ready
+    assert float(told["NOTIFYCHAOS_CLOCK_SPEED"]) == pytest.approx(
+        scenario.reminders.month.speed(scenario.duration))
+    assert told["NOTIFYCHAOS_CLOCK_START"] == "2030-03-01T00:00:00Z"
