@@ -1,1 +1,1 @@
-"""Benchmarks, each with its own command (see README, Performance)."""
+"""Benchmarks, each with its own command (README, Performance; docs/performance.md)."""
