@@ -8,6 +8,8 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,15 +21,29 @@ from mocks.manifest import TOKEN_HEADER, Manifest
 from tests.conftest import ROOT
 
 
-def test_mocks_up_serves_the_scenario_vendors_and_channels_until_ctrl_c(tmp_path: Path) -> None:
+@contextmanager
+def mocks_up(state: Path, scenario: str) -> Iterator[tuple[Manifest, list[str]]]:
+    """`notifychaos mocks up` of scenarios/`scenario` for the block, then Ctrl-C: the list
+    holds what it printed once it has stopped (with exit code 0, or the test fails)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness", "mocks", "up", "--state", str(tmp_path),
-         "--scenario", str(ROOT / "scenarios" / "compliance-template-rejected.yaml")],
+        [sys.executable, "-m", "harness", "mocks", "up", "--state", str(state),
+         "--scenario", str(ROOT / "scenarios" / scenario)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    printed: list[str] = []
     try:
-        manifest_path = tmp_path / "mocks-manifest.json"
+        manifest_path = state / "mocks-manifest.json"
         assert poll_until(lambda: manifest_path.exists() or None, timeout=20)
-        manifest = Manifest.model_validate_json(manifest_path.read_text())
+        yield Manifest.model_validate_json(manifest_path.read_text()), printed
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    printed.append(stdout)
+
+
+def test_mocks_up_serves_the_scenario_vendors_and_channels_until_ctrl_c(tmp_path: Path) -> None:
+    with mocks_up(tmp_path, "compliance-template-rejected.yaml") as (manifest, printed):
+        manifest_path = tmp_path / "mocks-manifest.json"
         assert sorted(manifest.vendors) == ["aliyun", "twilio"]
         assert sorted(manifest.channels) == ["email", "push"]
         twilio = manifest.vendors["twilio"]
@@ -41,10 +57,7 @@ def test_mocks_up_serves_the_scenario_vendors_and_channels_until_ctrl_c(tmp_path
                            headers={TOKEN_HEADER: manifest.token}).json()
         assert [s["body"] for s in record["sends"]] == ["hi"]
         assert stat.S_IMODE(manifest_path.stat().st_mode) == 0o600
-    finally:
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=20)
-    assert process.returncode == 0, stderr
+    [stdout] = printed
     assert f"twilio (twilio)   {twilio.url}" in stdout
     assert f"account_sid = {sid}" in stdout
     assert f"email   {manifest.channels['email'].url}" in stdout
@@ -58,29 +71,18 @@ def test_mocks_up_of_a_staged_month_starts_its_calendar_and_says_the_notifier_s_
     scenario = load_scenario(ROOT / "scenarios" / "repayment-calendar.yaml")
     assert scenario.reminders.month is not None
     before = time.time()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "harness", "mocks", "up", "--state", str(tmp_path),
-         "--scenario", str(ROOT / "scenarios" / "repayment-calendar.yaml")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        manifest_path = tmp_path / "mocks-manifest.json"
-        assert poll_until(lambda: manifest_path.exists() or None, timeout=20)
+    with mocks_up(tmp_path, "repayment-calendar.yaml") as (manifest, printed):
         ready = time.time()
-        manifest = Manifest.model_validate_json(manifest_path.read_text())
         # A staged ledger not told its epoch answers 409: this one was told as it came up.
         ticked = httpx.post(f"{manifest.ledger_url}/admin/ticks", timeout=5,
                             headers={TOKEN_HEADER: manifest.token})
         assert ticked.status_code == 201, ticked.text
         entries = httpx.get(f"{manifest.ledger_url}/v1/reminders/changes", timeout=5,
                             headers={TOKEN_HEADER: manifest.token}).json()["changes"]
-    finally:
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=20)
-    assert process.returncode == 0, stderr
     assert [(e["stage"]["days_before"], e["remind_at"]) for e in entries] == [
         (3, None), (1, None), (0, None)]
     assert entries[0]["installment"]["due_date"].startswith("2030-03-")
-    [clock] = [line.split() for line in stdout.splitlines() if line.startswith("clock ")]
+    [clock] = [line.split() for line in printed[0].splitlines() if line.startswith("clock ")]
     told = dict(word.split("=", 1) for word in clock[1:4])
     assert before <= float(told["NOTIFYCHAOS_CLOCK_EPOCH"]) <= ready
     assert float(told["NOTIFYCHAOS_CLOCK_SPEED"]) == pytest.approx(
