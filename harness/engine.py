@@ -20,9 +20,11 @@ by DuckDB's limit, a partition, and six floats per owed reminder:
    personal data and test data keep one implementation. What a partition yields is compact:
    per owed settled reminder a `Row` (what the figures read), counts, the first defects and
    witnesses a gate can name, its worst traces.
-4. Every partition's rows, as each arrives, and the fast lane's values, fetched a batch at a
-   time, are folded (`harness.fold`, as the pure scorer folds its reminders): no row per
-   reminder is held, only the few times per reminder the timing figures sort. The scorecard
+4. Every partition's rows, as each arrives, are folded (`harness.fold`, as the pure scorer
+   folds its reminders), and so is the fast lane, added up in SQL (counts and sorted times,
+   its witness candidates one by one, its rows a batch at a time only when a fault step or
+   maintenance window may expose them): no row per reminder is held, only the few times per
+   reminder the timing figures sort. The scorecard
    is made from the fold by `harness.continuity.card`, as the pure scorer makes it; the
    vendors' figures come from SQL (`_vendor_figures` says the same rules as
    `harness.vendor_figures`).
@@ -197,7 +199,7 @@ def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
                 tally = _Tally()
                 for part in range(parts):
                     tally.merge(_judge_some(con, [part], job), fold)
-                plain = plain_reminders.verdicts(con, fold.add_row)
+                plain = _fold_plain(con, fold)
         except duckdb.OutOfMemoryException as exc:
             raise NotifyChaosError(f"scoring {directory}: DuckDB ran out of its "
                                    f"{limit >> 20} MB: {str(exc).splitlines()[0]}") from None
@@ -207,10 +209,20 @@ def score_engine(directory: Path, partition: int = PARTITION) -> Scorecard:
             tally = _judge_partitions(database, parts, job, workers, fold)
             # The lane's rows only now, so that no worker is forked holding the fold.
             with _connect(database, read_only=True, memory_limit=f"{limit >> 20}MB") as con:
-                plain = plain_reminders.verdicts(con, fold.add_row)
+                plain = _fold_plain(con, fold)
         tally.add("duplicates", plain.duplicates)
         tally.add("unsettled", plain.unsettled)
         return card(journal, _facts(tally, job, vendors, fold))
+
+
+def _fold_plain(con: duckdb.DuckDBPyConnection, fold: Fold) -> plain_reminders.PlainVerdicts:
+    """The fast lane's reminders into `fold`: added up in SQL, their witness candidates one
+    by one, and each one only if a fault step or maintenance window may expose it."""
+    plain = plain_reminders.verdicts(con, fold.add_witness)
+    fold.add_counted(plain.counted)
+    if fold.exposing:
+        plain_reminders.exposures(con, fold.expose)
+    return plain
 
 
 def _connect(database: str, read_only: bool = False, **config: Any

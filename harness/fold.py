@@ -2,9 +2,10 @@
 figures are computed from (`harness.continuity.card`).
 
 Both scorers feed it: the pure one every `Judged` reminder, the engine its partitions' rows
-and the fast lane's values, in any order and batching. Per owed settled reminder it keeps only
-the few times the timing figures sort (`harness.timing`: due, waited until, delivered on time,
-expired, latency; 8 bytes each); everything else is counters (outcomes, channels, each fault
+and the fast lane's reminders (added up in SQL, `Counted`, with its witness candidates one by
+one), in any order and batching. Per owed settled reminder it keeps only the few times the
+timing figures sort (`harness.timing`: due, waited until, delivered on time, expired, latency;
+8 bytes each); everything else is counters (outcomes, channels, each fault
 step's exposure and the maintenance windows', by the rules of `harness.fault_rows` and
 `harness.channel_figures`) and, for the gates' witnesses (`harness.verdict`), the first
 `MAX_WITNESSES` reminders of each kind a gate names, in the order the reminders were first
@@ -105,6 +106,18 @@ class Folded:
     """Every reminder (settled or not) a gate may name as a witness, in order."""
 
 
+@dataclass(frozen=True)
+class Counted:
+    """Owed settled reminders added up elsewhere (the engine's fast lane, in SQL), as
+    `Fold.settled` would count them one by one."""
+
+    outcomes: dict[tuple[Outcome, Channel | None], int]
+    """How many of each outcome, by the channel that delivered them correctly (None: none
+    did)."""
+    times: dict[str, array[float]]
+    """The fold's times (`Fold.times`' names), each in any order."""
+
+
 class _Least:
     """The `MAX_WITNESSES` reminders of least key offered (keys are distinct: each has the
     reminder's order in it)."""
@@ -141,6 +154,10 @@ class _Step:
                        duplicates=self.duplicates, channels=dict(self.channels))
 
 
+TIMES = ("remind_at", "due", "waited", "on_time", "expired", "latencies")
+"""The times the fold keeps (`Counted.times` gives them by these names)."""
+
+
 class Fold:
     """Judged reminders added up as the figures need them (`done` gives the figures' input).
     `exposures` and `maintenance` are the fault steps' exposures and the maintenance windows'
@@ -157,8 +174,7 @@ class Fold:
         self._steps = [_Step(allowed) for _ in self._exposures]
         self._maintained = 0
         self._maintained_delivered = 0
-        self._times = {name: array("d") for name in (
-            "remind_at", "due", "waited", "on_time", "expired", "latencies")}
+        self._times = {name: array("d") for name in TIMES}
         # The witnesses: per outcome, not on time, with copies too many (settled or not), and
         # the slowest (`harness.verdict._witnesses`).
         self._first = {name: _Least() for name in (*OUTCOMES, "not_on_time", "duplicates")}
@@ -206,6 +222,22 @@ class Fold:
                 times["on_time"].append(delivered_at)
             else:
                 times["expired"].append(closes)
+        if delivered_at is not None:
+            times["latencies"].append(delivered_at - remind_at)
+        self.expose(outcome, reminder_id, remind_at, scheduled_t, waited, channel,
+                    extra_copies)
+        self._offer(outcome, remind_at, delivered_at, extra_copies, order, make)
+
+    @property
+    def exposing(self) -> bool:
+        """Whether any fault step or maintenance window may expose a reminder: then each
+        reminder added by `add_counted` must also be given to `expose`."""
+        return bool(self._exposures or self._maintenance)
+
+    def expose(self, outcome: Outcome, reminder_id: str, remind_at: float, scheduled_t: float,
+               waited: float, channel: Channel | None, extra_copies: int) -> None:
+        """Count an owed settled reminder by the fault steps and maintenance windows that
+        exposed it (`waited` is until when: delivered, else when its window closed)."""
         exposed = False
         for exposure, step in zip(self._exposures, self._steps, strict=True):
             if exposure.exposes(reminder_id, remind_at, scheduled_t, waited):
@@ -220,6 +252,39 @@ class Fold:
                for window in self._maintenance):
             self._maintained += 1
             self._maintained_delivered += outcome in MAINTENANCE_DELIVERED
+
+    def add_counted(self, counted: Counted) -> None:
+        """Add owed settled reminders counted elsewhere; with `exposing`, each of them must
+        be given to `expose` too, and their witness candidates to `add_witness` in any
+        case."""
+        for (outcome, channel), reminders in counted.outcomes.items():
+            self._owed += reminders
+            self._outcomes[outcome] += reminders
+            if channel is not None:
+                self._mix[channel] += reminders
+                if not self.exposing:
+                    self._outside[channel] += reminders
+        for name, values in counted.times.items():
+            self._times[name].extend(values)
+
+    def add_witness(self, outcome: Outcome, owed: bool, cancelled: bool, settled: bool,
+                    reminder_id: str, remind_at: float, send_by: float, closes: float,
+                    delivered_at: float | None, channel: Channel | None, extra_copies: int,
+                    scheduled_t: float, order: int) -> None:
+        """Offer as a witness, counting nothing, the reminder `Row` would make of these
+        values (one of those `add_counted` counts, or an unsettled one)."""
+        def make() -> Judged:
+            return Row(outcome, owed, cancelled, settled, reminder_id, remind_at, send_by,
+                       closes, delivered_at, channel, extra_copies, scheduled_t, order)
+
+        if settled:
+            self._offer(outcome, remind_at, delivered_at, extra_copies, order, make)
+        elif extra_copies:
+            self._first["duplicates"].offer(-order, order, make)
+
+    def _offer(self, outcome: Outcome, remind_at: float, delivered_at: float | None,
+               extra_copies: int, order: int, make: Callable[[], Judged]) -> None:
+        """Offer an owed settled reminder to the witnesses a gate may name."""
         first = self._first
         first[outcome].offer(-order, order, make)
         if outcome != "on_time":
@@ -227,10 +292,8 @@ class Fold:
         if extra_copies:
             first["duplicates"].offer(-order, order, make)
         if delivered_at is not None:
-            lateness = delivered_at - remind_at
-            times["latencies"].append(lateness)
             # The slowest first, the first scheduled among equals.
-            self._slowest.offer((lateness, -order), order, make)
+            self._slowest.offer((delivered_at - remind_at, -order), order, make)
 
     def done(self) -> Folded:
         """The figures' input from every reminder added."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from typing import Any
 import duckdb
 
 from harness.compliance import MASKS, TAIL_FROM
+from harness.fold import Counted
 from harness.judging import EARLY_SLACK
 from harness.scenario import Scenario
 from harness.traces import WORST, WORST_FIRST
@@ -54,8 +56,10 @@ _RUN = "[0-9" + "".join(sorted({mask.upper() for mask in MASKS})) + "]"
 
 @dataclass(frozen=True)
 class PlainVerdicts:
-    """What the fast lane judged, beyond the rows it gave: two counts."""
+    """What the fast lane judged: its settled reminders added up (`harness.fold.Counted`), and
+    two counts."""
 
+    counted: Counted
     duplicates: int
     unsettled: int
 
@@ -192,28 +196,66 @@ def closed(con: duckdb.DuckDBPyConnection) -> None:
                             extra BIGINT, scheduled_t DOUBLE, ord BIGINT)""")
 
 
+_CHANNEL = "CASE WHEN decided IS NOT NULL THEN 'sms' END"
+"""The channel that delivered a plain reminder correctly (None: none did)."""
+
+
 def verdicts(con: duckdb.DuckDBPyConnection, add: Callable[..., None]) -> PlainVerdicts:
-    """Give `add` the values of `harness.fold.Row` (in its order) of each reminder the lane
-    judged (table `plain`) that the scorecard counts: every settled one, and the first
-    `MAX_WITNESSES` unsettled ones with copies too many (witnesses a gate may name); and two
-    counts."""
-    values = """
-        SELECT outcome, true, false, settled, rid, remind_at, send_by, closes, delivered,
-               CASE WHEN decided IS NOT NULL THEN 'sms' END, extra, scheduled_t, ord
-        FROM plain"""
-    # A batch at a time, each folded as it comes: no row per reminder is held.
-    cursor = con.execute(f"{values} WHERE settled")
-    while batch := cursor.fetchmany(1 << 16):
-        for found in batch:
-            add(*found)
-    for found in con.execute(
-            f"{values} WHERE NOT settled AND extra > 0 ORDER BY ord LIMIT {MAX_WITNESSES}"
-    ).fetchall():
+    """The reminders the lane judged (table `plain`) that the scorecard counts (every settled
+    one), added up as `harness.fold.Fold.settled` adds them; give `add` the values of
+    `harness.fold.Row` (in its order) of each one a gate may name as a witness (the first
+    `MAX_WITNESSES` of each outcome, not on time, with copies too many, settled or not, and
+    the slowest: `Fold.add_witness` takes them), each once."""
+    outcomes = {(outcome, channel): int(reminders) for outcome, channel, reminders in con.execute(
+        f"SELECT outcome, {_CHANNEL} AS channel, count(*) FROM plain WHERE settled "
+        "GROUP BY outcome, channel").fetchall()}
+    # Each list fetched and packed before the next: 32 bytes a value while a list, 8 packed.
+    times: dict[str, array[float]] = {}
+    deliverable = "outcome NOT IN ('filtered', 'unreachable')"
+    for name, value, where in (
+            ("remind_at", "remind_at", "true"), ("due", "remind_at", deliverable),
+            ("waited", "coalesce(delivered, closes)", deliverable),
+            ("on_time", "delivered",
+             f"{deliverable} AND outcome = 'on_time' AND delivered IS NOT NULL"),
+            ("expired", "closes",
+             f"{deliverable} AND NOT (outcome = 'on_time' AND delivered IS NOT NULL)"),
+            ("latencies", "delivered - remind_at", "delivered IS NOT NULL")):
+        found = con.execute(f"SELECT list({value} ORDER BY {value}) FROM plain "
+                            f"WHERE settled AND {where}").fetchone()
+        times[name] = array("d", (found[0] if found else None) or ())
+        del found
+    # The first of each outcome hold the first not on time.
+    first = f"ORDER BY ord LIMIT {MAX_WITNESSES}"
+    for found in con.execute(f"""
+            SELECT outcome, true, false, settled, rid, remind_at, send_by, closes, delivered,
+                   {_CHANNEL}, extra, scheduled_t, ord
+            FROM plain WHERE rid IN (
+                SELECT rid FROM plain WHERE settled
+                QUALIFY row_number() OVER (PARTITION BY outcome ORDER BY ord)
+                        <= {MAX_WITNESSES}
+                UNION ALL (SELECT rid FROM plain WHERE settled AND extra > 0 {first})
+                UNION ALL (SELECT rid FROM plain WHERE NOT settled AND extra > 0 {first})
+                UNION ALL (SELECT rid FROM plain WHERE settled AND delivered IS NOT NULL
+                           ORDER BY delivered - remind_at DESC, ord LIMIT {MAX_WITNESSES}))
+            ORDER BY ord""").fetchall():
         add(*found)
     duplicates, unsettled = con.execute(
         "SELECT coalesce(sum(extra), 0)::BIGINT, count(*) FILTER (NOT settled) FROM plain"
     ).fetchone() or (0, 0)
-    return PlainVerdicts(duplicates=int(duplicates), unsettled=int(unsettled))
+    return PlainVerdicts(counted=Counted(outcomes=outcomes, times=times),
+                         duplicates=int(duplicates), unsettled=int(unsettled))
+
+
+def exposures(con: duckdb.DuckDBPyConnection, expose: Callable[..., None]) -> None:
+    """Give `expose` (`harness.fold.Fold.expose`) the values of each settled reminder the
+    lane judged, a batch at a time: what a fault step or maintenance window exposes."""
+    cursor = con.execute(f"""
+        SELECT outcome, rid, remind_at, scheduled_t, coalesce(delivered, closes), {_CHANNEL},
+               extra
+        FROM plain WHERE settled""")
+    while batch := cursor.fetchmany(1 << 16):
+        for found in batch:
+            expose(*found)
 
 
 def _field(check: str) -> str:

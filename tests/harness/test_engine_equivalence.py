@@ -1,16 +1,23 @@
 """The scorer's engine gives the pure scorer's scorecard: random journals (on time, late, early,
 missed, duplicates, wrong recipient and content, uncorrelated sends, phone changes, opt-outs,
-repayments, leaked test data, personal data), judged in one partition and in several."""
+repayments, leaked test data, personal data), judged in one partition and in several; and
+journals of many plain borrowers under fault steps, a maintenance window and a data fault,
+which the fast lane adds up in SQL."""
 
 from __future__ import annotations
 
+import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness import plain_reminders, traces
 from harness.continuity import score
 from harness.engine import score_engine
 from harness.journal import (
@@ -24,7 +31,19 @@ from harness.journal import (
     VendorCall,
     read_journal,
 )
-from tests.harness.journals import BASE, T0, WINDOW, Handset, journal, run_folder, scenario
+from tests.harness.journals import (
+    BASE,
+    OTHER_PHONE,
+    T0,
+    WINDOW,
+    Handset,
+    journal,
+    owed,
+    run_folder,
+    scenario,
+    sent,
+    step,
+)
 
 PHONES = ("+8613800000001", "+8613900000002", "008613700000003", "13600000004",
           "+8613500000005")
@@ -122,3 +141,74 @@ def test_the_engine_scores_random_journals_as_the_pure_scorer_does(
         run = run_folder(Path(folder), journal(events, end=120.0, run=RUN))
         expected = score(read_journal(run / "journal"))
         assert score_engine(run / "journal", partition).model_dump() == expected.model_dump()
+
+
+FAULTED = scenario(
+    "duration=120s",
+    "timeline=[{at: 30s, for: 30s, fault: proxy.down, link: vendors.sms},"
+    " {at: 40s, for: 20s, fault: process.stop, link: target},"
+    " {at: 70s, for: 10s, fault: data.drift, link: ledger, params: {field: amount}},"
+    " {at: 90s, fault: process.restart, link: target}]",
+    "gates=[continuity >= 1, late == 0, missed == 0, wrong_recipient == 0, duplicates == 0,"
+    " p95_latency <= 0s, p99_latency <= 0s]",
+    text=BASE.replace("\\w{8}", "[A-Z0-9]{8}"))  # a pattern the lane trusts RE2 with
+
+
+def _faulted(seed: int) -> list[Event]:
+    """About 120 borrowers of a reminder each, on time, late, missed, duplicated, filtered or
+    sent to a wrong number, across the steps of `FAULTED`, drawn from `seed`."""
+    draw = random.Random(seed)
+    events: list[Event] = [
+        *step(0, "proxy.down", "vendors.sms", 30, 60), *step(1, "process.stop", "target", 40, 60),
+        *step(2, "data.drift", "ledger", 70, 80, {"field": "amount"}),
+        *step(3, "process.restart", "target", 90, None)]
+    for index in range(120):
+        ref = f"R{index:07d}"
+        at = round(draw.uniform(1, 110), 3)
+        phone = f"+86137{index:04d}8888"  # its last digits in no message (personal data)
+        events.append(owed(ref, at, borrower=f"B{index}", phone=phone))
+        kind = draw.choice(["on_time", "on_time", "on_time", "late", "missed", "twice", "spam",
+                            "wrong"])
+        if kind == "on_time":
+            events.append(sent(ref, at + draw.uniform(0, 5), to=phone,
+                               arrive=draw.uniform(0, 3)))
+        elif kind == "late":
+            events.append(sent(ref, at + 12, to=phone, arrive=draw.uniform(0, 9)))
+        elif kind == "twice":
+            events += [sent(ref, at + 1, to=phone), sent(ref, at + 2, to=phone)]
+        elif kind == "spam":
+            events.append(sent(ref, at + 1, to=phone, handset="spam"))
+        elif kind == "wrong":
+            events.append(sent(ref, at + 1, to=OTHER_PHONE))
+        if 70 <= at <= 80 and draw.random() < 0.5:
+            events.append(FaultTouched(t=T0 + at, mock="ledger", switch="drift",
+                                       subject=f"rem-{ref}", detail={"field": "amount"}))
+    return events
+
+
+def test_the_lane_adds_up_exposed_reminders_as_the_pure_scorer_does() -> None:
+    exposed: list[int] = []
+    taken = [0]
+    rows = plain_reminders.exposures
+
+    def counted(con: duckdb.DuckDBPyConnection, expose: Callable[..., None]) -> None:
+        def one(*values: object) -> None:
+            taken[0] += 1
+            expose(*values)
+
+        exposed.append(1)
+        rows(con, one)
+
+    for seed in (1, 2, 3):
+        with tempfile.TemporaryDirectory() as folder, \
+                pytest.MonkeyPatch.context() as patch:
+            patch.setattr(plain_reminders, "exposures", counted)
+            # One trace kept: the lane keeps the slowest reminders and the other witnesses.
+            patch.setattr(plain_reminders, "WORST", 1)
+            patch.setattr(traces, "WORST", 1)
+            run = run_folder(Path(folder), journal(_faulted(seed), end=130.0, run=FAULTED))
+            expected = score(read_journal(run / "journal"))
+            assert sum(row.exposed for row in expected.faults) > 0
+            assert expected.delivered_after_maintenance is not None
+            assert score_engine(run / "journal", 40).model_dump() == expected.model_dump()
+    assert len(exposed) == 3 and taken[0] > 300  # the lane took most reminders
