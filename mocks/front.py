@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import logging
 import re
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from aiohttp.tcp_helpers import tcp_nodelay
 
 from harness.journal import JournalWriter
 from mocks.deadlines import IDLE_TIMEOUT
+from mocks.manifest import TOKEN_HEADER
+from mocks.paths import needs_token
 from mocks.sends import masked_headers
 
 log = logging.getLogger("mocks.front")
@@ -53,27 +56,54 @@ _PLAIN = bytes(range(0x20, 0x7f)) + b"\t\r\n"
 """The bytes of a plain head (CR and LF only as CRLF)."""
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REFUSED = frozenset({"transfer-encoding", "expect", "upgrade", "content-encoding"})
+_TOKEN_FIELD = TOKEN_HEADER.lower()
 """Headers whose request aiohttp reads its own way (chunked, 100-continue, decompressed)."""
 
 
 @dataclass(frozen=True)
-class Head:
-    """The head of a plain request."""
+class Fields:
+    """The header fields of a plain head (after its request line): a client sends the same
+    ones again and again, so they are read once (`parse`) and shared by every head that has
+    them."""
 
-    method: str
-    target: str
     headers: dict[str, str]
     """As sent: names in their case, in order (none repeats), values without surrounding
     whitespace."""
     fields: dict[str, str]
     """The same, names lowercased: for lookups."""
-    length: int  # of the body
 
     @functools.cached_property
     def masked_headers(self) -> dict[str, str]:
         """The headers as `sends.raw_request` records them (an authorization's secret
-        masked): worked out once per distinct head."""
+        masked): worked out once per distinct set of fields."""
         return masked_headers(self.headers.items())
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The head of a plain request."""
+
+    method: str
+    target: str
+    shared: Fields
+    length: int  # of the body
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """As sent: names in their case, in order (none repeats), values without surrounding
+        whitespace."""
+        return self.shared.headers
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The same, names lowercased: for lookups."""
+        return self.shared.fields
+
+    @property
+    def masked_headers(self) -> dict[str, str]:
+        """The headers as `sends.raw_request` records them (an authorization's secret
+        masked)."""
+        return self.shared.masked_headers
 
 
 @dataclass(frozen=True)
@@ -118,38 +148,60 @@ def parse(data: bytes) -> tuple[PlainRequest, int] | Literal["partial"] | None:
     if end < 0:
         plain_so_far = len(data) < MAX_HEAD + 4 and not data.translate(None, _PLAIN)
         return "partial" if plain_so_far else None
-    raw = data[:end]
-    head = _HEADS.get(raw)
+    # The request line apart from the fields: a primary GET's target is new every time, its
+    # fields are not (a cache of whole heads missed on every one of them).
+    line_end = data.find(b"\r\n", 0, end)
+    if line_end < 0:
+        return None  # no fields, so no Host
+    head = _head(data[:line_end], data[line_end + 2:end])
     if head is None:
-        head = _head(raw)
-        if head is None:
-            return None
-        if len(_HEADS) >= _HEADS_KEPT:
-            _HEADS.clear()
-        _HEADS[raw] = head
+        return None
     total = end + 4 + head.length
     if len(data) < total:
         return "partial"
     return PlainRequest(head, data[end + 4:total]), total
 
 
-_HEADS: dict[bytes, Head] = {}
-"""Heads read before: a client sends the same head again and again (only its bodies differ)."""
-_HEADS_KEPT = 1024
+_FIELDS: dict[bytes, tuple[Fields, str | None] | None] = {}
+"""Fields read before, with their Content-Length (None: none given), or None when not plain."""
+_FIELDS_KEPT = 1024
 
 
-def _head(raw: bytes) -> Head | None:
-    """The head in `raw` (without its blank line) if it is plain, else None."""
-    crlf = raw.count(b"\r\n")
-    if raw.translate(None, _PLAIN) or raw.count(b"\r") != crlf or raw.count(b"\n") != crlf:
+def _head(line: bytes, block: bytes) -> Head | None:
+    """The head of request line `line` and header fields `block` (each without its CRLF) if
+    it is plain, else None."""
+    if line.translate(None, _PLAIN) or b"\r" in line or b"\n" in line:
         return None
-    line, *lines = raw.decode("ascii").split("\r\n")
-    parts = line.split(" ")
+    parts = line.decode("ascii").split(" ")
     if len(parts) != 3 or parts[2] != "HTTP/1.1" or not _TOKEN.fullmatch(parts[0]):
+        return None
+    if block in _FIELDS:
+        known = _FIELDS[block]
+    else:
+        known = _fields(block)
+        if len(_FIELDS) >= _FIELDS_KEPT:
+            _FIELDS.clear()
+        _FIELDS[block] = known
+    if known is None:
+        return None
+    shared, length = known
+    # A GET without Content-Length has no body (RFC 9112 6.3), as aiohttp's client sends it.
+    if length is None:
+        if parts[0] != "GET":
+            return None
+        length = "0"
+    return Head(parts[0], parts[1], shared, int(length))
+
+
+def _fields(block: bytes) -> tuple[Fields, str | None] | None:
+    """The fields of `block` and their Content-Length (None: none given) if they are plain,
+    else None."""
+    crlf = block.count(b"\r\n")
+    if block.translate(None, _PLAIN) or block.count(b"\r") != crlf or block.count(b"\n") != crlf:
         return None
     headers: dict[str, str] = {}
     fields: dict[str, str] = {}
-    for text in lines:
+    for text in block.decode("ascii").split("\r\n"):
         name, colon, rest = text.partition(":")
         value = rest.lstrip(" \t")
         lowered = name.lower()
@@ -157,12 +209,12 @@ def _head(raw: bytes) -> Head | None:
                 or lowered in _REFUSED or not _TOKEN.fullmatch(name)):
             return None
         headers[name] = fields[lowered] = value
-    # A GET without Content-Length has no body (RFC 9112 6.3), as aiohttp's client sends it.
-    length = fields.get("content-length", "0" if parts[0] == "GET" else "")
+    length = fields.get("content-length")
     if ("host" not in fields or fields.get("connection", "keep-alive").lower() != "keep-alive"
-            or not length.isdigit() or len(length) > 6 or int(length) > MAX_BODY):
+            or (length is not None and (not length.isdigit() or len(length) > 6
+                                        or int(length) > MAX_BODY))):
         return None
-    return Head(parts[0], parts[1], headers, fields, int(length))
+    return Fields(headers, fields), length
 
 
 class _Outbox:
@@ -339,9 +391,10 @@ class FrontSite(web.BaseSite):
 
     def __init__(self, runner: web.AppRunner, fast: FastPath, journal: JournalWriter,
                  host: str = "127.0.0.1", port: int = 0,
-                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+                 idle_timeout: float = IDLE_TIMEOUT, token: str | None = None) -> None:
         super().__init__(runner)
-        self.fast = fast
+        self._fast = fast
+        self._token = token
         self.outbox = _Outbox(journal)
         self.idle_timeout = idle_timeout
         self.fronts: set[_Front] = set()
@@ -350,6 +403,17 @@ class FrontSite(web.BaseSite):
         server = runner.server
         assert server is not None, "runner.setup() first"
         self.aiohttp_protocol: Callable[[], asyncio.Protocol] = server
+
+    def fast(self, request: PlainRequest) -> FastAnswer | None:
+        """The fast path's answer, or None: a request for a path that needs the run's token
+        (`paths.needs_token`) reaches it only with `token`, else aiohttp's middlewares refuse
+        it as before."""
+        if needs_token(request.head.target.partition("?")[0]):
+            given = request.head.fields.get(_TOKEN_FIELD)
+            if (given is None or self._token is None
+                    or not hmac.compare_digest(given.encode(), self._token.encode())):
+                return None
+        return self._fast(request)
 
     @property
     def name(self) -> str:

@@ -36,6 +36,7 @@ import re
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from json.encoder import encode_basestring_ascii as _json
 from typing import Literal
 
 from aiohttp import web
@@ -393,6 +394,36 @@ def as_wire(record: Record, schema: str | None) -> dict[str, object]:
     }
 
 
+def wire_json(record: Record, schema: str | None) -> str:
+    """`json.dumps(as_wire(record, schema))`, written out for the plain wire format (no
+    `schema_change`): every feed entry and every primary is one, and the values are all that
+    varies. Other formats go the long way."""
+    if schema is not None:
+        return json.dumps(as_wire(record, schema))
+    borrower = record.borrower
+    stage = record.stage
+    when = (f'"remind_at": {_json(wire_time(record.remind_at_ms))}, '
+            f'"send_by": {_json(wire_time(record.send_by_ms))}' if stage is None
+            else f'"remind_at": null, "send_by": null, "stage": {{"days_before": '
+                 f'{stage.days_before}, "at": {_json(stage.at)}}}')
+    return (f'{{"reminder_id": {_json(record.reminder_id)}, "ref": {_json(record.ref)}, '
+            f'"version": {record.version}, "status": {_json(record.status)}, '
+            f'"loan_id": {_json(record.loan_id)}, "borrower": {{"borrower_id": '
+            f'{_json(borrower.borrower_id)}, "name": {_json(borrower.name)}, "phone": '
+            f'{_json(borrower.phone)}, "email": {_optional(borrower.email)}, "device_token": '
+            f'{_optional(borrower.device_token)}, "national_id": {_json(borrower.national_id)}, '
+            f'"account": {_optional(borrower.account)}, "opted_out": '
+            f'{"true" if borrower.opted_out else "false"}}}, "installment": {{"number": '
+            f'{record.installment}, "amount": {_json(record.amount)}, "currency": '
+            f'"CNY", "due_date": {_json(record.due_date.isoformat())}}}, {when}, '
+            f'"as_of": {_json(wire_time(record.as_of_ms))}}}')
+
+
+def _optional(text: str) -> str:
+    """A contact field as `as_wire` gives it: null when empty."""
+    return _json(text) if text else "null"
+
+
 def _when(record: Record) -> dict[str, object]:
     """When the bank wants the reminder sent: its times, or a staged reminder's stage (no
     times: the notifier computes them from the due date and the compressed clock)."""
@@ -467,23 +498,27 @@ def create_app(ledger: Ledger) -> web.Application:
             return _error(404, f"no reminder {reminder_id!r}")
         return web.json_response(as_wire(record, ledger.faults.schema_change))
 
-    async def tick(request: web.Request) -> web.Response:
-        # Whatever a body would set (a due date, a borrower) is the bank's to draw, never the
-        # caller's: anything but a count of ticks is refused, never kept to fail a page later.
-        ask = tick_ask((await request.read()).strip())
+    def tick_answer(body: bytes) -> tuple[dict[str, object], int]:
+        """A tick request's answer (its JSON and status) once what its `body` asks for is
+        scheduled. Whatever a body would set (a due date, a borrower) is the bank's to draw,
+        never the caller's: anything but a count of ticks is refused, never kept to fail a
+        page later."""
+        ask = tick_ask(body.strip())
         if ask is None:
-            return _error(400, 'a tick takes no body, {} or {"count": N} with N from 1 to '
-                          f"{MAX_BATCH}")
+            return {"error": 'a tick takes no body, {} or {"count": N} with N from 1 to '
+                             f"{MAX_BATCH}"}, 400
         try:
             records = ledger.ticks(ask.count)
         except ClockUnset as exc:
-            return _error(409, f"{exc}: PUT /admin/clock first")
+            return {"error": f"{exc}: PUT /admin/clock first"}, 409
         if not ask.listed:
-            return web.json_response({"reminder_id": records[0].reminder_id,
-                                      "ref": records[0].ref}, status=201)
-        return web.json_response({"ticks": [{"reminder_id": record.reminder_id,
-                                             "ref": record.ref} for record in records]},
-                                 status=201)
+            return {"reminder_id": records[0].reminder_id, "ref": records[0].ref}, 201
+        return {"ticks": [{"reminder_id": record.reminder_id, "ref": record.ref}
+                          for record in records]}, 201
+
+    async def tick(request: web.Request) -> web.Response:
+        payload, status = tick_answer(await request.read())
+        return web.json_response(payload, status=status)
 
     async def clock(request: web.Request) -> web.Response:
         # The run fixes the month's epoch after the mocks start (as it starts the target).
@@ -533,14 +568,19 @@ def create_app(ledger: Ledger) -> web.Application:
         ledger.choose(borrower_id, reminders)
         return web.json_response({"borrower_id": borrower_id, "reminders": reminders})
 
-    def fast_pull(request: PlainRequest) -> FastAnswer | None:
-        """`changes`' or `primary`'s answer to a plain GET of the pull API whose target needs
-        no decoding (`mocks.front`), from the same functions; None, with no effect, to any
-        other request (a query off the form below, an id with escapes, a 400 to give).
+    def fast(request: PlainRequest) -> FastAnswer | None:
+        """`changes`', `primary`'s or `tick`'s answer to a plain GET of the pull API whose
+        target needs no decoding, or to Locust's plain POST of ticks (which the front lets
+        through only with the run's token: `mocks.front`), from the same functions; None, with
+        no effect, to any other request (a query off the form below, an id with escapes, a
+        400 to give a GET).
 
-        Both, not the primary alone: a client's pooled connection carries either, and one
-        the front hands to aiohttp (for a feed poll) stays aiohttp's for good."""
+        Both GETs, not the primary alone: a client's pooled connection carries either, and
+        one the front hands to aiohttp (for a feed poll) stays aiohttp's for good."""
         head = request.head
+        if head.method == "POST" and head.target == "/admin/ticks":
+            payload, status = tick_answer(request.body)
+            return FastAnswer(status, json.dumps(payload).encode())
         if head.method != "GET":
             return None
         target = head.target
@@ -553,9 +593,11 @@ def create_app(ledger: Ledger) -> web.Application:
                 return None
             page = ledger.page(cursor, limit)
             schema = ledger.faults.schema_change
-            return FastAnswer(200, json.dumps(
-                {"changes": [as_wire(r, schema) for r in page.records],
-                 "next_cursor": page.next_cursor, "has_more": page.has_more}).encode())
+            # `json.dumps` of what `changes` answers, each entry written out (`wire_json`).
+            entries = ", ".join(wire_json(record, schema) for record in page.records)
+            return FastAnswer(200, (
+                f'{{"changes": [{entries}], "next_cursor": {page.next_cursor}, '
+                f'"has_more": {"true" if page.has_more else "false"}}}').encode())
         plain_id = _PLAIN_ID.fullmatch(target, len("/v1/reminders/"))
         if not target.startswith("/v1/reminders/") or plain_id is None or (
                 plain_id[0] == "changes"):
@@ -564,10 +606,10 @@ def create_app(ledger: Ledger) -> web.Application:
         record = ledger.primary(reminder_id)
         if record is None:
             return FastAnswer(404, json.dumps({"error": f"no reminder {reminder_id!r}"}).encode())
-        return FastAnswer(200, json.dumps(as_wire(record, ledger.faults.schema_change)).encode())
+        return FastAnswer(200, wire_json(record, ledger.faults.schema_change).encode())
 
     app = web.Application(middlewares=[guard(ControlStyle())])
-    app[FAST_PATH] = fast_pull
+    app[FAST_PATH] = fast
     app.router.add_get("/v1/reminders/changes", changes)
     app.router.add_get("/v1/reminders/{reminder_id}", primary)
     app.router.add_post("/admin/ticks", tick)

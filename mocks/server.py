@@ -67,7 +67,8 @@ async def _serve(app: web.Application, runners: list[web.AppRunner], token: str,
     await runner.setup()
     fast = app.get(FAST_PATH)
     # The front answers the app's plain hot requests itself and hands it all the rest.
-    site: web.BaseSite = (FrontSite(runner, fast, journal) if fast is not None and tls is None
+    site: web.BaseSite = (FrontSite(runner, fast, journal, token=token)
+                          if fast is not None and tls is None
                           else web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls))
     await site.start()
     runners.append(runner)

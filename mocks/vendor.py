@@ -161,13 +161,15 @@ class ReportQueue:
         faults, send = self.faults(), report.send
         subject = send.message_id
         key = (send.to, send.body, self._reports.next((send.to, send.body)))
-        if self.draw("dlr_loss", *key) < faults.dlr_loss:
+        # A draw is in [0, 1): a fault that is off is not drawn for (two draws a send).
+        if faults.dlr_loss > 0 and self.draw("dlr_loss", *key) < faults.dlr_loss:
             self.touched("dlr_loss", subject)
             return
         if faults.dlr_delay:
             self.touched("dlr_delay", subject, seconds=faults.dlr_delay)
         due = time.time() + faults.dlr_delay
-        copies = 2 if self.draw("dlr_duplicate", *key) < faults.dlr_duplicate else 1
+        copies = 2 if (faults.dlr_duplicate > 0
+                       and self.draw("dlr_duplicate", *key) < faults.dlr_duplicate) else 1
         if copies == 2:
             self.touched("dlr_duplicate", subject)
         self._pending.extend((due, (*key, copy), report) for copy in range(copies))

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import random
 from email.utils import formatdate
+from urllib.parse import urlencode
 
 from mocks.sends import MASK, Secrets, _patterns, mask_text
-from mocks.twilio import _rfc2822
+from mocks.twilio import _rfc2822, form_encoded
 
 RNG_SEED = 11
 
@@ -55,3 +56,16 @@ def test_secret_values_are_masked_wherever_they_are_and_a_clean_request_is_left_
     assert secrets.mask(leaky) == {
         **clean, "query": f"t={MASK}", "headers": {f"X-{MASK}": "v", "Y": {"deep": MASK}},
         "rcpt_to": ["tok3n"]}  # lists were never looked into, as before
+
+
+def test_a_callbacks_form_is_encoded_as_urlencode_encodes_it() -> None:
+    rng = random.Random(RNG_SEED)
+    pieces = ["SM0a9f", "+8613800000001", " ", "+", "&", "=", "%", "~", ".", "-", "_", "/",
+              "\u00e9", "\u4f60", "\x00", "\U0001f600", "delivered", "2010-04-01", ""]
+
+    def text() -> str:
+        return "".join(rng.choices(pieces, k=rng.randint(0, 5)))
+
+    for _ in range(3_000):
+        params = {text(): text() for _ in range(rng.randint(0, 10))}
+        assert form_encoded(params) == urlencode(params), params

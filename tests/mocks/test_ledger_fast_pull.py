@@ -179,3 +179,44 @@ def test_a_pooled_client_gets_its_primaries_and_pages_from_the_front(tmp_path: P
             assert served.site.served == 6
 
     asyncio.run(run())
+
+
+def tick(body: bytes, token: str | None = "token") -> bytes:
+    """Locust's POST of ticks, with the run's token (or a wrong one, or none)."""
+    auth = "" if token is None else f"X-Notifychaos-Token: {token}\r\n"
+    head = (f"POST /admin/ticks HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: locust\r\n{auth}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+def untimed(events: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Events without what differs between two runs of the same seed (the times)."""
+    return [{key: value for key, value in event.items()
+             if key not in ("t", "seq", "remind_at", "send_by")} for event in events]
+
+
+def test_locusts_ticks_are_answered_by_the_front_only_with_the_token_and_as_aiohttp_answers(
+        tmp_path: Path) -> None:
+    async def run() -> None:
+        # Two ledgers of one seed, one answered by the front, the other by aiohttp: each tick
+        # schedules the same reminders in both.
+        async with (serving(tmp_path / "fast") as fast_way,
+                    serving(tmp_path / "slow") as slow_way):
+            cases = [(tick(b'{"count": 3}'), 1), (tick(b""), 1), (tick(b" {} "), 1),
+                     (tick(b'{"count": 0}'), 1), (tick(b'{"count": true}'), 1),
+                     (tick(b"nope"), 1), (tick(b'{"count": 2}', token=None), 0),
+                     (tick(b'{"count": 2}', token="wrong"), 0),
+                     (tick(b'{"count": 2}').replace(b"/admin/ticks", b"/admin/%74icks"), 0)]
+            for request, front_answers in cases:
+                before = fast_way.site.served
+                fast = await exchange(fast_way, request, slow=False)
+                slow = await exchange(slow_way, request, slow=True)
+                assert fast_way.site.served - before == front_answers, request
+                assert undated(fast) == undated(slow), request
+            await fast_way.writer.committed()
+            await slow_way.writer.committed()
+            assert untimed(fast_way.events()) == untimed(slow_way.events())
+            # 3 + 1 + 1 from the front, 2 from aiohttp (the escaped path, with the token)
+            assert len(fast_way.events()) == 7
+
+    asyncio.run(run())
