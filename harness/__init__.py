@@ -15,6 +15,8 @@ import typing as _typing
 if _typing.TYPE_CHECKING:
     from harness.comparison import Comparison, compare
     from harness.errors import (
+        ComponentError,
+        ComponentLostError,
         FaultInjectionError,
         JournalError,
         LoadError,
@@ -35,6 +37,8 @@ if _typing.TYPE_CHECKING:
 
 __all__ = [
     "Comparison",
+    "ComponentError",
+    "ComponentLostError",
     "ExitCode",
     "FaultInjectionError",
     "JournalError",
@@ -58,6 +62,8 @@ __all__ = [
 # back while `mocks` is still half loaded.
 _HOMES = {
     "Comparison": "harness.comparison",
+    "ComponentError": "harness.errors",
+    "ComponentLostError": "harness.errors",
     "ExitCode": "harness.rehearsal",
     "FaultInjectionError": "harness.errors",
     "JournalError": "harness.errors",

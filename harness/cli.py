@@ -19,12 +19,12 @@ import click
 from rich.console import Console
 
 from harness import (
+    ComponentError,
     ExitCode,
     NotifyChaosError,
     RunInterrupted,
     RunResult,
     ScenarioError,
-    StartupError,
     compare,
     load_scenario,
     rehearse,
@@ -53,7 +53,7 @@ def _fail(exc: NotifyChaosError, debug: bool) -> NoReturn:
     if debug:
         err.print_exception()
     err.print(f"notifychaos: error: {exc}", markup=False, soft_wrap=True)
-    if isinstance(exc, StartupError) and exc.log_tail:
+    if isinstance(exc, ComponentError) and exc.log_tail:
         err.print(f"last lines of {exc.component}'s log:", style="dim")
         err.print(exc.log_tail, markup=False, style="dim", soft_wrap=True)
     sys.exit(ExitCode.NOT_RUN)

@@ -195,6 +195,7 @@ def card(journal: Journal, facts: Facts) -> Scorecard:
         scenario=scenario.name,
         status=ended.status if ended else "unfinished",
         verdict="not_judged",
+        status_reason=ended.reason if ended else "",
         toxiproxy_version=toxiproxy.version if toxiproxy else "",
         seed=scenario.seed,
         versions={**started.versions, "toxiproxy": toxiproxy.version if toxiproxy else ""},

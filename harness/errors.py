@@ -1,11 +1,13 @@
 """The exception tree: every failure the harness reports is one of these, with its context.
 
     NotifyChaosError
-    ├── ScenarioError        the scenario file is wrong (file, line, what was expected)
-    ├── StartupError         a component did not start or never became ready
-    ├── FaultInjectionError  a fault could not be applied or undone
-    ├── LoadError            the load generator could not run
-    └── JournalError         a journal file is damaged beyond its last line
+    ├── ScenarioError           the scenario file is wrong (file, line, what was expected)
+    ├── ComponentError          a component failed (its name, the last lines of its log)
+    │   ├── StartupError        it did not start or never became ready
+    │   └── ComponentLostError  a part of the harness (the mocks, Toxiproxy) exited mid-run
+    ├── FaultInjectionError     a fault could not be applied or undone
+    ├── LoadError               the load generator could not run
+    └── JournalError            a journal file is damaged beyond its last line
 
 The CLI turns any of them into one line on stderr and exit code 2.
 """
@@ -30,13 +32,22 @@ class ScenarioError(NotifyChaosError):
         super().__init__(f"{where}: {message}")
 
 
-class StartupError(NotifyChaosError):
-    """A component (Toxiproxy, mocks, target, Locust) failed to start or to become ready."""
+class ComponentError(NotifyChaosError):
+    """A component of a run failed: which one, and the last lines of its log if it has one."""
 
     def __init__(self, component: str, message: str, log_tail: str = "") -> None:
         self.component = component
         self.log_tail = log_tail
         super().__init__(f"{component}: {message}")
+
+
+class StartupError(ComponentError):
+    """A component (Toxiproxy, mocks, target, Locust) failed to start or to become ready."""
+
+
+class ComponentLostError(ComponentError):
+    """A part of the harness (the mocks, its Toxiproxy server) exited during the run: what the
+    notifier did after that cannot be judged, so the run is not scored as its failure."""
 
 
 class FaultInjectionError(NotifyChaosError):

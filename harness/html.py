@@ -86,7 +86,8 @@ def _banner(card: Scorecard) -> Banner:
                       ("a demonstration: this scenario shows a failure and failed exactly the "
                        "gates it says it fails", *_failed_gates(card)))
     return Banner("unjudged", f"NOT JUDGED: the run {card.status}",
-                  ("the run did not complete, so its gates were not judged",))
+                  ("the run did not complete, so its gates were not judged",
+                   *([card.status_reason] if card.status_reason else [])))
 
 
 def _shown(card: Scorecard) -> tuple[Shown, ...]:

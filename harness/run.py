@@ -17,7 +17,13 @@ from urllib.parse import urlsplit
 from harness import runlock, settling
 from harness.canary import Canary
 from harness.clock import Clock, clocked, describe_pacing, staging, tell_ledger
-from harness.errors import FaultInjectionError, LoadError, NotifyChaosError, StartupError
+from harness.errors import (
+    ComponentLostError,
+    FaultInjectionError,
+    LoadError,
+    NotifyChaosError,
+    StartupError,
+)
 from harness.instances import Instances, instance_values
 from harness.journal import (
     JOURNAL_SCHEMA,
@@ -46,6 +52,9 @@ from mocks.manifest import Manifest, MocksConfig
 from mocks.private import write_private
 
 Say = Callable[[str], None]
+
+WATCH_EVERY = 0.5
+"""How often (seconds) the run looks at the harness's own processes during the load and drain."""
 
 FAULT_INJECTION_FAILED = "fault injection failed: "
 """How `say` begins a fault-injection error, told when it happens (the run still fails with
@@ -93,6 +102,10 @@ class Run:
         self._load_totals: LoadTotals | None = None
         self.left_running: tuple[str, ...] = ()
         """What the run could not stop (empty unless someone else owns a process it started)."""
+        self._harness_processes: list[ManagedProcess] = []
+        """The mocks and the Toxiproxy server it started: the run is void if one of them dies."""
+        self._toxiproxy_server: ManagedProcess | None = None
+        self._load_began = 0.0
 
     def execute(self) -> None:
         """Run the scenario to its end; errors and Ctrl-C are re-raised after the teardown."""
@@ -143,7 +156,7 @@ class Run:
         manifest = self._mocks(teardown, AddressBook(known))
         links = {name: control.create_link(name, upstream)
                  for name, upstream in self._upstreams(manifest).items()}
-        teardown.callback(control.remove_links)
+        teardown.callback(self._remove_links, control)
         # A month's clock begins its lead-in from now: the target is told the epoch as it starts.
         month = self.scenario.reminders.month
         clock = None if month is None else Clock.of(month, self.scenario.duration,
@@ -204,10 +217,14 @@ class Run:
                  + (f", from {workers} Locust workers" if workers else "")
                  + (f": {pacing}" if pacing else ""))
         self.journal.write(LoadStarted(pid=load.process.pid))
-        timeline.start(time.monotonic())
-        if load.wait(self.scenario.duration + 60.0) is None:
-            raise LoadError(f"locust did not end within {self.scenario.duration + 60:g}s "
-                            f"(log: {load.process.log_path})")
+        self._load_began = time.monotonic()
+        timeline.start(self._load_began)
+        limit = self.scenario.duration + 60.0
+        while load.wait(WATCH_EVERY) is None:
+            self._check_harness()
+            if time.monotonic() - self._load_began >= limit:
+                raise LoadError(f"locust did not end within {limit:g}s "
+                                f"(log: {load.process.log_path})")
         totals = self._finish_load(load)
         # Locust exits 1 when some requests failed, which a fault may cause; anything else, or
         # no request at all, means the load never ran and the run proves nothing.
@@ -222,8 +239,34 @@ class Run:
         else:
             self.say(f"load done; watching {self.scenario.drain_seconds:g}s more for late "
                      "reminders")
-        watched = settling.drain(self.scenario, self.run_dir / "journal")
+        watched = settling.drain(self.scenario, self.run_dir / "journal",
+                                 sleep=self._sleep_watching)
+        self._check_harness()
         self.say(f"watched {watched:.1f}s after load")
+
+    def _remove_links(self, control: ToxiproxyControl) -> None:
+        """Delete the run's proxies, unless its own server is gone (they went with it)."""
+        if self._toxiproxy_server is None or self._toxiproxy_server.returncode is None:
+            control.remove_links()
+
+    def _sleep_watching(self, seconds: float) -> None:
+        """Sleep `seconds`, looking at the harness's processes every `WATCH_EVERY`."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(WATCH_EVERY, left))
+            self._check_harness()
+
+    def _check_harness(self) -> None:
+        """ComponentLostError if the mocks or the run's Toxiproxy server has exited: the
+        reminders after that say nothing about the notifier, so the run must not be scored as
+        its failure (the journal stays, for `notifychaos report`)."""
+        for process in self._harness_processes:
+            if process.returncode is not None:
+                raise ComponentLostError(process.name, (
+                    f"exited with code {process.returncode} during the run, "
+                    f"{time.monotonic() - self._load_began:.1f}s after the load began: what "
+                    f"the notifier did after that cannot be judged (log: {process.log_path})"),
+                    process.log_tail())
 
     def _await_month(self, clock: Clock) -> None:
         """Wait for the month's epoch, so that the load and the faults count from it; a target
@@ -264,6 +307,8 @@ class Run:
             return control
         server = ToxiproxyServer(find_server(self.options.toxiproxy_binary),
                                  self.logs / "toxiproxy.log", stop_with=teardown)
+        self._toxiproxy_server = server.process
+        self._harness_processes.append(server.process)
         control = ToxiproxyControl(server.url, prefix=prefix)
         self._ready("toxiproxy", server.process.pid, server.url, server.version)
         return control
@@ -288,6 +333,7 @@ class Run:
                                            str(manifest_path)],
                                  log_path=self.logs / "mocks.log", env=os.environ)
         teardown.callback(process.stop)
+        self._harness_processes.append(process)
         found = poll_until(lambda: manifest_path if manifest_path.exists() else None,
                            timeout=15.0, watch=process)
         if found is None:

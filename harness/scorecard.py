@@ -224,6 +224,9 @@ class Scorecard(_Model):
     scenario: str
     status: str
     verdict: Verdict
+    status_reason: str = ""
+    """Why a run that did not complete ended (its `run.ended` reason: the error, or the
+    interruption); empty for a completed run."""
     toxiproxy_version: str
     seed: int = 0
     versions: dict[str, str] = {}

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness import ExitCode, NotifyChaosError, StartupError
+from harness import ComponentError, ExitCode, NotifyChaosError
 from harness.journal import Journal, read_journal
 from harness.pytest_plugin import Rehearser, describe
 
@@ -72,7 +72,7 @@ def rehearse_many(jobs: dict[str, tuple[Path, list[str]]], rehearse: Rehearser,
         try:
             result = rehearse(scenario, overrides=overrides)
         except NotifyChaosError as exc:
-            tail = f"\n{exc.log_tail}" if isinstance(exc, StartupError) else ""
+            tail = f"\n{exc.log_tail}" if isinstance(exc, ComponentError) else ""
             return Finished(int(ExitCode.NOT_RUN), "", f"{type(exc).__name__}: {exc}{tail}", None)
         return Finished(int(result.exit_code), describe(result), "", result.run_dir)
 

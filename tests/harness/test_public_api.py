@@ -50,9 +50,10 @@ from tests.harness.journals import (
 )
 
 CURATED = [
-    "Comparison", "ExitCode", "FaultInjectionError", "JournalError", "LoadError",
-    "NotifyChaosError", "RunInterrupted", "RunResult", "Scenario", "ScenarioError", "Scorecard",
-    "StartupError", "compare", "load_scenario", "rehearse", "score", "write_reports",
+    "Comparison", "ComponentError", "ComponentLostError", "ExitCode", "FaultInjectionError",
+    "JournalError", "LoadError", "NotifyChaosError", "RunInterrupted", "RunResult", "Scenario",
+    "ScenarioError", "Scorecard", "StartupError", "compare", "load_scenario", "rehearse", "score",
+    "write_reports",
 ]
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "scenarios" / "primary-vendor-outage.yaml"
@@ -89,7 +90,7 @@ def test_the_readme_documents_every_name_of_the_api() -> None:
 
 def test_the_exception_tree_is_exported_under_one_base() -> None:
     errors = [getattr(harness, name) for name in CURATED if name.endswith("Error")]
-    assert len(errors) == 6
+    assert len(errors) == 8
     assert all(issubclass(error, harness.NotifyChaosError) for error in errors)
     assert issubclass(RunInterrupted, KeyboardInterrupt)
 
