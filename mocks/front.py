@@ -56,8 +56,8 @@ _PLAIN = bytes(range(0x20, 0x7f)) + b"\t\r\n"
 """The bytes of a plain head (CR and LF only as CRLF)."""
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REFUSED = frozenset({"transfer-encoding", "expect", "upgrade", "content-encoding"})
-_TOKEN_FIELD = TOKEN_HEADER.lower()
 """Headers whose request aiohttp reads its own way (chunked, 100-continue, decompressed)."""
+_TOKEN_FIELD = TOKEN_HEADER.lower()
 
 
 @dataclass(frozen=True)
