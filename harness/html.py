@@ -87,7 +87,7 @@ def _banner(card: Scorecard) -> Banner:
                        "gates it says it fails", *_failed_gates(card)))
     return Banner("unjudged", f"NOT JUDGED: the run {card.status}",
                   ("the run did not complete, so its gates were not judged",
-                   *([card.status_reason] if card.status_reason else [])))
+                   *([card.error] if card.error else [])))
 
 
 def _shown(card: Scorecard) -> tuple[Shown, ...]:

@@ -38,8 +38,7 @@ _VERDICTS: dict[str, tuple[str, str]] = {
 
 def verdict_text(card: Scorecard) -> Text:
     """The one-line verdict, as the console and the CI log show it."""
-    # A failed run says its error; an interruption's reason only restates its status.
-    why = f": {card.status_reason}" if card.status == "failed" and card.status_reason else ""
+    why = f": {card.error}" if card.error else ""
     label, style = _VERDICTS.get(card.verdict, (f"NOT JUDGED: the run {card.status}{why}",
                                                 "bold yellow"))
     return Text(label, style)

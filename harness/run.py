@@ -225,6 +225,8 @@ class Run:
             if time.monotonic() - self._load_began >= limit:
                 raise LoadError(f"locust did not end within {limit:g}s "
                                 f"(log: {load.process.log_path})")
+        # A loss in the load's last moments is told as such, not as what it made fail next.
+        self._check_harness()
         totals = self._finish_load(load)
         # Locust exits 1 when some requests failed, which a fault may cause; anything else, or
         # no request at all, means the load never ran and the run proves nothing.
@@ -263,8 +265,8 @@ class Run:
         for process in self._harness_processes:
             if process.returncode is not None:
                 raise ComponentLostError(process.name, (
-                    f"exited with code {process.returncode} during the run, "
-                    f"{time.monotonic() - self._load_began:.1f}s after the load began: what "
+                    f"exited with code {process.returncode} during the run (noticed "
+                    f"{time.monotonic() - self._load_began:.1f}s after the load began): what "
                     f"the notifier did after that cannot be judged (log: {process.log_path})"),
                     process.log_tail())
 

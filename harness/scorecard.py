@@ -291,6 +291,12 @@ class Scorecard(_Model):
         """The figure a gate names (see FIGURES)."""
         return FIGURES[name].value(self)
 
+    @property
+    def error(self) -> str:
+        """What ended a failed run; empty for any other (an interruption's reason only
+        restates its status)."""
+        return self.status_reason if self.status == "failed" else ""
+
     def provenance(self) -> str:
         """What a rerun must match to give the same fates: `seed 42, notifychaos 0.1.0,
         toxiproxy 2.12.0, locust 2.47.0, python 3.11.7` (unknown versions left out)."""

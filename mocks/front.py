@@ -57,7 +57,7 @@ _PLAIN = bytes(range(0x20, 0x7f)) + b"\t\r\n"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REFUSED = frozenset({"transfer-encoding", "expect", "upgrade", "content-encoding"})
 """Headers whose request aiohttp reads its own way (chunked, 100-continue, decompressed)."""
-_TOKEN_FIELD = TOKEN_HEADER.lower()
+_RUN_TOKEN_FIELD = TOKEN_HEADER.lower()
 
 
 @dataclass(frozen=True)
@@ -387,7 +387,8 @@ class _Front(asyncio.Protocol):
 
 class FrontSite(web.BaseSite):
     """A loopback TCP site for `runner` whose connections meet the front first, its app's fast
-    path answering the plain requests; `outbox` holds answers until `journal` has committed."""
+    path answering the plain requests (those of a path that needs the run's token only with
+    `token`); `outbox` holds answers until `journal` has committed."""
 
     def __init__(self, runner: web.AppRunner, fast: FastPath, journal: JournalWriter,
                  host: str = "127.0.0.1", port: int = 0,
@@ -409,7 +410,7 @@ class FrontSite(web.BaseSite):
         (`paths.needs_token`) reaches it only with `token`, else aiohttp's middlewares refuse
         it as before."""
         if needs_token(request.head.target.partition("?")[0]):
-            given = request.head.fields.get(_TOKEN_FIELD)
+            given = request.head.fields.get(_RUN_TOKEN_FIELD)
             if (given is None or self._token is None
                     or not hmac.compare_digest(given.encode(), self._token.encode())):
                 return None
