@@ -104,7 +104,6 @@ class Run:
         """What the run could not stop (empty unless someone else owns a process it started)."""
         self._harness_processes: list[ManagedProcess] = []
         """The mocks and the Toxiproxy server it started: the run is void if one of them dies."""
-        self._toxiproxy_server: ManagedProcess | None = None
         self._load_began = 0.0
 
     def execute(self) -> None:
@@ -156,7 +155,9 @@ class Run:
         manifest = self._mocks(teardown, AddressBook(known))
         links = {name: control.create_link(name, upstream)
                  for name, upstream in self._upstreams(manifest).items()}
-        teardown.callback(self._remove_links, control)
+        # A server of the run's own takes its proxies with it as it stops (or dies).
+        if self.options.toxiproxy_url:
+            teardown.callback(control.remove_links)
         # A month's clock begins its lead-in from now: the target is told the epoch as it starts.
         month = self.scenario.reminders.month
         clock = None if month is None else Clock.of(month, self.scenario.duration,
@@ -246,11 +247,6 @@ class Run:
         self._check_harness()
         self.say(f"watched {watched:.1f}s after load")
 
-    def _remove_links(self, control: ToxiproxyControl) -> None:
-        """Delete the run's proxies, unless its own server is gone (they went with it)."""
-        if self._toxiproxy_server is None or self._toxiproxy_server.returncode is None:
-            control.remove_links()
-
     def _sleep_watching(self, seconds: float) -> None:
         """Sleep `seconds`, looking at the harness's processes every `WATCH_EVERY`."""
         deadline = time.monotonic() + seconds
@@ -309,7 +305,6 @@ class Run:
             return control
         server = ToxiproxyServer(find_server(self.options.toxiproxy_binary),
                                  self.logs / "toxiproxy.log", stop_with=teardown)
-        self._toxiproxy_server = server.process
         self._harness_processes.append(server.process)
         control = ToxiproxyControl(server.url, prefix=prefix)
         self._ready("toxiproxy", server.process.pid, server.url, server.version)

@@ -90,19 +90,17 @@ class Head:
 
     @property
     def headers(self) -> dict[str, str]:
-        """As sent: names in their case, in order (none repeats), values without surrounding
-        whitespace."""
+        """`Fields.headers`."""
         return self.shared.headers
 
     @property
     def fields(self) -> dict[str, str]:
-        """The same, names lowercased: for lookups."""
+        """`Fields.fields`."""
         return self.shared.fields
 
     @property
     def masked_headers(self) -> dict[str, str]:
-        """The headers as `sends.raw_request` records them (an authorization's secret
-        masked)."""
+        """`Fields.masked_headers`."""
         return self.shared.masked_headers
 
 
