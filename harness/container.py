@@ -32,6 +32,8 @@ HOST_LABEL = "notifychaos.host"
 TIMEOUT = 30.0
 """Seconds any one call to the engine may take."""
 
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+"""Where the engine listens when DOCKER_HOST does not say."""
 ENGINE_ERRORS = (docker.errors.DockerException, requests.RequestException)
 """What a call to the engine raises: the engine's refusals, and its socket's failures."""
 
@@ -41,14 +43,28 @@ _VERBS = {"process.pause": "docker pause", "process.kill": "docker kill",
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 
 
+def _client() -> Any:
+    """A client of the engine that DOCKER_HOST names (else the default socket); raises
+    ENGINE_ERRORS or OSError when none listens there."""
+    where = os.environ.get("DOCKER_HOST", DEFAULT_HOST)
+    if where.startswith("unix://"):
+        # docker's unix transport leaves a refused connection's socket open for the garbage
+        # collector (an unraisable ResourceWarning wherever it runs next): a refusal is met
+        # here first, on a socket closed whatever happens.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(TIMEOUT)
+            probe.connect(where.removeprefix("unix://"))
+    return docker.from_env(timeout=TIMEOUT)
+
+
 def connect() -> Any:
     """A client of the engine that DOCKER_HOST names (else the default socket), which answers."""
-    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    where = os.environ.get("DOCKER_HOST", DEFAULT_HOST)
     client = None
     try:
-        client = docker.from_env(timeout=TIMEOUT)
+        client = _client()
         client.ping()
-    except ENGINE_ERRORS as exc:
+    except (*ENGINE_ERRORS, OSError) as exc:
         if client is not None:
             client.close()  # its socket, else left for the garbage collector to find
         raise StartupError("target", f"no Docker engine answers at {where} ({exc}); start one "
@@ -87,8 +103,8 @@ def remove_run_containers(run_dir: str) -> list[str]:
     """Remove every container labelled with the run folder `run_dir` (a dead run's, whatever
     its harness's pid); the names of those removed. An engine that does not answer has none."""
     try:
-        client = docker.from_env(timeout=TIMEOUT)
-    except ENGINE_ERRORS:
+        client = _client()
+    except (*ENGINE_ERRORS, OSError):
         return []
     removed = []
     try:

@@ -31,14 +31,14 @@ from typing import Any
 import docker  # type: ignore[import-untyped]
 import pytest
 
-from harness.container import ENGINE_ERRORS, connect
+from harness.container import DEFAULT_HOST, ENGINE_ERRORS, connect
 from harness.errors import StartupError
 from harness.processes import ManagedProcess, poll_until
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "notifychaos" / "docker"
 SOCKET = CACHE / "docker.sock"
-DEFAULT_SOCKET = Path("/var/run/docker.sock")
+DEFAULT_SOCKET = Path(DEFAULT_HOST.removeprefix("unix://"))
 
 BASE_REPO = "notifychaos-test/debian-python"
 NOTIFIER_REPO = "notifychaos-test/reference-notifier"

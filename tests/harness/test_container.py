@@ -5,10 +5,12 @@ harness that died."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import socket
 import subprocess
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from harness.container import (
     PID_LABEL,
     RUN_LABEL,
     ContainerTarget,
+    connect,
     remove_orphans,
     remove_run_containers,
 )
@@ -79,6 +82,23 @@ def target(image: str, book: AddressBook, tmp_path: Path) -> Iterator[ContainerT
 
 def step(fault: str, link: str = "target") -> Step:
     return Step.model_validate({"at": 0, "for": 1, "fault": fault, "link": link})
+
+
+def test_a_socket_no_engine_listens_on_is_a_startup_error_and_leaves_no_socket_open(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "docker.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as bound:
+        bound.bind(str(path))  # not listening: a connection is refused, as by a dead engine's
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(3):
+                with pytest.raises(StartupError, match=f"no Docker engine answers at unix://{path}"):
+                    connect()
+            assert remove_run_containers(str(tmp_path)) == []
+            gc.collect()
+    assert [str(warning.message) for warning in caught
+            if issubclass(warning.category, ResourceWarning)] == []
 
 
 @pytest.mark.parametrize(("given", "error"), [
