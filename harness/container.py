@@ -44,8 +44,8 @@ _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 
 
 def _client() -> Any:
-    """A client of the engine that DOCKER_HOST names (else the default socket); raises
-    ENGINE_ERRORS or OSError when none listens there."""
+    """A client of the engine that DOCKER_HOST names (else the default socket); raises one of
+    ENGINE_ERRORS when none listens there."""
     where = os.environ.get("DOCKER_HOST", DEFAULT_HOST)
     if where.startswith("unix://"):
         # docker's unix transport leaves a refused connection's socket open for the garbage
@@ -53,7 +53,10 @@ def _client() -> Any:
         # here first, on a socket closed whatever happens.
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
             probe.settimeout(TIMEOUT)
-            probe.connect(where.removeprefix("unix://"))
+            try:
+                probe.connect(where.removeprefix("unix://"))
+            except OSError as exc:
+                raise docker.errors.DockerException(str(exc)) from None
     return docker.from_env(timeout=TIMEOUT)
 
 
@@ -64,7 +67,7 @@ def connect() -> Any:
     try:
         client = _client()
         client.ping()
-    except (*ENGINE_ERRORS, OSError) as exc:
+    except ENGINE_ERRORS as exc:
         if client is not None:
             client.close()  # its socket, else left for the garbage collector to find
         raise StartupError("target", f"no Docker engine answers at {where} ({exc}); start one "
@@ -104,7 +107,7 @@ def remove_run_containers(run_dir: str) -> list[str]:
     its harness's pid); the names of those removed. An engine that does not answer has none."""
     try:
         client = _client()
-    except (*ENGINE_ERRORS, OSError):
+    except ENGINE_ERRORS:
         return []
     removed = []
     try:
