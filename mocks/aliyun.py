@@ -158,8 +158,7 @@ _ACTIONS = ("SendSms", "QuerySendDetails")
 
 
 class _Sent(NamedTuple):
-    """An accepted message as QuerySendDetails shows it. A tuple of plain values: the garbage
-    collector stops tracking it, so a long run's many cost no collection pauses."""
+    """An accepted message as QuerySendDetails shows it."""
 
     biz_id: str
     to: str

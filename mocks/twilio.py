@@ -101,8 +101,7 @@ def _rfc2822(t: float) -> str:
 
 
 class _Message(NamedTuple):
-    """An accepted message as the Messages resource shows it. A tuple of plain values: the
-    garbage collector stops tracking it, so a long run's many cost no collection pauses."""
+    """An accepted message as the Messages resource shows it."""
 
     sid: str
     to: str
