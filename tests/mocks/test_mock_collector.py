@@ -22,15 +22,19 @@ class _Node:
 
 @pytest.fixture
 def collector() -> Iterator[None]:
-    """The test's own collector state: nothing frozen before, all unfrozen and unhooked after."""
+    """The test's own collector state: nothing frozen before, all unfrozen and unhooked after,
+    and only the test's own collections in between (`gc.collect` still calls the hooks)."""
     gc.collect()
     gc.unfreeze()
-    hooks = list(gc.callbacks)
+    hooks, enabled = list(gc.callbacks), gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
         gc.callbacks[:] = hooks
         gc.unfreeze()
+        if enabled:
+            gc.enable()
 
 
 def _young_cycle() -> weakref.ref[_Node]:
